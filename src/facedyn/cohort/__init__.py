@@ -1,0 +1,1 @@
+"""Synthetic cohort generator and dataset indexers (CANDOR, user manifests)."""

@@ -1,0 +1,1 @@
+"""Drift-to-noise ratio, dynamics features, windows and cross-validation folds."""

@@ -1,0 +1,1 @@
+"""Video decoding, face detection and tracking, 68-point landmark backends."""

@@ -1,0 +1,1 @@
+"""Identity encoders (Conformer, baselines), training, embedding and evaluation."""

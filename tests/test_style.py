@@ -1,0 +1,74 @@
+"""The repository's own checks, run by the README's test command (and so by CI):
+ruff, snakefmt and Snakemake's linter must all be clean."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+
+
+def _run(*cmd: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
+
+
+def test_ruff_clean():
+    res = _run(str(BIN / "ruff"), "check", ".")
+    assert res.returncode == 0, res.stdout + res.stderr
+
+
+def test_snakefmt_clean():
+    res = _run(str(BIN / "snakefmt"), "--check", "Snakefile", "workflow")
+    assert res.returncode == 0, res.stdout + res.stderr
+
+
+@pytest.mark.workflow
+def test_snakemake_lint_clean(tmp_path):
+    res = _run(str(BIN / "snakemake"), "--lint", "--cores", "1", "--directory", str(tmp_path),
+               "--configfile", str(ROOT / "config/config.yaml"))
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "Congratulations" in res.stdout + res.stderr, res.stdout + res.stderr
+
+
+def test_ci_runs_the_readme_test_command():
+    readme = (ROOT / "README.md").read_text()
+    block = readme.split("<!-- test-command -->")[1].split("<!-- /test-command -->")[0]
+    command = [line for line in block.splitlines() if line and not line.startswith("```")]
+    assert len(command) == 1 and "pytest" in command[0]
+    assert "test-command" in (ROOT / ".ci/run").read_text()
+
+
+def test_conda_env_lists_runtime_dependencies():
+    import tomllib
+
+    deps = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    env = (ROOT / "envs/facedyn.yaml").read_text()
+    for dep in deps:
+        if dep.startswith("snakemake"):
+            continue  # Snakemake runs outside the job environments
+        assert f"- {dep}" in env, f"{dep} missing from envs/facedyn.yaml"
+
+
+def _leaf_keys(schema: dict, prefix: str = "") -> list[str]:
+    keys = []
+    for name, sub in schema.get("properties", {}).items():
+        path = f"{prefix}{name}"
+        if "properties" in sub:
+            keys.extend(_leaf_keys(sub, f"{path}."))
+        else:
+            keys.append(path)
+    return keys
+
+
+def test_every_config_key_is_documented():
+    import yaml
+
+    schema = yaml.safe_load((ROOT / "workflow/schemas/config.schema.yaml").read_text())
+    doc = (ROOT / "config/README.md").read_text()
+    missing = [k for k in _leaf_keys(schema) if f"`{k}`" not in doc]
+    assert not missing, f"config/README.md does not document {missing}"

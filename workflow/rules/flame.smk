@@ -1,0 +1,45 @@
+"""The head model: the procedural stand-in (offline default) or the user's FLAME file."""
+
+
+rule synthetic_flame:
+    output:
+        model="resources/flame/synthetic/synthetic_head.pkl",
+        embedding="resources/flame/synthetic/landmark_embedding.npy",
+        components="resources/flame/synthetic/components.json",
+    log:
+        "logs/flame/synthetic_flame.log",
+    conda:
+        ENV
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    params:
+        n_shape=config["flame"]["synthetic"]["n_shape"],
+        n_expr=config["flame"]["synthetic"]["n_expr"],
+        seed=config["flame"]["synthetic"]["seed"],
+    script:
+        "../scripts/synthetic_flame.py"
+
+
+rule flame_model:
+    """Load and validate the head model once; downstream rules read model.json."""
+    input:
+        unpack(flame_model_inputs),
+    output:
+        "results/flame/model.json",
+    log:
+        "logs/flame/flame_model.log",
+    conda:
+        ENV
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=10,
+    params:
+        n_shape=config["flame"]["n_shape"],
+        n_expr=config["flame"]["n_expr"],
+        yaw_sign=config["flame"]["yaw_sign"],
+        synthetic=flame_is_synthetic(),
+    script:
+        "../scripts/flame_model.py"

@@ -1,0 +1,16 @@
+"""Validate the head model and record what downstream stages will use."""
+
+from facedyn.flame.summary import describe_flame_model
+from facedyn.runtime import setup_logging
+
+setup_logging(snakemake.log[0])
+describe_flame_model(
+    snakemake.input.model,
+    snakemake.input.embedding,
+    snakemake.output[0],
+    n_shape=snakemake.params.n_shape,
+    n_expr=snakemake.params.n_expr,
+    yaw_sign=snakemake.params.yaw_sign,
+    synthetic=snakemake.params.synthetic,
+    config=snakemake.config,
+)

@@ -1,0 +1,15 @@
+"""Write the procedural FLAME-format stand-in head (never the real FLAME)."""
+
+import logging
+
+from facedyn.flame import write_synthetic_flame
+from facedyn.runtime import setup_logging
+
+setup_logging(snakemake.log[0])
+paths = write_synthetic_flame(
+    snakemake.output.model.rsplit("/", 1)[0],
+    n_shape=snakemake.params.n_shape,
+    n_expr=snakemake.params.n_expr,
+    seed=snakemake.params.seed,
+)
+logging.getLogger("facedyn").info("wrote synthetic head: %s", {k: str(v) for k, v in paths.items()})
