@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
+import pandas as pd
 import pytest
 from workflow_utils import run_snakemake
 
@@ -47,9 +49,15 @@ def test_real_flame_needs_embedding(tmp_path):
     assert "flame.landmark_embedding" in res.stdout + res.stderr
 
 
-def test_builds_synthetic_head_model(tmp_path):
-    res = run_snakemake(tmp_path, "results/flame/model.json")
-    assert res.returncode == 0, res.stderr[-3000:]
+def test_smoke_run_builds_head_cohort_and_manifest(tmp_path):
+    res = run_snakemake(tmp_path)
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    manifest = pd.read_parquet(tmp_path / "results/cohort/manifest.parquet")
+    assert len(manifest) == 8 and (manifest["status"] == "ok").all()  # 4 speakers x 2 sessions
+    assert manifest["video"].map(lambda v: Path(v).is_relative_to(tmp_path / "resources")).all()
+    cohort = json.loads((tmp_path / "resources/synthetic/smoke/cohort.json").read_text())
+    assert cohort["n_videos"] == 8
+    assert (tmp_path / "results/benchmarks/synthesize_smoke.tsv").is_file()
     info = json.loads((tmp_path / "results/flame/model.json").read_text())
     assert info["synthetic"] is True
     assert info["n_shape"] == 20 and info["n_expr"] == 10

@@ -42,6 +42,28 @@ def flame_model_inputs(wildcards):
     }
 
 
+def synthetic_cohort_dir():
+    return f"resources/synthetic/{config['dataset']['synthetic']['name']}"
+
+
+def manifest_inputs(wildcards):
+    """The synthetic cohort's summary when the pipeline generates its data; else nothing
+    (the corpus or table is read in place; its paths were checked while parsing)."""
+    kind = config["dataset"]["kind"]
+    if kind == "synthetic":
+        return [f"{synthetic_cohort_dir()}/cohort.json"]
+    if kind == "candor":
+        root = Path(config["dataset"]["root"])
+        if not root.is_dir():
+            raise ConfigError(
+                f"config key `dataset.root` points to {str(root)!r}, which is not a folder. "
+                "Set it to the CANDOR corpus root (the folder of conversation folders)."
+            )
+        return []
+    _existing_file("dataset.table", config["dataset"]["table"])
+    return []
+
+
 def final_targets():
     """What `snakemake` with no target builds: every stage that exists so far."""
-    return ["results/flame/model.json"]
+    return ["results/flame/model.json", "results/cohort/manifest.parquet"]

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import io
 import os
+import pickle
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -151,8 +152,23 @@ def load_landmark_embedding(path: str | os.PathLike[str], yaw_sign: int = 1) -> 
     return embedding_from_dict(raw, where=str(path), yaw_sign=yaw_sign)
 
 
+class _TensorAsArrayPickler(pickle.Pickler):
+    """Pickles torch tensors as ``torch.from_numpy(array)``.
+
+    torch's own tensor pickling embeds a memory address as the storage key, so the bytes
+    would differ from run to run; rebuilding from a numpy array loads as the same tensor
+    and keeps files byte-identical.
+    """
+
+    def reducer_override(self, obj: Any) -> Any:
+        if isinstance(obj, torch.Tensor):
+            return torch.from_numpy, (obj.detach().cpu().numpy(),)
+        return NotImplemented
+
+
 def save_landmark_embedding(path: str | os.PathLike[str], emb: LandmarkEmbedding) -> Path:
-    """Write ``emb`` in DECA's format (dynamic entries as torch tensors, full with batch axis)."""
+    """Write ``emb`` in DECA's format (dynamic entries as torch tensors, full with batch
+    axis), byte-deterministic."""
     raw = {
         "static_lmk_faces_idx": emb.static_faces.astype(np.int64),
         "static_lmk_bary_coords": emb.static_bary.astype(np.float64),
@@ -162,7 +178,10 @@ def save_landmark_embedding(path: str | os.PathLike[str], emb: LandmarkEmbedding
         "full_lmk_bary_coords": emb.full_bary.astype(np.float64)[None],
     }
     buf = io.BytesIO()
-    np.save(buf, np.array(raw, dtype=object), allow_pickle=True)
+    arr = np.array(raw, dtype=object)
+    # np.save's own header, then the object array pickled by our deterministic pickler.
+    np.lib.format.write_array_header_1_0(buf, np.lib.format.header_data_from_array_1_0(arr))
+    _TensorAsArrayPickler(buf, protocol=4).dump(arr)
     return atomic_write_bytes(path, buf.getvalue())
 
 

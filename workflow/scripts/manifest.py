@@ -1,0 +1,15 @@
+"""Index the dataset into results/cohort/manifest.parquet."""
+
+from pathlib import Path
+
+from facedyn.cohort.indexers import build_manifest
+from facedyn.runtime import setup_logging
+
+setup_logging(snakemake.log[0])
+synthetic_root = Path(snakemake.input[0]).parent if snakemake.input else None
+build_manifest(
+    snakemake.params.dataset,
+    snakemake.output[0],
+    synthetic_root=synthetic_root,
+    workers=snakemake.threads,
+)
