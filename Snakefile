@@ -18,6 +18,7 @@ validate(config, "workflow/schemas/config.schema.yaml", set_default=True)
 include: "workflow/rules/common.smk"
 include: "workflow/rules/flame.smk"
 include: "workflow/rules/cohort.smk"
+include: "workflow/rules/landmarks.smk"
 
 
 rule all:

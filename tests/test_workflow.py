@@ -49,11 +49,16 @@ def test_real_flame_needs_embedding(tmp_path):
     assert "flame.landmark_embedding" in res.stdout + res.stderr
 
 
-def test_smoke_run_builds_head_cohort_and_manifest(tmp_path):
+def test_smoke_run_builds_head_cohort_manifest_landmarks_and_qc(tmp_path):
     res = run_snakemake(tmp_path)
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
     manifest = pd.read_parquet(tmp_path / "results/cohort/manifest.parquet")
     assert len(manifest) == 8 and (manifest["status"] == "ok").all()  # 4 speakers x 2 sessions
+    qc = pd.read_parquet(tmp_path / "results/qc/videos.parquet")
+    assert len(qc) == 8 and (qc["status"] == "ok").all()
+    for row in manifest.itertuples():
+        table = tmp_path / "results/landmarks" / row.session_id / f"{row.speaker_id}.parquet"
+        assert pd.read_parquet(table)["detected"].mean() > 0.9
     assert manifest["video"].map(lambda v: Path(v).is_relative_to(tmp_path / "resources")).all()
     cohort = json.loads((tmp_path / "resources/synthetic/smoke/cohort.json").read_text())
     assert cohort["n_videos"] == 8
@@ -64,3 +69,55 @@ def test_smoke_run_builds_head_cohort_and_manifest(tmp_path):
     assert info["fast_path_vertices"] < info["n_vertices"]
     assert len(info["model_sha256"]) == 64
     assert (tmp_path / "logs/flame/flame_model.log").stat().st_size > 0
+
+
+def test_manifest_dataset_of_ordinary_videos_with_bad_rows(tmp_path):
+    """A user's folder of talking-head videos (other fps and size than CANDOR), with a
+    missing and a corrupt file: the run completes and QC lists every video."""
+    import cv2
+
+    from facedyn.cohort.synthetic import write_cohort
+    from facedyn.flame import write_synthetic_flame
+
+    head = write_synthetic_flame(tmp_path / "head", n_shape=20, n_expr=15)
+    write_cohort(tmp_path / "src", {"n_speakers": 2, "sessions_per_speaker": 2, "duration_s": 4},
+                 head_model=str(head["model"]), head_embedding=str(head["landmark_embedding"]),
+                 head_components=str(head["components"]))
+    videos = tmp_path / "my_videos"
+    videos.mkdir()
+    rows = []
+    for k, src in enumerate(sorted((tmp_path / "src").glob("*/processed/*.mp4"))):
+        cap = cv2.VideoCapture(str(src))
+        out = videos / f"clip{k}.mp4"
+        writer = cv2.VideoWriter(str(out), cv2.VideoWriter_fourcc(*"mp4v"), 25, (640, 480))
+        while True:
+            ok, frame = cap.read()
+            if not ok:
+                break
+            writer.write(cv2.resize(frame, (640, 480)))
+        writer.release()
+        rows.append({"speaker_id": src.stem, "session_id": f"day{k // 2}", "video": out.name})
+    (videos / "broken.mp4").write_bytes(b"\x00" * 5000)
+    rows += [{"speaker_id": "p9", "session_id": "day9", "video": "broken.mp4"},
+             {"speaker_id": "p8", "session_id": "day9", "video": "gone.mp4"}]
+    table = videos / "videos.csv"
+    pd.DataFrame(rows).to_csv(table, index=False)
+    res = run_snakemake(tmp_path, overrides={"dataset": {"kind": "manifest", "table": str(table)}})
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    qc = pd.read_parquet(tmp_path / "results/qc/videos.parquet").set_index("speaker_id")
+    assert len(qc) == 6
+    assert (qc.drop(["p9", "p8"])["status"] == "ok").all()
+    assert qc.loc["p9", "status"] == "excluded" and "unreadable" in qc.loc["p9", "reason"]
+    assert qc.loc["p8", "status"] == "excluded" and "missing" in qc.loc["p8", "reason"]
+    lmk = pd.read_parquet(next((tmp_path / "results/landmarks/day0").glob("*.parquet")))
+    assert lmk["detected"].mean() > 0.9
+    assert lmk["frame"].tolist()[:3] == [0, 2, 4] and lmk["x1"].max() > 320  # 25 -> 15 fps, 640 px
+
+
+def test_missing_insightface_pack_fails_before_any_job(tmp_path):
+    res = run_snakemake(tmp_path, "-n", overrides={
+        "landmarks": {"backend": "insightface", "insightface": {"root": str(tmp_path / "if")}}})
+    out = res.stdout + res.stderr
+    assert res.returncode != 0
+    assert str(tmp_path / "if" / "models" / "buffalo_l") in out
+    assert "landmarks.insightface.root" in out

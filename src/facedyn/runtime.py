@@ -27,7 +27,8 @@ def setup_logging(log_path: str | os.PathLike[str] | None, level: int = logging.
     handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
     if log_path:
         Path(log_path).parent.mkdir(parents=True, exist_ok=True)
-        handlers.append(logging.FileHandler(log_path, mode="w"))
+        Path(log_path).write_text("")  # start fresh, then append: progress bars share the file
+        handlers.append(logging.FileHandler(log_path, mode="a"))
     logging.basicConfig(level=level, format=LOG_FORMAT, handlers=handlers, force=True)
     logging.captureWarnings(True)
 

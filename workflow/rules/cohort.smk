@@ -25,7 +25,7 @@ rule synthesize_cohort:
         "../scripts/synthesize_cohort.py"
 
 
-rule manifest:
+checkpoint manifest:
     """One row per speaker-session video, with probe results (fps, size, status)."""
     input:
         manifest_inputs,

@@ -1,9 +1,19 @@
 """Input functions and checks shared by all rules. Nothing here may be slow: the
 Snakefile is re-parsed by every cluster job."""
 
+import functools
+import os
 from pathlib import Path
 
+import pandas as pd
+
 ENV = "../../envs/facedyn.yaml"
+SAFE_ID = r"[A-Za-z0-9][A-Za-z0-9_.-]*"
+
+
+wildcard_constraints:
+    session=SAFE_ID,
+    speaker=SAFE_ID,
 
 
 class ConfigError(Exception):
@@ -64,6 +74,62 @@ def manifest_inputs(wildcards):
     return []
 
 
+@functools.lru_cache(maxsize=4)
+def _read_manifest(path, mtime):
+    """The manifest as a dict (session, speaker) -> row; cached per file version, since
+    every per-video input function asks for it."""
+    df = pd.read_parquet(path)
+    return {(r["session_id"], r["speaker_id"]): r for r in df.to_dict(orient="records")}
+
+
+def manifest_index():
+    """(session, speaker) -> manifest row, once the manifest checkpoint has run."""
+    path = checkpoints.manifest.get().output[0]
+    return _read_manifest(path, os.path.getmtime(path))
+
+
+def manifest_row(wildcards):
+    key = (wildcards.session, wildcards.speaker)
+    rows = manifest_index()
+    if key not in rows:
+        raise ValueError(f"{key[0]}/{key[1]} is not a video of the manifest")
+    return rows[key]
+
+
+def landmarks_inputs(wildcards):
+    """The video itself when the manifest says it is readable (so a changed video reruns);
+    unreadable or missing ones get an empty table with the reason, not a failed job."""
+    row = manifest_row(wildcards)
+    inputs = {"manifest": "results/cohort/manifest.parquet"}
+    if row["status"] == "ok":
+        inputs["video"] = row["video"]
+    return inputs
+
+
+def all_landmark_tables(wildcards):
+    return [
+        f"results/landmarks/{session}/{speaker}.parquet"
+        for session, speaker in sorted(manifest_index())
+    ]
+
+
+def check_landmark_backend():
+    """A missing insightface model pack fails here, before any job, saying where it goes."""
+    settings = config["landmarks"]
+    if settings["backend"] == "insightface" and not settings["insightface"]["download"]:
+        from facedyn.face.insightface_backend import check_model_pack
+
+        try:
+            check_model_pack(
+                settings["insightface"]["model_pack"], settings["insightface"]["root"]
+            )
+        except FileNotFoundError as err:
+            raise ConfigError(str(err)) from None
+
+
+check_landmark_backend()
+
+
 def final_targets():
     """What `snakemake` with no target builds: every stage that exists so far."""
-    return ["results/flame/model.json", "results/cohort/manifest.parquet"]
+    return ["results/flame/model.json", "results/qc/videos.parquet"]

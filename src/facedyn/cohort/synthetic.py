@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import json
 import logging
+import multiprocessing
 import os
 import uuid
 from collections.abc import Mapping
@@ -342,7 +343,11 @@ def generate_cohort(root: str | os.PathLike[str], cfg: CohortConfig, head_model:
     log.info("rendering %d conversations (%d videos) with %d worker(s)",
              len(jobs), len(sessions), cfg.workers)
     if cfg.workers > 1:
-        with ProcessPoolExecutor(cfg.workers, initializer=_init_worker, initargs=init) as pool:
+        # "spawn", not fork: forking a process whose torch/OpenMP threads are running can
+        # deadlock the children.
+        ctx = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(cfg.workers, mp_context=ctx, initializer=_init_worker,
+                                 initargs=init) as pool:
             for k, paths in enumerate(pool.map(_render_conversation, jobs), 1):
                 log.info("[%d/%d] %s", k, len(jobs), ", ".join(Path(p).name for p in paths))
     else:

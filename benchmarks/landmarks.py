@@ -1,0 +1,66 @@
+"""Throughput of the landmarks stage (dlib backend) on the synthetic cohort, one core.
+
+Runs `extract_landmarks` on videos of a generated cohort (default: the embedded default's)
+with torch/OpenCV/BLAS limited to one thread, and reports processed frames per second per
+core, with the share spent decoding, plus detection rate and NME against the truth.
+
+    python benchmarks/landmarks.py [resources/synthetic/default] [--videos 6] [--fps 15]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+from pathlib import Path
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import cv2
+import numpy as np
+import pandas as pd
+
+from facedyn.face.backends import DlibBackend
+from facedyn.face.extract import extract_landmarks, landmarks_array
+from facedyn.face.video import iter_sampled_frames
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("root", nargs="?", default="resources/synthetic/default", type=Path)
+    ap.add_argument("--videos", type=int, default=6)
+    ap.add_argument("--fps", type=float, default=15.0)
+    args = ap.parse_args()
+    cv2.setNumThreads(1)
+    sessions = pd.read_parquet(args.root / "truth" / "sessions.parquet").head(args.videos)
+    backend = DlibBackend()
+    frames = decode_s = total_s = 0.0
+    rates, nmes = [], []
+    for row in sessions.itertuples():
+        video = args.root / row.session_id / "processed" / f"{row.speaker_id}.mp4"
+        t0 = time.perf_counter()
+        n_decoded = sum(1 for _ in iter_sampled_frames(video, args.fps))
+        decode_s += time.perf_counter() - t0
+        t0 = time.perf_counter()
+        df, _ = extract_landmarks(video, backend, args.fps)
+        total_s += time.perf_counter() - t0
+        frames += len(df)
+        assert n_decoded == len(df)
+        truth = pd.read_parquet(args.root / "truth" / "frames" / row.session_id
+                                / f"{row.speaker_id}.parquet")
+        target = np.stack([truth[[f"lx{k:02d}" for k in range(68)]].to_numpy(),
+                           truth[[f"ly{k:02d}" for k in range(68)]].to_numpy()], -1)[df["frame"]]
+        iod = np.linalg.norm(target[:, 36] - target[:, 45], axis=1)
+        nmes.append(np.nanmean(np.linalg.norm(landmarks_array(df) - target, axis=2), 1) / iod)
+        rates.append(df["detected"].mean())
+    nme = np.concatenate(nmes)
+    print(f"| landmarks, dlib, {len(sessions)} videos at {args.fps:g} fps, 1 core | |\n|---|---|")
+    print(f"| processed frames | {frames:,.0f} |")
+    print(f"| frames/s per core (decode + detect/track + landmarks) | {frames / total_s:.0f} |")
+    print(f"| of which decoding (share of time) | {decode_s / total_s:.0%} |")
+    print(f"| detection rate | {np.mean(rates):.1%} |")
+    print(f"| NME vs truth: median / 90th pct | {np.nanmedian(nme):.3f} / {np.nanpercentile(nme, 90):.3f} |")
+
+
+if __name__ == "__main__":
+    main()

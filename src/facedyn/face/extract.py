@@ -1,0 +1,131 @@
+"""The landmarks stage: one video in, one landmark table out, whatever the video is like.
+
+Every video yields a table, also a missing, empty, corrupt or face-less one: then it has
+zero (or few) valid frames and its metadata says ``status`` and ``reason``. Nothing here
+raises for per-video problems, so one bad file among thousands cannot stop a run; QC
+(:mod:`facedyn.face.qc`) reads the statuses and excludes what must be excluded.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import sys
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, TextIO
+
+import numpy as np
+import pandas as pd
+from tqdm import tqdm
+
+from facedyn.cohort.video import probe_video
+from facedyn.face.backends import LandmarkBackend
+from facedyn.face.track import FaceTracker
+from facedyn.face.video import iter_sampled_frames, sample_indices
+from facedyn.tables import write_table
+
+log = logging.getLogger(__name__)
+
+LANDMARK_X = [f"lx{k:02d}" for k in range(68)]
+LANDMARK_Y = [f"ly{k:02d}" for k in range(68)]
+COLUMNS = ["frame", "time_s", "detected", "tracked", "score", "x0", "y0", "x1", "y1",
+           *LANDMARK_X, *LANDMARK_Y]
+#: Landmark-table statuses (metadata ``status``).
+STATUSES = ("ok", "missing", "empty", "unreadable", "no_face", "truncated")
+
+
+def empty_table() -> pd.DataFrame:
+    """A landmark table with the contract's columns and no rows."""
+    df = pd.DataFrame({c: pd.Series(dtype="float64") for c in COLUMNS})
+    return df.astype({"frame": "int64", "detected": "bool", "tracked": "bool"})
+
+
+def extract_landmarks(video: str | os.PathLike[str], backend: LandmarkBackend,
+                      target_fps: float = 15.0, redetect_every_s: float = 1.0,
+                      progress: TextIO | None = None) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """Track one face through ``video`` sampled at ``target_fps``.
+
+    Returns:
+        The landmark table (one row per sampled frame, columns :data:`COLUMNS`) and its
+        metadata (backend, fps, size, status, reason, counts, seconds).
+    """
+    start = time.perf_counter()
+    info = probe_video(video)
+    meta: dict[str, Any] = {
+        **backend.describe(), "video": str(video), "source_fps": info.fps,
+        "sampled_fps": float(min(target_fps, info.fps)) if info.ok else float(target_fps),
+        "width": info.width, "height": info.height, "n_frames_announced": info.n_frames,
+    }
+    if not info.ok:
+        log.warning("%s: %s (%s); writing an empty landmark table", video, info.status, info.reason)
+        return empty_table(), {**meta, "status": info.status, "reason": info.reason,
+                               "frames_sampled": 0, "frames_detected": 0,
+                               "seconds": time.perf_counter() - start}
+
+    redetect = max(1, round(redetect_every_s * meta["sampled_fps"]))
+    tracker = FaceTracker(backend, redetect_every=redetect)
+    expected = len(sample_indices(info.n_frames, info.fps, target_fps)) if info.n_frames > 0 else None
+    rows: list[list[float]] = []
+    nan68 = [math.nan] * 136
+    frames = iter_sampled_frames(video, target_fps, source_fps=info.fps)
+    bar = tqdm(frames, total=expected, file=progress or sys.stderr, mininterval=5.0,
+               desc=Path(video).name, unit="frame", disable=progress is None)
+    for frame in bar:
+        res = tracker.update(frame.rgb)
+        det = res.detection
+        if det is None:
+            rows.append([frame.index, frame.time_s, False, False, math.nan, *[math.nan] * 4, *nan68])
+        else:
+            rows.append([frame.index, frame.time_s, True, not res.detected_by_detector, det.score,
+                         *det.box.tolist(), *det.landmarks[:, 0].tolist(),
+                         *det.landmarks[:, 1].tolist()])
+    bar.close()
+    if progress is not None:
+        progress.write("\n")  # tqdm leaves the cursor on the bar's line
+    df = pd.DataFrame(rows, columns=COLUMNS) if rows else empty_table()
+    df = df.astype({"frame": "int64", "detected": "bool", "tracked": "bool"})
+    n_detected = int(df["detected"].sum())
+    status, reason = "ok", ""
+    if not rows:
+        status, reason = "unreadable", "no frame could be decoded: re-encode or re-download the video"
+    elif expected is not None and len(rows) < 0.98 * expected - 1:
+        status = "truncated"
+        reason = (f"decoding stopped after {len(rows)} of {expected} sampled frames: the file is "
+                  "truncated or corrupt; frames decoded so far are kept")
+    if rows and n_detected == 0:
+        status, reason = "no_face", "no face was found in any sampled frame"
+    meta.update({"status": status, "reason": reason, "frames_sampled": len(rows),
+                 "frames_detected": n_detected, "redetect_every_frames": redetect,
+                 "seconds": round(time.perf_counter() - start, 3)})
+    log.info("%s: %d/%d frames with a face, status %s, %.1f s", video, n_detected, len(rows),
+             status, meta["seconds"])
+    return df, meta
+
+
+def run_landmarks(video: str | os.PathLike[str] | None, out: str | os.PathLike[str],
+                  backend: LandmarkBackend, settings: Mapping[str, Any],
+                  ids: Mapping[str, str], provenance: Mapping[str, Any] | None = None,
+                  progress: TextIO | None = None) -> dict[str, Any]:
+    """Extract landmarks for one manifest row and write the table atomically."""
+    if video is None or str(video) == "":
+        df = empty_table()
+        meta = {**backend.describe(), "status": "missing", "reason": "the manifest has no video path"}
+    else:
+        df, meta = extract_landmarks(video, backend, float(settings.get("fps", 15.0)),
+                                     float(settings.get("redetect_every_s", 1.0)), progress)
+    meta = {**meta, **ids, "settings": dict(settings), "provenance": dict(provenance or {})}
+    write_table(df, out, meta)
+    return meta
+
+
+def valid_fraction(df: pd.DataFrame) -> float:
+    """Share of sampled frames with a face (0 for an empty table)."""
+    return float(df["detected"].mean()) if len(df) else 0.0
+
+
+def landmarks_array(df: pd.DataFrame) -> np.ndarray:
+    """(N, 68, 2) landmarks of a landmark table (NaN where no face)."""
+    return np.stack([df[LANDMARK_X].to_numpy(float), df[LANDMARK_Y].to_numpy(float)], axis=-1)

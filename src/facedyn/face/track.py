@@ -1,0 +1,116 @@
+"""Following one speaker's face through a video.
+
+Detection is the expensive step, so it runs on keyframes only (every ``redetect_every``
+processed frames) and whenever the track is lost or drifts. In between, the backend
+places landmarks inside a box predicted from the previous frame's landmarks. The box is
+predicted in the *detector's* convention (dlib's boxes are tighter than the landmark
+extent): the offset and scale between the landmark box and the detector box are learned
+at each detection.
+
+One speaker per video: when several faces are found, the one continuous with the track
+(largest overlap with its last box) is kept; at the start, or after the track was lost,
+the largest face.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from facedyn.face.backends import Detection, LandmarkBackend, box_from_landmarks
+
+
+def iou(a: np.ndarray, b: np.ndarray) -> float:
+    """Intersection over union of two ``x0, y0, x1, y1`` boxes."""
+    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = ix * iy
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return float(inter / union) if union > 0 else 0.0
+
+
+@dataclass
+class TrackResult:
+    """Outcome for one frame: the face (or None) and whether the detector produced it."""
+
+    detection: Detection | None
+    detected_by_detector: bool
+
+
+class FaceTracker:
+    """Keyframe detection + landmark tracking for one face.
+
+    Args:
+        backend: the landmark backend.
+        redetect_every: run the detector at least every this many processed frames.
+        min_iou: a detection must overlap the track this much to continue it.
+        max_scale_change: a tracked face whose box changes size by more than this factor
+            between frames is treated as drift (re-detect).
+    """
+
+    def __init__(self, backend: LandmarkBackend, redetect_every: int = 15,
+                 min_iou: float = 0.3, max_scale_change: float = 1.35) -> None:
+        self.backend = backend
+        self.redetect_every = max(1, redetect_every)
+        self.min_iou = min_iou
+        self.max_scale_change = max_scale_change
+        self._last: Detection | None = None
+        self._since_detect = 0
+        self._last_score = float("nan")
+        # detector box = landmark box centre + offset * size, with size * scale
+        self._offset = np.zeros(2)
+        self._scale = np.ones(2)
+
+    def _learn_box_relation(self, det: Detection) -> None:
+        lbox = box_from_landmarks(det.landmarks)
+        lsize = np.maximum(lbox[2:] - lbox[:2], 1e-6)
+        self._offset = ((det.box[:2] + det.box[2:]) / 2 - (lbox[:2] + lbox[2:]) / 2) / lsize
+        self._scale = (det.box[2:] - det.box[:2]) / lsize
+
+    def _predict_box(self, landmarks: np.ndarray) -> np.ndarray:
+        lbox = box_from_landmarks(landmarks)
+        lsize = lbox[2:] - lbox[:2]
+        centre = (lbox[:2] + lbox[2:]) / 2 + self._offset * lsize
+        half = self._scale * lsize / 2
+        return np.concatenate([centre - half, centre + half])
+
+    def _choose(self, faces: list[Detection]) -> Detection | None:
+        if not faces:
+            return None
+        if self._last is not None:
+            best = max(faces, key=lambda f: iou(f.box, self._last.box))
+            if iou(best.box, self._last.box) >= self.min_iou:
+                return best
+        return max(faces, key=lambda f: f.size)
+
+    def _detect(self, rgb: np.ndarray) -> TrackResult:
+        chosen = self._choose(self.backend.detect(rgb))
+        self._since_detect = 0
+        if chosen is None:
+            self._last = None
+            return TrackResult(None, False)
+        self._learn_box_relation(chosen)
+        self._last_score = chosen.score
+        self._last = chosen
+        return TrackResult(chosen, True)
+
+    def _plausible(self, new: Detection, old: Detection, shape: tuple[int, ...]) -> bool:
+        new_box, old_box = box_from_landmarks(new.landmarks), box_from_landmarks(old.landmarks)
+        ratio = (new_box[2] - new_box[0] + 1e-6) / (old_box[2] - old_box[0] + 1e-6)
+        inside = (new.landmarks[:, 0].mean() > 0 and new.landmarks[:, 1].mean() > 0
+                  and new.landmarks[:, 0].mean() < shape[1] and new.landmarks[:, 1].mean() < shape[0])
+        return (1 / self.max_scale_change < ratio < self.max_scale_change and inside
+                and iou(new_box, old_box) > self.min_iou)
+
+    def update(self, rgb: np.ndarray) -> TrackResult:
+        """Process the next frame."""
+        if self._last is None or self._since_detect + 1 >= self.redetect_every:
+            return self._detect(rgb)
+        refined = self.backend.refine(rgb, self._predict_box(self._last.landmarks))
+        if not self._plausible(refined, self._last, rgb.shape):
+            return self._detect(rgb)
+        self._since_detect += 1
+        tracked = Detection(refined.box, self._last_score, refined.landmarks)
+        self._last = tracked
+        return TrackResult(tracked, False)

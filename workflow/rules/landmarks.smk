@@ -1,0 +1,44 @@
+"""Face tracking and 68-point landmarks, one job per manifest video; QC over all videos."""
+
+
+rule landmarks:
+    input:
+        unpack(landmarks_inputs),
+    output:
+        "results/landmarks/{session}/{speaker}.parquet",
+    log:
+        "logs/landmarks/{session}/{speaker}.log",
+    benchmark:
+        "results/benchmarks/landmarks/{session}/{speaker}.tsv"
+    conda:
+        ENV
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=lambda wildcards, attempt: 60 * attempt,
+    params:
+        row=manifest_row,
+        settings=config["landmarks"],
+    script:
+        "../scripts/landmarks.py"
+
+
+rule qc:
+    """Status of every manifest video: ok, or excluded with the reason."""
+    input:
+        manifest="results/cohort/manifest.parquet",
+        landmarks=all_landmark_tables,
+    output:
+        "results/qc/videos.parquet",
+    log:
+        "logs/qc/qc.log",
+    conda:
+        ENV
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=30,
+    params:
+        qc=config["qc"],
+    script:
+        "../scripts/qc.py"
