@@ -46,10 +46,10 @@ SIGNATURE_PARAMETERS: dict[str, tuple[float, float, float, float]] = {
     # expression episodes
     "smile_rate_per_min": (4.0, 2.0, 0.3, 12.0),
     "smile_duration_s": (2.0, 0.7, 0.5, 5.0),
-    "smile_intensity": (1.5, 0.5, 0.3, 3.0),
+    "smile_intensity": (2.0, 0.6, 0.5, 3.5),
     "smile_asymmetry": (0.0, 0.4, -1.0, 1.0),
     "brow_rate_per_min": (5.0, 2.5, 0.5, 14.0),
-    "brow_intensity": (1.4, 0.5, 0.3, 3.0),
+    "brow_intensity": (2.0, 0.6, 0.5, 3.5),
     "brow_duration_s": (0.8, 0.3, 0.3, 2.0),
     "frown_rate_per_min": (1.5, 1.0, 0.1, 6.0),
     "frown_intensity": (1.2, 0.4, 0.3, 2.5),
@@ -75,7 +75,7 @@ SIGNATURE_PARAMETERS: dict[str, tuple[float, float, float, float]] = {
 #: Session-to-session movement of signature parameters, in population sd, per unit
 #: of instability.
 SESSION_SD_PER_INSTABILITY = 0.9
-TEXTURE_SCALE = 0.6  # coefficient sd of the texture components (the same for everyone)
+TEXTURE_SCALE = 1.0  # coefficient sd of the texture components (the same for everyone)
 BACKGROUND_SD = 0.08  # small identity-free AR(1) noise on all other expression components
 
 
@@ -119,7 +119,9 @@ class ExpressionRoles:
         blink = find("blink", "eye_clos", "eyes_clos")
         used |= {brow, frown, blink}
         texture = []
-        for keys in (("cheek",), ("lip_press", "press"), ("upper_lip", "lip_raise")):
+        # Texture goes on components whose landmark footprint is large enough for a 2D
+        # landmark pipeline to see at 320x240 (mouth shape rather than cheeks).
+        for keys in (("lip_stretch",), ("pucker",), ("mouth_frown", "upper_lip", "lip_raise")):
             idx = find(*keys, required=False)
             if idx is not None and idx not in used:
                 texture.append(idx)
