@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from facedyn.cohort.render import detect_landmarks
+from facedyn.face.extract import landmarks_array
 
 
 def main() -> None:
@@ -35,8 +36,7 @@ def main() -> None:
         video = args.root / row.session_id / "processed" / f"{row.speaker_id}.mp4"
         truth = pd.read_parquet(args.root / "truth" / "frames" / row.session_id
                                 / f"{row.speaker_id}.parquet")
-        target = np.stack([truth[[f"lx{k:02d}" for k in range(68)]].to_numpy(),
-                           truth[[f"ly{k:02d}" for k in range(68)]].to_numpy()], -1)
+        target = landmarks_array(truth)
         cap = cv2.VideoCapture(str(video))
         frame_index = 0
         while True:

@@ -48,8 +48,7 @@ def main() -> None:
         assert n_decoded == len(df)
         truth = pd.read_parquet(args.root / "truth" / "frames" / row.session_id
                                 / f"{row.speaker_id}.parquet")
-        target = np.stack([truth[[f"lx{k:02d}" for k in range(68)]].to_numpy(),
-                           truth[[f"ly{k:02d}" for k in range(68)]].to_numpy()], -1)[df["frame"]]
+        target = landmarks_array(truth)[df["frame"]]
         iod = np.linalg.norm(target[:, 36] - target[:, 45], axis=1)
         nmes.append(np.nanmean(np.linalg.norm(landmarks_array(df) - target, axis=2), 1) / iod)
         rates.append(df["detected"].mean())

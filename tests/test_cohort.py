@@ -19,6 +19,8 @@ from facedyn.cohort.behaviour import (
 from facedyn.cohort.indexers import MANIFEST_COLUMNS, build_manifest, read_manifest
 from facedyn.cohort.render import detect_landmarks
 from facedyn.cohort.synthetic import CohortConfig, plan_cohort, write_cohort
+from facedyn.face.extract import landmarks_array
+from facedyn.face.video import read_all_frames
 from facedyn.flame import write_synthetic_flame
 
 TINY = {"n_speakers": 4, "sessions_per_speaker": 2, "duration_s": 4, "combined_video": True}
@@ -41,24 +43,6 @@ def cohort(tmp_path_factory: pytest.TempPathFactory, head) -> Path:
     root = tmp_path_factory.mktemp("cohort") / "smoke"
     _generate(root, head)
     return root
-
-
-def _truth_landmarks(truth: pd.DataFrame) -> np.ndarray:
-    xs = truth[[f"lx{k:02d}" for k in range(68)]].to_numpy()
-    ys = truth[[f"ly{k:02d}" for k in range(68)]].to_numpy()
-    return np.stack([xs, ys], axis=-1)
-
-
-def _read_frames(video: Path) -> list[np.ndarray]:
-    cap = cv2.VideoCapture(str(video))
-    frames = []
-    while True:
-        ok, frame = cap.read()
-        if not ok:
-            break
-        frames.append(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB))
-    cap.release()
-    return frames
 
 
 def test_candor_layout_and_metadata(cohort):
@@ -102,9 +86,9 @@ def test_truth_lines_up_with_video_frame_by_frame(cohort):
     video = cohort / row["session_id"] / "processed" / f"{row['speaker_id']}.mp4"
     truth = pd.read_parquet(cohort / "truth" / "frames" / row["session_id"]
                             / f"{row['speaker_id']}.parquet")
-    frames = _read_frames(video)
+    frames = read_all_frames(video)
     assert len(frames) == len(truth)
-    target = _truth_landmarks(truth)
+    target = landmarks_array(truth)
     detected = np.full_like(target, np.nan)
     for f, frame in enumerate(frames):
         faces = detect_landmarks(frame, upsample=0)
@@ -131,7 +115,7 @@ def test_a_real_detector_finds_the_face(cohort):
     for video in sorted(cohort.glob("*/processed/*.mp4")):
         if video.stem == video.parent.parent.name:
             continue  # combined side-by-side video
-        for frame in _read_frames(video)[::10]:
+        for frame in read_all_frames(video)[::10]:
             total += 1
             hits += bool(detect_landmarks(frame, upsample=0))
     assert total >= 90

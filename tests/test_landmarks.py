@@ -13,6 +13,7 @@ from facedyn.face.backends import Detection, DlibBackend
 from facedyn.face.extract import COLUMNS, extract_landmarks, landmarks_array, run_landmarks
 from facedyn.face.track import FaceTracker
 from facedyn.face.video import iter_sampled_frames, sample_indices
+from facedyn.face.video import read_all_frames as read_video
 from facedyn.qc import build_qc
 from facedyn.tables import read_table
 
@@ -24,17 +25,6 @@ def write_video(path: Path, frames: list[np.ndarray], fps: float = 30.0) -> Path
         writer.write(cv2.cvtColor(f, cv2.COLOR_RGB2BGR))
     writer.release()
     return path
-
-
-def read_video(path: Path) -> list[np.ndarray]:
-    cap = cv2.VideoCapture(str(path))
-    out = []
-    while True:
-        ok, f = cap.read()
-        if not ok:
-            break
-        out.append(cv2.cvtColor(f, cv2.COLOR_BGR2RGB))
-    return out
 
 
 @pytest.fixture(scope="module")
@@ -162,8 +152,7 @@ def test_landmarks_against_ground_truth(cohort, dlib_backend):
         assert list(df.columns) == COLUMNS
         assert df["frame"].tolist() == list(range(0, 150, 2))
         rates.append(df["detected"].mean())
-        target = np.stack([truth[[f"lx{k:02d}" for k in range(68)]].to_numpy(),
-                           truth[[f"ly{k:02d}" for k in range(68)]].to_numpy()], -1)[df["frame"]]
+        target = landmarks_array(truth)[df["frame"]]  # truth uses the same lx/ly columns
         got = landmarks_array(df)
         iod = np.linalg.norm(target[:, 36] - target[:, 45], axis=1)
         nmes.append(np.nanmean(np.linalg.norm(got - target, axis=2), axis=1) / iod)

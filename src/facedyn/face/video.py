@@ -65,3 +65,8 @@ def iter_sampled_frames(path: str | os.PathLike[str], target_fps: float,
             index += 1
     finally:
         cap.release()
+
+
+def read_all_frames(path: str | os.PathLike[str]) -> list[np.ndarray]:
+    """Every frame of a (short) video as RGB arrays: for tests and tools, not for long videos."""
+    return [f.rgb for f in iter_sampled_frames(path, float("inf"))]
