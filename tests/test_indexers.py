@@ -23,7 +23,7 @@ from facedyn.cohort.indexers import (
     validate_ids,
     write_manifest,
 )
-from facedyn.cohort.video import probe_video
+from facedyn.face.probe import probe_video
 from facedyn.tables import read_metadata, write_table
 
 N_FRAMES, FPS, W, H = 10, 30, 320, 240

@@ -36,7 +36,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 import facedyn
-from facedyn.cohort.video import VIDEO_STATUSES, VideoInfo, probe_video
+from facedyn.face.probe import VIDEO_STATUSES, VideoInfo, probe_video
 from facedyn.tables import read_table, write_table
 
 log = logging.getLogger(__name__)
@@ -348,7 +348,7 @@ def index_candor(root: str | os.PathLike[str], *, workers: int | None = None) ->
     * ``partner_id`` is the other participant (None unless exactly two are listed),
       ``channel`` is ``"L"``/``"R"`` (None where unknown);
     * a listed participant whose video is missing, empty or unreadable still gets a row, with
-      the status and reason from :func:`~facedyn.cohort.video.probe_video`.
+      the status and reason from :func:`~facedyn.face.probe.probe_video`.
 
     When neither ``metadata.json`` nor ``channel_map.json`` names the participants, every mp4
     in ``processed/`` except the combined one is listed with status ``"unreadable_metadata"``

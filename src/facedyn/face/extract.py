@@ -21,8 +21,8 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from facedyn.cohort.video import probe_video
 from facedyn.face.backends import LandmarkBackend
+from facedyn.face.probe import probe_video
 from facedyn.face.track import FaceTracker
 from facedyn.face.video import iter_sampled_frames, sample_indices
 from facedyn.tables import write_table
