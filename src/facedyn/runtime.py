@@ -9,7 +9,7 @@ import logging
 import os
 import platform
 import sys
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -55,15 +55,6 @@ def file_sha256(path: str | os.PathLike[str], chunk: int = 1 << 20) -> str:
         while block := fh.read(chunk):
             digest.update(block)
     return digest.hexdigest()
-
-
-def fingerprint(paths: Iterable[str | os.PathLike[str]]) -> str:
-    """Short sha256 over the names and contents of input files (order-independent)."""
-    digest = hashlib.sha256()
-    for p in sorted(str(p) for p in paths):
-        digest.update(p.encode())
-        digest.update(file_sha256(p).encode())
-    return digest.hexdigest()[:16]
 
 
 def provenance(config: Mapping[str, Any] | None = None, **extra: Any) -> dict[str, Any]:

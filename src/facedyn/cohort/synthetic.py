@@ -30,7 +30,7 @@ import os
 import uuid
 from collections.abc import Mapping
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -82,11 +82,10 @@ class CohortConfig:
     combined_video: bool = False
     workers: int = 1
     seed: int = 0
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def from_mapping(cls, cfg: Mapping[str, Any]) -> CohortConfig:
-        known = {f.name for f in fields(cls)} - {"extra"}
+        known = {f.name for f in fields(cls)}
         unknown = set(cfg) - known
         if unknown:
             raise ValueError(f"unknown dataset.synthetic keys: {sorted(unknown)}")
@@ -408,7 +407,7 @@ def write_cohort(root: str | os.PathLike[str], synthetic: Mapping[str, Any], *, 
         "n_videos": len(sessions),
         "frames_per_video": n_frames,
         "seconds": round(time.perf_counter() - start, 2),
-        "settings": {k: v for k, v in asdict(cfg).items() if k not in ("workers", "extra")},
+        "settings": {k: v for k, v in asdict(cfg).items() if k != "workers"},
         "provenance": provenance(config),
     }
     log.info("cohort %s: %d speakers, %d conversations, %d videos x %d frames in %.1f s",

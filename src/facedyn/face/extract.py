@@ -121,11 +121,6 @@ def run_landmarks(video: str | os.PathLike[str] | None, out: str | os.PathLike[s
     return meta
 
 
-def valid_fraction(df: pd.DataFrame) -> float:
-    """Share of sampled frames with a face (0 for an empty table)."""
-    return float(df["detected"].mean()) if len(df) else 0.0
-
-
 def landmarks_array(df: pd.DataFrame) -> np.ndarray:
     """(N, 68, 2) landmarks of a landmark table (NaN where no face)."""
     return np.stack([df[LANDMARK_X].to_numpy(float), df[LANDMARK_Y].to_numpy(float)], axis=-1)

@@ -37,8 +37,7 @@ the speed against a frame-by-frame full-mesh reference and the accuracy against 
 from __future__ import annotations
 
 import logging
-import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
@@ -70,7 +69,6 @@ class FitSettings:
     fov_deg: float = 60.0
     device: str = "cpu"
     seed: int = 0
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.shape not in ("per_frame", "per_window"):
@@ -232,15 +230,5 @@ def fit_landmarks(landmarks: np.ndarray, frames: np.ndarray, times: np.ndarray, 
         translation=p["trans"].detach().cpu().numpy(), focal=float(focal),
         rmse_px=torch.sqrt((err**2).mean(1)).cpu().numpy(),
         nme=(err.mean(1) / iod).cpu().numpy(), loss_history=history,
-        settings={k: v for k, v in asdict(settings).items() if k != "extra"},
+        settings=asdict(settings),
     )
-
-
-def expected_iterations(settings: FitSettings) -> int:
-    """Optimizer steps per video (both stages)."""
-    return settings.rigid_iterations + settings.iterations
-
-
-def nan_rows(n: int, width: int) -> np.ndarray:
-    """(n, width) NaN block for frames that are not fitted."""
-    return np.full((n, width), math.nan)
