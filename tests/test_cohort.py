@@ -198,4 +198,4 @@ def test_expression_roles_from_head_names(head):
     roles = ExpressionRoles.from_names(names)
     assert names[roles.smile] == "smile" and names[roles.frown] == "brow_lower"
     assert names[roles.blink] == "blink"
-    assert [names[k] for k in roles.texture] == ["lip_stretch", "pucker", "mouth_frown"]
+    assert [names[k] for k in roles.texture] == ["lips_part", "upper_lip_raise", "lip_press"]

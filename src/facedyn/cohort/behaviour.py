@@ -119,9 +119,11 @@ class ExpressionRoles:
         blink = find("blink", "eye_clos", "eyes_clos")
         used |= {brow, frown, blink}
         texture = []
-        # Texture goes on components whose landmark footprint is large enough for a 2D
-        # landmark pipeline to see at 320x240 (mouth shape rather than cheeks).
-        for keys in (("lip_stretch",), ("pucker",), ("mouth_frown", "upper_lip", "lip_raise")):
+        # Texture goes on mouth components that 68 2D landmarks can tell apart from each
+        # other and from smile / brows / blink (lip stretch and pucker, say, mostly move the
+        # mouth corners along one line, so a landmark fit cannot separate them): the
+        # cohort's identity must be recoverable through the pipeline. docs/fitting.md.
+        for keys in (("lips_part",), ("upper_lip_raise", "upper_lip"), ("lip_press", "press")):
             idx = find(*keys, required=False)
             if idx is not None and idx not in used:
                 texture.append(idx)
