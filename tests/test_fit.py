@@ -75,3 +75,81 @@ def test_bad_input_is_refused(fast):
                       FitSettings(n_shape=10, n_expr=10))
     with pytest.raises(ValueError, match="per_frame"):
         FitSettings(shape="per_video")
+
+
+@pytest.fixture(scope="module")
+def model_json(tmp_path_factory):
+    from facedyn.flame.summary import describe_flame_model
+
+    root = tmp_path_factory.mktemp("model")
+    head = write_synthetic_flame(root, n_shape=10, n_expr=10)
+    describe_flame_model(head["model"], head["landmark_embedding"], root / "model.json",
+                         n_shape=10, n_expr=10, synthetic=True)
+    return root / "model.json"
+
+
+def _landmark_table(tmp_path, fast, valid_every: int = 1):
+    import pandas as pd
+
+    from facedyn.face.extract import COLUMNS
+    from facedyn.tables import write_table
+
+    lmk2, t, _ = _synthetic_track(fast, n=30)
+    cols = {"frame": np.arange(30) * 2, "time_s": t, "detected": True, "tracked": False,
+            "score": 1.0, "x0": 0.0, "y0": 0.0, "x1": 1.0, "y1": 1.0}
+    cols.update({f"lx{k:02d}": lmk2[:, k, 0] for k in range(68)})
+    cols.update({f"ly{k:02d}": lmk2[:, k, 1] for k in range(68)})
+    df = pd.DataFrame(cols)
+    df.loc[np.arange(30) % valid_every != 0, "detected"] = False
+    path = tmp_path / "lmk.parquet"
+    write_table(df[COLUMNS], path, {"session_id": "s1", "speaker_id": "1e5", "width": 320,
+                                    "height": 240, "sampled_fps": 15.0})
+    return path
+
+
+FIT = {"backend": "optimize", "device": "auto", "iterations": 20, "rigid_iterations": 10,
+       "import": {"dir": None, "tracker": "unknown"}}
+
+
+def test_stage_writes_contract_table_with_invalid_frames_kept(tmp_path, fast, model_json):
+    from facedyn.flame.stage import run_fit
+    from facedyn.tables import read_table
+
+    meta = run_fit(_landmark_table(tmp_path, fast, valid_every=3), model_json,
+                   tmp_path / "flame.parquet", FIT)
+    table, stored = read_table(tmp_path / "flame.parquet")
+    assert len(table) == 30 and table["valid"].sum() == 10
+    assert table.loc[~table["valid"], "expr_000"].isna().all()  # never invented
+    for col in ("frame", "time_s", "shape_009", "expr_009", "jaw_2", "rot_2", "tx", "tz",
+                "focal_px", "rmse_px", "nme"):
+        assert col in table
+    assert stored["status"] == "ok" and stored["device"] == "cpu" and stored["speaker_id"] == "1e5"
+    assert len(stored["model_sha256"]) == 64 and meta["frames_valid"] == 10
+
+
+def test_stage_without_valid_frames(tmp_path, fast, model_json):
+    from facedyn.flame.stage import run_fit
+    from facedyn.tables import read_table
+
+    path = _landmark_table(tmp_path, fast)
+    table, meta = read_table(path)
+    table["detected"] = False
+    from facedyn.tables import write_table
+
+    write_table(table, path, meta)
+    run_fit(path, model_json, tmp_path / "f.parquet", FIT)
+    out, stored = read_table(tmp_path / "f.parquet")
+    assert stored["status"] == "no_valid_frames" and not out["valid"].any() and len(out) == 30
+
+
+def test_stage_import_backend(tmp_path, fast, model_json):
+    from facedyn.flame.stage import run_fit
+    from facedyn.tables import read_table
+
+    (tmp_path / "deca" / "s1").mkdir(parents=True)
+    np.savez(tmp_path / "deca" / "s1" / "1e5.npz", expression=np.ones((30, 50)),
+             pose=np.zeros((30, 6)), shape=np.zeros(100), frame=np.arange(30) * 2)
+    fit = {**FIT, "backend": "import", "import": {"dir": str(tmp_path / "deca"), "tracker": "deca"}}
+    run_fit(_landmark_table(tmp_path, fast), model_json, tmp_path / "f.parquet", fit)
+    out, stored = read_table(tmp_path / "f.parquet")
+    assert stored["tracker"] == "deca" and (out["expr_009"] == 1).all() and "expr_010" not in out

@@ -49,7 +49,7 @@ def test_real_flame_needs_embedding(tmp_path):
     assert "flame.landmark_embedding" in res.stdout + res.stderr
 
 
-def test_smoke_run_builds_head_cohort_manifest_landmarks_and_qc(tmp_path):
+def test_smoke_run_builds_head_cohort_manifest_landmarks_fits_and_qc(tmp_path):
     res = run_snakemake(tmp_path)
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
     manifest = pd.read_parquet(tmp_path / "results/cohort/manifest.parquet")
@@ -59,6 +59,10 @@ def test_smoke_run_builds_head_cohort_manifest_landmarks_and_qc(tmp_path):
     for row in manifest.itertuples():
         table = tmp_path / "results/landmarks" / row.session_id / f"{row.speaker_id}.parquet"
         assert pd.read_parquet(table)["detected"].mean() > 0.9
+        flame = pd.read_parquet(tmp_path / "results/flame" / row.session_id
+                                / f"{row.speaker_id}.parquet")
+        assert flame["valid"].mean() > 0.9 and "expr_009" in flame
+    assert qc["median_nme"].between(0, 0.2).all()
     assert manifest["video"].map(lambda v: Path(v).is_relative_to(tmp_path / "resources")).all()
     cohort = json.loads((tmp_path / "resources/synthetic/smoke/cohort.json").read_text())
     assert cohort["n_videos"] == 8

@@ -24,8 +24,10 @@ QC_COLUMNS = ["session_id", "speaker_id", "status", "reason", "frames_sampled", 
 
 
 def qc_row(manifest_row: Mapping[str, Any], landmarks_path: str | os.PathLike[str] | None,
-           min_valid_fraction: float, min_valid_frames: int) -> dict[str, Any]:
-    """QC verdict for one video from its manifest row and landmark table."""
+           min_valid_fraction: float, min_valid_frames: int,
+           flame_path: str | os.PathLike[str] | None = None) -> dict[str, Any]:
+    """QC verdict for one video from its manifest row, landmark table and (when fitted)
+    FLAME table, whose median landmark error (``nme``) is reported."""
     row: dict[str, Any] = {"session_id": manifest_row["session_id"],
                            "speaker_id": manifest_row["speaker_id"], "status": "ok", "reason": "",
                            "frames_sampled": 0, "frames_valid": 0, "median_nme": math.nan}
@@ -35,6 +37,10 @@ def qc_row(manifest_row: Mapping[str, Any], landmarks_path: str | os.PathLike[st
 
     if manifest_row.get("status", "ok") != "ok":
         return exclude(f"video {manifest_row.get('status')}: {manifest_row.get('reason', '')}")
+    if flame_path is not None and os.path.exists(flame_path):
+        flame, _ = read_table(flame_path, columns=["valid", "nme"])
+        if flame["valid"].any():
+            row["median_nme"] = float(flame.loc[flame["valid"], "nme"].median())
     if landmarks_path is None or not os.path.exists(landmarks_path):
         return exclude("no landmark table")
     meta = read_metadata(landmarks_path)
@@ -56,7 +62,7 @@ def qc_row(manifest_row: Mapping[str, Any], landmarks_path: str | os.PathLike[st
     return row
 
 
-def index_landmark_tables(paths: list[str]) -> dict[tuple[str, str], str]:
+def index_tables(paths: list[str]) -> dict[tuple[str, str], str]:
     """Map ``.../{session}/{speaker}.parquet`` paths to (session, speaker)."""
     out = {}
     for p in paths:
@@ -66,11 +72,16 @@ def index_landmark_tables(paths: list[str]) -> dict[tuple[str, str], str]:
 
 
 def build_qc(manifest: pd.DataFrame, landmark_paths: Mapping[tuple[str, str], str],
-             min_valid_fraction: float = 0.5, min_valid_frames: int = 30) -> pd.DataFrame:
-    """QC table for every manifest row; ``landmark_paths`` maps (session, speaker) to tables."""
-    rows = [qc_row(r, landmark_paths.get((r["session_id"], r["speaker_id"])),
-                   min_valid_fraction, min_valid_frames)
-            for r in manifest.to_dict(orient="records")]
+             min_valid_fraction: float = 0.5, min_valid_frames: int = 30,
+             flame_paths: Mapping[tuple[str, str], str] | None = None) -> pd.DataFrame:
+    """QC table for every manifest row; ``landmark_paths`` / ``flame_paths`` map
+    (session, speaker) to tables."""
+    flame_paths = flame_paths or {}
+    rows = []
+    for r in manifest.to_dict(orient="records"):
+        key = (r["session_id"], r["speaker_id"])
+        rows.append(qc_row(r, landmark_paths.get(key), min_valid_fraction, min_valid_frames,
+                           flame_paths.get(key)))
     qc = pd.DataFrame(rows, columns=QC_COLUMNS)
     excluded = qc[qc["status"] == "excluded"]
     log.info("QC: %d of %d videos ok, %d excluded", len(qc) - len(excluded), len(qc), len(excluded))

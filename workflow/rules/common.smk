@@ -74,6 +74,19 @@ def manifest_inputs(wildcards):
     return []
 
 
+def check_fit_import():
+    if config["fit"]["backend"] == "import":
+        folder = config["fit"]["import"]["dir"]
+        if folder is None or not Path(folder).is_dir():
+            raise ConfigError(
+                "config key `fit.import.dir` must name a folder of <session>/<speaker>.npz "
+                f"files when `fit.backend` is import (got {folder!r})"
+            )
+
+
+check_fit_import()
+
+
 @functools.lru_cache(maxsize=4)
 def _read_manifest(path, mtime):
     """The manifest as a dict (session, speaker) -> row; cached per file version, since
@@ -109,6 +122,13 @@ def landmarks_inputs(wildcards):
 def all_landmark_tables(wildcards):
     return [
         f"results/landmarks/{session}/{speaker}.parquet"
+        for session, speaker in sorted(manifest_index())
+    ]
+
+
+def all_flame_tables(wildcards):
+    return [
+        f"results/flame/{session}/{speaker}.parquet"
         for session, speaker in sorted(manifest_index())
     ]
 

@@ -43,3 +43,28 @@ rule flame_model:
         synthetic=flame_is_synthetic(),
     script:
         "../scripts/flame_model.py"
+
+
+rule fit_flame:
+    """Per-frame FLAME parameters of one video. GPU when available: the profile, not the
+    rule, asks the cluster for one (profiles/slurm)."""
+    input:
+        landmarks="results/landmarks/{session}/{speaker}.parquet",
+        model="results/flame/model.json",
+    output:
+        "results/flame/{session}/{speaker}.parquet",
+    log:
+        "logs/flame/{session}/{speaker}.log",
+    benchmark:
+        "results/benchmarks/fit_flame/{session}/{speaker}.tsv"
+    conda:
+        ENV
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=lambda wildcards, attempt: 60 * attempt,
+    params:
+        fit=config["fit"],
+        seed=config["seed"],
+    script:
+        "../scripts/fit_flame.py"

@@ -28,6 +28,7 @@ rule qc:
     input:
         manifest="results/cohort/manifest.parquet",
         landmarks=all_landmark_tables,
+        flame=all_flame_tables,
     output:
         "results/qc/videos.parquet",
     log:

@@ -1,14 +1,15 @@
 """QC table: every manifest video, ok or excluded with the reason."""
 
 from facedyn.cohort.indexers import read_manifest
-from facedyn.qc import build_qc, index_landmark_tables
+from facedyn.qc import build_qc, index_tables
 from facedyn.runtime import provenance, setup_logging
 from facedyn.tables import write_table
 
 setup_logging(snakemake.log[0])
 qc = build_qc(
     read_manifest(snakemake.input.manifest),
-    index_landmark_tables(list(snakemake.input.landmarks)),
+    index_tables(list(snakemake.input.landmarks)),
+    flame_paths=index_tables(list(snakemake.input.flame)),
     **snakemake.params.qc,
 )
 write_table(qc, snakemake.output[0], {"provenance": provenance(snakemake.config)})

@@ -57,8 +57,8 @@ class FitSettings:
     n_expr: int = 50
     shape: str = "per_frame"  # or "per_window"
     window_s: float = 4.0
-    iterations: int = 150
-    rigid_iterations: int = 50
+    iterations: int = 60
+    rigid_iterations: int = 30
     lr: float = 0.05
     landmark_sigma: float = 0.03
     huber: float = 2.0
