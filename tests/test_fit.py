@@ -1,4 +1,5 @@
-"""The batched landmark fitter (work in progress, issue 5): what is already guaranteed."""
+"""The batched landmark fitter and the fit_flame stage: what is already guaranteed
+(accuracy targets on detected landmarks are still open, docs/fitting.md)."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """Per-frame FLAME parameters from 2D landmark tracks: batched, device-agnostic fitting.
 
-Status: work in progress (issue 5); not yet wired into the workflow. It fits landmarks and
-recovers jaw and head pose; per-component expression recovery is the open problem
+Status (issue 5, open): runs as ``rule fit_flame``; it fits landmarks and recovers jaw and
+head pose; per-component expression recovery from detected landmarks is the open problem
 documented in docs/fitting.md.
 
 All valid frames of a video are fitted together as one batched problem on the device,
@@ -27,7 +27,8 @@ Objective (sum over valid frames):
   ``fit.smooth_*``.
 
 Solver: Adam on all frames at once with a cosine-decayed step, first on pose, jaw and
-expression (``fit.rigid_iterations``), then on everything (``fit.iterations``). Parameters
+expression (``fit.rigid_iterations``, default 30), then on everything (``fit.iterations``,
+default 60). Parameters
 are scaled so one step moves each by a comparable amount. Adam was chosen over
 Gauss-Newton because the batched gradient costs one forward and one backward pass of the
 fast path per iteration whatever the number of unknowns; ``benchmarks/fit.py`` measures
