@@ -19,7 +19,7 @@ import cv2
 import numpy as np
 import pandas as pd
 
-from facedyn.cohort.render import detect_landmarks
+from facedyn.face.backends import DlibBackend
 from facedyn.face.extract import landmarks_array
 
 
@@ -30,6 +30,7 @@ def main() -> None:
     args = ap.parse_args()
     summary = json.loads((args.root / "cohort.json").read_text())
     sessions = pd.read_parquet(args.root / "truth" / "sessions.parquet")
+    detector = DlibBackend()
     found, total, errors = 0, 0, []
     start = time.perf_counter()
     for row in sessions.itertuples():
@@ -45,12 +46,12 @@ def main() -> None:
                 break
             if frame_index % args.every == 0:
                 total += 1
-                faces = detect_landmarks(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB), upsample=0)
+                faces = detector.detect(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB))
                 if faces:
                     found += 1
                     t = target[frame_index]
                     iod = np.linalg.norm(t[36] - t[45])
-                    errors.append(np.linalg.norm(faces[0][1] - t, axis=1).mean() / iod)
+                    errors.append(np.linalg.norm(faces[0].landmarks - t, axis=1).mean() / iod)
             frame_index += 1
         cap.release()
     frames = summary["n_videos"] * summary["frames_per_video"]

@@ -17,12 +17,13 @@ from facedyn.cohort.behaviour import (
     sample_signatures,
 )
 from facedyn.cohort.indexers import MANIFEST_COLUMNS, build_manifest, read_manifest
-from facedyn.cohort.render import detect_landmarks
 from facedyn.cohort.synthetic import CohortConfig, plan_cohort, write_cohort
+from facedyn.face.backends import DlibBackend
 from facedyn.face.extract import landmarks_array
 from facedyn.face.video import read_all_frames
 from facedyn.flame import write_synthetic_flame
 
+DETECTOR = DlibBackend()
 TINY = {"n_speakers": 4, "sessions_per_speaker": 2, "duration_s": 4, "combined_video": True}
 
 
@@ -91,9 +92,9 @@ def test_truth_lines_up_with_video_frame_by_frame(cohort):
     target = landmarks_array(truth)
     detected = np.full_like(target, np.nan)
     for f, frame in enumerate(frames):
-        faces = detect_landmarks(frame, upsample=0)
+        faces = DETECTOR.detect(frame)
         if faces:
-            detected[f] = faces[0][1]
+            detected[f] = faces[0].landmarks
     iod = np.linalg.norm(target[:, 36] - target[:, 45], axis=1)
     nme = np.nanmean(np.linalg.norm(detected - target, axis=2), axis=1) / iod
     assert np.nanmedian(nme) < 0.08
@@ -117,7 +118,7 @@ def test_a_real_detector_finds_the_face(cohort):
             continue  # combined side-by-side video
         for frame in read_all_frames(video)[::10]:
             total += 1
-            hits += bool(detect_landmarks(frame, upsample=0))
+            hits += bool(DETECTOR.detect(frame))
     assert total >= 90
     assert hits / total >= 0.95
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import pandas as pd
 
-from facedyn.tables import read_metadata, read_table
+from facedyn.tables import read_table
 
 log = logging.getLogger(__name__)
 
@@ -43,8 +43,7 @@ def qc_row(manifest_row: Mapping[str, Any], landmarks_path: str | os.PathLike[st
             row["median_nme"] = float(flame.loc[flame["valid"], "nme"].median())
     if landmarks_path is None or not os.path.exists(landmarks_path):
         return exclude("no landmark table")
-    meta = read_metadata(landmarks_path)
-    table, _ = read_table(landmarks_path, columns=["detected"])
+    table, meta = read_table(landmarks_path, columns=["detected"])
     row["frames_sampled"] = len(table)
     row["frames_valid"] = int(table["detected"].sum()) if len(table) else 0
     status = meta.get("status", "ok")

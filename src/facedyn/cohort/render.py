@@ -18,15 +18,13 @@ from __future__ import annotations
 import importlib.util
 import logging
 from dataclasses import dataclass
-from functools import cache
 from pathlib import Path
 
 import cv2
-import dlib
 import numpy as np
 from scipy.spatial import Delaunay
 
-from facedyn.face.models import dlib_model_path
+from facedyn.face.backends import DlibBackend
 
 log = logging.getLogger(__name__)
 
@@ -66,23 +64,6 @@ def package_photo_files() -> list[tuple[str, Path]]:
     return found
 
 
-@cache
-def _dlib_models() -> tuple[dlib.fhog_object_detector, dlib.shape_predictor]:
-    return dlib.get_frontal_face_detector(), dlib.shape_predictor(str(dlib_model_path()))
-
-
-def detect_landmarks(rgb: np.ndarray, upsample: int = 1, with_scores: bool = False) -> list:
-    """All dlib faces in an RGB image: (rectangle, (68, 2) landmarks[, detector score])."""
-    detector, predictor = _dlib_models()
-    rects, scores, _ = detector.run(rgb, upsample, 0.0)
-    out = []
-    for rect, score in zip(rects, scores, strict=True):
-        shape = predictor(rgb, rect)
-        lmk = np.array([[p.x, p.y] for p in shape.parts()], dtype=np.float64)
-        out.append((rect, lmk, float(score)) if with_scores else (rect, lmk))
-    return out
-
-
 def frontal_yaw_proxy(landmarks: np.ndarray) -> float:
     """Signed asymmetry of the nose tip between the jaw ends: 0 frontal, +-1 profile."""
     left = np.linalg.norm(landmarks[30] - landmarks[0])
@@ -101,17 +82,20 @@ def load_portraits(min_face_px: int = 80, mirror: bool = True, margin: float = 1
     Crops keep ``margin`` face-widths of context on each side.
     """
     portraits: list[Portrait] = []
+    detector = DlibBackend(upsample=1)  # photos hold faces smaller than the detector's window
     for package, path in package_photo_files():
         bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
         if bgr is None:
             log.warning("skipping unreadable photo %s", path)
             continue
         rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-        for k, (rect, lmk, score) in enumerate(detect_landmarks(rgb, with_scores=True)):
-            if (min(rect.width(), rect.height()) < min_face_px or score < min_score
+        for k, face in enumerate(detector.detect(rgb)):
+            lmk = face.landmarks
+            width, height = face.box[2] - face.box[0], face.box[3] - face.box[1]
+            if (min(width, height) < min_face_px or face.score < min_score
                     or abs(frontal_yaw_proxy(lmk)) > max_yaw):
                 continue
-            size = max(rect.width(), rect.height())
+            size = max(width, height)
             cx, cy = lmk.mean(0)
             half = int(size * (0.5 + margin))
             x0, y0 = int(cx) - half, int(cy) - half

@@ -152,11 +152,10 @@ def fit_landmarks(landmarks: np.ndarray, frames: np.ndarray, times: np.ndarray, 
         neutral = model(pose=torch.zeros(1, 15, dtype=dtype, device=dev), kind="3d")[0]
     trans0 = _initial_pose(landmarks, neutral.cpu().numpy(), focal, cx, cy)
 
-    n_shape_rows = m if settings.shape == "per_frame" else int(
-        _window_ids(times, settings.window_s).max() + 1)
-    window = torch.as_tensor(
-        np.arange(m) if settings.shape == "per_frame" else _window_ids(times, settings.window_s),
-        device=dev)
+    window_ids = (np.arange(m) if settings.shape == "per_frame"
+                  else _window_ids(times, settings.window_s))
+    n_shape_rows = int(window_ids.max()) + 1
+    window = torch.as_tensor(window_ids, device=dev)
     # Scaled parameters: one Adam step moves each by a comparable physical amount.
     scale = {"shape_mean": 1.0, "shape": settings.shape_frame_sd, "expr": 1.0, "jaw": 0.1,
              "rot": 0.1, "trans": 0.02}

@@ -74,7 +74,24 @@ class _LandmarkSelector(nn.Module):
         return torch.cat([contour, inner], dim=1)
 
 
-class FLAME(nn.Module):
+class _Skinned(nn.Module):
+    """The LBS call shared by the full model and the fast path (same buffer names)."""
+
+    n_shape: int
+    n_expr: int
+    parents: list[int]
+
+    def _skin(self, shape: torch.Tensor | None, expression: torch.Tensor | None,
+              pose: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Vertices, posed joints and the (zero-filled) full pose."""
+        betas, full_pose = _batch_params(shape, expression, pose, self.n_shape, self.n_expr,
+                                         self.v_template)
+        verts, joints = lbs(betas, full_pose, self.v_template, self.shapedirs, self.posedirs,
+                            self.j_regressor, self.parents, self.weights)
+        return verts, joints, full_pose
+
+
+class FLAME(_Skinned):
     """FLAME: ``forward(shape, expression, pose) -> vertices (B, V, 3)``.
 
     ``pose`` is (B, 15) axis-angle for [global, neck, jaw, eye_l, eye_r]. Translation
@@ -117,10 +134,8 @@ class FLAME(nn.Module):
     def lbs(self, shape: torch.Tensor | None = None, expression: torch.Tensor | None = None,
             pose: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Vertices (B, V, 3) and posed joints (B, 5, 3)."""
-        betas, pose = _batch_params(shape, expression, pose, self.n_shape, self.n_expr,
-                                    self.v_template)
-        return lbs(betas, pose, self.v_template, self.shapedirs, self.posedirs,
-                   self.j_regressor, self.parents, self.weights)
+        verts, joints, _ = self._skin(shape, expression, pose)
+        return verts, joints
 
     def forward(self, shape: torch.Tensor | None = None, expression: torch.Tensor | None = None,
                 pose: torch.Tensor | None = None) -> torch.Tensor:
@@ -131,10 +146,7 @@ class FLAME(nn.Module):
         """iBUG-68 landmarks (B, 68, 3) from the full mesh: ``2d`` slides the 17 contour
         points with head yaw, ``3d`` uses the fixed full embedding."""
         selector = self._require_selector()
-        betas, full_pose = _batch_params(shape, expression, pose, self.n_shape, self.n_expr,
-                                         self.v_template)
-        verts, _ = lbs(betas, full_pose, self.v_template, self.shapedirs, self.posedirs,
-                       self.j_regressor, self.parents, self.weights)
+        verts, _, full_pose = self._skin(shape, expression, pose)
         return selector(verts, full_pose, kind)
 
     def _require_selector(self) -> _LandmarkSelector:
@@ -148,7 +160,7 @@ class FLAME(nn.Module):
         return FLAMELandmarks(self)
 
 
-class FLAMELandmarks(nn.Module):
+class FLAMELandmarks(_Skinned):
     """LBS restricted to the vertices that landmarks and joints depend on.
 
     Numerically equal to ``FLAME.landmarks`` (same operations on a row subset), at a
@@ -184,11 +196,8 @@ class FLAMELandmarks(nn.Module):
     def forward(self, shape: torch.Tensor | None = None, expression: torch.Tensor | None = None,
                 pose: torch.Tensor | None = None, kind: str = "2d") -> torch.Tensor:
         """iBUG-68 landmarks (B, 68, 3); see ``FLAME.landmarks``."""
-        betas, pose = _batch_params(shape, expression, pose, self.n_shape, self.n_expr,
-                                    self.v_template)
-        verts, _ = lbs(betas, pose, self.v_template, self.shapedirs, self.posedirs,
-                       self.j_regressor, self.parents, self.weights)
-        return self.selector(verts, pose, kind)
+        verts, _, full_pose = self._skin(shape, expression, pose)
+        return self.selector(verts, full_pose, kind)
 
 
 def load_flame(path: str | os.PathLike[str], n_shape: int = 100, n_expr: int = 50,

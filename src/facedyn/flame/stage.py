@@ -61,12 +61,11 @@ def run_fit(landmarks_path: str | os.PathLike[str], model_json: str | os.PathLik
     frames = lmk_df["frame"].to_numpy(np.int64)
     times = lmk_df["time_s"].to_numpy(np.float64)
     settings = fit_settings(fit, n_shape, n_expr, device, seed)
-    zeros = {"shape": np.zeros((len(frames), n_shape)),
-             "expression": np.zeros((len(frames), n_expr)),
-             "jaw": np.zeros((len(frames), 3)), "rotation": np.zeros((len(frames), 3)),
-             "camera": np.zeros((len(frames), 4))}
     if valid.sum() == 0:
-        table = flame_table(frames, times, valid, zeros)
+        empty = {"shape": np.zeros((len(frames), n_shape)),
+                 "expression": np.zeros((len(frames), n_expr)),
+                 "jaw": np.zeros((len(frames), 3)), "rotation": np.zeros((len(frames), 3))}
+        table = flame_table(frames, times, valid, empty)
         meta.update(status="no_valid_frames", reason="no landmark frame to fit",
                     device=device, frames=len(frames), frames_valid=0)
         write_table(table, out, meta)
@@ -76,13 +75,18 @@ def run_fit(landmarks_path: str | os.PathLike[str], model_json: str | os.PathLik
     fast = flame.to(device).landmark_model()
     res = fit_landmarks(landmarks_array(lmk_df[valid]), frames[valid], times[valid],
                         int(lmk_meta["width"]), int(lmk_meta["height"]), fast, settings)
-    full = {k: v.copy() for k, v in zeros.items()}
-    full["shape"][valid], full["expression"][valid] = res.shape, res.expression
-    full["jaw"][valid], full["rotation"][valid] = res.jaw, res.rotation
-    full["camera"][valid] = np.concatenate([res.translation, np.full((len(res.jaw), 1), res.focal)], 1)
-    full["rmse_px"] = np.zeros(len(frames))
-    full["nme"] = np.zeros(len(frames))
-    full["rmse_px"][valid], full["nme"][valid] = res.rmse_px, res.nme
+
+    def track(values: np.ndarray) -> np.ndarray:
+        """Fitted rows scattered back into the whole track (flame_table blanks invalid rows)."""
+        values = np.asarray(values).reshape(int(valid.sum()), -1)
+        out = np.zeros((len(frames), values.shape[1]))
+        out[valid] = values
+        return out
+
+    camera = np.concatenate([res.translation, np.full((len(res.jaw), 1), res.focal)], 1)
+    full = {"shape": track(res.shape), "expression": track(res.expression),
+            "jaw": track(res.jaw), "rotation": track(res.rotation), "camera": track(camera),
+            "rmse_px": track(res.rmse_px)[:, 0], "nme": track(res.nme)[:, 0]}
     table = flame_table(frames, times, valid, full)
     meta.update(status="ok", reason="", device=device, frames=len(frames),
                 frames_valid=int(valid.sum()), median_nme=float(np.median(res.nme)),
