@@ -19,6 +19,7 @@ include: "workflow/rules/common.smk"
 include: "workflow/rules/flame.smk"
 include: "workflow/rules/cohort.smk"
 include: "workflow/rules/landmarks.smk"
+include: "workflow/rules/dynamics.smk"
 
 
 rule all:

@@ -24,6 +24,8 @@ def test_default_config_plans(tmp_path):
     ({"dataset": {"kind": "youtube"}}, "kind"),
     ({"dataset": {"kind": "candor"}}, "root"),
     ({"seed": -1}, "seed"),
+    ({"identify": {"experiments": {"main": {"windw_s": 4}}}}, "windw_s"),
+    ({"identify": {"experiments": {"bad name": {}}}}, "bad name"),
 ])
 def test_invalid_config_fails_before_any_job_naming_the_key(tmp_path, override, named):
     res = run_snakemake(tmp_path, "-n", overrides=override)
@@ -73,6 +75,50 @@ def test_smoke_run_builds_head_cohort_manifest_landmarks_fits_and_qc(tmp_path):
     assert info["fast_path_vertices"] < info["n_vertices"]
     assert len(info["model_sha256"]) == 64
     assert (tmp_path / "logs/flame/flame_model.log").stat().st_size > 0
+
+    # dnr: every speaker has two QC-ok sessions, so every speaker has a DNR
+    sessions = pd.read_parquet(tmp_path / "results/dnr/sessions.parquet")
+    assert len(sessions) == 8 and sessions["used"].all()
+    assert list(sessions.columns[:4]) == ["speaker_id", "session_id", "n_valid", "noise"]
+    assert "mean_shape_019" in sessions and (sessions["noise"] > 0).all()
+    speakers = pd.read_parquet(tmp_path / "results/dnr/speakers.parquet")
+    assert list(speakers.columns[:5]) == ["speaker_id", "n_sessions", "drift", "noise", "dnr"]
+    assert len(speakers) == 4 and (speakers["n_sessions"] == 2).all()
+    assert (speakers["dnr"] > 0).all()
+    assert speakers["dnr"].to_numpy() == pytest.approx(speakers["drift"] / speakers["noise"])
+    summary = json.loads((tmp_path / "results/dnr/summary.json").read_text())
+    assert summary["n_speakers_with_dnr"] == 4 and summary["standardize"] is True
+    assert summary["dnr"]["median"] == pytest.approx(speakers["dnr"].median())
+    check = summary["synthetic_check"]
+    assert check["n_speakers"] == 4 and -1 <= check["spearman_rho"] <= 1
+
+    # fit quality against the cohort's truth (synthetic only)
+    quality = json.loads((tmp_path / "results/flame/quality.json").read_text())
+    assert quality["videos"] == 8 and quality["videos_fitted"] == 8
+    assert quality["dominant_variance_share"] >= 0.9 and quality["dominant_components"]
+    assert 0 < quality["nme_median"] < 0.2 and -1 <= quality["jaw_open_r_median"] <= 1
+
+    # folds of every configured experiment (test.yaml: 1 s windows, 2 folds)
+    columns = ["fold", "speaker_id", "session_id", "split", "start_time_s", "stop_time_s",
+               "n_windows", "reason"]
+    folds = pd.read_parquet(tmp_path / "results/identify/main/folds.parquet")
+    assert list(folds.columns) == columns
+    assert sorted(folds["fold"].unique()) == [0, 1]
+    for _, fold in folds.groupby("fold"):
+        assert (fold["split"] == "test").sum() == 4 and (fold["split"] == "train").sum() == 4
+        pairs = {split: set(zip(g["speaker_id"], g["session_id"], strict=True))
+                 for split, g in fold.groupby("split")}
+        assert not pairs["test"] & pairs["train"]
+    assert (folds["n_windows"] >= 2).all()
+    tested = folds[folds["split"] == "test"].groupby("speaker_id")["session_id"].nunique()
+    assert (tested == 2).all()  # two sessions, two folds: each tested once
+    within = pd.read_parquet(tmp_path / "results/identify/within_session/folds.parquet")
+    assert set(within["fold"]) == {0} and (within["split"] == "test").sum() >= 4
+    parts = within[within["split"] != "excluded"].pivot(
+        index=["speaker_id", "session_id"], columns="split", values=["start_time_s",
+                                                                     "stop_time_s"])
+    guard = parts["start_time_s"]["test"] - parts["stop_time_s"]["train"]
+    assert (guard >= 1.0 - 1e-6).all()  # one window (test.yaml window_s) between the parts
 
 
 def test_manifest_dataset_of_ordinary_videos_with_bad_rows(tmp_path):

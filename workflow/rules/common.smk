@@ -3,9 +3,16 @@ Snakefile is re-parsed by every cluster job."""
 
 import functools
 import os
+import re
 from pathlib import Path
 
 import pandas as pd
+
+from facedyn.dynamics.experiments import (
+    ExperimentError,
+    experiment_names,
+    experiment_settings,
+)
 
 ENV = "../../envs/facedyn.yaml"
 SAFE_ID = r"[A-Za-z0-9][A-Za-z0-9_.-]*"
@@ -150,6 +157,49 @@ def check_landmark_backend():
 check_landmark_backend()
 
 
+def check_experiments():
+    """Every `identify.experiments` entry merged with the `identify` defaults and validated
+    while the DAG is built: a typo in an experiment fails before any job, naming it."""
+    try:
+        return {
+            name: experiment_settings(config["identify"], name)
+            for name in experiment_names(config["identify"])
+        }
+    except ExperimentError as err:
+        raise ConfigError(str(err)) from None
+
+
+EXPERIMENTS = check_experiments()
+
+
+wildcard_constraints:
+    experiment="|".join(re.escape(name) for name in EXPERIMENTS) or "(?!)",
+
+
+def experiment_params(wildcards):
+    """The merged settings of one experiment (params: a change reruns only that one)."""
+    return EXPERIMENTS[wildcards.experiment].to_dict()
+
+
+def dnr_truth_inputs(wildcards):
+    """The synthetic cohort's summary (its truth/ lies beside it) for the DNR validation."""
+    if config["dataset"]["kind"] == "synthetic":
+        return {"cohort": f"{synthetic_cohort_dir()}/cohort.json"}
+    return {}
+
+
 def final_targets():
     """What `snakemake` with no target builds: every stage that exists so far."""
-    return ["results/flame/model.json", "results/qc/videos.parquet"]
+    return [
+        "results/flame/model.json",
+        "results/qc/videos.parquet",
+        "results/dnr/sessions.parquet",
+        "results/dnr/speakers.parquet",
+        "results/dnr/summary.json",
+        *(f"results/identify/{name}/folds.parquet" for name in EXPERIMENTS),
+        *(
+            ["results/flame/quality.json"]
+            if config["dataset"]["kind"] == "synthetic"
+            else []
+        ),
+    ]

@@ -68,3 +68,28 @@ rule fit_flame:
         seed=config["seed"],
     script:
         "../scripts/fit_flame.py"
+
+
+rule fit_quality:
+    """Synthetic cohort only: fitted vs true expression, jaw and shape, and the NME
+    distribution (validation: the only reader of the cohort's truth/ besides dnr)."""
+    input:
+        flame=all_flame_tables,
+        cohort=f"{synthetic_cohort_dir()}/cohort.json",
+    output:
+        summary="results/flame/quality.json",
+        components="results/flame/quality_components.parquet",
+        videos="results/flame/quality_videos.parquet",
+    log:
+        "logs/flame/fit_quality.log",
+    conda:
+        ENV
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    params:
+        truth=f"{synthetic_cohort_dir()}/truth/frames",
+        n_shape_truth=config["dataset"]["synthetic"]["n_shape"],
+    script:
+        "../scripts/fit_quality.py"

@@ -1,0 +1,113 @@
+"""Identification experiments: ``identify`` defaults merged with one experiment's overrides.
+
+``config["identify"]`` holds defaults (protocol, windows, features, ...) and an
+``experiments`` mapping from experiment name (a value of the ``{experiment}`` wildcard) to an
+object overriding any of those keys::
+
+    identify:
+      window_s: 8
+      experiments:
+        main: {}
+        window_4s: {window_s: 4}
+
+:func:`experiment_settings` merges the two and validates the result into a frozen
+:class:`ExperimentSettings`. The merge is generic: a new setting is a new dataclass field
+(plus its schema entry); an override key that is not a field is an error naming the key and
+the experiment.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from facedyn.dynamics.features import FEATURE_SETS
+
+PROTOCOLS = ("cross_session", "within_session")
+SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+class ExperimentError(ValueError):
+    """An experiment that does not exist or has an unknown or invalid setting."""
+
+
+@dataclass(frozen=True)
+class ExperimentSettings:
+    """Everything one identification experiment needs to build its windows and folds."""
+
+    name: str
+    protocol: str = "cross_session"
+    n_folds: int = 3
+    window_s: float = 8.0
+    stride_s: float = 2.0
+    features: str = "expr_jaw"
+    velocity: bool = False
+    n_expr: int = 50
+    train_fraction: float = 0.8
+    min_windows: int = 2
+
+    def __post_init__(self) -> None:
+        where = f"identify.experiments.{self.name}"
+        checks = [
+            (self.protocol in PROTOCOLS, f"protocol must be one of {PROTOCOLS}"),
+            (self.features in FEATURE_SETS, f"features must be one of {FEATURE_SETS}"),
+            (isinstance(self.n_folds, int) and self.n_folds >= 1, "n_folds must be an integer >= 1"),
+            (_number(self.window_s) and self.window_s > 0, "window_s must be > 0"),
+            (_number(self.stride_s) and self.stride_s > 0, "stride_s must be > 0"),
+            (isinstance(self.velocity, bool), "velocity must be true or false"),
+            (isinstance(self.n_expr, int) and self.n_expr >= 1, "n_expr must be an integer >= 1"),
+            (_number(self.train_fraction) and 0 < self.train_fraction < 1,
+             "train_fraction must be in (0, 1)"),
+            (isinstance(self.min_windows, int) and self.min_windows >= 1,
+             "min_windows must be an integer >= 1"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ExperimentError(f"{where}: {message}")
+
+    @property
+    def guard_s(self) -> float:
+        """Gap kept between the training and test part of a session (within_session) and
+        before a validation part: one window."""
+        return float(self.window_s)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def setting_names() -> list[str]:
+    """Keys an experiment may set (the dataclass fields except ``name``)."""
+    return [f.name for f in dataclasses.fields(ExperimentSettings) if f.name != "name"]
+
+
+def experiment_names(identify: Mapping[str, Any]) -> list[str]:
+    """Configured experiment names, in config order."""
+    return list((identify.get("experiments") or {}).keys())
+
+
+def experiment_settings(identify: Mapping[str, Any], name: str) -> ExperimentSettings:
+    """Defaults of ``identify`` merged with ``identify.experiments[name]``, validated."""
+    experiments = identify.get("experiments") or {}
+    if name not in experiments:
+        raise ExperimentError(f"no experiment {name!r} under identify.experiments "
+                              f"(configured: {sorted(experiments)})")
+    if not SAFE_NAME.match(name):
+        raise ExperimentError(f"experiment name {name!r} must match {SAFE_NAME.pattern}")
+    allowed = set(setting_names())
+    overrides = experiments[name] or {}
+    if not isinstance(overrides, Mapping):
+        raise ExperimentError(f"identify.experiments.{name} must be a mapping of settings")
+    unknown = sorted(set(overrides) - allowed)
+    if unknown:
+        raise ExperimentError(f"identify.experiments.{name}: unknown key(s) {unknown}; "
+                              f"an experiment may set {sorted(allowed)}")
+    merged = {k: v for k, v in identify.items() if k in allowed}
+    merged.update(overrides)
+    return ExperimentSettings(name=name, **merged)

@@ -1,0 +1,326 @@
+"""Dynamics features of every video, kept in one array, with contiguous runs and gaps.
+
+Features come from valid frames only: the first ``n_expr`` FLAME expression coefficients
+and/or the jaw rotation (feature sets ``expr``, ``jaw``, ``expr_jaw``), optionally followed
+by their first differences (``velocity``). Head pose, camera and shape never enter: the
+point is identity from dynamics with static appearance removed.
+
+Frames are sampled at a fixed rate (``landmarks.fps``) from each video, so consecutive rows
+of a FLAME table are one sampling step apart, unless a frame was lost. A *gap* is an invalid
+row (no face, failed fit, non-finite parameter) or a jump in ``time_s`` / ``frame`` larger
+than 1.5 sampling steps. The usable rows between gaps form *runs*; windows (``windows.py``)
+and velocities never cross a run boundary.
+
+All videos of a cohort live in one :class:`FeatureStore`: a float32 ``(N, F)`` array of the
+usable rows of every video, back to back, with ``offsets`` saying where each video starts.
+At CANDOR scale (31 M sampled frames, 53 features) that is 6.6 GB, one allocation, no
+per-window files. Windows are (video, start row) integer pairs into it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+if TYPE_CHECKING:
+    from facedyn.dynamics.windows import Windows
+
+log = logging.getLogger(__name__)
+
+FEATURE_SETS = ("expr", "jaw", "expr_jaw")
+JAW_COLUMNS = ["jaw_0", "jaw_1", "jaw_2"]
+#: A step longer than this many sampling steps is a gap.
+GAP_FACTOR = 1.5
+#: A video whose sampling rate differs from the cohort's by more than this is not used.
+RATE_TOLERANCE = 0.02
+
+
+def feature_columns(feature_set: str, n_expr: int) -> list[str]:
+    """FLAME table columns of a feature set (``expr``, ``jaw`` or ``expr_jaw``)."""
+    if feature_set not in FEATURE_SETS:
+        raise ValueError(f"unknown feature set {feature_set!r}; choose one of {FEATURE_SETS}")
+    expr = [f"expr_{k:03d}" for k in range(n_expr)]
+    return {"expr": expr, "jaw": list(JAW_COLUMNS), "expr_jaw": [*expr, *JAW_COLUMNS]}[feature_set]
+
+
+def feature_names(feature_set: str, n_expr: int, velocity: bool) -> list[str]:
+    """Names of the feature columns of the store: the table columns, then ``d_<name>``."""
+    cols = feature_columns(feature_set, n_expr)
+    return [*cols, *(f"d_{c}" for c in cols)] if velocity else cols
+
+
+def nominal_step(values: np.ndarray) -> float:
+    """The regular step of a sampled series (time or frame index), robust to gaps.
+
+    The median positive step, refined as the mean of the steps shorter than 1.5 medians:
+    sampling 25 fps down to 15 keeps frames 0, 2, 4, 5, 7, ... whose steps alternate 2 and 1
+    (median 2) but average 5/3 frames = 1/15 s. NaN with fewer than two rows.
+    """
+    d = np.diff(np.asarray(values, dtype=np.float64))
+    d = d[np.isfinite(d) & (d > 0)]
+    if not len(d):
+        return math.nan
+    med = float(np.median(d))
+    return float(d[d < GAP_FACTOR * med].mean())
+
+
+def run_starts(frame: np.ndarray, time_s: np.ndarray, usable: np.ndarray) -> np.ndarray:
+    """For the usable rows (in table order), True where a new run starts.
+
+    A usable row continues the run of the row before it only when that row is usable too
+    and the steps in ``time_s`` and ``frame`` are positive and at most 1.5 nominal steps.
+    """
+    frame = np.asarray(frame, dtype=np.float64)
+    time_s = np.asarray(time_s, dtype=np.float64)
+    usable = np.asarray(usable, dtype=bool)
+    n = len(usable)
+    breaks = np.ones(n, dtype=bool)
+    if n > 1:
+        dt, df = np.diff(time_s), np.diff(frame)
+        ok = usable[1:] & usable[:-1] & (dt > 0) & (df > 0)
+        period, fstep = nominal_step(time_s), nominal_step(frame)
+        if math.isfinite(period):
+            ok &= dt <= GAP_FACTOR * period
+        if math.isfinite(fstep):
+            ok &= df <= GAP_FACTOR * fstep
+        breaks[1:] = ~ok
+    return breaks[usable]
+
+
+@dataclass
+class VideoRows:
+    """The usable rows of one video: times, source frames, run starts and features."""
+
+    time_s: np.ndarray
+    frame: np.ndarray
+    new_run: np.ndarray
+    features: np.ndarray
+    rate: float
+    reason: str = ""
+
+
+def video_rows(table: pd.DataFrame, columns: Sequence[str], velocity: bool = False,
+               keep_features: bool = True) -> VideoRows:
+    """Usable rows of one FLAME table: ``valid`` and every feature finite.
+
+    With ``velocity`` the first difference (row minus previous row, per sampling step) of
+    every feature is appended; it is only defined inside a run, so the first row of every
+    run is dropped and the next one starts the run. ``rate`` is the table's sampling rate
+    (Hz) estimated from ``time_s``.
+    """
+    n = len(table)
+    time_s = table["time_s"].to_numpy(np.float64) if n else np.zeros(0)
+    frame = table["frame"].to_numpy(np.int64) if n else np.zeros(0, np.int64)
+    x = table[list(columns)].to_numpy(np.float64) if n else np.zeros((0, len(columns)))
+    usable = (table["valid"].to_numpy(bool) if n else np.zeros(0, bool)) & np.isfinite(x).all(1)
+    rate = 1.0 / nominal_step(time_s) if n > 1 else math.nan
+    new_run = run_starts(frame, time_s, usable)
+    x, time_s, frame = x[usable], time_s[usable], frame[usable]
+    if velocity:
+        dx = np.zeros_like(x)
+        dx[1:] = x[1:] - x[:-1]
+        keep = ~new_run
+        new_run = np.concatenate([[True], new_run[:-1]])[keep] if len(keep) else new_run
+        x = np.concatenate([x, dx], axis=1)[keep]
+        time_s, frame = time_s[keep], frame[keep]
+    feats = x.astype(np.float32) if keep_features else np.zeros((len(x), 0), np.float32)
+    reason = "" if len(time_s) else "no usable frame"
+    return VideoRows(time_s, frame, new_run, feats, rate, reason)
+
+
+@dataclass
+class FeatureStore:
+    """Usable rows of all videos of a cohort back to back (see the module docstring).
+
+    Video ``v`` owns rows ``offsets[v]:offsets[v + 1]``; ``reason[v]`` is non-empty when the
+    video contributes no row (excluded by QC, no usable frame, other sampling rate).
+    ``rate`` is the cohort's sampling rate in Hz. A structure-only store (``keep_features=
+    False``) has ``features`` of width 0 but still names the features it stands for.
+    """
+
+    session_id: np.ndarray
+    speaker_id: np.ndarray
+    reason: list[str]
+    offsets: np.ndarray
+    time_s: np.ndarray
+    frame: np.ndarray
+    new_run: np.ndarray
+    features: np.ndarray
+    feature_names: list[str]
+    rate: float
+
+    @property
+    def n_videos(self) -> int:
+        return len(self.session_id)
+
+    def video_index(self) -> dict[tuple[str, str], int]:
+        """(session_id, speaker_id) -> video index."""
+        return {(s, p): i for i, (s, p) in enumerate(zip(self.session_id, self.speaker_id,
+                                                          strict=True))}
+
+    def rows(self, video: int) -> slice:
+        return slice(int(self.offsets[video]), int(self.offsets[video + 1]))
+
+    def time_range(self, video: int) -> tuple[float, float]:
+        """[first usable time, last usable time + one step] of a video (NaN when empty)."""
+        r = self.rows(video)
+        if r.stop == r.start:
+            return math.nan, math.nan
+        return float(self.time_s[r.start]), float(self.time_s[r.stop - 1] + 1.0 / self.rate)
+
+
+def build_store(videos: Sequence[Mapping[str, Any]], rows: Sequence[VideoRows | None],
+                feature_names_: Sequence[str], rate: float | None = None) -> FeatureStore:
+    """Assemble a :class:`FeatureStore` from per-video rows (None: not usable, see the
+    video's ``reason``). ``rate`` None: the median of the videos' own rates; videos sampled
+    at another rate (more than 2 % off) keep no row and get a reason."""
+    rates = [r.rate for r in rows if r is not None and len(r.time_s) and math.isfinite(r.rate)]
+    if rate is None:
+        rate = float(np.median(rates)) if rates else math.nan
+    reasons, kept = [], []
+    for v, r in zip(videos, rows, strict=True):
+        reason = str(v.get("reason") or "")
+        if not reason and r is None:
+            reason = "not read"
+        if not reason and r is not None:
+            reason = r.reason
+            if not reason and math.isfinite(r.rate) and abs(r.rate / rate - 1) > RATE_TOLERANCE:
+                reason = f"sampled at {r.rate:.3g} fps, not the cohort's {rate:.3g} fps"
+        reasons.append(reason)
+        kept.append(r if not reason else None)
+    n_feat = len(feature_names_)
+    lengths = np.array([len(r.time_s) if r is not None else 0 for r in kept], dtype=np.int64)
+    offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+    width = next((r.features.shape[1] for r in kept if r is not None), n_feat)
+    features = np.empty((int(offsets[-1]), width), dtype=np.float32)
+    time_s = np.empty(int(offsets[-1]))
+    frame = np.empty(int(offsets[-1]), dtype=np.int64)
+    new_run = np.empty(int(offsets[-1]), dtype=bool)
+    for i, r in enumerate(kept):
+        if r is None:
+            continue
+        sl = slice(int(offsets[i]), int(offsets[i + 1]))
+        features[sl], time_s[sl], frame[sl], new_run[sl] = r.features, r.time_s, r.frame, r.new_run
+    for v, reason in zip(videos, reasons, strict=True):
+        if reason:
+            log.info("video %s/%s not used: %s", v["session_id"], v["speaker_id"], reason)
+    return FeatureStore(
+        session_id=np.array([str(v["session_id"]) for v in videos], dtype=object),
+        speaker_id=np.array([str(v["speaker_id"]) for v in videos], dtype=object),
+        reason=reasons, offsets=offsets, time_s=time_s, frame=frame, new_run=new_run,
+        features=features, feature_names=list(feature_names_), rate=float(rate))
+
+
+def store_from_tables(videos: Sequence[Mapping[str, Any]], tables: Sequence[pd.DataFrame | None],
+                      feature_set: str = "expr_jaw", n_expr: int = 50, velocity: bool = False,
+                      rate: float | None = None, keep_features: bool = True) -> FeatureStore:
+    """A store from in-memory FLAME tables (tests, notebooks); see :func:`load_store`."""
+    n_expr = available_expr(n_expr, [t.columns for t in tables if t is not None])
+    cols = feature_columns(feature_set, n_expr)
+    rows = [None if t is None or v.get("reason") else
+            video_rows(t, cols, velocity, keep_features) for v, t in zip(videos, tables,
+                                                                         strict=True)]
+    return build_store(videos, rows, feature_names(feature_set, n_expr, velocity), rate)
+
+
+def available_expr(n_expr: int, column_lists: Iterable[Iterable[str]]) -> int:
+    """``n_expr`` clipped to the expression columns every table has (logged when clipped)."""
+    have = [sum(1 for c in cols if str(c).startswith("expr_")) for cols in column_lists]
+    if have and min(have) < n_expr:
+        log.warning("identify.n_expr is %d but the FLAME tables hold %d expression "
+                    "coefficients; using %d", n_expr, min(have), min(have))
+        return min(have)
+    return n_expr
+
+
+def load_store(videos: Sequence[Mapping[str, Any]], feature_set: str = "expr_jaw",
+               n_expr: int = 50, velocity: bool = False, rate: float | None = None,
+               keep_features: bool = True) -> FeatureStore:
+    """Read FLAME tables into a :class:`FeatureStore`.
+
+    ``videos``: mappings with ``session_id, speaker_id, path`` and optionally ``reason``
+    (non-empty: not usable, e.g. excluded by QC; the table is not read). Only the needed
+    columns are read, one table at a time. ``keep_features=False`` keeps the row structure
+    only (times, runs), for building folds without holding the features in memory.
+    """
+    import pyarrow.parquet as pq
+
+    from facedyn.tables import read_table
+
+    readable = [v for v in videos if not v.get("reason") and os.path.exists(v["path"])]
+    n_expr = available_expr(n_expr, [pq.read_schema(v["path"]).names for v in readable])
+    cols = feature_columns(feature_set, n_expr)
+    rows: list[VideoRows | None] = []
+    for v in videos:
+        if v.get("reason"):
+            rows.append(None)
+            continue
+        table, _ = read_table(v["path"], columns=["frame", "time_s", "valid", *cols])
+        rows.append(video_rows(table, cols, velocity, keep_features))
+    return build_store(videos, rows, feature_names(feature_set, n_expr, velocity), rate)
+
+
+@dataclass(frozen=True)
+class Normalizer:
+    """Per-feature mean and standard deviation, fitted on training rows only."""
+
+    feature_names: tuple[str, ...]
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    n_rows: int
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def fit(cls, store: FeatureStore, windows: Windows, min_std: float = 1e-6) -> Normalizer:
+        """Statistics over the rows covered by ``windows`` (each row counted once), so a
+        frame in several overlapping windows does not weigh more. Pass training windows."""
+        mask = covered_rows(store, windows)
+        x = store.features[mask].astype(np.float64)
+        if not len(x):
+            raise ValueError("no training rows to fit the normalisation on")
+        mean, std = x.mean(axis=0), x.std(axis=0)
+        std = np.where(std < min_std, 1.0, std)
+        return cls(tuple(store.feature_names), tuple(mean.tolist()), tuple(std.tolist()),
+                   int(mask.sum()))
+
+    def apply(self, x: np.ndarray) -> np.ndarray:
+        """``(x - mean) / std`` over the last axis, as float32."""
+        mean = np.asarray(self.mean, dtype=np.float32)
+        std = np.asarray(self.std, dtype=np.float32)
+        return ((np.asarray(x, dtype=np.float32) - mean) / std).astype(np.float32)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["feature_names"], d["mean"], d["std"] = (list(self.feature_names), list(self.mean),
+                                                   list(self.std))
+        return d
+
+    def save(self, path: str | os.PathLike[str]) -> None:
+        from facedyn.atomic import atomic_write_json
+
+        atomic_write_json(path, self.to_dict())
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> Normalizer:
+        with open(path) as fh:
+            d = json.load(fh)
+        return cls(tuple(d["feature_names"]), tuple(d["mean"]), tuple(d["std"]),
+                   int(d["n_rows"]), dict(d.get("extra", {})))
+
+
+def covered_rows(store: FeatureStore, windows: Windows) -> np.ndarray:
+    """Boolean mask over the store's rows: True where some window covers the row."""
+    n = len(store.time_s)
+    diff = np.zeros(n + 1, dtype=np.int64)
+    first = store.offsets[windows.video] + windows.start
+    np.add.at(diff, first, 1)
+    np.add.at(diff, first + windows.length, -1)
+    return np.cumsum(diff[:-1]) > 0

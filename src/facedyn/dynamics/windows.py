@@ -1,0 +1,123 @@
+"""Fixed-length windows over the runs of a :class:`~facedyn.dynamics.features.FeatureStore`.
+
+A window is ``T = round(window_s * rate)`` consecutive usable rows of one run (so it never
+contains an invalid frame nor spans a gap); starts advance by ``S = round(stride_s * rate)``
+rows from the beginning of each run. Windows are two integer arrays, ``video`` and ``start``
+(row within the video), so a million windows cost 12 MB; :func:`batch` gathers any subset as a
+``(B, T, F)`` float32 array with one fancy-indexing call.
+
+A window's time span is ``[time of its first row, time of its last row + 1 / rate)``; folds
+select windows whose span lies inside a time range of a session.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from facedyn.dynamics.features import FeatureStore, Normalizer
+
+#: Tolerance (seconds) on window/range boundaries: times are float sums of frame steps.
+EPS_S = 1e-6
+
+
+def window_frames(window_s: float, rate: float) -> int:
+    """Rows per window: ``window_s`` seconds at ``rate`` Hz (at least 1)."""
+    if not math.isfinite(rate) or rate <= 0:
+        raise ValueError(f"sampling rate must be positive, got {rate}")
+    return max(1, round(window_s * rate))
+
+
+@dataclass(frozen=True)
+class Windows:
+    """Windows as (video index, start row within the video), all ``length`` rows long."""
+
+    video: np.ndarray
+    start: np.ndarray
+    length: int
+
+    def __len__(self) -> int:
+        return len(self.video)
+
+    def subset(self, index: np.ndarray) -> Windows:
+        """The windows selected by a boolean mask or an integer index."""
+        return Windows(self.video[index], self.start[index], self.length)
+
+    def first_rows(self, store: FeatureStore) -> np.ndarray:
+        """Row of every window's first frame in the store's concatenated arrays."""
+        return store.offsets[self.video] + self.start
+
+    def times(self, store: FeatureStore) -> tuple[np.ndarray, np.ndarray]:
+        """(start, end) time of every window in seconds (end exclusive, one step after the
+        last row)."""
+        first = self.first_rows(store)
+        return store.time_s[first], store.time_s[first + self.length - 1] + 1.0 / store.rate
+
+
+def make_windows(store: FeatureStore, window_s: float, stride_s: float) -> Windows:
+    """Every window of every video: ``window_s`` long, starts ``stride_s`` apart within each
+    run, never crossing a run boundary (a gap)."""
+    length = window_frames(window_s, store.rate)
+    stride = window_frames(stride_s, store.rate)
+    n = len(store.new_run)
+    if n == 0:
+        return Windows(np.zeros(0, np.int32), np.zeros(0, np.int64), length)
+    starts = np.flatnonzero(store.new_run)
+    # runs never cross videos: the first row of every non-empty video starts a run
+    video_first = store.offsets[:-1][np.diff(store.offsets) > 0]
+    run_bounds = np.union1d(starts, video_first)
+    run_end = np.append(run_bounds[1:], n)
+    run_len = run_end - run_bounds
+    n_win = np.where(run_len >= length, (run_len - length) // stride + 1, 0)
+    first = np.repeat(run_bounds, n_win) + stride * _ranges(n_win)
+    video = (np.searchsorted(store.offsets, first, side="right") - 1).astype(np.int32)
+    return Windows(video, (first - store.offsets[video]).astype(np.int64), length)
+
+
+def _ranges(counts: np.ndarray) -> np.ndarray:
+    """``concatenate([arange(c) for c in counts])`` without a Python loop."""
+    counts = np.asarray(counts, dtype=np.int64)
+    total = int(counts.sum())
+    if total == 0:
+        return np.zeros(0, np.int64)
+    ends = np.cumsum(counts)
+    return np.arange(total, dtype=np.int64) - np.repeat(ends - counts, counts)
+
+
+def batch(store: FeatureStore, windows: Windows, index: np.ndarray | None = None,
+          normalizer: Normalizer | None = None) -> np.ndarray:
+    """Features of windows (all, or those picked by ``index``) as a (B, T, F) float32 array,
+    normalised when a :class:`Normalizer` is given."""
+    w = windows if index is None else windows.subset(index)
+    rows = w.first_rows(store)[:, None] + np.arange(w.length)[None, :]
+    x = store.features[rows]
+    return normalizer.apply(x) if normalizer is not None else x
+
+
+def in_ranges(store: FeatureStore, windows: Windows, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """Mask of windows whose span lies in ``[lo[video], hi[video]]`` (per-video arrays; NaN:
+    no range, nothing selected)."""
+    t0, t1 = windows.times(store)
+    a, b = lo[windows.video], hi[windows.video]
+    return (t0 >= a - EPS_S) & (t1 <= b + EPS_S)
+
+
+def count_windows(store: FeatureStore, windows: Windows, video: np.ndarray,
+                  start_s: np.ndarray, stop_s: np.ndarray) -> np.ndarray:
+    """For every (video, start_s, stop_s) triple, the number of windows of that video whose
+    span lies inside ``[start_s, stop_s]`` (0 for NaN bounds)."""
+    order = np.lexsort((windows.start, windows.video))
+    w = windows.subset(order)
+    t0, t1 = w.times(store)
+    bounds = np.searchsorted(w.video, np.arange(store.n_videos + 1), side="left")
+    out = np.zeros(len(video), dtype=np.int64)
+    for i, (v, a, b) in enumerate(zip(video, start_s, stop_s, strict=True)):
+        if not (math.isfinite(a) and math.isfinite(b)):
+            continue
+        lo, hi = bounds[v], bounds[v + 1]
+        first = lo + np.searchsorted(t0[lo:hi], a - EPS_S, side="left")
+        stop = lo + np.searchsorted(t1[lo:hi], b + EPS_S, side="right")
+        out[i] = max(0, stop - first)
+    return out

@@ -1,0 +1,90 @@
+"""Fit-quality measures against the synthetic cohort's truth."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from facedyn.flame.quality import cohort_quality, dominant_components, video_quality
+from facedyn.tables import write_table
+
+
+def _tables(seed=0, n=300, noise=0.1, n_expr=6):
+    rng = np.random.default_rng(seed)
+    frames = np.arange(0, 2 * n, 2)  # the fit samples every second video frame
+    truth_frames = np.arange(2 * n)
+    sd = np.array([2.0, 1.0, 0.5, 0.05, 0.05, 0.0])[:n_expr]
+    true_expr = rng.normal(size=(2 * n, n_expr)) * sd
+    shape = rng.normal(size=4)
+    truth = pd.DataFrame({"frame": truth_frames,
+                          **{f"expr_{k:03d}": true_expr[:, k] for k in range(n_expr)},
+                          "jaw_0": np.abs(rng.normal(size=2 * n)) * 0.1, "jaw_1": 0.0,
+                          "jaw_2": 0.0,
+                          **{f"shape_{k:03d}": shape[k] for k in range(4)}})
+    sampled = truth.iloc[frames]
+    fitted = pd.DataFrame({"frame": frames, "valid": True, "nme": 0.01 + 0.001 * rng.random(n)})
+    for k in range(n_expr):
+        fitted[f"expr_{k:03d}"] = sampled[f"expr_{k:03d}"].to_numpy() + noise * rng.normal(size=n)
+    fitted["jaw_0"] = sampled["jaw_0"].to_numpy() + 0.01 * rng.normal(size=n)
+    for k in range(4):
+        fitted[f"shape_{k:03d}"] = shape[k] + 0.5 + 0.1 * rng.normal(size=n)
+    return fitted, truth
+
+
+def test_video_quality_matches_on_frames_and_scores_components():
+    fitted, truth = _tables()
+    comps, scalars = video_quality(fitted, truth, n_shape_truth=4)
+    r = comps.set_index("component")["r"]
+    assert r["expr_000"] > 0.99 and r["expr_001"] > 0.98
+    assert r["expr_003"] < 0.6  # noise larger than the signal
+    assert np.isnan(r["expr_005"])  # no variation in the truth
+    assert scalars["jaw_open_r"] > 0.9
+    assert scalars["shape_rmse"] == pytest.approx(0.5, abs=0.03)  # the 0.5 offset
+    assert scalars["frames_matched"] == 300
+
+
+def test_invalid_frames_are_not_scored():
+    fitted, truth = _tables()
+    fitted.loc[:99, "valid"] = False
+    fitted.loc[:99, "expr_000"] = 1e6  # would destroy r if it were used
+    comps, scalars = video_quality(fitted, truth, 4)
+    assert scalars["frames_matched"] == 200
+    assert comps.set_index("component").loc["expr_000", "r"] > 0.99
+
+
+def test_tables_of_different_videos_are_an_error():
+    fitted, truth = _tables()
+    fitted["frame"] += 10_000
+    with pytest.raises(ValueError, match="same video"):
+        video_quality(fitted, truth)
+
+
+def test_dominant_components_cover_the_variance_share():
+    var = pd.Series({"a": 0.1, "b": 5.0, "c": 3.0, "d": 1.0, "e": 0.9})
+    assert dominant_components(var, 0.5) == ["b"]
+    assert dominant_components(var, 0.8) == ["b", "c"]
+    assert dominant_components(var, 0.9) == ["b", "c", "d"]
+    assert dominant_components(var, 1.0) == ["b", "c", "d", "e", "a"]
+    with pytest.raises(ValueError):
+        dominant_components(var, 0.0)
+
+
+def test_cohort_summary_judges_the_dominant_components(tmp_path):
+    pairs = []
+    for i in range(3):
+        fitted, truth = _tables(seed=i, noise=0.3)
+        fp, tp = tmp_path / f"fit{i}.parquet", tmp_path / f"truth{i}.parquet"
+        write_table(fitted, fp, {"session_id": f"s{i}", "speaker_id": f"p{i}"})
+        write_table(truth, tp)
+        pairs.append((fp, tp))
+    empty = _tables(seed=9)[0].assign(valid=False)
+    write_table(empty, tmp_path / "empty.parquet", {"session_id": "s9", "speaker_id": "p9"})
+    pairs.append((tmp_path / "empty.parquet", tmp_path / "truth0.parquet"))
+    comps, _videos, summary = cohort_quality(pairs, n_shape_truth=4)
+    assert summary["videos"] == 4 and summary["videos_fitted"] == 3
+    assert summary["dominant_components"] == ["expr_000", "expr_001", "expr_002"][
+        : len(summary["dominant_components"])]
+    assert summary["dominant_variance_share"] >= 0.9
+    by_comp = summary["expression_r_by_component"]
+    assert by_comp["expr_000"] > by_comp[summary["dominant_components"][-1]]
+    assert 0.9 < summary["jaw_open_r_median"] <= 1.0
+    assert set(comps["session_id"]) == {"s0", "s1", "s2"}

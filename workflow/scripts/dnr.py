@@ -1,0 +1,22 @@
+"""Drift-to-noise ratio of every speaker: results/dnr/{sessions,speakers}.parquet, summary.json."""
+
+from pathlib import Path
+
+from facedyn.dynamics.stage import run_dnr
+from facedyn.runtime import provenance, setup_logging
+
+setup_logging(snakemake.log[0])
+cohort = getattr(snakemake.input, "cohort", None)  # synthetic cohort: validate against truth
+truth = Path(cohort).parent / "truth" / "speakers.parquet" if cohort else None
+run_dnr(
+    snakemake.input.qc,
+    list(snakemake.input.flame),
+    {
+        "sessions": snakemake.output.sessions,
+        "speakers": snakemake.output.speakers,
+        "summary": snakemake.output.summary,
+    },
+    **snakemake.params.dnr,
+    truth_speakers=truth,
+    provenance=provenance(snakemake.config),
+)

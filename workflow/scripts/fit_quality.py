@@ -1,0 +1,18 @@
+"""Fit quality against the synthetic cohort's ground truth."""
+
+from pathlib import Path
+
+from facedyn.atomic import atomic_write_json
+from facedyn.flame.quality import cohort_quality
+from facedyn.runtime import provenance, setup_logging
+from facedyn.tables import write_table
+
+setup_logging(snakemake.log[0])
+truth = Path(snakemake.params.truth)
+pairs = [(p, truth / Path(p).parent.name / Path(p).name) for p in snakemake.input.flame]
+components, videos, summary = cohort_quality(pairs, snakemake.params.n_shape_truth)
+meta = {"provenance": provenance(snakemake.config)}
+write_table(components, snakemake.output.components, meta)
+write_table(videos, snakemake.output.videos, meta)
+summary["provenance"] = meta["provenance"]
+atomic_write_json(snakemake.output.summary, summary)

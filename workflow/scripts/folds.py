@@ -1,0 +1,14 @@
+"""Folds of one identification experiment: results/identify/{experiment}/folds.parquet."""
+
+from facedyn.dynamics.experiments import ExperimentSettings
+from facedyn.dynamics.stage import run_folds
+from facedyn.runtime import provenance, setup_logging
+
+setup_logging(snakemake.log[0])
+run_folds(
+    snakemake.input.qc,
+    list(snakemake.input.flame),
+    snakemake.output[0],
+    ExperimentSettings(**snakemake.params.settings),
+    provenance=provenance(snakemake.config),
+)
