@@ -5,6 +5,11 @@ and/or the jaw rotation (feature sets ``expr``, ``jaw``, ``expr_jaw``), optional
 by their first differences (``velocity``). Head pose, camera and shape never enter: the
 point is identity from dynamics with static appearance removed.
 
+The one exception is the ``shape`` set (the first ``n_shape`` shape coefficients), which is
+not a dynamics feature set (:data:`FEATURE_SETS` does not list it) but the input of the
+appearance-leak control (``facedyn.identify.baselines.ShapeOnly``): how well the discarded
+identity parameters alone identify a speaker.
+
 Frames are sampled at a fixed rate (``landmarks.fps``) from each video, so consecutive rows
 of a FLAME table are one sampling step apart, unless a frame was lost. A *gap* is an invalid
 row (no face, failed fit, non-finite parameter) or a jump in ``time_s`` / ``frame`` larger
@@ -36,6 +41,10 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 FEATURE_SETS = ("expr", "jaw", "expr_jaw")
+#: The shape coefficients: only for the appearance-leak control, never a dynamics feature set.
+SHAPE_SET = "shape"
+#: Every set :func:`feature_columns` knows.
+ALL_FEATURE_SETS = (*FEATURE_SETS, SHAPE_SET)
 JAW_COLUMNS = ["jaw_0", "jaw_1", "jaw_2"]
 #: A step longer than this many sampling steps is a gap.
 GAP_FACTOR = 1.5
@@ -43,17 +52,20 @@ GAP_FACTOR = 1.5
 RATE_TOLERANCE = 0.02
 
 
-def feature_columns(feature_set: str, n_expr: int) -> list[str]:
-    """FLAME table columns of a feature set (``expr``, ``jaw`` or ``expr_jaw``)."""
-    if feature_set not in FEATURE_SETS:
-        raise ValueError(f"unknown feature set {feature_set!r}; choose one of {FEATURE_SETS}")
+def feature_columns(feature_set: str, n_expr: int, n_shape: int = 20) -> list[str]:
+    """FLAME table columns of a feature set (``expr``, ``jaw``, ``expr_jaw``, or ``shape``:
+    the first ``n_shape`` shape coefficients, for the appearance-leak control)."""
+    if feature_set not in ALL_FEATURE_SETS:
+        raise ValueError(f"unknown feature set {feature_set!r}; choose one of {ALL_FEATURE_SETS}")
+    if feature_set == SHAPE_SET:
+        return [f"shape_{k:03d}" for k in range(n_shape)]
     expr = [f"expr_{k:03d}" for k in range(n_expr)]
     return {"expr": expr, "jaw": list(JAW_COLUMNS), "expr_jaw": [*expr, *JAW_COLUMNS]}[feature_set]
 
 
-def feature_names(feature_set: str, n_expr: int, velocity: bool) -> list[str]:
+def feature_names(feature_set: str, n_expr: int, velocity: bool, n_shape: int = 20) -> list[str]:
     """Names of the feature columns of the store: the table columns, then ``d_<name>``."""
-    cols = feature_columns(feature_set, n_expr)
+    cols = feature_columns(feature_set, n_expr, n_shape)
     return [*cols, *(f"d_{c}" for c in cols)] if velocity else cols
 
 
@@ -221,43 +233,60 @@ def build_store(videos: Sequence[Mapping[str, Any]], rows: Sequence[VideoRows | 
 
 def store_from_tables(videos: Sequence[Mapping[str, Any]], tables: Sequence[pd.DataFrame | None],
                       feature_set: str = "expr_jaw", n_expr: int = 50, velocity: bool = False,
-                      rate: float | None = None, keep_features: bool = True) -> FeatureStore:
+                      rate: float | None = None, keep_features: bool = True,
+                      n_shape: int = 20) -> FeatureStore:
     """A store from in-memory FLAME tables (tests, notebooks); see :func:`load_store`."""
-    n_expr = available_expr(n_expr, [t.columns for t in tables if t is not None])
-    cols = feature_columns(feature_set, n_expr)
+    column_lists = [list(t.columns) for t in tables if t is not None]
+    if feature_set == SHAPE_SET:
+        n_shape = available_count("shape", n_shape, column_lists)
+    else:
+        n_expr = available_expr(n_expr, column_lists)
+    cols = feature_columns(feature_set, n_expr, n_shape)
     rows = [None if t is None or v.get("reason") else
             video_rows(t, cols, velocity, keep_features) for v, t in zip(videos, tables,
                                                                          strict=True)]
-    return build_store(videos, rows, feature_names(feature_set, n_expr, velocity), rate)
+    return build_store(videos, rows, feature_names(feature_set, n_expr, velocity, n_shape), rate)
+
+
+def available_count(kind: str, n: int, column_lists: Iterable[Iterable[str]]) -> int:
+    """``n`` clipped to the ``<kind>_`` columns (``expr``, ``shape``) every table has
+    (logged when clipped)."""
+    have = [sum(1 for c in cols if str(c).startswith(f"{kind}_")) for cols in column_lists]
+    if have and min(have) < n:
+        key, word = ("identify.n_expr", "expression") if kind == "expr" else (f"n_{kind}", kind)
+        log.warning("%s is %d but the FLAME tables hold %d %s coefficients; using %d",
+                    key, n, min(have), word, min(have))
+        return min(have)
+    return n
 
 
 def available_expr(n_expr: int, column_lists: Iterable[Iterable[str]]) -> int:
     """``n_expr`` clipped to the expression columns every table has (logged when clipped)."""
-    have = [sum(1 for c in cols if str(c).startswith("expr_")) for cols in column_lists]
-    if have and min(have) < n_expr:
-        log.warning("identify.n_expr is %d but the FLAME tables hold %d expression "
-                    "coefficients; using %d", n_expr, min(have), min(have))
-        return min(have)
-    return n_expr
+    return available_count("expr", n_expr, column_lists)
 
 
 def load_store(videos: Sequence[Mapping[str, Any]], feature_set: str = "expr_jaw",
                n_expr: int = 50, velocity: bool = False, rate: float | None = None,
-               keep_features: bool = True) -> FeatureStore:
+               keep_features: bool = True, n_shape: int = 20) -> FeatureStore:
     """Read FLAME tables into a :class:`FeatureStore`.
 
     ``videos``: mappings with ``session_id, speaker_id, path`` and optionally ``reason``
     (non-empty: not usable, e.g. excluded by QC; the table is not read). Only the needed
     columns are read, one table at a time. ``keep_features=False`` keeps the row structure
     only (times, runs), for building folds without holding the features in memory.
+    ``n_shape``: the width of the ``shape`` set (the appearance-leak control's input).
     """
     import pyarrow.parquet as pq
 
     from facedyn.tables import read_table
 
     readable = [v for v in videos if not v.get("reason") and os.path.exists(v["path"])]
-    n_expr = available_expr(n_expr, [pq.read_schema(v["path"]).names for v in readable])
-    cols = feature_columns(feature_set, n_expr)
+    schemas = [pq.read_schema(v["path"]).names for v in readable]
+    if feature_set == SHAPE_SET:
+        n_shape = available_count("shape", n_shape, schemas)
+    else:
+        n_expr = available_expr(n_expr, schemas)
+    cols = feature_columns(feature_set, n_expr, n_shape)
     rows: list[VideoRows | None] = []
     for v in videos:
         if v.get("reason"):
@@ -265,7 +294,7 @@ def load_store(videos: Sequence[Mapping[str, Any]], feature_set: str = "expr_jaw
             continue
         table, _ = read_table(v["path"], columns=["frame", "time_s", "valid", *cols])
         rows.append(video_rows(table, cols, velocity, keep_features))
-    return build_store(videos, rows, feature_names(feature_set, n_expr, velocity), rate)
+    return build_store(videos, rows, feature_names(feature_set, n_expr, velocity, n_shape), rate)
 
 
 @dataclass(frozen=True)
