@@ -20,6 +20,7 @@ include: "workflow/rules/flame.smk"
 include: "workflow/rules/cohort.smk"
 include: "workflow/rules/landmarks.smk"
 include: "workflow/rules/dynamics.smk"
+include: "workflow/rules/identify.smk"
 
 
 rule all:

@@ -51,7 +51,7 @@ def test_real_flame_needs_embedding(tmp_path):
     assert "flame.landmark_embedding" in res.stdout + res.stderr
 
 
-def test_smoke_run_builds_head_cohort_manifest_landmarks_fits_and_qc(tmp_path):
+def test_smoke_run_builds_every_stage_from_cohort_to_metrics(tmp_path):
     res = run_snakemake(tmp_path)
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
     manifest = pd.read_parquet(tmp_path / "results/cohort/manifest.parquet")
@@ -120,6 +120,37 @@ def test_smoke_run_builds_head_cohort_manifest_landmarks_fits_and_qc(tmp_path):
     guard = parts["start_time_s"]["test"] - parts["stop_time_s"]["train"]
     assert (guard >= 1.0 - 1e-6).all()  # one window (test.yaml window_s) between the parts
 
+    # identification: every model on the same folds; numbers recomputable from predictions
+    ident = tmp_path / "results/identify/main"
+    metrics = json.loads((ident / "metrics.json").read_text())
+    assert metrics["experiment"] == "main" and metrics["protocol"] == "cross_session"
+    assert metrics["n_speakers"] == 4 and metrics["chance"] == pytest.approx(0.25)
+    assert set(metrics["models"]) == {"conformer", "lstm", "tcn", "stats_lr", "shape_only",
+                                      "chance"}
+    predictions = pd.concat(pd.read_parquet(ident / f"fold{k}/predictions.parquet")
+                            for k in range(2))
+    assert list(predictions.columns) == ["model", "fold", "speaker_id", "session_id",
+                                         "window_start", "predicted_speaker_id", "rank",
+                                         "score"]
+    for name, entry in metrics["models"].items():
+        rows = predictions[predictions["model"] == name]
+        assert entry["top1"] == pytest.approx((rows["rank"] == 1).mean())
+        assert entry["top1_ci"][0] <= entry["top1"] <= entry["top1_ci"][1]
+        assert len(entry["per_fold_top1"]) == 2 and 0 <= entry["eer"] <= 1
+    assert metrics["dnr_vs_accuracy"]["model"] == "conformer"
+    assert metrics["extraction_efficiency"] is not None  # against the truth ceiling
+    truth = json.loads((tmp_path / "results/identify/truth/metrics.json").read_text())
+    assert truth["source"] == "truth" and truth["extraction_efficiency"] is None
+    per_speaker = pd.read_parquet(ident / "per_speaker.parquet")
+    assert set(per_speaker["model"]) == set(metrics["models"])
+    embeddings = pd.read_parquet(ident / "fold0/embeddings.parquet")
+    assert len(embeddings) == (predictions.query("model == 'conformer' and fold == 0")).shape[0]
+    assert (tmp_path / "results/identify/main/fold0/model.pt").is_file()
+    assert (tmp_path / "results/identify/main/fold0/lstm.pt").is_file()
+    assert len(pd.read_csv(ident / "fold0/train_log.csv")) >= 1
+    assert json.loads((tmp_path / "results/identify/within_session/metrics.json").read_text())[
+        "protocol"] == "within_session"
+
 
 def test_manifest_dataset_of_ordinary_videos_with_bad_rows(tmp_path):
     """A user's folder of talking-head videos (other fps and size than CANDOR), with a
@@ -162,6 +193,14 @@ def test_manifest_dataset_of_ordinary_videos_with_bad_rows(tmp_path):
     lmk = pd.read_parquet(next((tmp_path / "results/landmarks/day0").glob("*.parquet")))
     assert lmk["detected"].mean() > 0.9
     assert lmk["frame"].tolist()[:3] == [0, 2, 4] and lmk["x1"].max() > 320  # 25 -> 15 fps, 640 px
+    # no ground truth here: the ceiling experiment is left out, the others run
+    assert not (tmp_path / "results/identify/truth").exists()
+    main = json.loads((tmp_path / "results/identify/main/metrics.json").read_text())
+    assert main["status"] == "ok" and main["extraction_efficiency"] is None
+    # sessions too short for within_session: the experiment says why instead of failing
+    within = json.loads((tmp_path / "results/identify/within_session/metrics.json").read_text())
+    assert within["status"] == "no_data" and within["models"] == {}
+    assert all("nothing to identify" in r for r in within["skipped"].values())
 
 
 def test_missing_insightface_pack_fails_before_any_job(tmp_path):

@@ -169,7 +169,23 @@ def check_experiments():
         raise ConfigError(str(err)) from None
 
 
-EXPERIMENTS = check_experiments()
+def _drop_truth_experiments(experiments):
+    """Without the synthetic cohort there is no truth: its ceiling experiments are left out
+    (config files merge and cannot delete keys, so a CANDOR override cannot remove them).
+    """
+    if config["dataset"]["kind"] == "synthetic":
+        return experiments
+    dropped = sorted(n for n, s in experiments.items() if s.source == "truth")
+    if dropped:
+        logger.info(
+            f"identify: {dropped} read the synthetic cohort's truth; not run for "
+            f"dataset.kind: {config['dataset']['kind']}"
+        )
+    return {n: s for n, s in experiments.items() if s.source != "truth"}
+
+
+ALL_EXPERIMENTS = check_experiments()
+EXPERIMENTS = _drop_truth_experiments(ALL_EXPERIMENTS)
 
 
 wildcard_constraints:
@@ -179,6 +195,79 @@ wildcard_constraints:
 def experiment_params(wildcards):
     """The merged settings of one experiment (params: a change reruns only that one)."""
     return EXPERIMENTS[wildcards.experiment].to_dict()
+
+
+def _check_identify_roles():
+    """The named main and ceiling experiments must exist; the ceiling must read the truth."""
+    for key in ("main_experiment", "ceiling_experiment"):
+        name = config["identify"].get(key)
+        if name is not None and name not in ALL_EXPERIMENTS:
+            raise ConfigError(
+                f"identify.{key}: {name!r} is not under identify.experiments "
+                f"({sorted(ALL_EXPERIMENTS)}); name one of them or set it to null"
+            )
+    ceiling = config["identify"].get("ceiling_experiment")
+    if ceiling is not None and ALL_EXPERIMENTS[ceiling].source != "truth":
+        raise ConfigError(
+            f"identify.ceiling_experiment: {ceiling!r} must have source: truth"
+        )
+
+
+_check_identify_roles()
+
+
+wildcard_constraints:
+    fold=r"\d+",
+    encoder="lstm|tcn",
+
+
+def n_folds(name):
+    """Folds of an experiment: n_folds for cross_session, one for within_session."""
+    settings = EXPERIMENTS[name]
+    return settings.n_folds if settings.protocol == "cross_session" else 1
+
+
+def fold_files(wildcards, filename):
+    return [
+        f"results/identify/{wildcards.experiment}/fold{k}/{filename}"
+        for k in range(n_folds(wildcards.experiment))
+    ]
+
+
+def truth_dir(wildcards):
+    """The cohort's per-frame truth for source: truth experiments, else None."""
+    if EXPERIMENTS[wildcards.experiment].source == "truth":
+        return f"{synthetic_cohort_dir()}/truth/frames"
+    return None
+
+
+def truth_inputs(wildcards):
+    if EXPERIMENTS[wildcards.experiment].source == "truth":
+        return {"cohort": f"{synthetic_cohort_dir()}/cohort.json"}
+    return {}
+
+
+def evaluate_checkpoints(wildcards):
+    """The experiment's encoder and its neural baselines, as ckpt_<name> inputs."""
+    base = f"results/identify/{wildcards.experiment}/fold{wildcards.fold}"
+    inputs = {"ckpt_main": f"{base}/model.pt"}
+    for name in EXPERIMENTS[wildcards.experiment].baselines:
+        if name in ("lstm", "tcn"):
+            inputs[f"ckpt_{name}"] = f"{base}/{name}.pt"
+    return inputs
+
+
+def summarize_extras(wildcards):
+    """DNR (fitted experiments) and, for the main experiment, the ceiling's metrics."""
+    extras = {}
+    if EXPERIMENTS[wildcards.experiment].source == "fitted":
+        extras["dnr"] = "results/dnr/speakers.parquet"
+    ceiling = config["identify"].get("ceiling_experiment")
+    if ceiling not in EXPERIMENTS:  # no truth without the synthetic cohort
+        ceiling = None
+    if ceiling and wildcards.experiment == config["identify"].get("main_experiment"):
+        extras["ceiling"] = f"results/identify/{ceiling}/metrics.json"
+    return extras
 
 
 def dnr_truth_inputs(wildcards):
@@ -196,7 +285,7 @@ def final_targets():
         "results/dnr/sessions.parquet",
         "results/dnr/speakers.parquet",
         "results/dnr/summary.json",
-        *(f"results/identify/{name}/folds.parquet" for name in EXPERIMENTS),
+        *(f"results/identify/{name}/metrics.json" for name in EXPERIMENTS),
         *(
             ["results/flame/quality.json"]
             if config["dataset"]["kind"] == "synthetic"

@@ -32,6 +32,7 @@ rule folds:
     """Cross-validation folds of one experiment (`identify.experiments`), checked for
     train/test leakage before they are written."""
     input:
+        unpack(truth_inputs),
         qc="results/qc/videos.parquet",
         flame=all_flame_tables,
     output:
@@ -46,5 +47,6 @@ rule folds:
         runtime=30,
     params:
         settings=experiment_params,
+        truth_dir=truth_dir,
     script:
         "../scripts/folds.py"

@@ -11,4 +11,5 @@ run_folds(
     snakemake.output[0],
     ExperimentSettings(**snakemake.params.settings),
     provenance=provenance(snakemake.config),
+    truth_dir=snakemake.params.truth_dir,
 )

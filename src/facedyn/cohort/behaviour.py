@@ -75,6 +75,12 @@ SIGNATURE_PARAMETERS: dict[str, tuple[float, float, float, float]] = {
 #: Session-to-session movement of signature parameters, in population sd, per unit
 #: of instability.
 SESSION_SD_PER_INSTABILITY = 0.9
+#: Head-motion habits vary between calls by the same amount for everyone (in population
+#: sd): instability acts on the expression signature and the apparent shape. Otherwise the
+#: pose-dependent noise of shape estimates would grow with instability and mask its drift.
+HEAD_MOTION_PARAMETERS = ("head_yaw_sd_rad", "head_pitch_sd_rad", "head_motion_hz",
+                          "nod_rate_per_min", "nod_amplitude_rad")
+HEAD_MOTION_SESSION_SD = 0.45
 TEXTURE_SCALE = 1.0  # coefficient sd of the texture components (the same for everyone)
 BACKGROUND_SD = 0.08  # small identity-free AR(1) noise on all other expression components
 
@@ -151,7 +157,8 @@ def session_parameters(signature: Mapping[str, float], rng: np.random.Generator)
     out = {}
     spread = SESSION_SD_PER_INSTABILITY * float(signature["instability"])
     for name, (_mean, sd, lo, hi) in SIGNATURE_PARAMETERS.items():
-        out[name] = float(np.clip(signature[name] + spread * sd * rng.standard_normal(), lo, hi))
+        k = HEAD_MOTION_SESSION_SD if name in HEAD_MOTION_PARAMETERS else spread
+        out[name] = float(np.clip(signature[name] + k * sd * rng.standard_normal(), lo, hi))
     return out
 
 

@@ -27,6 +27,12 @@ from typing import Any
 from facedyn.dynamics.features import FEATURE_SETS
 
 PROTOCOLS = ("cross_session", "within_session")
+SOURCES = ("fitted", "truth")
+ENCODERS = ("conformer", "lstm", "tcn")
+#: Models an experiment may compare with its encoder on the same folds and metrics.
+BASELINES = ("lstm", "tcn", "stats_lr", "shape_only", "chance")
+#: Nested settings merged key by key (an experiment overriding one key keeps the others).
+NESTED = ("model", "train")
 SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
@@ -48,6 +54,15 @@ class ExperimentSettings:
     n_expr: int = 50
     train_fraction: float = 0.8
     min_windows: int = 2
+    source: str = "fitted"
+    encoder: str = "conformer"
+    baselines: tuple[str, ...] = ("stats_lr", "shape_only", "chance")
+    data_fraction: float = 1.0
+    model: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    train: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    stats_c: float = 1.0
+    max_per_speaker: int | None = None
+    shape_n: int = 20
 
     def __post_init__(self) -> None:
         where = f"identify.experiments.{self.name}"
@@ -63,10 +78,47 @@ class ExperimentSettings:
              "train_fraction must be in (0, 1)"),
             (isinstance(self.min_windows, int) and self.min_windows >= 1,
              "min_windows must be an integer >= 1"),
+            (self.source in SOURCES, f"source must be one of {SOURCES}"),
+            (self.encoder in ENCODERS, f"encoder must be one of {ENCODERS}"),
+            (all(b in BASELINES for b in self.baselines),
+             f"baselines must be a list drawn from {BASELINES}"),
+            (_number(self.data_fraction) and 0 < self.data_fraction <= 1,
+             "data_fraction must be in (0, 1]"),
+            (_number(self.stats_c) and self.stats_c > 0, "stats_c must be > 0"),
+            (self.max_per_speaker is None
+             or (isinstance(self.max_per_speaker, int) and self.max_per_speaker >= 1),
+             "max_per_speaker must be null or an integer >= 1"),
+            (isinstance(self.shape_n, int) and self.shape_n >= 1,
+             "shape_n must be an integer >= 1"),
         ]
         for ok, message in checks:
             if not ok:
                 raise ExperimentError(f"{where}: {message}")
+        object.__setattr__(self, "baselines", tuple(self.baselines))
+        # Validate the nested settings now, so a typo fails while the DAG is built.
+        try:
+            self.encoder_settings()
+            self.train_settings()
+        except ValueError as err:
+            raise ExperimentError(f"{where}: {err}") from None
+
+    def encoder_settings(self) -> Any:
+        """The encoder's :class:`~facedyn.identify.encoders.EncoderSettings`."""
+        from facedyn.identify.encoders import EncoderSettings
+
+        return EncoderSettings.from_mapping({**self.model, "encoder": self.encoder})
+
+    def baseline_encoder_settings(self, encoder: str) -> Any:
+        """Settings of a baseline encoder (``lstm``/``tcn``): the same sizes, other kind."""
+        from facedyn.identify.encoders import EncoderSettings
+
+        return EncoderSettings.from_mapping({**self.model, "encoder": encoder})
+
+    def train_settings(self) -> Any:
+        """The training loop's :class:`~facedyn.identify.train.TrainSettings`."""
+        from facedyn.identify.train import TrainSettings
+
+        return TrainSettings.from_mapping(dict(self.train))
 
     @property
     def guard_s(self) -> float:
@@ -75,7 +127,10 @@ class ExperimentSettings:
         return float(self.window_s)
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        out = dataclasses.asdict(self)
+        out.update(baselines=list(self.baselines), model=dict(self.model),
+                   train=dict(self.train))
+        return out
 
 
 def _number(value: Any) -> bool:
@@ -109,5 +164,11 @@ def experiment_settings(identify: Mapping[str, Any], name: str) -> ExperimentSet
         raise ExperimentError(f"identify.experiments.{name}: unknown key(s) {unknown}; "
                               f"an experiment may set {sorted(allowed)}")
     merged = {k: v for k, v in identify.items() if k in allowed}
-    merged.update(overrides)
+    for key, value in overrides.items():
+        if key in NESTED:
+            if not isinstance(value, Mapping):
+                raise ExperimentError(f"identify.experiments.{name}.{key} must be a mapping")
+            merged[key] = {**(merged.get(key) or {}), **value}
+        else:
+            merged[key] = value
     return ExperimentSettings(name=name, **merged)

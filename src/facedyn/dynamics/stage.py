@@ -79,10 +79,11 @@ def run_dnr(qc_path: str | os.PathLike[str], flame_paths: Iterable[str],
 
 def run_folds(qc_path: str | os.PathLike[str], flame_paths: Iterable[str],
               out: str | os.PathLike[str], settings: ExperimentSettings,
-              provenance: Mapping[str, Any] | None = None) -> pd.DataFrame:
+              provenance: Mapping[str, Any] | None = None,
+              truth_dir: str | os.PathLike[str] | None = None) -> pd.DataFrame:
     """Folds of one experiment, checked for leakage, written to ``out``."""
-    store = load_store(qc_videos(qc_path, flame_paths), settings.features, settings.n_expr,
-                       settings.velocity, keep_features=False)
+    store = experiment_store(settings, qc_videos(qc_path, flame_paths), truth_dir,
+                             keep_features=False)
     windows = make_windows(store, settings.window_s, settings.stride_s)
     log.info("%s: %d windows of %d frames at %.3g fps from %d videos", settings.name,
              len(windows), windows.length, store.rate, store.n_videos)
@@ -97,3 +98,42 @@ def run_folds(qc_path: str | os.PathLike[str], flame_paths: Iterable[str],
             "summary": summarize(folds), "provenance": dict(provenance or {})}
     write_table(folds, out, meta)
     return folds
+
+
+def truth_table(flame_path: str | os.PathLike[str], truth_path: str | os.PathLike[str]
+                ) -> pd.DataFrame:
+    """The synthetic cohort's true parameters at the frames the pipeline sampled for one
+    video (the fitted table's ``frame`` column), every frame valid: the input of the
+    ground-truth ceiling (``identify.*.source: truth``)."""
+    fitted, _ = read_table(flame_path, columns=["frame", "time_s"])
+    truth, _ = read_table(truth_path)
+    params = [c for c in truth.columns if c.startswith(("shape_", "expr_", "jaw_", "rot_"))]
+    table = fitted.merge(truth[["frame", *params]], on="frame", how="inner")
+    if len(table) < len(fitted):
+        raise ValueError(f"{truth_path} lacks {len(fitted) - len(table)} of the frames "
+                         f"sampled in {flame_path}: is it the same video?")
+    table.insert(2, "valid", True)
+    return table
+
+
+def experiment_store(settings: ExperimentSettings, videos: list[dict[str, Any]],
+                     truth_dir: str | os.PathLike[str] | None = None,
+                     feature_set: str | None = None, keep_features: bool = True):
+    """The feature store of an experiment: fitted FLAME tables, or with ``source: truth``
+    the cohort's truth at the same sampled frames (``truth_dir`` = ``truth/frames``)."""
+    from facedyn.dynamics.features import store_from_tables
+
+    feature_set = feature_set or settings.features
+    velocity = settings.velocity if feature_set != "shape" else False
+    if settings.source == "fitted":
+        return load_store(videos, feature_set, settings.n_expr, velocity,
+                          keep_features=keep_features, n_shape=settings.shape_n)
+    if truth_dir is None:
+        raise ValueError(f"experiment {settings.name!r} has source: truth, which exists only "
+                         "for the synthetic cohort (dataset.kind: synthetic)")
+    tables = [None if v.get("reason") else
+              truth_table(v["path"], os.path.join(truth_dir, v["session_id"],
+                                                  f"{v['speaker_id']}.parquet"))
+              for v in videos]
+    return store_from_tables(videos, tables, feature_set, settings.n_expr, velocity,
+                             keep_features=keep_features, n_shape=settings.shape_n)

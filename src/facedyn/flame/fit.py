@@ -19,7 +19,8 @@ Objective (sum over valid frames):
 
 * data: robust (pseudo-Huber) reprojection error of the 68 landmarks (yaw-dependent contour),
   in units of ``sigma`` = ``fit.landmark_sigma`` x the frame's inter-ocular distance, so
-  that the balance against the priors does not depend on the face's size in pixels;
+  that the balance against the priors does not depend on the face's size in pixels; the 17
+  jaw-line landmarks weighted by ``fit.contour_weight``;
 * priors: ``|shape|^2 + |expression|^2`` (coefficients are N(0, 1) by construction of
   FLAME's and the synthetic head's bases) and ``|jaw / fit.jaw_sd|^2``;
 * temporal smoothness: squared differences of expression, jaw, rotation and translation
@@ -63,6 +64,7 @@ class FitSettings:
     lr: float = 0.05
     landmark_sigma: float = 0.03
     huber: float = 2.0
+    contour_weight: float = 1.0
     jaw_sd: float = 0.15
     shape_frame_sd: float = 0.3
     smooth_expr: float = 4.0
@@ -148,6 +150,10 @@ def fit_landmarks(landmarks: np.ndarray, frames: np.ndarray, times: np.ndarray, 
     target = torch.as_tensor(landmarks, dtype=dtype, device=dev)
     iod = torch.linalg.norm(target[:, 36] - target[:, 45], dim=1).clamp_min(1.0)
     sigma = (settings.landmark_sigma * iod)[:, None]
+    # Jaw-line (contour) landmarks follow the silhouette, which detectors and the model's
+    # yaw-dependent embedding define differently; contour_weight < 1 trusts them less.
+    weight = torch.ones(68, dtype=dtype, device=dev)
+    weight[:17] = settings.contour_weight
     with torch.no_grad():
         neutral = model(pose=torch.zeros(1, 15, dtype=dtype, device=dev), kind="3d")[0]
     trans0 = _initial_pose(landmarks, neutral.cpu().numpy(), focal, cx, cy)
@@ -185,7 +191,7 @@ def fit_landmarks(landmarks: np.ndarray, frames: np.ndarray, times: np.ndarray, 
         lmk3 = model(shape, p["expr"], pose, kind="2d")
         proj = project(lmk3, p["trans"], focal, cx, cy)
         r2 = ((proj - target) ** 2).sum(-1) / sigma**2
-        data = _pseudo_huber(r2, settings.huber).sum() / m
+        data = (_pseudo_huber(r2, settings.huber) * weight).sum() / m
         # Hierarchical shape prior: the video's mean shape ~ N(0, I); each frame (or window)
         # deviates from it by N(0, shape_frame_sd^2): estimated per frame, yet anchored.
         shape_prior = ((p["shape_mean"] ** 2).sum() / m

@@ -1,0 +1,362 @@
+"""The ``train``, ``evaluate`` and ``summarize`` rules: one experiment, one fold at a time.
+
+* ``train``: the experiment's encoder (or a baseline encoder) on the fold's training windows,
+  with a validation part of every training session for early stopping
+  (:func:`facedyn.dynamics.folds.validation_split`); writes the checkpoint and a per-epoch CSV.
+* ``evaluate``: enrols every training speaker (centroid of its training-window embeddings),
+  scores every test window against every enrolled speaker (cosine), and does the same for the
+  statistical baselines (scores = log-probabilities) and chance; writes the fold's
+  ``predictions.parquet`` (design columns, every model), the encoder's test
+  ``embeddings.parquet`` and ``fold_metrics.json`` (per model, incl. verification).
+* ``summarize``: pools the folds into ``metrics.json`` and ``per_speaker.parquet``, with the
+  DNR-vs-accuracy correlation and, for the main experiment on the synthetic cohort, the
+  extraction efficiency (pipeline top-1 over the ground-truth ceiling's top-1).
+
+Training data are the fold's ``train`` rows; ``data_fraction`` < 1 keeps the first part of
+every training session (time, not random windows: fewer independent seconds of behaviour).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from facedyn.atomic import atomic_write_json
+from facedyn.dynamics.experiments import ExperimentSettings
+from facedyn.dynamics.features import FeatureStore, Normalizer
+from facedyn.dynamics.folds import fold_windows
+from facedyn.dynamics.stage import experiment_store, qc_videos
+from facedyn.dynamics.windows import Windows, batch, make_windows
+from facedyn.tables import read_table, write_table
+
+log = logging.getLogger(__name__)
+
+#: Name of the experiment's own encoder in predictions and metrics (design: ``conformer``
+#: for the main experiment; other encoders keep their kind's name).
+STATS_MODELS = ("stats_lr", "shape_only", "chance")
+
+
+@dataclass
+class FoldContext:
+    """Everything one fold of one experiment needs: store, windows and the fold's rows."""
+
+    settings: ExperimentSettings
+    store: FeatureStore
+    windows: Windows
+    folds: pd.DataFrame
+    fold: int
+    videos: list[dict[str, Any]]
+    truth_dir: str | None
+
+
+def restrict_training(folds: pd.DataFrame, fraction: float, window_s: float) -> pd.DataFrame:
+    """Keep the first ``fraction`` of every training row's time range (at least one window)."""
+    if fraction >= 1.0:
+        return folds
+    out = folds.copy()
+    train = out["split"] == "train"
+    span = out.loc[train, "stop_time_s"] - out.loc[train, "start_time_s"]
+    keep = np.maximum(span * fraction, window_s)
+    out.loc[train, "stop_time_s"] = np.minimum(out.loc[train, "stop_time_s"],
+                                               out.loc[train, "start_time_s"] + keep)
+    return out
+
+
+def fold_context(settings: ExperimentSettings, qc_path: str | os.PathLike[str],
+                 flame_paths: Sequence[str], folds_path: str | os.PathLike[str], fold: int,
+                 truth_dir: str | os.PathLike[str] | None = None) -> FoldContext:
+    """Read the experiment's features and folds (restricted by ``data_fraction``)."""
+    videos = qc_videos(qc_path, flame_paths)
+    store = experiment_store(settings, videos, truth_dir)
+    windows = make_windows(store, settings.window_s, settings.stride_s)
+    folds, _ = read_table(folds_path)
+    if fold not in set(folds["fold"].tolist()):
+        raise ValueError(f"{folds_path} has no fold {fold} (folds: {sorted(set(folds['fold']))})")
+    folds = restrict_training(folds, settings.data_fraction, settings.window_s)
+    return FoldContext(settings, store, windows, folds, fold, videos,
+                       None if truth_dir is None else str(truth_dir))
+
+
+def _speakers(store: FeatureStore, windows: Windows) -> np.ndarray:
+    return store.speaker_id[windows.video].astype(str)
+
+
+def run_train(ctx: FoldContext, out: str | os.PathLike[str], log_csv: str | os.PathLike[str],
+              encoder: str | None = None, device: str = "auto", seed: int = 0,
+              provenance: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Train the experiment's encoder (``encoder=None``) or a baseline encoder on one fold."""
+    from facedyn.identify.train import (
+        data_fingerprint,
+        save_checkpoint,
+        train_encoder,
+        training_data,
+    )
+
+    s = ctx.settings
+    enc = s.encoder_settings() if encoder is None else s.baseline_encoder_settings(encoder)
+    ts = s.train_settings()
+    data = training_data(ctx.folds, ctx.fold, ctx.store, ctx.windows, s.window_s, s.stride_s,
+                         ts.val_fraction)
+    log.info("%s fold %d: %s on %d training windows (%d speakers), %d validation windows",
+             s.name, ctx.fold, enc.encoder, len(data.train), len(data.classes), len(data.val))
+    if len(data.classes) < 2:
+        reason = (f"{len(data.train)} training windows of {len(data.classes)} speakers; "
+                  f"identification needs two or more. Sessions may be too short for "
+                  f"window_s={s.window_s} (with the validation part and guard): see the "
+                  "reasons in folds.parquet, or shorten window_s / train.val_fraction")
+        log.error("experiment %r fold %d: %s", s.name, ctx.fold, reason)
+        write_no_data(out, reason)
+        _write_empty_log(log_csv)
+        return {"experiment": s.name, "fold": ctx.fold, "status": NO_DATA, "reason": reason}
+    normalizer = Normalizer.fit(ctx.store, data.train)
+    result = train_encoder(ctx.store, data.train, data.train_labels, data.val,
+                           data.val_labels, normalizer, enc, ts, device=device,
+                           seed=seed + ctx.fold, log_csv=log_csv)
+    summary = {"experiment": s.name, "fold": ctx.fold, "encoder": enc.encoder,
+               "seed": seed + ctx.fold, "best_epoch": result.best_epoch,
+               "epochs_run": len(result.history), "seconds": result.seconds,
+               "device": result.device, "train_windows": len(data.train),
+               "val_windows": len(data.val), "provenance": dict(provenance or {})}
+    save_checkpoint(out, result.model, enc, ts, normalizer, data.classes,
+                    data_fingerprint(ctx.store, data.train),
+                    extra={**summary, "experiment_settings": s.to_dict()})
+    return summary
+
+
+NO_DATA = "no_data"
+
+
+def write_no_data(path: str | os.PathLike[str], reason: str) -> None:
+    """A checkpoint that says why no model could be trained (the run goes on; evaluation
+    and the summary carry the reason instead of numbers)."""
+    atomic_write_json(path, {"status": NO_DATA, "reason": reason})
+
+
+def no_data_reason(path: str | os.PathLike[str]) -> str | None:
+    """The reason of a :func:`write_no_data` file, None for a real checkpoint."""
+    with open(path, "rb") as fh:
+        head = fh.read(1)
+    if head != b"{":
+        return None
+    return str(json.loads(Path(path).read_text()).get("reason", "no data"))
+
+
+def _write_empty_log(path: str | os.PathLike[str]) -> None:
+    from facedyn.atomic import atomic_write
+
+    atomic_write(path, lambda p: p.write_text("epoch,train_loss,val_loss,val_top1,lr,seconds\n"))
+
+
+def _enrolment(ctx: FoldContext) -> tuple[Windows, Windows, np.ndarray, np.ndarray]:
+    """Training (enrolment) and test windows of the fold; test windows of speakers that
+    were not enrolled are dropped (logged)."""
+    train = fold_windows(ctx.folds, ctx.fold, "train", ctx.store, ctx.windows)
+    test = fold_windows(ctx.folds, ctx.fold, "test", ctx.store, ctx.windows)
+    train_spk, test_spk = _speakers(ctx.store, train), _speakers(ctx.store, test)
+    enrolled = np.isin(test_spk, np.unique(train_spk))
+    if not enrolled.all():
+        log.warning("fold %d: %d test windows of %d speakers without training data dropped",
+                    ctx.fold, int((~enrolled).sum()), len(set(test_spk[~enrolled])))
+    return train, test.subset(enrolled), train_spk, test_spk[enrolled]
+
+
+def _model_name(ctx: FoldContext, checkpoint_name: str) -> str:
+    return ctx.settings.encoder if checkpoint_name == "main" else checkpoint_name
+
+
+def run_evaluate(ctx: FoldContext, checkpoints: Mapping[str, str | os.PathLike[str]],
+                 outputs: Mapping[str, str | os.PathLike[str]], device: str = "auto",
+                 seed: int = 0, provenance: Mapping[str, Any] | None = None
+                 ) -> dict[str, Any]:
+    """Score the fold's test windows with every model; write predictions, embeddings and
+    per-model metrics (``outputs``: ``predictions``, ``embeddings``, ``metrics``)."""
+    from facedyn.identify.baselines import (
+        ShapeOnly,
+        StatsLogReg,
+        align_windows,
+        cap_per_class,
+        chance_scores,
+        statistics_of_windows,
+        window_means,
+    )
+    from facedyn.identify.metrics import (
+        centroids,
+        cosine_scores,
+        identification_metrics,
+        json_ready,
+        predictions_frame,
+    )
+    from facedyn.identify.train import embed, load_checkpoint
+
+    s, store = ctx.settings, ctx.store
+    train, test, train_spk, test_spk = _enrolment(ctx)
+    skipped = {name: reason for name, path in checkpoints.items()
+               if (reason := no_data_reason(path)) is not None}
+    if not len(test) or len(set(train_spk.tolist())) < 2:
+        reason = (f"{len(test)} test windows, {len(set(train_spk.tolist()))} enrolled "
+                  "speakers: nothing to identify (see folds.parquet for the reasons)")
+        skipped = {name: reason for name in (*checkpoints, *s.baselines)}
+    if skipped and len(skipped) >= len(checkpoints) + len(
+            [b for b in s.baselines if b not in ("lstm", "tcn")]):
+        return _write_no_scores(ctx, outputs, skipped, provenance)
+    checkpoints = {k: v for k, v in checkpoints.items() if k not in skipped}
+    test_session = store.session_id[test.video].astype(str)
+    window_start = store.frame[test.first_rows(store)].astype(np.int64)
+    frames, metrics, embedding_rows = [], {}, None
+
+    def score(name: str, scores: np.ndarray, classes: Sequence[str]) -> None:
+        frames.append(predictions_frame(scores, classes, test_spk, test_session, window_start,
+                                        name, ctx.fold))
+        metrics[name] = identification_metrics(scores, classes, test_spk, test_session)
+        log.info("%s fold %d %-10s top-1 %.3f (chance %.3f), EER %.3f", s.name, ctx.fold,
+                 name, metrics[name]["top1"], metrics[name]["chance"], metrics[name]["eer"])
+
+    for ckpt_name, path in checkpoints.items():
+        model, info = load_checkpoint(path, device)
+        normalizer = info["normalizer"]
+        if list(normalizer.feature_names) != list(store.feature_names):
+            raise ValueError(f"{path} was trained on features {normalizer.feature_names}, "
+                             f"this experiment has {store.feature_names}: retrain it")
+        enrol = embed(model, store, train, normalizer, device)
+        emb = embed(model, store, test, normalizer, device)
+        classes, cents = centroids(enrol, train_spk)
+        name = _model_name(ctx, ckpt_name)
+        score(name, cosine_scores(emb, cents), classes)
+        if ckpt_name == "main":
+            embedding_rows = pd.DataFrame(emb, columns=[f"e{k:03d}" for k in range(emb.shape[1])])
+            embedding_rows.insert(0, "window_start", window_start)
+            embedding_rows.insert(0, "session_id", test_session)
+            embedding_rows.insert(0, "speaker_id", test_spk)
+            embedding_rows.insert(0, "fold", ctx.fold)
+            embedding_rows.insert(0, "model", name)
+
+    keep = cap_per_class(train_spk, s.max_per_speaker, seed)
+    if "stats_lr" in s.baselines:
+        clf = StatsLogReg(store.rate, C=s.stats_c, seed=seed)
+        clf.fit_statistics(statistics_of_windows(store, train.subset(keep)), train_spk[keep])
+        score("stats_lr", clf.scores_statistics(statistics_of_windows(store, test)),
+              clf.classes_)
+    if "shape_only" in s.baselines:
+        shape_store = experiment_store(s, ctx.videos, ctx.truth_dir, feature_set="shape")
+        tr, tr_ok = align_windows(store, train.subset(keep), shape_store)
+        te, te_ok = align_windows(store, test, shape_store)
+        if not te_ok.all():
+            raise ValueError("shape_only: some test windows have no shape rows")
+        clf = ShapeOnly(C=s.stats_c, seed=seed)
+        clf.fit(window_means(shape_store, tr), train_spk[keep][tr_ok])
+        score("shape_only", clf.scores(window_means(shape_store, te)), clf.classes_)
+    if "chance" in s.baselines:
+        classes = sorted(set(train_spk.tolist()))
+        score("chance", chance_scores(len(test), classes, seed + ctx.fold), classes)
+
+    predictions = pd.concat(frames, ignore_index=True)
+    meta = {"experiment": s.name, "fold": ctx.fold, "models": list(metrics),
+            "settings": s.to_dict(), "provenance": dict(provenance or {})}
+    write_table(predictions, outputs["predictions"], meta)
+    if embedding_rows is None:
+        embedding_rows = pd.DataFrame(columns=["model", "fold", "speaker_id", "session_id",
+                                               "window_start"])
+    write_table(embedding_rows, outputs["embeddings"], meta)
+    atomic_write_json(outputs["metrics"], json_ready({"experiment": s.name, "fold": ctx.fold,
+                                                      "models": metrics,
+                                                      "skipped": skipped}))
+    return metrics
+
+
+def _write_no_scores(ctx: FoldContext, outputs: Mapping[str, str | os.PathLike[str]],
+                     skipped: Mapping[str, str], provenance: Mapping[str, Any] | None
+                     ) -> dict[str, Any]:
+    """Empty predictions and embeddings, and fold metrics that say why."""
+    from facedyn.identify.metrics import PREDICTION_COLUMNS
+
+    meta = {"experiment": ctx.settings.name, "fold": ctx.fold, "status": NO_DATA,
+            "skipped": dict(skipped), "provenance": dict(provenance or {})}
+    empty = pd.DataFrame({c: pd.Series(dtype=object) for c in PREDICTION_COLUMNS})
+    write_table(empty, outputs["predictions"], meta)
+    write_table(empty[["model", "fold", "speaker_id", "session_id", "window_start"]],
+                outputs["embeddings"], meta)
+    atomic_write_json(outputs["metrics"], {"experiment": ctx.settings.name, "fold": ctx.fold,
+                                           "models": {}, "skipped": dict(skipped),
+                                           "status": NO_DATA})
+    log.error("%s fold %d: no model scored: %s", ctx.settings.name, ctx.fold, dict(skipped))
+    return {}
+
+
+def run_summarize(settings: ExperimentSettings, predictions_paths: Sequence[str],
+                  fold_metrics_paths: Sequence[str], outputs: Mapping[str, str | os.PathLike[str]],
+                  dnr_speakers: str | os.PathLike[str] | None = None,
+                  ceiling_metrics: str | os.PathLike[str] | None = None,
+                  n_boot: int = 1000, seed: int = 0,
+                  provenance: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Pool the folds into ``outputs["metrics"]`` (design's metrics.json) and
+    ``outputs["per_speaker"]``."""
+    from facedyn.identify.metrics import (
+        dnr_vs_accuracy,
+        json_ready,
+        merge_folds,
+        per_speaker_accuracy,
+        summarize_model,
+    )
+
+    predictions = merge_folds([t for p in predictions_paths if len(t := read_table(p)[0])])
+    fold_metrics = [json.loads(Path(p).read_text()) for p in fold_metrics_paths]
+    skipped = {f"fold{m['fold']}/{name}": reason for m in fold_metrics
+               for name, reason in (m.get("skipped") or {}).items()}
+    if predictions.empty:
+        result = {"experiment": settings.name, "protocol": settings.protocol,
+                  "status": NO_DATA, "n_speakers": 0, "chance": None, "models": {},
+                  "dnr_vs_accuracy": None, "extraction_efficiency": None,
+                  "skipped": skipped, "source": settings.source,
+                  "settings": settings.to_dict(), "provenance": dict(provenance or {})}
+        write_table(per_speaker_accuracy(predictions), outputs["per_speaker"],
+                    {"experiment": settings.name, "status": NO_DATA})
+        atomic_write_json(outputs["metrics"], json_ready(result))
+        log.error("%s: no fold produced predictions: %s", settings.name, skipped)
+        return result
+    models: dict[str, Any] = {}
+    for name, group in predictions.groupby("model", sort=False):
+        per_fold = {int(m["fold"]): m["models"][name] for m in fold_metrics
+                    if name in m["models"]}
+        models[name] = summarize_model(group, per_fold, n_boot=n_boot, seed=seed)
+    per_speaker = per_speaker_accuracy(predictions)
+    main = settings.encoder
+    n_speakers = int(predictions["speaker_id"].nunique())
+    first = fold_metrics[0]["models"].get(main) or next(iter(fold_metrics[0]["models"].values()))
+    result: dict[str, Any] = {
+        "experiment": settings.name, "protocol": settings.protocol,
+        "n_speakers": int(first["n_speakers"]), "n_test_speakers": n_speakers,
+        "chance": 1.0 / float(first["n_speakers"]), "models": models,
+        "dnr_vs_accuracy": None, "extraction_efficiency": None,
+        "source": settings.source, "settings": settings.to_dict(), "status": "ok",
+        "skipped": skipped,
+    }
+    if dnr_speakers is not None and main in models:
+        dnr, _ = read_table(dnr_speakers)
+        corr = dnr_vs_accuracy(per_speaker[per_speaker["model"] == main], dnr, seed=seed)
+        result["dnr_vs_accuracy"] = {"model": main, **corr}
+    if ceiling_metrics is not None and main in models:
+        ceiling = json.loads(Path(ceiling_metrics).read_text())
+        truth_top1 = ceiling["models"].get(main, {}).get("top1")
+        if truth_top1:
+            result["extraction_efficiency"] = models[main]["top1"] / truth_top1
+            result["ceiling"] = {"experiment": ceiling["experiment"], "model": main,
+                                 "top1": truth_top1}
+    result["provenance"] = dict(provenance or {})
+    write_table(per_speaker, outputs["per_speaker"], {"experiment": settings.name,
+                                                      "provenance": dict(provenance or {})})
+    atomic_write_json(outputs["metrics"], json_ready(result))
+    return result
+
+
+def load_batch(ctx: FoldContext, windows: Windows, normalizer: Normalizer | None = None
+               ) -> np.ndarray:
+    """(B, T, F) features of ``windows`` (notebooks, figures)."""
+    return batch(ctx.store, windows, None, normalizer)

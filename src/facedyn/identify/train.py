@@ -1,0 +1,607 @@
+"""Training of identity encoders with supervised contrastive learning, embedding, checkpoints.
+
+One fold's training (:func:`train_encoder`):
+
+- batches of ``m_per_class`` windows from each of ``classes_per_batch`` speakers
+  (``pytorch_metric_learning.samplers.MPerClassSampler``; a speaker with fewer windows than
+  ``m_per_class`` is sampled with replacement), so every window has positives in its batch;
+- ``SupConLoss`` (Khosla et al. 2020) on the L2-normalised embeddings, at ``temperature``;
+- AdamW (no weight decay on biases and normalisation weights), learning rate warmed up
+  linearly for ``warmup_epochs`` then decayed on a cosine to 0 at ``epochs``, stepped per batch;
+- mixed precision (float16 autocast + GradScaler) on CUDA only when ``amp``;
+- after every epoch, with validation windows: ``val_loss`` (the same loss on fixed validation
+  batches composed like training batches, so it is comparable across epochs and to
+  ``train_loss``) and ``val_top1`` (nearest-centroid accuracy of validation windows against
+  centroids of up to ``centroid_windows`` training windows per speaker). Early stopping keeps
+  the weights of the best epoch by ``monitor`` (default ``val_loss``) and stops after
+  ``patience`` epochs without improvement.
+
+Data never leave the :class:`~facedyn.dynamics.features.FeatureStore`: every batch is gathered
+with :func:`facedyn.dynamics.windows.batch` and normalised with the fold's training-only
+:class:`~facedyn.dynamics.features.Normalizer`. Runs are seeded: on CPU two runs with the same
+seed (and thread count) give identical weights; on CUDA they are close but not bitwise equal
+(non-deterministic kernels, atomics in reductions).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import dataclasses
+import hashlib
+import io
+import logging
+import math
+import os
+import sys
+import time
+import warnings
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from numbers import Integral, Real
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from facedyn.atomic import atomic_write, atomic_write_bytes
+from facedyn.dynamics.features import FeatureStore, Normalizer, covered_rows
+from facedyn.dynamics.folds import fold_windows, validation_split
+from facedyn.dynamics.windows import Windows, batch
+from facedyn.identify.encoders import EncoderSettings, _checked_keys, build_encoder
+
+log = logging.getLogger(__name__)
+
+MONITORS = ("val_loss", "val_top1")
+LOG_COLUMNS = ["epoch", "train_loss", "val_loss", "val_top1", "lr", "seconds"]
+CHECKPOINT_FORMAT = "facedyn-encoder"
+CHECKPOINT_VERSION = 1
+#: Validation batches per epoch at most (the loss is an average; more adds little).
+MAX_VAL_BATCHES = 200
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    """Optimisation settings (the ``identify`` training keys of an experiment).
+
+    ``val_fraction`` is not used by :func:`train_encoder` (it receives the validation windows);
+    it is the share of every training range that :func:`training_data` sets aside for them.
+    ``batches_per_epoch`` None: ``len(train_windows) // batch_size`` (at least 1).
+    ``num_threads`` None: leave torch's CPU thread count as it is.
+    """
+
+    epochs: int = 30
+    m_per_class: int = 4
+    classes_per_batch: int = 16
+    lr: float = 1e-3
+    weight_decay: float = 1e-2
+    warmup_epochs: float = 2
+    temperature: float = 0.1
+    patience: int = 8
+    val_fraction: float = 0.1
+    batches_per_epoch: int | None = None
+    amp: bool = True
+    num_threads: int | None = None
+    monitor: str = "val_loss"
+    centroid_windows: int = 32
+
+    def __post_init__(self) -> None:
+        def integer(key: str, low: int, optional: bool = False) -> None:
+            value = getattr(self, key)
+            if optional and value is None:
+                return
+            if isinstance(value, bool) or not isinstance(value, Integral) or value < low:
+                raise ValueError(f"{key}: must be an integer >= {low}"
+                                 f"{' or null' if optional else ''}, got {value!r}")
+            object.__setattr__(self, key, int(value))
+
+        def real(key: str, low: float, high: float = math.inf, open_low: bool = False) -> None:
+            value = getattr(self, key)
+            ok = (not isinstance(value, bool) and isinstance(value, Real) and math.isfinite(value)
+                  and (value > low if open_low else value >= low) and value <= high)
+            if not ok:
+                bound = f"> {low}" if open_low else f">= {low}"
+                raise ValueError(f"{key}: must be a number {bound}"
+                                 f"{'' if high == math.inf else f' and <= {high}'}, got {value!r}")
+            object.__setattr__(self, key, float(value))
+
+        integer("epochs", 1)
+        integer("m_per_class", 2)  # one window per speaker: no positive pair, no loss
+        integer("classes_per_batch", 2)  # one speaker per batch: no negative, no loss
+        real("lr", 0.0, open_low=True)
+        real("weight_decay", 0.0)
+        real("warmup_epochs", 0.0)
+        real("temperature", 0.0, open_low=True)
+        integer("patience", 1)
+        real("val_fraction", 0.0, 0.5, open_low=True)
+        integer("batches_per_epoch", 1, optional=True)
+        if not isinstance(self.amp, bool):
+            raise ValueError(f"amp: must be true or false, got {self.amp!r}")
+        integer("num_threads", 1, optional=True)
+        if self.monitor not in MONITORS:
+            raise ValueError(f"monitor: must be one of {MONITORS}, got {self.monitor!r}")
+        integer("centroid_windows", 1)
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any]) -> TrainSettings:
+        """Settings from a config mapping; an unknown key is an error naming it."""
+        return cls(**_checked_keys(cls, values))
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclass
+class TrainResult:
+    """A trained encoder (eval mode, on the training device) and how training went.
+
+    ``history``: one dict per epoch with :data:`LOG_COLUMNS`; ``best_epoch`` (1-based) is the
+    epoch whose weights ``model`` holds; ``seconds`` the whole run; ``windows_per_s`` training
+    windows per second of the training steps (data gathering, forward, backward, update).
+    """
+
+    model: nn.Module
+    history: list[dict[str, float]]
+    best_epoch: int
+    seconds: float
+    windows_per_s: float
+    batch_size: int
+    batches_per_epoch: int
+    n_classes: int
+    stopped_early: bool
+    device: str
+
+
+@dataclass
+class FoldData:
+    """One fold's training and validation windows with integer speaker labels."""
+
+    train: Windows
+    train_labels: np.ndarray
+    val: Windows
+    val_labels: np.ndarray
+    classes: list[str]
+
+
+def speaker_labels(store: FeatureStore, windows: Windows,
+                   classes: Sequence[str] | None = None) -> tuple[np.ndarray, list[str]]:
+    """Integer label of every window's speaker: its index in ``classes`` (default: the sorted
+    speaker ids of ``windows``); -1 for a speaker not in ``classes``."""
+    speakers = store.speaker_id[windows.video].astype(str)
+    if classes is None:
+        classes = sorted(set(speakers.tolist()))
+    lookup = {c: i for i, c in enumerate(classes)}
+    labels = np.fromiter((lookup.get(s, -1) for s in speakers), dtype=np.int64,
+                         count=len(speakers))
+    return labels, list(classes)
+
+
+def training_data(folds: pd.DataFrame, fold: int, store: FeatureStore, windows: Windows,
+                  window_s: float, stride_s: float, val_fraction: float) -> FoldData:
+    """Training and validation windows of one fold (:func:`~facedyn.dynamics.folds.
+    validation_split`: the last ``val_fraction`` of every training range, after a one-window
+    guard) with labels indexing the sorted training speakers."""
+    split = validation_split(folds, fold, window_s, stride_s, val_fraction)
+    train = fold_windows(split, fold, "train", store, windows)
+    val = fold_windows(split, fold, "val", store, windows)
+    train_labels, classes = speaker_labels(store, train)
+    val_labels, _ = speaker_labels(store, val, classes)
+    keep = val_labels >= 0
+    return FoldData(train, train_labels, val.subset(keep), val_labels[keep], classes)
+
+
+# --- helpers ------------------------------------------------------------------------------------
+
+
+def _as_device(device: str | torch.device) -> torch.device:
+    from facedyn.runtime import resolve_device
+
+    if isinstance(device, str):
+        device = resolve_device(device)
+    return torch.device(device)
+
+
+@contextlib.contextmanager
+def _numpy_random(rng: np.random.RandomState) -> Iterator[None]:
+    """Make pytorch-metric-learning draw from ``rng`` (its samplers use the module-level
+    ``c_f.NUMPY_RANDOM``, by default the global ``np.random``): seeded, and the caller's
+    global numpy state is left alone."""
+    from pytorch_metric_learning.utils import common_functions as c_f
+
+    saved = c_f.NUMPY_RANDOM
+    c_f.NUMPY_RANDOM = rng
+    try:
+        yield
+    finally:
+        c_f.NUMPY_RANDOM = saved
+
+
+@contextlib.contextmanager
+def _threads(n: int | None) -> Iterator[None]:
+    saved = torch.get_num_threads()
+    if n is not None:
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(saved)
+
+
+def _prefetched(store: FeatureStore, windows: Windows, order: Sequence[np.ndarray],
+                normalizer: Normalizer, device: torch.device) -> Iterator[torch.Tensor]:
+    """Batches ``order[0], order[1], ...`` gathered (and pinned, for CUDA) one ahead in a
+    worker thread, so gathering overlaps the model's step. The order is fixed beforehand, so
+    this changes nothing in the results."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def fetch(b: int) -> torch.Tensor:
+        t = torch.from_numpy(batch(store, windows, order[b], normalizer))
+        return t.pin_memory() if device.type == "cuda" else t
+
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="facedyn-batches") as pool:
+        pending = pool.submit(fetch, 0) if len(order) else None
+        for b in range(len(order)):
+            x = pending.result()
+            if b + 1 < len(order):
+                pending = pool.submit(fetch, b + 1)
+            yield x.to(device, non_blocking=True)
+
+
+def _param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
+    """Weight decay on weight matrices and kernels only, not on biases, norms, scales."""
+    decay = [p for p in model.parameters() if p.requires_grad and p.ndim >= 2]
+    no_decay = [p for p in model.parameters() if p.requires_grad and p.ndim < 2]
+    return [{"params": decay, "weight_decay": weight_decay},
+            {"params": no_decay, "weight_decay": 0.0}]
+
+
+def lr_factor(step: int, total_steps: int, warmup_steps: int) -> float:
+    """Multiplier of the base learning rate at optimiser step ``step`` (0-based): linear
+    warm-up from ``1 / warmup_steps`` to 1, then a cosine down to 0 at ``total_steps``."""
+    if step < warmup_steps:
+        return (step + 1) / warmup_steps
+    progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
+    return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+
+
+def _per_class_subset(labels: np.ndarray, cap: int, rng: np.random.RandomState) -> np.ndarray:
+    """Indices of up to ``cap`` randomly chosen windows of every label."""
+    order = np.lexsort((rng.random_sample(len(labels)), labels))
+    sorted_labels = labels[order]
+    first = np.searchsorted(sorted_labels, sorted_labels, side="left")
+    rank = np.arange(len(labels)) - first
+    return np.sort(order[rank < cap])
+
+
+def _fixed_batches(labels: np.ndarray, m: int, classes_per_batch: int, n_batches: int,
+                   rng: np.random.RandomState) -> list[np.ndarray]:
+    """Batches like the training sampler's (``m`` windows of each of ``classes_per_batch``
+    labels, with replacement where a label has fewer), drawn once so the validation loss is
+    measured on the same batches every epoch."""
+    by_label = {c: np.flatnonzero(labels == c) for c in np.unique(labels)}
+    keys = np.array(sorted(by_label))
+    k = min(classes_per_batch, len(keys))
+    out = []
+    for _ in range(n_batches):
+        chosen = rng.choice(keys, size=k, replace=False)
+        out.append(np.concatenate([rng.choice(by_label[c], size=m, replace=len(by_label[c]) < m)
+                                   for c in chosen]))
+    return out
+
+
+def nearest_centroid_top1(ref: np.ndarray, ref_labels: np.ndarray, query: np.ndarray,
+                          query_labels: np.ndarray) -> float:
+    """Share of ``query`` embeddings whose most cosine-similar class centroid (mean of the
+    class's ``ref`` embeddings, re-normalised) is their own class."""
+    if not len(query):
+        return math.nan
+    classes, inverse = np.unique(ref_labels, return_inverse=True)
+    centroids = np.zeros((len(classes), ref.shape[1]), np.float64)
+    np.add.at(centroids, inverse, ref)  # sums suffice: the direction is what counts
+    centroids /= np.maximum(np.linalg.norm(centroids, axis=1, keepdims=True), 1e-12)
+    predicted = classes[np.argmax(query @ centroids.T, axis=1)]
+    return float(np.mean(predicted == query_labels))
+
+
+def _write_log(path: str | os.PathLike[str], history: list[dict[str, float]]) -> None:
+    """The whole per-epoch log, rewritten atomically (never half a line on disk)."""
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=LOG_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    for row in history:
+        writer.writerow({k: row[k] for k in LOG_COLUMNS})
+    atomic_write_bytes(path, buf.getvalue().encode())
+
+
+def _check_labels(name: str, windows: Windows, labels: np.ndarray) -> np.ndarray:
+    labels = np.asarray(labels)
+    if labels.ndim != 1 or len(labels) != len(windows):
+        raise ValueError(f"{name}: expected one label per window ({len(windows)}), got shape "
+                         f"{labels.shape}")
+    if len(labels) and (not np.issubdtype(labels.dtype, np.integer) or labels.min() < 0):
+        raise ValueError(f"{name}: labels must be non-negative integers")
+    return labels.astype(np.int64)
+
+
+# --- embedding ----------------------------------------------------------------------------------
+
+
+@torch.no_grad()
+def embed(model: nn.Module, store: FeatureStore, windows: Windows, normalizer: Normalizer,
+          device: str | torch.device, batch_size: int = 256) -> np.ndarray:
+    """Embeddings of ``windows`` as a float32 ``(N, D)`` array (eval mode, no gradients,
+    full precision), gathered from the store ``batch_size`` windows at a time (one batch
+    ahead, in a worker thread). The model's train/eval mode is restored afterwards."""
+    device = _as_device(device)
+    was_training = model.training
+    model.eval()
+    out = []
+    chunks = [np.arange(lo, min(lo + batch_size, len(windows)))
+              for lo in range(0, len(windows), batch_size)]
+    try:
+        for x in _prefetched(store, windows, chunks, normalizer, device):
+            out.append(model(x).float().cpu().numpy())
+    finally:
+        model.train(was_training)
+    if not out:
+        dim = _embedding_dim(model)
+        return np.zeros((0, dim), np.float32)
+    return np.concatenate(out).astype(np.float32, copy=False)
+
+
+def _embedding_dim(model: nn.Module) -> int:
+    head = getattr(model, "head", None)
+    return int(head.proj.out_features) if head is not None else 0
+
+
+# --- training -----------------------------------------------------------------------------------
+
+
+def train_encoder(store: FeatureStore, train_windows: Windows, train_labels: np.ndarray,
+                  val_windows: Windows | None, val_labels: np.ndarray | None,
+                  normalizer: Normalizer, encoder_settings: EncoderSettings,
+                  train_settings: TrainSettings, device: str | torch.device = "auto",
+                  seed: int = 0, log_csv: str | os.PathLike[str] | None = None,
+                  progress: bool = True) -> TrainResult:
+    """Train an encoder on one fold (module docstring) and return it in eval mode.
+
+    ``train_labels``/``val_labels``: integer class of every window (:func:`speaker_labels`);
+    validation windows of a class without training windows are ignored. Without validation
+    windows (or with fewer than two validation classes) there is no early stopping and the
+    last epoch's weights are kept. ``log_csv``: per-epoch log, rewritten after every epoch.
+    """
+    dev = _as_device(device)
+    ts = train_settings
+    labels = _check_labels("train_labels", train_windows, train_labels)
+    classes = np.unique(labels)
+    if len(classes) < 2:
+        raise ValueError(f"training needs windows of at least two speakers, got {len(classes)}")
+    if store.features.shape[1] != len(normalizer.feature_names):
+        raise ValueError(f"the store has {store.features.shape[1]} feature columns but the "
+                         f"normaliser {len(normalizer.feature_names)}")
+    has_val = val_windows is not None and val_labels is not None and len(val_windows) > 0
+    if has_val:
+        vlabels = _check_labels("val_labels", val_windows, val_labels)
+        known = np.isin(vlabels, classes)
+        val_windows, vlabels = val_windows.subset(known), vlabels[known]
+        if len(np.unique(vlabels)) < 2:
+            log.warning("validation windows cover fewer than two training speakers: no "
+                        "validation loss, no early stopping")
+            has_val = False
+
+    k = min(ts.classes_per_batch, len(classes))
+    batch_size = ts.m_per_class * k
+    n_batches = ts.batches_per_epoch or max(1, len(labels) // batch_size)
+    use_amp = ts.amp and dev.type == "cuda"
+    rng = np.random.RandomState(seed)
+    started = time.perf_counter()
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(_threads(ts.num_threads))
+        stack.enter_context(torch.random.fork_rng(
+            devices=[dev.index or 0] if dev.type == "cuda" else []))
+        torch.manual_seed(seed)
+        model = build_encoder(encoder_settings, store.features.shape[1]).to(dev)
+
+        from pytorch_metric_learning.losses import SupConLoss
+        from pytorch_metric_learning.samplers import MPerClassSampler
+
+        loss_fn = SupConLoss(temperature=ts.temperature)
+        sampler = MPerClassSampler(labels, ts.m_per_class, batch_size=batch_size,
+                                   length_before_new_iter=n_batches * batch_size)
+        optimizer = torch.optim.AdamW(_param_groups(model, ts.weight_decay), lr=ts.lr)
+        total, warmup = ts.epochs * n_batches, round(ts.warmup_epochs * n_batches)
+        scheduler = torch.optim.lr_scheduler.LambdaLR(
+            optimizer, lambda step: lr_factor(step, total, warmup))
+        scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
+        if has_val:
+            centroid_index = _per_class_subset(labels, ts.centroid_windows, rng)
+            centroid_windows, centroid_labels = (train_windows.subset(centroid_index),
+                                                 labels[centroid_index])
+            n_val = min(MAX_VAL_BATCHES, max(1, math.ceil(len(vlabels) / batch_size)))
+            val_batches = _fixed_batches(vlabels, ts.m_per_class, ts.classes_per_batch, n_val,
+                                         rng)
+        log.info("training %s (%d parameters) on %s: %d windows of %d speakers, batch %d "
+                 "(%d x %d), %d batches/epoch, up to %d epochs, amp %s",
+                 encoder_settings.encoder, sum(p.numel() for p in model.parameters()), dev,
+                 len(labels), len(classes), batch_size, k, ts.m_per_class, n_batches,
+                 ts.epochs, use_amp)
+
+        history: list[dict[str, float]] = []
+        best_value, best_epoch, best_state = math.inf, 0, None
+        train_seconds, stopped_early = 0.0, False
+        for epoch in range(1, ts.epochs + 1):
+            t0 = time.perf_counter()
+            with _numpy_random(rng):
+                order = np.fromiter(iter(sampler), dtype=np.int64, count=len(sampler))
+            order = order.reshape(n_batches, batch_size)
+            model.train()
+            running = torch.zeros((), device=dev)
+            bar = _progress(n_batches, f"epoch {epoch}/{ts.epochs}", progress)
+            batches = _prefetched(store, train_windows, order, normalizer, dev)
+            for b, x in enumerate(batches):
+                y = torch.from_numpy(labels[order[b]]).to(dev, non_blocking=True)
+                with torch.autocast(dev.type, dtype=torch.float16, enabled=use_amp):
+                    z = model(x)
+                loss = loss_fn(z.float(), y)
+                if not use_amp and not torch.isfinite(loss):
+                    raise FloatingPointError(f"non-finite training loss at epoch {epoch}, "
+                                             f"batch {b + 1}; lower identify lr?")
+                optimizer.zero_grad(set_to_none=True)
+                scaler.scale(loss).backward()
+                scaler.step(optimizer)
+                scaler.update()
+                with warnings.catch_warnings():  # AMP may skip a step: harmless warning
+                    warnings.simplefilter("ignore", UserWarning)
+                    scheduler.step()
+                running += loss.detach()
+                bar.update(1)
+                if (b + 1) % 20 == 0 or b + 1 == n_batches:
+                    bar.set_postfix(loss=f"{running.item() / (b + 1):.4f}")
+            batches.close()
+            bar.close()
+            train_loss = float(running.item()) / n_batches
+            train_seconds += time.perf_counter() - t0
+
+            val_loss = val_top1 = math.nan
+            if has_val:
+                val_emb = embed(model, store, val_windows, normalizer, dev)
+                ref_emb = embed(model, store, centroid_windows, normalizer, dev)
+                val_top1 = nearest_centroid_top1(ref_emb, centroid_labels, val_emb, vlabels)
+                with torch.no_grad():
+                    ve, vl = torch.from_numpy(val_emb), torch.from_numpy(vlabels)
+                    val_loss = float(np.mean([loss_fn(ve[i], vl[i]).item()
+                                              for i in map(torch.from_numpy, val_batches)]))
+            row = {"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss,
+                   "val_top1": val_top1, "lr": optimizer.param_groups[0]["lr"],
+                   "seconds": time.perf_counter() - t0}
+            history.append(row)
+            if log_csv is not None:
+                _write_log(log_csv, history)
+            log.info("epoch %d/%d: train loss %.4f, val loss %.4f, val top-1 %.3f, lr %.2e, "
+                     "%.1f s", epoch, ts.epochs, train_loss, val_loss, val_top1, row["lr"],
+                     row["seconds"])
+
+            if has_val:
+                value = val_loss if ts.monitor == "val_loss" else -val_top1
+                if math.isfinite(value) and value < best_value:
+                    best_value, best_epoch = value, epoch
+                    best_state = {k: v.detach().to("cpu", copy=True)
+                                  for k, v in model.state_dict().items()}
+                elif epoch - best_epoch >= ts.patience:
+                    log.info("early stop after epoch %d: no better %s since epoch %d", epoch,
+                             ts.monitor, best_epoch)
+                    stopped_early = True
+                    break
+        if best_state is not None:
+            model.load_state_dict(best_state)
+        else:
+            best_epoch = len(history)
+    model.eval()
+    n_seen = len(history) * n_batches * batch_size
+    return TrainResult(model=model, history=history, best_epoch=best_epoch,
+                       seconds=time.perf_counter() - started,
+                       windows_per_s=n_seen / train_seconds if train_seconds > 0 else math.nan,
+                       batch_size=batch_size, batches_per_epoch=n_batches,
+                       n_classes=len(classes), stopped_early=stopped_early, device=str(dev))
+
+
+def _progress(total: int, desc: str, enabled: bool):
+    """A tqdm bar on stderr; in a log file (not a terminal) it refreshes every 30 s."""
+    from tqdm import tqdm
+
+    interactive = sys.stderr.isatty()
+    return tqdm(total=total, desc=desc, file=sys.stderr, disable=not enabled, leave=interactive,
+                mininterval=0.1 if interactive else 30.0, dynamic_ncols=interactive)
+
+
+# --- checkpoints and fingerprints ---------------------------------------------------------------
+
+
+def data_fingerprint(store: FeatureStore, windows: Windows, chunk_rows: int = 1 << 20) -> str:
+    """sha256 of what a model was trained on: feature names, rate, window length, the window
+    index arrays, the speaker/session ids of their videos and the feature bytes of every row
+    the windows cover (each row once, streamed in chunks: about 2 s per GB of features)."""
+    digest = hashlib.sha256()
+    header = {"features": list(store.feature_names), "rate": float(store.rate),
+              "length": int(windows.length), "n": len(windows)}
+    digest.update(repr(sorted(header.items())).encode())
+    digest.update(np.ascontiguousarray(windows.video, dtype=np.int64).tobytes())
+    digest.update(np.ascontiguousarray(windows.start, dtype=np.int64).tobytes())
+    for s, p in zip(store.session_id, store.speaker_id, strict=True):
+        digest.update(f"{s}\x1f{p}\x1e".encode())
+    if store.features.shape[1]:
+        mask = covered_rows(store, windows)
+        for lo in range(0, len(mask), chunk_rows):
+            rows = store.features[lo:lo + chunk_rows][mask[lo:lo + chunk_rows]]
+            digest.update(np.ascontiguousarray(rows).tobytes())
+    return digest.hexdigest()
+
+
+def _plain(obj: Any, where: str) -> Any:
+    """``obj`` with numpy values and paths turned into plain Python ones (recursively)."""
+    if obj is None or isinstance(obj, str | bool | int | float):
+        return obj
+    if isinstance(obj, np.generic | np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, os.PathLike):
+        return os.fspath(obj)
+    if isinstance(obj, Mapping):
+        return {str(k): _plain(v, f"{where}.{k}") for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return type(obj)(_plain(v, f"{where}[{i}]") for i, v in enumerate(obj))
+    raise TypeError(f"{where}: {type(obj).__name__} cannot be stored in a checkpoint")
+
+
+def save_checkpoint(path: str | os.PathLike[str], model: nn.Module,
+                    encoder_settings: EncoderSettings, train_settings: TrainSettings,
+                    normalizer: Normalizer, classes: Sequence[str], data_fingerprint: str,
+                    extra: Mapping[str, Any] | None = None) -> None:
+    """Write the weights with everything needed to use them (architecture, normaliser,
+    speaker ids of the class labels, fingerprint of the training data) atomically.
+
+    ``extra`` (e.g. fold, seed, history, provenance) is converted to plain Python values
+    (numpy scalars and arrays, paths too): checkpoints are loaded with ``weights_only=True``,
+    which refuses other objects, so anything else is an error here rather than at load.
+    """
+    from facedyn import __version__
+
+    payload = {
+        "format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION,
+        "facedyn_version": __version__,
+        "encoder_settings": encoder_settings.to_dict(),
+        "train_settings": train_settings.to_dict(),
+        "n_features": len(normalizer.feature_names),
+        "normalizer": normalizer.to_dict(),
+        "classes": [str(c) for c in classes],
+        "data_fingerprint": str(data_fingerprint),
+        "extra": _plain(dict(extra or {}), "extra"),
+        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+    }
+    atomic_write(path, lambda tmp: torch.save(payload, tmp))
+
+
+def load_checkpoint(path: str | os.PathLike[str],
+                    device: str | torch.device = "cpu") -> tuple[nn.Module, dict[str, Any]]:
+    """The encoder of a checkpoint (rebuilt from its settings, eval mode, on ``device``) and
+    the checkpoint's other entries, with ``encoder_settings``/``train_settings`` as settings
+    objects and ``normalizer`` as a :class:`Normalizer`."""
+    dev = _as_device(device)
+    payload = torch.load(path, map_location="cpu", weights_only=True)
+    if payload.get("format") != CHECKPOINT_FORMAT:
+        raise ValueError(f"{path} is not a facedyn encoder checkpoint")
+    if payload.get("version") != CHECKPOINT_VERSION:
+        raise ValueError(f"{path}: checkpoint version {payload.get('version')} is not "
+                         f"supported (this facedyn reads version {CHECKPOINT_VERSION})")
+    enc = EncoderSettings.from_mapping(payload["encoder_settings"])
+    model = build_encoder(enc, int(payload["n_features"]))
+    model.load_state_dict(payload["state_dict"])
+    model.to(dev).eval()
+    n = payload["normalizer"]
+    info = {k: v for k, v in payload.items() if k != "state_dict"}
+    info["encoder_settings"] = enc
+    info["train_settings"] = TrainSettings.from_mapping(payload["train_settings"])
+    info["normalizer"] = Normalizer(tuple(n["feature_names"]), tuple(n["mean"]), tuple(n["std"]),
+                                    int(n["n_rows"]), dict(n.get("extra") or {}))
+    return model, info

@@ -1,0 +1,340 @@
+"""Identity encoders, SupCon training, embedding and checkpoints (facedyn.identify), on CPU.
+
+The learning test uses a tiny synthetic cohort whose speakers differ only in the *frequency*
+of their expression dynamics (same amplitudes, same marginal distribution of every feature,
+a random phase per session), so per-frame statistics cannot identify them and a model has to
+learn temporal structure that carries across sessions.
+"""
+
+from __future__ import annotations
+
+import csv
+import itertools
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from facedyn.dynamics.features import Normalizer, store_from_tables
+from facedyn.dynamics.folds import build_folds, fold_windows
+from facedyn.dynamics.windows import Windows, make_windows
+from facedyn.identify import train as train_mod
+from facedyn.identify.encoders import EncoderSettings, build_encoder, count_parameters
+from facedyn.identify.train import (
+    LOG_COLUMNS,
+    TrainSettings,
+    data_fingerprint,
+    embed,
+    load_checkpoint,
+    lr_factor,
+    nearest_centroid_top1,
+    save_checkpoint,
+    speaker_labels,
+    train_encoder,
+    training_data,
+)
+
+WINDOW_S, STRIDE_S = 2.0, 0.5
+SMALL = {"d_model": 32, "n_layers": 1, "n_heads": 2, "conv_kernel": 7, "embedding_dim": 16}
+FAST = {"epochs": 3, "m_per_class": 4, "classes_per_batch": 6, "warmup_epochs": 1, "lr": 3e-3,
+        "num_threads": 1, "batches_per_epoch": 6}
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    # One thread: small models are fastest so, and a busy 2-core machine makes OpenMP's
+    # thread teams wait on each other (tens of times slower).
+    saved = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(saved)
+
+
+def _cohort(n_speakers: int = 6, n_sessions: int = 2, seconds: float = 40, fps: float = 15,
+            seed: int = 0):
+    """FLAME-like tables: every feature is ``a_c sin(2 pi f_s t + phi) + noise`` with a
+    speaker-specific frequency ``f_s``, fixed per-feature amplitudes ``a_c`` and a random
+    phase per session."""
+    rng = np.random.default_rng(seed)
+    freqs = np.linspace(0.6, 2.1, n_speakers)
+    names = [*(f"expr_{c:03d}" for c in range(4)), "jaw_0", "jaw_1", "jaw_2"]
+    amps = np.linspace(0.5, 1.5, len(names))
+    n = round(seconds * fps)
+    t = np.arange(n) / fps
+    videos, tables = [], []
+    for s in range(n_speakers):
+        for k in range(n_sessions):
+            phase = rng.uniform(0, 2 * np.pi)
+            d = {"frame": np.arange(n), "time_s": t, "valid": np.ones(n, bool)}
+            for name, a in zip(names, amps, strict=True):
+                d[name] = a * np.sin(2 * np.pi * freqs[s] * t + phase) + 0.5 * rng.normal(size=n)
+            videos.append({"session_id": f"sess{k}", "speaker_id": f"p{s}"})
+            tables.append(pd.DataFrame(d))
+    return store_from_tables(videos, tables, "expr_jaw", n_expr=4)
+
+
+@pytest.fixture(scope="module")
+def cohort():
+    store = _cohort()
+    windows = make_windows(store, WINDOW_S, STRIDE_S)
+    folds = build_folds(store, windows, "cross_session", 2, WINDOW_S, 0.8, 2)
+    data = training_data(folds, 0, store, windows, WINDOW_S, STRIDE_S, 0.1)
+    test = fold_windows(folds, 0, "test", store, windows)
+    test_labels, _ = speaker_labels(store, test, data.classes)
+    normalizer = Normalizer.fit(store, data.train)
+    return {"store": store, "data": data, "test": test, "test_labels": test_labels,
+            "normalizer": normalizer}
+
+
+def _train(cohort, enc=None, seed=0, log_csv=None, **overrides):
+    d = cohort["data"]
+    return train_encoder(cohort["store"], d.train, d.train_labels, d.val, d.val_labels,
+                         cohort["normalizer"], EncoderSettings(**{**SMALL, **(enc or {})}),
+                         TrainSettings(**{**FAST, **overrides}), "cpu", seed=seed,
+                         log_csv=log_csv, progress=False)
+
+
+def _embed(cohort, model, windows=None):
+    return embed(model, cohort["store"], cohort["test"] if windows is None else windows,
+                 cohort["normalizer"], "cpu")
+
+
+# --- encoders -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("encoder", ["conformer", "lstm", "tcn"])
+def test_encoders_give_unit_embeddings_and_gradients(encoder):
+    torch.manual_seed(0)
+    model = build_encoder(EncoderSettings(encoder=encoder, **SMALL), n_features=7)
+    x = torch.randn(5, 40, 7)
+    z = model(x)
+    assert z.shape == (5, 16) and z.dtype == torch.float32
+    torch.testing.assert_close(z.norm(dim=1), torch.ones(5))
+    z[:, 0].sum().backward()
+    grads = [p.grad for p in model.parameters() if p.requires_grad]
+    assert all(g is not None and torch.isfinite(g).all() for g in grads)
+    assert count_parameters(model) > 0
+
+
+def test_default_conformer_is_small_and_takes_any_window_length():
+    model = build_encoder(EncoderSettings(), n_features=53).eval()
+    assert 50_000 < count_parameters(model) < 500_000
+    with torch.no_grad():
+        for length in (1, 30, 120, 600):  # 600 > the cached position table
+            z = model(torch.randn(2, length, 53))
+            assert z.shape == (2, 64)
+            torch.testing.assert_close(z.norm(dim=1), torch.ones(2))
+
+
+def test_eval_embedding_does_not_depend_on_the_batch():
+    model = build_encoder(EncoderSettings(**SMALL), n_features=7).eval()
+    x = torch.randn(6, 30, 7)
+    with torch.no_grad():
+        torch.testing.assert_close(model(x)[:2], model(x[:2]), atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize(("key", "value"), [
+    ("encoder", "gru"), ("d_model", 0), ("n_layers", 1.5), ("dropout", 1.0), ("conv_kernel", 4),
+    ("n_heads", 3), ("embedding_dim", True)])
+def test_invalid_encoder_settings_name_the_key(key, value):
+    with pytest.raises(ValueError, match=f"^{key}"):
+        EncoderSettings(**{key: value})
+
+
+def test_lstm_needs_even_width_and_unknown_keys_are_named():
+    with pytest.raises(ValueError, match=r"^d_model"):
+        EncoderSettings(encoder="lstm", d_model=33, n_heads=1)
+    with pytest.raises(ValueError, match=r"^d_modle"):
+        EncoderSettings.from_mapping({"d_modle": 32})
+    assert EncoderSettings.from_mapping({"d_model": np.int64(32)}).d_model == 32
+    with pytest.raises(ValueError, match=r"^n_features"):
+        build_encoder(EncoderSettings(), 0)
+
+
+@pytest.mark.parametrize(("key", "value"), [
+    ("epochs", 0), ("m_per_class", 1), ("classes_per_batch", 1), ("lr", 0.0), ("lr", math.nan),
+    ("weight_decay", -1.0), ("temperature", 0), ("patience", 0), ("val_fraction", 0.0),
+    ("batches_per_epoch", 0), ("amp", "yes"), ("num_threads", 0), ("monitor", "loss"),
+    ("warmup_epochs", -1)])
+def test_invalid_train_settings_name_the_key(key, value):
+    with pytest.raises(ValueError, match=f"^{key}"):
+        TrainSettings(**{key: value})
+    with pytest.raises(ValueError, match=r"^epoch "):
+        TrainSettings.from_mapping({"epoch ": 3})
+
+
+def test_learning_rate_warms_up_then_decays_on_a_cosine():
+    f = [lr_factor(s, 100, 10) for s in range(100)]
+    assert f[0] == pytest.approx(0.1) and f[9] == pytest.approx(1.0)
+    assert all(a < b for a, b in itertools.pairwise(f[:10]))
+    assert all(a >= b for a, b in itertools.pairwise(f[9:]))
+    assert f[55] == pytest.approx(0.5) and f[-1] < 1e-3
+    assert lr_factor(0, 10, 0) == 1.0
+
+
+# --- training -----------------------------------------------------------------------------------
+
+
+def test_training_identifies_speakers_across_sessions(cohort, tmp_path):
+    """Trained on one session per speaker, tested on the other: well above chance (1/6) and
+    above the untrained encoder. Fails if labels, sampler or loss are miswired."""
+    d = cohort["data"]
+    assert len(d.classes) == 6 and len(d.val) > 0
+    store, norm = cohort["store"], cohort["normalizer"]
+    torch.manual_seed(0)
+    untrained = build_encoder(EncoderSettings(**SMALL), 7)
+    ref = embed(untrained, store, d.train, norm, "cpu")
+    base = nearest_centroid_top1(ref, d.train_labels, _embed(cohort, untrained),
+                                 cohort["test_labels"])
+    log_csv = tmp_path / "log.csv"
+    res = _train(cohort, epochs=6, batches_per_epoch=None, log_csv=log_csv)
+    assert res.batches_per_epoch == len(d.train) // 24 and res.batch_size == 24
+    ref = embed(res.model, store, d.train, norm, "cpu")
+    acc = nearest_centroid_top1(ref, d.train_labels, _embed(cohort, res.model),
+                                cohort["test_labels"])
+    assert acc >= 0.8 and acc > base + 0.3, (acc, base)
+    assert res.history[-1]["train_loss"] < res.history[0]["train_loss"]
+    assert res.history[res.best_epoch - 1]["val_top1"] >= 0.8
+    assert not res.model.training and res.windows_per_s > 0
+    with open(log_csv) as fh:
+        rows = list(csv.DictReader(fh))
+    assert [r["epoch"] for r in rows] == [str(e) for e in range(1, 7)]
+    assert list(rows[0]) == LOG_COLUMNS
+    assert float(rows[-1]["lr"]) < float(rows[1]["lr"])  # cosine decay after warm-up
+
+
+def test_training_is_deterministic_on_cpu_and_amp_is_a_no_op_there(cohort):
+    a = _embed(cohort, _train(cohort, amp=True, seed=3).model)
+    b = _embed(cohort, _train(cohort, amp=False, seed=3).model)
+    np.testing.assert_array_equal(a, b)
+    c = _embed(cohort, _train(cohort, seed=4).model)
+    assert not np.array_equal(a, c)
+
+
+def test_training_leaves_global_random_state_and_threads_alone(cohort):
+    # pytorch-metric-learning's sampler draws from the global (legacy) numpy state by default
+    np.random.seed(11)  # noqa: NPY002
+    torch.manual_seed(11)
+    expected = (np.random.random_sample(), torch.rand(1).item())  # noqa: NPY002
+    np.random.seed(11)  # noqa: NPY002
+    torch.manual_seed(11)
+    torch.set_num_threads(2)
+    _train(cohort, epochs=1, num_threads=1)
+    assert torch.get_num_threads() == 2
+    assert (np.random.random_sample(), torch.rand(1).item()) == expected  # noqa: NPY002
+
+
+def test_early_stopping_keeps_the_best_epoch(cohort, monkeypatch):
+    # validation accuracy that never improves after epoch 1: stop after `patience` more
+    monkeypatch.setattr(train_mod, "nearest_centroid_top1", lambda *a: 0.5)
+    res = _train(cohort, epochs=10, patience=2, monitor="val_top1", warmup_epochs=10)
+    assert res.stopped_early and res.best_epoch == 1 and len(res.history) == 3
+    # the returned weights are epoch 1's: the same as a 1-epoch run (warm-up lr does not
+    # depend on the total number of epochs, and the same seed draws the same batches)
+    one = _train(cohort, epochs=1, patience=2, monitor="val_top1", warmup_epochs=10)
+    np.testing.assert_array_equal(_embed(cohort, res.model), _embed(cohort, one.model))
+
+
+def test_without_validation_all_epochs_run_and_the_last_is_kept(cohort):
+    d = cohort["data"]
+    res = train_encoder(cohort["store"], d.train, d.train_labels, None, None,
+                        cohort["normalizer"], EncoderSettings(**SMALL),
+                        TrainSettings(**{**FAST, "epochs": 2}), "cpu", progress=False)
+    assert res.best_epoch == 2 and not res.stopped_early
+    assert all(math.isnan(h["val_loss"]) for h in res.history)
+
+
+@pytest.mark.parametrize("encoder", ["lstm", "tcn"])
+def test_small_data_with_fewer_windows_than_m_per_class(encoder):
+    """4 speakers x 6 windows, m_per_class 8 and 16 classes per batch asked for: the batch is
+    clipped to 4 speakers and windows are drawn with replacement."""
+    store = _cohort(n_speakers=4, n_sessions=1, seconds=(30 + 5 * 8) / 15)  # 6 windows each
+    windows = make_windows(store, WINDOW_S, STRIDE_S)
+    labels, _ = speaker_labels(store, windows)
+    assert len(windows) == 24 and np.bincount(labels).tolist() == [6] * 4
+    res = train_encoder(store, windows, labels, windows, labels, Normalizer.fit(store, windows),
+                        EncoderSettings(**{**SMALL, "encoder": encoder}),
+                        TrainSettings(epochs=2, m_per_class=8, classes_per_batch=16,
+                                      num_threads=1), "cpu", progress=False)
+    assert res.batch_size == 32 and res.batches_per_epoch == 1 and res.n_classes == 4
+    assert len(res.history) == 2 and math.isfinite(res.history[-1]["val_loss"])
+
+
+def test_training_needs_two_speakers_and_matching_labels(cohort):
+    d = cohort["data"]
+    one = d.train.subset(d.train_labels == 0)
+    with pytest.raises(ValueError, match="at least two speakers"):
+        train_encoder(cohort["store"], one, np.zeros(len(one), int), None, None,
+                      cohort["normalizer"], EncoderSettings(**SMALL), TrainSettings(**FAST),
+                      "cpu", progress=False)
+    with pytest.raises(ValueError, match="train_labels"):
+        train_encoder(cohort["store"], d.train, d.train_labels[:-1], None, None,
+                      cohort["normalizer"], EncoderSettings(**SMALL), TrainSettings(**FAST),
+                      "cpu", progress=False)
+
+
+# --- embedding, checkpoints, fingerprints ----------------------------------------------------
+
+
+def test_checkpoint_round_trip(cohort, tmp_path):
+    d = cohort["data"]
+    res = _train(cohort, enc={"encoder": "conformer"}, epochs=1)
+    fp = data_fingerprint(cohort["store"], d.train)
+    path = tmp_path / "fold0" / "model.pt"
+    save_checkpoint(path, res.model, EncoderSettings(**SMALL), TrainSettings(**FAST),
+                    cohort["normalizer"], d.classes, fp,
+                    {"fold": np.int64(0), "seed": 0, "history": res.history,
+                     "settings": {"baselines": ("lstm",), "out": tmp_path}})
+    model, info = load_checkpoint(path, "cpu")
+    assert not model.training
+    assert info["classes"] == d.classes and info["data_fingerprint"] == fp
+    assert info["encoder_settings"] == EncoderSettings(**SMALL)
+    assert info["train_settings"] == TrainSettings(**FAST)
+    assert info["normalizer"] == cohort["normalizer"]
+    assert info["extra"]["history"][0]["epoch"] == 1 and info["extra"]["fold"] == 0
+    assert info["extra"]["settings"] == {"baselines": ("lstm",), "out": str(tmp_path)}
+    np.testing.assert_array_equal(_embed(cohort, res.model), _embed(cohort, model))
+    assert [p.name for p in path.parent.iterdir()] == ["model.pt"]  # no temporary left
+
+
+def test_checkpoint_extra_must_be_plain_values(cohort, tmp_path):
+    model = build_encoder(EncoderSettings(**SMALL), 7)
+    with pytest.raises(TypeError, match=r"extra\.bad: object"):
+        save_checkpoint(tmp_path / "m.pt", model, EncoderSettings(**SMALL), TrainSettings(),
+                        cohort["normalizer"], cohort["data"].classes, "fp", {"bad": object()})
+    assert not list(tmp_path.iterdir())
+
+
+def test_load_checkpoint_refuses_other_files(tmp_path):
+    path = tmp_path / "other.pt"
+    torch.save({"state_dict": {}}, path)
+    with pytest.raises(ValueError, match="not a facedyn encoder checkpoint"):
+        load_checkpoint(path)
+
+
+def test_embed_is_float32_in_eval_mode_and_handles_no_windows(cohort):
+    model = build_encoder(EncoderSettings(**SMALL), 7)
+    model.train()
+    e = embed(model, cohort["store"], cohort["test"], cohort["normalizer"], "cpu", batch_size=7)
+    assert e.shape == (len(cohort["test"]), 16) and e.dtype == np.float32
+    np.testing.assert_allclose(e, _embed(cohort, model), atol=1e-5)  # nor does batch size
+    assert model.training  # the caller's mode is restored
+    empty = Windows(np.zeros(0, np.int32), np.zeros(0, np.int64), cohort["test"].length)
+    assert embed(model, cohort["store"], empty, cohort["normalizer"], "cpu").shape == (0, 16)
+
+
+def test_data_fingerprint_tracks_windows_and_feature_values(cohort):
+    store, train = cohort["store"], cohort["data"].train
+    fp = data_fingerprint(store, train)
+    assert fp == data_fingerprint(store, train, chunk_rows=17)  # chunking does not matter
+    assert fp != data_fingerprint(store, train.subset(np.arange(len(train) - 1)))
+    row = int(train.first_rows(store)[0])
+    saved = store.features[row, 0]
+    try:
+        store.features[row, 0] += 1.0
+        assert fp != data_fingerprint(store, train)
+    finally:
+        store.features[row, 0] = saved
+    assert fp == data_fingerprint(store, train)

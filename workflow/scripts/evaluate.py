@@ -1,0 +1,31 @@
+"""Score every model of one experiment on one fold's test windows."""
+
+import torch
+
+from facedyn.dynamics.experiments import ExperimentSettings
+from facedyn.identify.stage import fold_context, run_evaluate
+from facedyn.runtime import provenance, setup_logging
+
+setup_logging(snakemake.log[0])
+torch.set_num_threads(snakemake.threads)
+ctx = fold_context(
+    ExperimentSettings(**snakemake.params.settings),
+    snakemake.input.qc,
+    list(snakemake.input.flame),
+    snakemake.input.folds,
+    int(snakemake.wildcards.fold),
+    truth_dir=snakemake.params.truth_dir,
+)
+checkpoints = {k[len("ckpt_") :]: v for k, v in snakemake.input.items() if k.startswith("ckpt_")}
+run_evaluate(
+    ctx,
+    checkpoints,
+    {
+        "predictions": snakemake.output.predictions,
+        "embeddings": snakemake.output.embeddings,
+        "metrics": snakemake.output.metrics,
+    },
+    device=snakemake.params.device,
+    seed=snakemake.params.seed,
+    provenance=provenance(snakemake.config),
+)

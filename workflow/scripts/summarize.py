@@ -1,0 +1,17 @@
+"""Pool the folds of one experiment: metrics.json and per_speaker.parquet."""
+
+from facedyn.dynamics.experiments import ExperimentSettings
+from facedyn.identify.stage import run_summarize
+from facedyn.runtime import provenance, setup_logging
+
+setup_logging(snakemake.log[0])
+run_summarize(
+    ExperimentSettings(**snakemake.params.settings),
+    list(snakemake.input.predictions),
+    list(snakemake.input.fold_metrics),
+    {"metrics": snakemake.output.metrics, "per_speaker": snakemake.output.per_speaker},
+    dnr_speakers=getattr(snakemake.input, "dnr", None),
+    ceiling_metrics=getattr(snakemake.input, "ceiling", None),
+    seed=snakemake.params.seed,
+    provenance=provenance(snakemake.config),
+)
