@@ -420,3 +420,17 @@ def test_experiment_settings_merge_defaults_and_overrides():
         experiment_settings({"experiments": {"x": {"protocol": "leave_one_out"}}}, "x")
     with pytest.raises(ExperimentError, match="no experiment"):
         experiment_settings(identify, "missing")
+
+
+def test_spearman_check_reports_the_ratio_and_its_parts():
+    from facedyn.dynamics.dnr import spearman_check
+
+    knob = np.linspace(0.1, 2.0, 8)
+    speakers = pd.DataFrame({"speaker_id": [f"s{i}" for i in range(8)], "drift": knob,
+                             "noise": knob[::-1], "dnr": knob / knob[::-1]})
+    truth = pd.DataFrame({"speaker_id": [f"s{i}" for i in range(8)], "instability": knob})
+    out = spearman_check(speakers, truth)
+    assert out["n_speakers"] == 8
+    assert out["spearman_rho"] == pytest.approx(1.0)
+    assert out["drift_spearman_rho"] == pytest.approx(1.0)
+    assert out["noise_spearman_rho"] == pytest.approx(-1.0)

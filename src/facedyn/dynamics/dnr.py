@@ -250,4 +250,9 @@ def spearman_check(speakers: pd.DataFrame, truth: pd.DataFrame,
     if len(merged) >= 3:
         res = spearmanr(merged["dnr"], merged[column])
         out.update(spearman_rho=float(res.statistic), spearman_p=float(res.pvalue))
+        # The ratio's two parts separately: says whether drift, noise or both follow the knob.
+        for part in ("drift", "noise"):
+            res = spearmanr(merged[part], merged[column])
+            out[f"{part}_spearman_rho"] = float(res.statistic)
+            out[f"{part}_spearman_p"] = float(res.pvalue)
     return out
