@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from workflow_utils import run_snakemake
+import yaml
+from workflow_utils import ROOT, run_snakemake
 
 pytestmark = pytest.mark.workflow
 
@@ -16,6 +17,17 @@ def test_default_config_plans(tmp_path):
     res = run_snakemake(tmp_path, "-n", test_config=False)
     assert res.returncode == 0, res.stderr
     assert "flame_model" in res.stdout
+
+
+def test_sweeps_are_one_config_file_away(tmp_path):
+    """config/sweeps.yaml adds the paper's sweeps as experiments; each becomes a target."""
+    sweeps = yaml.safe_load((ROOT / "config/sweeps.yaml").read_text())
+    names = sorted(sweeps["identify"]["experiments"])
+    assert {"window_2s", "window_16s", "data_25", "features_velocity", "encoder_tcn"} <= set(names)
+    res = run_snakemake(tmp_path, "-n", overrides=sweeps, test_config=False)
+    assert res.returncode == 0, res.stderr[-3000:]
+    for name in names:
+        assert f"results/identify/{name}/folds.parquet" in res.stdout  # before the checkpoint
 
 
 @pytest.mark.parametrize(("override", "named"), [
