@@ -60,3 +60,23 @@ def test_truth_table_samples_the_fitted_frames(tmp_path):
     write_table(truth.iloc[:3], tmp_path / "short.parquet")
     with pytest.raises(ValueError, match="same video"):
         truth_table(tmp_path / "f.parquet", tmp_path / "short.parquet")
+
+
+def test_center_removes_each_videos_static_offset_only():
+    from facedyn.dynamics.features import store_from_tables
+    from facedyn.dynamics.stage import center_videos
+
+    t = np.arange(40) / 15
+    tables = [pd.DataFrame({"frame": np.arange(40), "time_s": t, "valid": True,
+                            "expr_000": offset + np.sin(2 * np.pi * t), "jaw_0": offset,
+                            "jaw_1": 0.0, "jaw_2": 0.0}) for offset in (5.0, -3.0)]
+    videos = [{"session_id": f"s{i}", "speaker_id": f"p{i}", "path": ""} for i in range(2)]
+    store = store_from_tables(videos, tables, "expr_jaw", n_expr=1)
+    before = store.features.copy()
+    center_videos(store)
+    for v in range(2):
+        block = store.features[store.rows(v)]
+        assert np.abs(block.mean(axis=0)).max() < 1e-5
+        # the movement is untouched: differences between frames are the same
+        np.testing.assert_allclose(np.diff(block, axis=0),
+                                   np.diff(before[store.rows(v)], axis=0), atol=1e-5)

@@ -51,6 +51,7 @@ class ExperimentSettings:
     stride_s: float = 2.0
     features: str = "expr_jaw"
     velocity: bool = False
+    center: bool = False
     n_expr: int = 50
     train_fraction: float = 0.8
     min_windows: int = 2
@@ -73,6 +74,7 @@ class ExperimentSettings:
             (_number(self.window_s) and self.window_s > 0, "window_s must be > 0"),
             (_number(self.stride_s) and self.stride_s > 0, "stride_s must be > 0"),
             (isinstance(self.velocity, bool), "velocity must be true or false"),
+            (isinstance(self.center, bool), "center must be true or false"),
             (isinstance(self.n_expr, int) and self.n_expr >= 1, "n_expr must be an integer >= 1"),
             (_number(self.train_fraction) and 0 < self.train_fraction < 1,
              "train_fraction must be in (0, 1)"),

@@ -11,12 +11,13 @@ import os
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from facedyn.atomic import atomic_write_json
 from facedyn.dynamics.dnr import compute_dnr, shape_sessions_from_tables, spearman_check
 from facedyn.dynamics.experiments import ExperimentSettings
-from facedyn.dynamics.features import load_store
+from facedyn.dynamics.features import FeatureStore, load_store
 from facedyn.dynamics.folds import (
     assert_no_leakage,
     build_folds,
@@ -126,8 +127,9 @@ def experiment_store(settings: ExperimentSettings, videos: list[dict[str, Any]],
     feature_set = feature_set or settings.features
     velocity = settings.velocity if feature_set != "shape" else False
     if settings.source == "fitted":
-        return load_store(videos, feature_set, settings.n_expr, velocity,
-                          keep_features=keep_features, n_shape=settings.shape_n)
+        store = load_store(videos, feature_set, settings.n_expr, velocity,
+                           keep_features=keep_features, n_shape=settings.shape_n)
+        return center_videos(store) if settings.center and feature_set != "shape" else store
     if truth_dir is None:
         raise ValueError(f"experiment {settings.name!r} has source: truth, which exists only "
                          "for the synthetic cohort (dataset.kind: synthetic)")
@@ -135,5 +137,24 @@ def experiment_store(settings: ExperimentSettings, videos: list[dict[str, Any]],
               truth_table(v["path"], os.path.join(truth_dir, v["session_id"],
                                                   f"{v['speaker_id']}.parquet"))
               for v in videos]
-    return store_from_tables(videos, tables, feature_set, settings.n_expr, velocity,
-                             keep_features=keep_features, n_shape=settings.shape_n)
+    store = store_from_tables(videos, tables, feature_set, settings.n_expr, velocity,
+                              keep_features=keep_features, n_shape=settings.shape_n)
+    return center_videos(store) if settings.center and feature_set != "shape" else store
+
+
+def center_videos(store: FeatureStore) -> FeatureStore:
+    """Subtract every video's own mean from its features, in place (``identify.center``).
+
+    Removes static offsets, such as head shape leaking into fitted expression coefficients,
+    and with them any identity carried by a speaker's resting expression: what is left is
+    movement about the session's mean. Uses no label and no other video (like cepstral mean
+    normalisation per utterance in speaker recognition), so it is applied to test videos too.
+    """
+    if store.features.shape[1] == 0:
+        return store
+    for v in range(store.n_videos):
+        rows = store.rows(v)
+        if rows.stop > rows.start:
+            block = store.features[rows]
+            block -= block.mean(axis=0, dtype=np.float64).astype(block.dtype)
+    return store
