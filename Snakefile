@@ -21,6 +21,7 @@ include: "workflow/rules/cohort.smk"
 include: "workflow/rules/landmarks.smk"
 include: "workflow/rules/dynamics.smk"
 include: "workflow/rules/identify.smk"
+include: "workflow/rules/figures.smk"
 
 
 rule all:

@@ -163,6 +163,12 @@ def test_smoke_run_builds_every_stage_from_cohort_to_metrics(tmp_path):
     assert json.loads((tmp_path / "results/identify/within_session/metrics.json").read_text())[
         "protocol"] == "within_session"
 
+    # figures of the main experiment and of the fit, as PNG and PDF
+    for name in ("accuracy", "cmc_det", "dnr_vs_accuracy", "drift_vs_noise", "embeddings",
+                 "fit_quality"):
+        for ext in ("png", "pdf"):
+            assert (tmp_path / f"results/figures/{name}.{ext}").stat().st_size > 1000
+
 
 def test_manifest_dataset_of_ordinary_videos_with_bad_rows(tmp_path):
     """A user's folder of talking-head videos (other fps and size than CANDOR), with a

@@ -277,6 +277,27 @@ def dnr_truth_inputs(wildcards):
     return {}
 
 
+FIGURES = "results/figures"
+
+
+def figure_experiment():
+    return config["identify"].get("main_experiment") or next(iter(EXPERIMENTS))
+
+
+def figure_inputs(wildcards):
+    name = figure_experiment()
+    base = f"results/identify/{name}"
+    return {
+        "metrics": f"{base}/metrics.json",
+        "fold_metrics": [
+            f"{base}/fold{k}/fold_metrics.json" for k in range(n_folds(name))
+        ],
+        "embeddings": f"{base}/fold0/embeddings.parquet",
+        "per_speaker": f"{base}/per_speaker.parquet",
+        "dnr": "results/dnr/speakers.parquet",
+    }
+
+
 def final_targets():
     """What `snakemake` with no target builds: every stage that exists so far."""
     return [
@@ -286,8 +307,9 @@ def final_targets():
         "results/dnr/speakers.parquet",
         "results/dnr/summary.json",
         *(f"results/identify/{name}/metrics.json" for name in EXPERIMENTS),
+        "results/figures/accuracy.png",
         *(
-            ["results/flame/quality.json"]
+            ["results/flame/quality.json", "results/figures/fit_quality.png"]
             if config["dataset"]["kind"] == "synthetic"
             else []
         ),

@@ -1,0 +1,70 @@
+"""The ``figures`` and ``figure_fit_quality`` rules: read finished results, draw, save.
+
+Every figure is written as ``<name>.png`` and ``<name>.pdf`` (``facedyn.plots.save_figure``);
+subtitles name the experiment, protocol and number of speakers so a figure taken out of the
+report still says what it shows. No figure draws video frames (``privacy.frames_in_figures``
+governs the frame panels, which are not built yet).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import pandas as pd
+
+from facedyn.plots import figures as F
+from facedyn.plots.style import save_figure
+from facedyn.tables import read_table
+
+#: Figures of ``rule figures`` (file stem -> what it shows); the rule's outputs follow this.
+IDENTIFY_FIGURES = ("accuracy", "cmc_det", "dnr_vs_accuracy", "drift_vs_noise", "embeddings")
+
+
+def _subtitle(metrics: Mapping[str, object], cohort: str) -> str:
+    protocol = str(metrics.get("protocol", "")).replace("_", "-")
+    return (f"{cohort} · {metrics.get('experiment')} · {protocol} · "
+            f"{metrics.get('n_speakers')} speakers")
+
+
+def run_identify_figures(metrics_path: str | os.PathLike[str],
+                         fold_metrics_paths: Sequence[str], embeddings_path: str,
+                         per_speaker_path: str, dnr_speakers_path: str,
+                         out_dir: str | os.PathLike[str], cohort: str,
+                         max_speakers: int = 20, seed: int = 0) -> list[Path]:
+    """The identification figures of one experiment (``IDENTIFY_FIGURES``)."""
+    out = Path(out_dir)
+    metrics = json.loads(Path(metrics_path).read_text())
+    sub = _subtitle(metrics, cohort)
+    folds = [json.loads(Path(p).read_text()) for p in fold_metrics_paths]
+    per_speaker, _ = read_table(per_speaker_path)
+    dnr, dnr_meta = read_table(dnr_speakers_path)
+    embeddings, _ = read_table(embeddings_path)
+    models = list(metrics.get("models", {}))
+    corr = metrics.get("dnr_vs_accuracy") or {"model": models[0] if models else "",
+                                              "spearman_rho": float("nan"),
+                                              "spearman_p": float("nan")}
+    written: list[Path] = []
+    written += save_figure(F.accuracy_bars(metrics, sub), out / "accuracy")
+    written += save_figure(F.cmc_and_roc(folds, models, sub, curve="det"), out / "cmc_det")
+    written += save_figure(F.dnr_vs_accuracy(per_speaker, dnr, corr, sub),
+                           out / "dnr_vs_accuracy")
+    units = ("standardised shape units" if dnr_meta.get("standardize")
+             else "shape coefficient units")
+    written += save_figure(F.drift_vs_noise(dnr, f"{cohort} · {units}"), out / "drift_vs_noise")
+    written += save_figure(F.embedding_map(embeddings, max_speakers, seed,
+                                           f"{sub} · fold 0 test windows"), out / "embeddings")
+    return written
+
+
+def run_fit_quality_figure(videos_path: str, components_path: str, summary_path: str,
+                           out_dir: str | os.PathLike[str], cohort: str) -> list[Path]:
+    """Fit quality against the synthetic truth (NME per video, r per dominant component)."""
+    videos: pd.DataFrame = read_table(videos_path)[0]
+    components: pd.DataFrame = read_table(components_path)[0]
+    summary = json.loads(Path(summary_path).read_text())
+    fig = F.fit_quality(videos, components, summary.get("dominant_components"),
+                        f"{cohort} · {summary.get('videos_fitted')} videos")
+    return save_figure(fig, Path(out_dir) / "fit_quality")

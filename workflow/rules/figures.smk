@@ -1,0 +1,83 @@
+"""Figures of the main experiment and of the fit, marked for `snakemake --report`."""
+
+
+rule figures:
+    """Accuracy with CIs, CMC and DET, DNR vs accuracy, drift vs noise, embedding map."""
+    input:
+        unpack(figure_inputs),
+    output:
+        report(
+            f"{FIGURES}/accuracy.png",
+            caption="../report/accuracy.rst",
+            category="Identification",
+        ),
+        report(
+            f"{FIGURES}/cmc_det.png",
+            caption="../report/cmc_det.rst",
+            category="Identification",
+        ),
+        report(
+            f"{FIGURES}/dnr_vs_accuracy.png",
+            caption="../report/dnr_vs_accuracy.rst",
+            category="Drift-to-noise ratio",
+        ),
+        report(
+            f"{FIGURES}/drift_vs_noise.png",
+            caption="../report/drift_vs_noise.rst",
+            category="Drift-to-noise ratio",
+        ),
+        report(
+            f"{FIGURES}/embeddings.png",
+            caption="../report/embeddings.rst",
+            category="Identification",
+        ),
+        pdfs=[
+            f"{FIGURES}/{name}.pdf"
+            for name in (
+                "accuracy",
+                "cmc_det",
+                "dnr_vs_accuracy",
+                "drift_vs_noise",
+                "embeddings",
+            )
+        ],
+    log:
+        "logs/figures/figures.log",
+    conda:
+        ENV
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    params:
+        cohort=config["run_name"],
+        seed=config["seed"],
+    script:
+        "../scripts/figures.py"
+
+
+rule figure_fit_quality:
+    """Synthetic cohort only: fitted vs true parameters and landmark error."""
+    input:
+        videos="results/flame/quality_videos.parquet",
+        components="results/flame/quality_components.parquet",
+        summary="results/flame/quality.json",
+    output:
+        report(
+            f"{FIGURES}/fit_quality.png",
+            caption="../report/fit_quality.rst",
+            category="FLAME fitting",
+        ),
+        pdf=f"{FIGURES}/fit_quality.pdf",
+    log:
+        "logs/figures/fit_quality.log",
+    conda:
+        ENV
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    params:
+        cohort=config["run_name"],
+    script:
+        "../scripts/figure_fit_quality.py"
