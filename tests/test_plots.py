@@ -3,6 +3,8 @@ result tables, and save_figure writes PNG + PDF atomically."""
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -257,3 +259,33 @@ def test_save_figure_atomic(tmp_path, metrics):
     assert paths[1].read_bytes()[:5] == b"%PDF-"
     assert sorted(p.name for p in (tmp_path / "sub").iterdir()) == ["acc.pdf", "acc.png"]
     assert fig.axes == []  # closed / cleared
+
+
+def test_summary_page_is_generated_from_metrics(tmp_path):
+    from facedyn.plots.summary import write_summary
+
+    metrics = {"experiment": "main", "protocol": "cross_session", "source": "fitted",
+               "n_speakers": 4, "chance": 0.25, "status": "ok",
+               "settings": {"encoder": "conformer"},
+               "models": {"conformer": {"top1": 0.5, "top1_ci": [0.4, 0.6], "top5": 1.0,
+                                        "session_top1": 0.75, "eer": 0.2, "min_dcf": 0.9},
+                          "stats_lr": {"top1": 0.625, "top1_ci": [0.5, 0.75], "top5": 1.0,
+                                       "session_top1": 1.0, "eer": 0.1, "min_dcf": 0.8}},
+               "dnr_vs_accuracy": {"model": "conformer", "spearman_rho": -0.4,
+                                   "spearman_p": 0.03, "n": 4},
+               "extraction_efficiency": 0.8}
+    empty = {"experiment": "tiny", "protocol": "within_session", "source": "fitted",
+             "n_speakers": 0, "status": "no_data", "models": {}}
+    paths = []
+    for m in (metrics, empty):
+        paths.append(tmp_path / f"{m['experiment']}.json")
+        paths[-1].write_text(json.dumps(m))
+    dnr = tmp_path / "dnr.json"
+    dnr.write_text(json.dumps({"n_speakers_with_dnr": 4, "dnr": {"median": 2.0, "iqr": 1.0},
+                               "synthetic_check": {"spearman_rho": 0.5}}))
+    out = write_summary(tmp_path / "summary.md", "smoke", [str(p) for p in paths],
+                        str(dnr), None, main="main")
+    text = out.read_text()
+    assert "50.0 % [40.0 %, 60.0 %]" in text and "Stats + LR 62.5 %" in text
+    assert "Spearman rho -0.40" in text and "0.80" in text
+    assert "`tiny` (no_data)" in text and "median 2.00" in text

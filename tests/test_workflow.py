@@ -168,6 +168,9 @@ def test_smoke_run_builds_every_stage_from_cohort_to_metrics(tmp_path):
                  "fit_quality"):
         for ext in ("png", "pdf"):
             assert (tmp_path / f"results/figures/{name}.{ext}").stat().st_size > 1000
+    summary = (tmp_path / "results/summary.md").read_text()
+    conformer_top1 = f"{100 * metrics['models']['conformer']['top1']:.1f} %"
+    assert "## Main experiment `main`" in summary and conformer_top1 in summary
 
 
 def test_manifest_dataset_of_ordinary_videos_with_bad_rows(tmp_path):

@@ -298,6 +298,16 @@ def figure_inputs(wildcards):
     }
 
 
+def summary_inputs(wildcards):
+    inputs = {
+        "metrics": [f"results/identify/{name}/metrics.json" for name in EXPERIMENTS],
+        "dnr": "results/dnr/summary.json",
+    }
+    if config["dataset"]["kind"] == "synthetic":
+        inputs["quality"] = "results/flame/quality.json"
+    return inputs
+
+
 def final_targets():
     """What `snakemake` with no target builds: every stage that exists so far."""
     return [
@@ -308,6 +318,7 @@ def final_targets():
         "results/dnr/summary.json",
         *(f"results/identify/{name}/metrics.json" for name in EXPERIMENTS),
         "results/figures/accuracy.png",
+        "results/summary.md",
         *(
             ["results/flame/quality.json", "results/figures/fit_quality.png"]
             if config["dataset"]["kind"] == "synthetic"

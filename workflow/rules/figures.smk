@@ -81,3 +81,26 @@ rule figure_fit_quality:
         cohort=config["run_name"],
     script:
         "../scripts/figure_fit_quality.py"
+
+
+rule summary:
+    """results/summary.md: the headline numbers of every experiment, generated."""
+    input:
+        unpack(summary_inputs),
+    output:
+        report(
+            "results/summary.md", caption="../report/summary.rst", category="Summary"
+        ),
+    log:
+        "logs/figures/summary.log",
+    conda:
+        ENV
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=5,
+    params:
+        run_name=config["run_name"],
+        main=config["identify"].get("main_experiment"),
+    script:
+        "../scripts/summary.py"

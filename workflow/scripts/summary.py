@@ -1,0 +1,14 @@
+"""results/summary.md from the run's metrics."""
+
+from facedyn.plots.summary import write_summary
+from facedyn.runtime import setup_logging
+
+setup_logging(snakemake.log[0])
+write_summary(
+    snakemake.output[0],
+    snakemake.params.run_name,
+    list(snakemake.input.metrics),
+    dnr_summary=snakemake.input.dnr,
+    quality=getattr(snakemake.input, "quality", None),
+    main=snakemake.params.main,
+)
