@@ -289,3 +289,26 @@ def test_summary_page_is_generated_from_metrics(tmp_path):
     assert "50.0 % [40.0 %, 60.0 %]" in text and "Stats + LR 62.5 %" in text
     assert "Spearman rho -0.40" in text and "0.80" in text
     assert "`tiny` (no_data)" in text and "median 2.00" in text
+
+
+def test_sweep_points_take_the_swept_setting_and_shared_models(tmp_path):
+    from facedyn.plots.stage import run_sweep_figure, sweep_points
+
+    def m(name, window, models):
+        return {"experiment": name, "protocol": "cross_session", "n_speakers": 8,
+                "chance": 0.125, "settings": {"window_s": window, "data_fraction": 1.0},
+                "models": {k: {"top1": v, "top1_ci": [v - 0.1, v + 0.1]}
+                           for k, v in models.items()}}
+
+    runs = [m("w4", 4, {"conformer": 0.3, "stats_lr": 0.4, "chance": 0.1}),
+            m("w8", 8, {"conformer": 0.5, "stats_lr": 0.45, "lstm": 0.2})]
+    points = sweep_points(runs, "window_s")
+    assert set(points["model"]) == {"conformer", "stats_lr"}  # shared, chance dropped
+    conf = points[points["model"] == "conformer"].sort_values("setting")
+    assert conf["setting"].tolist() == [4.0, 8.0] and conf["top1"].tolist() == [0.3, 0.5]
+    paths = []
+    for r in runs:
+        paths.append(tmp_path / f"{r['experiment']}.json")
+        paths[-1].write_text(json.dumps(r))
+    written = run_sweep_figure("accuracy_vs_window", [str(p) for p in paths], tmp_path, "t")
+    assert [p.name for p in written] == ["accuracy_vs_window.png", "accuracy_vs_window.pdf"]

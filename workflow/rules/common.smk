@@ -308,6 +308,26 @@ def summary_inputs(wildcards):
     return inputs
 
 
+SWEEP_KEYS = {"accuracy_vs_window": "window_sweep", "accuracy_vs_data": "data_sweep"}
+
+
+def sweep_metrics(sweep):
+    return [
+        f"results/identify/{name}/metrics.json"
+        for name in config["figures"][SWEEP_KEYS[sweep]]
+    ]
+
+
+def sweep_figures():
+    """Sweep figures whose experiments are all configured (config/sweeps.yaml adds them)."""
+    return [
+        f"results/figures/{sweep}.png"
+        for sweep, key in SWEEP_KEYS.items()
+        if config["figures"][key]
+        and all(name in EXPERIMENTS for name in config["figures"][key])
+    ]
+
+
 def final_targets():
     """What `snakemake` with no target builds: every stage that exists so far."""
     return [
@@ -319,6 +339,7 @@ def final_targets():
         *(f"results/identify/{name}/metrics.json" for name in EXPERIMENTS),
         "results/figures/accuracy.png",
         "results/summary.md",
+        *sweep_figures(),
         *(
             ["results/flame/quality.json", "results/figures/fit_quality.png"]
             if config["dataset"]["kind"] == "synthetic"

@@ -104,3 +104,30 @@ rule summary:
         main=config["identify"].get("main_experiment"),
     script:
         "../scripts/summary.py"
+
+
+rule figure_sweep:
+    """Accuracy against window length or amount of training data (config `figures.*`)."""
+    input:
+        lambda w: sweep_metrics(w.sweep),
+    output:
+        report(
+            "results/figures/{sweep}.png",
+            caption="../report/sweep.rst",
+            category="Sweeps",
+        ),
+        pdf="results/figures/{sweep}.pdf",
+    log:
+        "logs/figures/{sweep}.log",
+    wildcard_constraints:
+        sweep="accuracy_vs_window|accuracy_vs_data",
+    conda:
+        ENV
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=5,
+    params:
+        cohort=config["run_name"],
+    script:
+        "../scripts/figure_sweep.py"

@@ -68,3 +68,36 @@ def run_fit_quality_figure(videos_path: str, components_path: str, summary_path:
     fig = F.fit_quality(videos, components, summary.get("dominant_components"),
                         f"{cohort} · {summary.get('videos_fitted')} videos")
     return save_figure(fig, Path(out_dir) / "fit_quality")
+
+
+#: Sweep figures: file stem -> (config key of the experiment list, setting, x label).
+SWEEPS = {
+    "accuracy_vs_window": ("window_sweep", "window_s", "Window length (s)"),
+    "accuracy_vs_data": ("data_sweep", "data_fraction", "Training data used (share of each session)"),
+}
+
+
+def sweep_points(metrics: Sequence[Mapping[str, object]], setting: str) -> pd.DataFrame:
+    """``setting, model, top1, lo, hi`` for every model that every swept experiment has."""
+    rows = []
+    shared = set.intersection(*(set(m.get("models", {})) for m in metrics)) - {"chance"}
+    for m in metrics:
+        x = float((m.get("settings") or {})[setting])
+        for name in shared:
+            entry = m["models"][name]
+            lo, hi = entry.get("top1_ci") or (entry["top1"], entry["top1"])
+            rows.append({"setting": x, "model": name, "top1": entry["top1"], "lo": lo, "hi": hi})
+    return pd.DataFrame(rows, columns=["setting", "model", "top1", "lo", "hi"])
+
+
+def run_sweep_figure(name: str, metrics_paths: Sequence[str], out_dir: str | os.PathLike[str],
+                     cohort: str) -> list[Path]:
+    """One sweep figure (``SWEEPS[name]``) from the swept experiments' metrics."""
+    _, setting, xlabel = SWEEPS[name]
+    metrics = [json.loads(Path(p).read_text()) for p in metrics_paths]
+    points = sweep_points(metrics, setting)
+    chance = metrics[0].get("chance")
+    sub = f"{cohort} · {metrics[0].get('protocol')} · {metrics[0].get('n_speakers')} speakers"
+    fig = F.accuracy_vs_setting(points, xlabel, sub, chance=chance,
+                                logx=setting == "window_s")
+    return save_figure(fig, Path(out_dir) / name)
