@@ -312,3 +312,17 @@ def test_sweep_points_take_the_swept_setting_and_shared_models(tmp_path):
         paths[-1].write_text(json.dumps(r))
     written = run_sweep_figure("accuracy_vs_window", [str(p) for p in paths], tmp_path, "t")
     assert [p.name for p in written] == ["accuracy_vs_window.png", "accuracy_vs_window.pdf"]
+
+
+def test_fit_traces_draw_one_panel_per_component_with_gaps():
+    frames = np.arange(0, 600, 2)
+    t = frames / 30
+    truth = pd.DataFrame({"frame": np.arange(600), "jaw_0": np.sin(np.arange(600) / 9),
+                          "expr_009": np.cos(np.arange(600) / 7)})
+    fitted = pd.DataFrame({"frame": frames, "time_s": t, "valid": frames % 50 != 0,
+                           "jaw_0": np.sin(frames / 9) * 0.5, "expr_009": np.cos(frames / 7)})
+    fig = F.fit_traces(fitted, truth, ["jaw_0", "expr_009"], seconds=10, subtitle="x")
+    assert len(fig.axes) == 2
+    line = fig.axes[1].lines[1]  # fitted
+    assert np.isnan(np.asarray(line.get_ydata(), float)).any()  # invalid frames are gaps
+    assert np.asarray(line.get_xdata(), float).max() <= 10 + 1e-9

@@ -328,6 +328,13 @@ def sweep_figures():
     ]
 
 
+def trace_inputs(wildcards):
+    """The first video's FLAME table and truth (synthetic cohort) for the traces figure."""
+    session, speaker = sorted(manifest_index())[0]
+    truth = f"{synthetic_cohort_dir()}/truth/frames/{session}/{speaker}.parquet"
+    return {"flame": f"results/flame/{session}/{speaker}.parquet", "truth": truth}
+
+
 def final_targets():
     """What `snakemake` with no target builds: every stage that exists so far."""
     return [

@@ -59,6 +59,7 @@ rule figures:
 rule figure_fit_quality:
     """Synthetic cohort only: fitted vs true parameters and landmark error."""
     input:
+        unpack(trace_inputs),
         videos="results/flame/quality_videos.parquet",
         components="results/flame/quality_components.parquet",
         summary="results/flame/quality.json",
@@ -68,7 +69,13 @@ rule figure_fit_quality:
             caption="../report/fit_quality.rst",
             category="FLAME fitting",
         ),
+        report(
+            f"{FIGURES}/fit_traces.png",
+            caption="../report/fit_traces.rst",
+            category="FLAME fitting",
+        ),
         pdf=f"{FIGURES}/fit_quality.pdf",
+        traces_pdf=f"{FIGURES}/fit_traces.pdf",
     log:
         "logs/figures/fit_quality.log",
     conda:

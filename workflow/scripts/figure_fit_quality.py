@@ -12,4 +12,5 @@ run_fit_quality_figure(
     snakemake.input.summary,
     Path(snakemake.output[0]).parent,
     cohort=snakemake.params.cohort,
+    traces=(snakemake.input.flame, snakemake.input.truth),
 )

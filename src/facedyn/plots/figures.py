@@ -588,3 +588,37 @@ def fit_quality(
         if subtitle:
             fig.suptitle(subtitle, x=0.01, ha="left", fontsize=8, color="0.3")
     return fig
+
+
+def fit_traces(
+    fitted: pd.DataFrame,
+    truth: pd.DataFrame,
+    components: Sequence[str],
+    seconds: float = 20.0,
+    subtitle: str = "",
+) -> Figure:
+    """Fitted vs true parameter traces of one video (synthetic cohort), one panel per
+    component, over the first ``seconds``: what the r values of ``fit_quality`` look like.
+
+    ``fitted``: a FLAME table (``frame, time_s, valid`` and the components); ``truth``: the
+    cohort's truth frames (``frame`` and the components). Invalid fitted frames are gaps.
+    """
+    joined = fitted.merge(truth[["frame", *components]], on="frame", suffixes=("", "_true"))
+    joined = joined[joined["time_s"] <= joined["time_s"].min() + seconds]
+    with figure_style():
+        fig = new_figure(DOUBLE_COL, 0.95 * len(components) + 0.6)
+        axes = fig.subplots(len(components), 1, sharex=True, squeeze=False)[:, 0]
+        for ax, comp in zip(axes, components, strict=True):
+            fit = joined[comp].where(joined["valid"].astype(bool))
+            ax.plot(joined["time_s"], joined[f"{comp}_true"], color=GREY, lw=1.4, label="truth")
+            ax.plot(joined["time_s"], fit, color=OKABE_ITO["blue"], lw=1.0, label="fitted")
+            r = np.corrcoef(joined[comp][joined["valid"]], joined[f"{comp}_true"][joined["valid"]])
+            ax.set_ylabel(comp.replace("expr_", "expr ").replace("jaw_0", "jaw open"),
+                          rotation=0, ha="right", va="center")
+            ax.text(1.0, 1.02, f"r = {r[0, 1]:.2f}", transform=ax.transAxes, ha="right",
+                    va="bottom", fontsize=7.5)
+        axes[0].legend(loc="upper left", ncol=2, frameon=False, bbox_to_anchor=(0.0, 1.45))
+        axes[-1].set_xlabel("Time (s)")
+        if subtitle:
+            fig.suptitle(subtitle, x=0.01, ha="left", fontsize=8, color="0.3")
+    return fig

@@ -60,14 +60,26 @@ def run_identify_figures(metrics_path: str | os.PathLike[str],
 
 
 def run_fit_quality_figure(videos_path: str, components_path: str, summary_path: str,
-                           out_dir: str | os.PathLike[str], cohort: str) -> list[Path]:
-    """Fit quality against the synthetic truth (NME per video, r per dominant component)."""
+                           out_dir: str | os.PathLike[str], cohort: str,
+                           traces: tuple[str, str] | None = None) -> list[Path]:
+    """Fit quality against the synthetic truth (NME per video, r per dominant component)
+    and, with ``traces`` = (FLAME table, truth frames) of one video, its fitted vs true
+    traces of jaw opening and the four most dominant components (``fit_traces``)."""
     videos: pd.DataFrame = read_table(videos_path)[0]
     components: pd.DataFrame = read_table(components_path)[0]
     summary = json.loads(Path(summary_path).read_text())
-    fig = F.fit_quality(videos, components, summary.get("dominant_components"),
+    dominant = list(summary.get("dominant_components") or [])
+    fig = F.fit_quality(videos, components, dominant,
                         f"{cohort} · {summary.get('videos_fitted')} videos")
-    return save_figure(fig, Path(out_dir) / "fit_quality")
+    written = save_figure(fig, Path(out_dir) / "fit_quality")
+    if traces is not None:
+        fitted, meta = read_table(traces[0])
+        truth, _ = read_table(traces[1])
+        comps = ["jaw_0", *dominant[:4]]
+        sub = f"{cohort} · video {meta.get('session_id')}/{meta.get('speaker_id')}"
+        written += save_figure(F.fit_traces(fitted, truth, comps, subtitle=sub),
+                               Path(out_dir) / "fit_traces")
+    return written
 
 
 #: Sweep figures: file stem -> (config key of the experiment list, setting, x label).
