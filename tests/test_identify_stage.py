@@ -18,7 +18,7 @@ def test_nested_model_and_train_overrides_merge_key_by_key():
     enc = s.encoder_settings()
     assert (enc.d_model, enc.n_layers, enc.encoder) == (32, 1, "conformer")
     assert s.train_settings().epochs == 5 and s.baselines == ("lstm",)
-    assert s.baseline_encoder_settings("tcn").encoder == "tcn"
+    assert s.encoder_settings("tcn").encoder == "tcn"
     assert s.to_dict()["model"] == {"d_model": 32, "n_layers": 1}
 
 

@@ -216,9 +216,13 @@ def _check_identify_roles():
 _check_identify_roles()
 
 
+#: Baselines that are encoders trained per fold (rule train_baseline_encoder).
+NEURAL_BASELINES = ("lstm", "tcn")
+
+
 wildcard_constraints:
     fold=r"\d+",
-    encoder="lstm|tcn",
+    encoder="|".join(NEURAL_BASELINES),
 
 
 def n_folds(name):
@@ -242,8 +246,9 @@ def truth_dir(wildcards):
 
 
 def truth_inputs(wildcards):
+    """The synthetic cohort's summary for source: truth experiments (truth/ lies beside)."""
     if EXPERIMENTS[wildcards.experiment].source == "truth":
-        return {"cohort": f"{synthetic_cohort_dir()}/cohort.json"}
+        return dnr_truth_inputs(wildcards)
     return {}
 
 
@@ -252,7 +257,7 @@ def evaluate_checkpoints(wildcards):
     base = f"results/identify/{wildcards.experiment}/fold{wildcards.fold}"
     inputs = {"ckpt_main": f"{base}/model.pt"}
     for name in EXPERIMENTS[wildcards.experiment].baselines:
-        if name in ("lstm", "tcn"):
+        if name in NEURAL_BASELINES:
             inputs[f"ckpt_{name}"] = f"{base}/{name}.pt"
     return inputs
 

@@ -127,7 +127,7 @@ rule figure_sweep:
     log:
         "logs/figures/{sweep}.log",
     wildcard_constraints:
-        sweep="accuracy_vs_window|accuracy_vs_data",
+        sweep="|".join(SWEEP_KEYS),
     conda:
         ENV
     threads: 1

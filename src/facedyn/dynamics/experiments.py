@@ -25,10 +25,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from facedyn.dynamics.features import FEATURE_SETS
+from facedyn.identify.settings import ENCODERS, EncoderSettings, TrainSettings
 
 PROTOCOLS = ("cross_session", "within_session")
 SOURCES = ("fitted", "truth")
-ENCODERS = ("conformer", "lstm", "tcn")
 #: Models an experiment may compare with its encoder on the same folds and metrics.
 BASELINES = ("lstm", "tcn", "stats_lr", "shape_only", "chance")
 #: Nested settings merged key by key (an experiment overriding one key keeps the others).
@@ -104,22 +104,13 @@ class ExperimentSettings:
         except ValueError as err:
             raise ExperimentError(f"{where}: {err}") from None
 
-    def encoder_settings(self) -> Any:
-        """The encoder's :class:`~facedyn.identify.encoders.EncoderSettings`."""
-        from facedyn.identify.encoders import EncoderSettings
+    def encoder_settings(self, encoder: str | None = None) -> EncoderSettings:
+        """The experiment's encoder settings, or a baseline encoder's (``lstm``/``tcn``: the
+        same sizes, another kind)."""
+        return EncoderSettings.from_mapping({**self.model, "encoder": encoder or self.encoder})
 
-        return EncoderSettings.from_mapping({**self.model, "encoder": self.encoder})
-
-    def baseline_encoder_settings(self, encoder: str) -> Any:
-        """Settings of a baseline encoder (``lstm``/``tcn``): the same sizes, other kind."""
-        from facedyn.identify.encoders import EncoderSettings
-
-        return EncoderSettings.from_mapping({**self.model, "encoder": encoder})
-
-    def train_settings(self) -> Any:
-        """The training loop's :class:`~facedyn.identify.train.TrainSettings`."""
-        from facedyn.identify.train import TrainSettings
-
+    def train_settings(self) -> TrainSettings:
+        """The training loop's settings."""
         return TrainSettings.from_mapping(dict(self.train))
 
     @property

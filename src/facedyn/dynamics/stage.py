@@ -129,16 +129,16 @@ def experiment_store(settings: ExperimentSettings, videos: list[dict[str, Any]],
     if settings.source == "fitted":
         store = load_store(videos, feature_set, settings.n_expr, velocity,
                            keep_features=keep_features, n_shape=settings.shape_n)
-        return center_videos(store) if settings.center and feature_set != "shape" else store
-    if truth_dir is None:
+    elif truth_dir is None:
         raise ValueError(f"experiment {settings.name!r} has source: truth, which exists only "
                          "for the synthetic cohort (dataset.kind: synthetic)")
-    tables = [None if v.get("reason") else
-              truth_table(v["path"], os.path.join(truth_dir, v["session_id"],
-                                                  f"{v['speaker_id']}.parquet"))
-              for v in videos]
-    store = store_from_tables(videos, tables, feature_set, settings.n_expr, velocity,
-                              keep_features=keep_features, n_shape=settings.shape_n)
+    else:
+        tables = [None if v.get("reason") else
+                  truth_table(v["path"], os.path.join(truth_dir, v["session_id"],
+                                                      f"{v['speaker_id']}.parquet"))
+                  for v in videos]
+        store = store_from_tables(videos, tables, feature_set, settings.n_expr, velocity,
+                                  keep_features=keep_features, n_shape=settings.shape_n)
     return center_videos(store) if settings.center and feature_set != "shape" else store
 
 

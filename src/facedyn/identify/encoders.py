@@ -15,77 +15,16 @@ All are plain ``torch.nn`` modules (no device or dtype assumptions); variable ``
 
 from __future__ import annotations
 
-import dataclasses
 import math
-from collections.abc import Mapping
-from dataclasses import dataclass
-from numbers import Integral, Real
-from typing import Any
+from numbers import Integral
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-ENCODERS = ("conformer", "lstm", "tcn")
-
-
-@dataclass(frozen=True)
-class EncoderSettings:
-    """Architecture of an encoder (the ``identify`` model keys of an experiment).
-
-    ``d_model`` is the frame-level width of every encoder (the LSTM's two directions have
-    ``d_model // 2`` units each); ``n_heads`` and ``ff_mult`` apply to the Conformer only;
-    ``conv_kernel`` is the depthwise kernel of the Conformer's convolution module and the
-    kernel of the TCN's dilated convolutions.
-    """
-
-    encoder: str = "conformer"
-    d_model: int = 64
-    n_layers: int = 2
-    n_heads: int = 4
-    ff_mult: int = 4
-    conv_kernel: int = 15
-    dropout: float = 0.1
-    embedding_dim: int = 64
-
-    def __post_init__(self) -> None:
-        if self.encoder not in ENCODERS:
-            raise ValueError(f"encoder: unknown encoder {self.encoder!r}; choose one of {ENCODERS}")
-        for key in ("d_model", "n_layers", "n_heads", "ff_mult", "conv_kernel", "embedding_dim"):
-            value = getattr(self, key)
-            if isinstance(value, bool) or not isinstance(value, Integral) or value < 1:
-                raise ValueError(f"{key}: must be a positive integer, got {value!r}")
-            object.__setattr__(self, key, int(value))  # numpy ints -> int (checkpoints)
-        if isinstance(self.dropout, bool) or not isinstance(self.dropout, Real) \
-                or not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"dropout: must be in [0, 1), got {self.dropout!r}")
-        object.__setattr__(self, "dropout", float(self.dropout))
-        if self.conv_kernel % 2 == 0:
-            raise ValueError(f"conv_kernel: must be odd ('same' padding), got {self.conv_kernel}")
-        if self.encoder == "conformer" and self.d_model % self.n_heads:
-            raise ValueError(f"n_heads: d_model ({self.d_model}) must be divisible by n_heads "
-                             f"({self.n_heads})")
-        if self.encoder == "lstm" and self.d_model % 2:
-            raise ValueError(f"d_model: must be even for the bidirectional LSTM, got "
-                             f"{self.d_model}")
-
-    @classmethod
-    def from_mapping(cls, values: Mapping[str, Any]) -> EncoderSettings:
-        """Settings from a config mapping; an unknown key is an error naming it."""
-        return cls(**_checked_keys(cls, values))
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-
-def _checked_keys(cls: type, values: Mapping[str, Any]) -> dict[str, Any]:
-    known = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(values) - known)
-    if unknown:
-        raise ValueError(f"{unknown[0]}: unknown {cls.__name__} key; known keys are "
-                         f"{sorted(known)}")
-    return dict(values)
-
+# The settings are plain dataclasses in a torch-free module: the workflow validates them
+# while the DAG is built, which must not import torch.
+from facedyn.identify.settings import EncoderSettings
 
 # --- shared head --------------------------------------------------------------------------------
 

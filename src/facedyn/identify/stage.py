@@ -29,19 +29,16 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from facedyn.atomic import atomic_write_json
+from facedyn.atomic import atomic_write, atomic_write_json
 from facedyn.dynamics.experiments import ExperimentSettings
 from facedyn.dynamics.features import FeatureStore, Normalizer
 from facedyn.dynamics.folds import fold_windows
 from facedyn.dynamics.stage import experiment_store, qc_videos
-from facedyn.dynamics.windows import Windows, batch, make_windows
+from facedyn.dynamics.windows import Windows, make_windows
 from facedyn.tables import read_table, write_table
 
 log = logging.getLogger(__name__)
 
-#: Name of the experiment's own encoder in predictions and metrics (design: ``conformer``
-#: for the main experiment; other encoders keep their kind's name).
-STATS_MODELS = ("stats_lr", "shape_only", "chance")
 
 
 @dataclass
@@ -85,6 +82,15 @@ def fold_context(settings: ExperimentSettings, qc_path: str | os.PathLike[str],
                        None if truth_dir is None else str(truth_dir))
 
 
+def fold_context_of_job(job: Any) -> FoldContext:
+    """:func:`fold_context` of a ``train`` or ``evaluate`` job, from the ``snakemake`` object
+    its script receives (params ``settings``, ``truth_dir``; inputs ``qc``, ``flame``,
+    ``folds``; wildcard ``fold``)."""
+    return fold_context(ExperimentSettings(**job.params.settings), job.input.qc,
+                        list(job.input.flame), job.input.folds, int(job.wildcards.fold),
+                        truth_dir=job.params.truth_dir)
+
+
 def _speakers(store: FeatureStore, windows: Windows) -> np.ndarray:
     return store.speaker_id[windows.video].astype(str)
 
@@ -101,7 +107,7 @@ def run_train(ctx: FoldContext, out: str | os.PathLike[str], log_csv: str | os.P
     )
 
     s = ctx.settings
-    enc = s.encoder_settings() if encoder is None else s.baseline_encoder_settings(encoder)
+    enc = s.encoder_settings(encoder)
     ts = s.train_settings()
     data = training_data(ctx.folds, ctx.fold, ctx.store, ctx.windows, s.window_s, s.stride_s,
                          ts.val_fraction)
@@ -150,8 +156,6 @@ def no_data_reason(path: str | os.PathLike[str]) -> str | None:
 
 
 def _write_empty_log(path: str | os.PathLike[str]) -> None:
-    from facedyn.atomic import atomic_write
-
     atomic_write(path, lambda p: p.write_text("epoch,train_loss,val_loss,val_top1,lr,seconds\n"))
 
 
@@ -198,15 +202,15 @@ def run_evaluate(ctx: FoldContext, checkpoints: Mapping[str, str | os.PathLike[s
 
     s, store = ctx.settings, ctx.store
     train, test, train_spk, test_spk = _enrolment(ctx)
+    n_enrolled = len(set(train_spk.tolist()))
+    if not len(test) or n_enrolled < 2:
+        reason = (f"{len(test)} test windows, {n_enrolled} enrolled speakers: nothing to "
+                  "identify (see folds.parquet for the reasons)")
+        return _write_no_scores(ctx, outputs, dict.fromkeys((*checkpoints, *s.baselines),
+                                                            reason), provenance)
+    # An encoder that could not be trained is skipped with its reason; the others still run.
     skipped = {name: reason for name, path in checkpoints.items()
                if (reason := no_data_reason(path)) is not None}
-    if not len(test) or len(set(train_spk.tolist())) < 2:
-        reason = (f"{len(test)} test windows, {len(set(train_spk.tolist()))} enrolled "
-                  "speakers: nothing to identify (see folds.parquet for the reasons)")
-        skipped = {name: reason for name in (*checkpoints, *s.baselines)}
-    if skipped and len(skipped) >= len(checkpoints) + len(
-            [b for b in s.baselines if b not in ("lstm", "tcn")]):
-        return _write_no_scores(ctx, outputs, skipped, provenance)
     checkpoints = {k: v for k, v in checkpoints.items() if k not in skipped}
     test_session = store.session_id[test.video].astype(str)
     window_start = store.frame[test.first_rows(store)].astype(np.int64)
@@ -257,6 +261,8 @@ def run_evaluate(ctx: FoldContext, checkpoints: Mapping[str, str | os.PathLike[s
         classes = sorted(set(train_spk.tolist()))
         score("chance", chance_scores(len(test), classes, seed + ctx.fold), classes)
 
+    if not frames:
+        return _write_no_scores(ctx, outputs, skipped, provenance)
     predictions = pd.concat(frames, ignore_index=True)
     meta = {"experiment": s.name, "fold": ctx.fold, "models": list(metrics),
             "settings": s.to_dict(), "provenance": dict(provenance or {})}
@@ -329,7 +335,8 @@ def run_summarize(settings: ExperimentSettings, predictions_paths: Sequence[str]
     per_speaker = per_speaker_accuracy(predictions)
     main = settings.encoder
     n_speakers = int(predictions["speaker_id"].nunique())
-    first = fold_metrics[0]["models"].get(main) or next(iter(fold_metrics[0]["models"].values()))
+    scored = next(m["models"] for m in fold_metrics if m["models"])  # predictions exist
+    first = scored.get(main) or next(iter(scored.values()))
     result: dict[str, Any] = {
         "experiment": settings.name, "protocol": settings.protocol,
         "n_speakers": int(first["n_speakers"]), "n_test_speakers": n_speakers,
@@ -354,9 +361,3 @@ def run_summarize(settings: ExperimentSettings, predictions_paths: Sequence[str]
                                                       "provenance": dict(provenance or {})})
     atomic_write_json(outputs["metrics"], json_ready(result))
     return result
-
-
-def load_batch(ctx: FoldContext, windows: Windows, normalizer: Normalizer | None = None
-               ) -> np.ndarray:
-    """(B, T, F) features of ``windows`` (notebooks, figures)."""
-    return batch(ctx.store, windows, None, normalizer)

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import contextlib
 import csv
-import dataclasses
 import hashlib
 import io
 import logging
@@ -38,7 +37,6 @@ import time
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from numbers import Integral, Real
 from typing import Any
 
 import numpy as np
@@ -50,87 +48,16 @@ from facedyn.atomic import atomic_write, atomic_write_bytes
 from facedyn.dynamics.features import FeatureStore, Normalizer, covered_rows
 from facedyn.dynamics.folds import fold_windows, validation_split
 from facedyn.dynamics.windows import Windows, batch
-from facedyn.identify.encoders import EncoderSettings, _checked_keys, build_encoder
+from facedyn.identify.encoders import EncoderSettings, build_encoder
+from facedyn.identify.settings import TrainSettings
 
 log = logging.getLogger(__name__)
 
-MONITORS = ("val_loss", "val_top1")
 LOG_COLUMNS = ["epoch", "train_loss", "val_loss", "val_top1", "lr", "seconds"]
 CHECKPOINT_FORMAT = "facedyn-encoder"
 CHECKPOINT_VERSION = 1
 #: Validation batches per epoch at most (the loss is an average; more adds little).
 MAX_VAL_BATCHES = 200
-
-
-@dataclass(frozen=True)
-class TrainSettings:
-    """Optimisation settings (the ``identify`` training keys of an experiment).
-
-    ``val_fraction`` is not used by :func:`train_encoder` (it receives the validation windows);
-    it is the share of every training range that :func:`training_data` sets aside for them.
-    ``batches_per_epoch`` None: ``len(train_windows) // batch_size`` (at least 1).
-    ``num_threads`` None: leave torch's CPU thread count as it is.
-    """
-
-    epochs: int = 30
-    m_per_class: int = 4
-    classes_per_batch: int = 16
-    lr: float = 1e-3
-    weight_decay: float = 1e-2
-    warmup_epochs: float = 2
-    temperature: float = 0.1
-    patience: int = 8
-    val_fraction: float = 0.1
-    batches_per_epoch: int | None = None
-    amp: bool = True
-    num_threads: int | None = None
-    monitor: str = "val_loss"
-    centroid_windows: int = 32
-
-    def __post_init__(self) -> None:
-        def integer(key: str, low: int, optional: bool = False) -> None:
-            value = getattr(self, key)
-            if optional and value is None:
-                return
-            if isinstance(value, bool) or not isinstance(value, Integral) or value < low:
-                raise ValueError(f"{key}: must be an integer >= {low}"
-                                 f"{' or null' if optional else ''}, got {value!r}")
-            object.__setattr__(self, key, int(value))
-
-        def real(key: str, low: float, high: float = math.inf, open_low: bool = False) -> None:
-            value = getattr(self, key)
-            ok = (not isinstance(value, bool) and isinstance(value, Real) and math.isfinite(value)
-                  and (value > low if open_low else value >= low) and value <= high)
-            if not ok:
-                bound = f"> {low}" if open_low else f">= {low}"
-                raise ValueError(f"{key}: must be a number {bound}"
-                                 f"{'' if high == math.inf else f' and <= {high}'}, got {value!r}")
-            object.__setattr__(self, key, float(value))
-
-        integer("epochs", 1)
-        integer("m_per_class", 2)  # one window per speaker: no positive pair, no loss
-        integer("classes_per_batch", 2)  # one speaker per batch: no negative, no loss
-        real("lr", 0.0, open_low=True)
-        real("weight_decay", 0.0)
-        real("warmup_epochs", 0.0)
-        real("temperature", 0.0, open_low=True)
-        integer("patience", 1)
-        real("val_fraction", 0.0, 0.5, open_low=True)
-        integer("batches_per_epoch", 1, optional=True)
-        if not isinstance(self.amp, bool):
-            raise ValueError(f"amp: must be true or false, got {self.amp!r}")
-        integer("num_threads", 1, optional=True)
-        if self.monitor not in MONITORS:
-            raise ValueError(f"monitor: must be one of {MONITORS}, got {self.monitor!r}")
-        integer("centroid_windows", 1)
-
-    @classmethod
-    def from_mapping(cls, values: Mapping[str, Any]) -> TrainSettings:
-        """Settings from a config mapping; an unknown key is an error naming it."""
-        return cls(**_checked_keys(cls, values))
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
 
 
 @dataclass

@@ -365,32 +365,13 @@ def cmc_and_roc(
             eer = float(np.mean(eers)) if eers else None
             if misses:
                 pm = np.mean(misses, axis=0)
-                if curve == "det":
-                    ax2.plot(_probit(grid), _probit(pm), color=c, ls=ls)
-                    if eer is not None:
-                        ax2.plot(
-                            _probit(eer),
-                            _probit(eer),
-                            marker="o",
-                            ms=4,
-                            color=c,
-                            markeredgecolor="black",
-                            markeredgewidth=0.5,
-                            zorder=4,
-                        )
-                else:
-                    ax2.plot(grid, 1 - pm, color=c, ls=ls)
-                    if eer is not None:
-                        ax2.plot(
-                            eer,
-                            1 - eer,
-                            marker="o",
-                            ms=4,
-                            color=c,
-                            markeredgecolor="black",
-                            markeredgewidth=0.5,
-                            zorder=4,
-                        )
+                # DET: normal-deviate axes; ROC: true-positive rate against false alarms.
+                xs, ys = (_probit(grid), _probit(pm)) if curve == "det" else (grid, 1 - pm)
+                ax2.plot(xs, ys, color=c, ls=ls)
+                if eer is not None:
+                    ex, ey = (_probit(eer), _probit(eer)) if curve == "det" else (eer, 1 - eer)
+                    ax2.plot(ex, ey, marker="o", ms=4, color=c, markeredgecolor="black",
+                             markeredgewidth=0.5, zorder=4)
         ax1.set_xscale("log")
         if n_rank:
             rt = [r for r in (1, 2, 5, 10, 20, 50, 100, 200, 500) if r < n_rank * 0.8]

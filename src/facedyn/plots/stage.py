@@ -19,9 +19,6 @@ from facedyn.plots import figures as F
 from facedyn.plots.style import save_figure
 from facedyn.tables import read_table
 
-#: Figures of ``rule figures`` (file stem -> what it shows); the rule's outputs follow this.
-IDENTIFY_FIGURES = ("accuracy", "cmc_det", "dnr_vs_accuracy", "drift_vs_noise", "embeddings")
-
 
 def _subtitle(metrics: Mapping[str, object], cohort: str) -> str:
     protocol = str(metrics.get("protocol", "")).replace("_", "-")
@@ -34,7 +31,8 @@ def run_identify_figures(metrics_path: str | os.PathLike[str],
                          per_speaker_path: str, dnr_speakers_path: str,
                          out_dir: str | os.PathLike[str], cohort: str,
                          max_speakers: int = 20, seed: int = 0) -> list[Path]:
-    """The identification figures of one experiment (``IDENTIFY_FIGURES``)."""
+    """The identification figures of one experiment: accuracy, cmc_det, dnr_vs_accuracy,
+    drift_vs_noise, embeddings (the outputs of ``rule figures``)."""
     out = Path(out_dir)
     metrics = json.loads(Path(metrics_path).read_text())
     sub = _subtitle(metrics, cohort)
@@ -82,10 +80,11 @@ def run_fit_quality_figure(videos_path: str, components_path: str, summary_path:
     return written
 
 
-#: Sweep figures: file stem -> (config key of the experiment list, setting, x label).
+#: Sweep figures: file stem -> (the swept experiment setting, x label). Which experiments
+#: each draws is config (`figures.*`, mapped in workflow/rules/common.smk).
 SWEEPS = {
-    "accuracy_vs_window": ("window_sweep", "window_s", "Window length (s)"),
-    "accuracy_vs_data": ("data_sweep", "data_fraction", "Training data used (share of each session)"),
+    "accuracy_vs_window": ("window_s", "Window length (s)"),
+    "accuracy_vs_data": ("data_fraction", "Training data used (share of each session)"),
 }
 
 
@@ -105,7 +104,7 @@ def sweep_points(metrics: Sequence[Mapping[str, object]], setting: str) -> pd.Da
 def run_sweep_figure(name: str, metrics_paths: Sequence[str], out_dir: str | os.PathLike[str],
                      cohort: str) -> list[Path]:
     """One sweep figure (``SWEEPS[name]``) from the swept experiments' metrics."""
-    _, setting, xlabel = SWEEPS[name]
+    setting, xlabel = SWEEPS[name]
     metrics = [json.loads(Path(p).read_text()) for p in metrics_paths]
     points = sweep_points(metrics, setting)
     chance = metrics[0].get("chance")

@@ -1,0 +1,145 @@
+"""Encoder and training settings of an identification experiment: plain, torch-free
+dataclasses, so the workflow can validate every experiment while the DAG is built without
+importing torch (``facedyn.identify.encoders`` and ``facedyn.identify.train`` re-export them).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from numbers import Integral, Real
+from typing import Any
+
+MONITORS = ("val_loss", "val_top1")
+ENCODERS = ("conformer", "lstm", "tcn")
+
+
+@dataclass(frozen=True)
+class EncoderSettings:
+    """Architecture of an encoder (the ``identify`` model keys of an experiment).
+
+    ``d_model`` is the frame-level width of every encoder (the LSTM's two directions have
+    ``d_model // 2`` units each); ``n_heads`` and ``ff_mult`` apply to the Conformer only;
+    ``conv_kernel`` is the depthwise kernel of the Conformer's convolution module and the
+    kernel of the TCN's dilated convolutions.
+    """
+
+    encoder: str = "conformer"
+    d_model: int = 64
+    n_layers: int = 2
+    n_heads: int = 4
+    ff_mult: int = 4
+    conv_kernel: int = 15
+    dropout: float = 0.1
+    embedding_dim: int = 64
+
+    def __post_init__(self) -> None:
+        if self.encoder not in ENCODERS:
+            raise ValueError(f"encoder: unknown encoder {self.encoder!r}; choose one of {ENCODERS}")
+        for key in ("d_model", "n_layers", "n_heads", "ff_mult", "conv_kernel", "embedding_dim"):
+            value = getattr(self, key)
+            if isinstance(value, bool) or not isinstance(value, Integral) or value < 1:
+                raise ValueError(f"{key}: must be a positive integer, got {value!r}")
+            object.__setattr__(self, key, int(value))  # numpy ints -> int (checkpoints)
+        if isinstance(self.dropout, bool) or not isinstance(self.dropout, Real) \
+                or not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"dropout: must be in [0, 1), got {self.dropout!r}")
+        object.__setattr__(self, "dropout", float(self.dropout))
+        if self.conv_kernel % 2 == 0:
+            raise ValueError(f"conv_kernel: must be odd ('same' padding), got {self.conv_kernel}")
+        if self.encoder == "conformer" and self.d_model % self.n_heads:
+            raise ValueError(f"n_heads: d_model ({self.d_model}) must be divisible by n_heads "
+                             f"({self.n_heads})")
+        if self.encoder == "lstm" and self.d_model % 2:
+            raise ValueError(f"d_model: must be even for the bidirectional LSTM, got "
+                             f"{self.d_model}")
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any]) -> EncoderSettings:
+        """Settings from a config mapping; an unknown key is an error naming it."""
+        return cls(**checked_keys(cls, values))
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def checked_keys(cls: type, values: Mapping[str, Any]) -> dict[str, Any]:
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ValueError(f"{unknown[0]}: unknown {cls.__name__} key; known keys are "
+                         f"{sorted(known)}")
+    return dict(values)
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    """Optimisation settings (the ``identify`` training keys of an experiment).
+
+    ``val_fraction`` is not used by :func:`train_encoder` (it receives the validation windows);
+    it is the share of every training range that :func:`training_data` sets aside for them.
+    ``batches_per_epoch`` None: ``len(train_windows) // batch_size`` (at least 1).
+    ``num_threads`` None: leave torch's CPU thread count as it is.
+    """
+
+    epochs: int = 30
+    m_per_class: int = 4
+    classes_per_batch: int = 16
+    lr: float = 1e-3
+    weight_decay: float = 1e-2
+    warmup_epochs: float = 2
+    temperature: float = 0.1
+    patience: int = 8
+    val_fraction: float = 0.1
+    batches_per_epoch: int | None = None
+    amp: bool = True
+    num_threads: int | None = None
+    monitor: str = "val_loss"
+    centroid_windows: int = 32
+
+    def __post_init__(self) -> None:
+        def integer(key: str, low: int, optional: bool = False) -> None:
+            value = getattr(self, key)
+            if optional and value is None:
+                return
+            if isinstance(value, bool) or not isinstance(value, Integral) or value < low:
+                raise ValueError(f"{key}: must be an integer >= {low}"
+                                 f"{' or null' if optional else ''}, got {value!r}")
+            object.__setattr__(self, key, int(value))
+
+        def real(key: str, low: float, high: float = math.inf, open_low: bool = False) -> None:
+            value = getattr(self, key)
+            ok = (not isinstance(value, bool) and isinstance(value, Real) and math.isfinite(value)
+                  and (value > low if open_low else value >= low) and value <= high)
+            if not ok:
+                bound = f"> {low}" if open_low else f">= {low}"
+                raise ValueError(f"{key}: must be a number {bound}"
+                                 f"{'' if high == math.inf else f' and <= {high}'}, got {value!r}")
+            object.__setattr__(self, key, float(value))
+
+        integer("epochs", 1)
+        integer("m_per_class", 2)  # one window per speaker: no positive pair, no loss
+        integer("classes_per_batch", 2)  # one speaker per batch: no negative, no loss
+        real("lr", 0.0, open_low=True)
+        real("weight_decay", 0.0)
+        real("warmup_epochs", 0.0)
+        real("temperature", 0.0, open_low=True)
+        integer("patience", 1)
+        real("val_fraction", 0.0, 0.5, open_low=True)
+        integer("batches_per_epoch", 1, optional=True)
+        if not isinstance(self.amp, bool):
+            raise ValueError(f"amp: must be true or false, got {self.amp!r}")
+        integer("num_threads", 1, optional=True)
+        if self.monitor not in MONITORS:
+            raise ValueError(f"monitor: must be one of {MONITORS}, got {self.monitor!r}")
+        integer("centroid_windows", 1)
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any]) -> TrainSettings:
+        """Settings from a config mapping; an unknown key is an error naming it."""
+        return cls(**checked_keys(cls, values))
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
