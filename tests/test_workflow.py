@@ -165,7 +165,7 @@ def test_smoke_run_builds_every_stage_from_cohort_to_metrics(tmp_path):
 
     # figures of the main experiment and of the fit, as PNG and PDF
     for name in ("accuracy", "cmc_det", "dnr_vs_accuracy", "drift_vs_noise", "embeddings",
-                 "fit_quality", "fit_traces"):
+                 "fit_quality", "fit_traces", "landmark_frame"):
         for ext in ("png", "pdf"):
             assert (tmp_path / f"results/figures/{name}.{ext}").stat().st_size > 1000
     summary = (tmp_path / "results/summary.md").read_text()

@@ -340,6 +340,47 @@ def trace_inputs(wildcards):
     return {"flame": f"results/flame/{session}/{speaker}.parquet", "truth": truth}
 
 
+def frames_in_figures_allowed():
+    """Figures may show video frames: always for the synthetic cohort, for real data only
+    with `privacy.frames_in_figures: true`. The same rule as the library's own gate,
+    facedyn.plots.figures.frames_allowed (not imported: matplotlib slows parsing)."""
+    kind = config["dataset"]["kind"]
+    return kind == "synthetic" or config["privacy"]["frames_in_figures"] is True
+
+
+def landmark_frame_figures():
+    """The landmark-frame figure when frames are allowed and the fit has a pinhole camera
+    (fit.backend optimize; imported weak-perspective fits cannot be reprojected)."""
+    if frames_in_figures_allowed() and config["fit"]["backend"] == "optimize":
+        return [f"{FIGURES}/landmark_frame.png"]
+    return []
+
+
+def landmark_frame_inputs(wildcards):
+    """The first readable video (the traces figure's video on the synthetic cohort):
+    its landmark and FLAME tables, video, head model and, if synthetic, its truth."""
+    if not frames_in_figures_allowed():
+        raise ConfigError(
+            "results/figures/landmark_frame.png draws a video frame: allowed for "
+            "dataset.kind: synthetic, else only with `privacy.frames_in_figures: true`"
+        )
+    index = manifest_index()
+    ok = [key for key in sorted(index) if index[key]["status"] == "ok"]
+    if not ok:
+        raise ValueError("no readable video in the manifest to draw a frame from")
+    session, speaker = ok[0]
+    inputs = {
+        "flame": f"results/flame/{session}/{speaker}.parquet",
+        "landmarks": f"results/landmarks/{session}/{speaker}.parquet",
+        "model": "results/flame/model.json",
+        "video": index[(session, speaker)]["video"],
+    }
+    if config["dataset"]["kind"] == "synthetic":
+        truth = f"{synthetic_cohort_dir()}/truth/frames/{session}/{speaker}.parquet"
+        inputs["truth"] = truth
+    return inputs
+
+
 def final_targets():
     """What `snakemake` with no target builds: every stage that exists so far."""
     return [
@@ -352,6 +393,7 @@ def final_targets():
         "results/figures/accuracy.png",
         "results/summary.md",
         *sweep_figures(),
+        *landmark_frame_figures(),
         *(
             ["results/flame/quality.json", "results/figures/fit_quality.png"]
             if config["dataset"]["kind"] == "synthetic"

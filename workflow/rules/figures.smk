@@ -90,6 +90,34 @@ rule figure_fit_quality:
         "../scripts/figure_fit_quality.py"
 
 
+rule figure_landmark_frame:
+    """One video frame with detected and fitted (and, synthetic, true) landmarks; only
+    where frames are allowed (synthetic cohort or privacy.frames_in_figures)."""
+    input:
+        unpack(landmark_frame_inputs),
+    output:
+        report(
+            f"{FIGURES}/landmark_frame.png",
+            caption="../report/landmark_frame.rst",
+            category="FLAME fitting",
+        ),
+        pdf=f"{FIGURES}/landmark_frame.pdf",
+    log:
+        "logs/figures/landmark_frame.log",
+    conda:
+        ENV
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    params:
+        cohort=config["run_name"],
+        dataset_kind=config["dataset"]["kind"],
+        frames_in_figures=config["privacy"]["frames_in_figures"],
+    script:
+        "../scripts/figure_landmark_frame.py"
+
+
 rule summary:
     """results/summary.md: the headline numbers of every experiment, generated."""
     input:

@@ -125,6 +125,18 @@ def _initial_pose(lmk: np.ndarray, model_lmk: np.ndarray, focal: float, cx: floa
     return np.stack([tx, ty, tz], 1)
 
 
+def project_landmarks(model: FLAMELandmarks, shape: torch.Tensor, expression: torch.Tensor,
+                      jaw: torch.Tensor, rotation: torch.Tensor, translation: torch.Tensor,
+                      focal: float | torch.Tensor, cx: float, cy: float) -> torch.Tensor:
+    """The fitter's image landmarks (B, 68, 2) for per-frame parameters: global rotation and
+    jaw posed (neck and eyes at zero), yaw-dependent contour, pinhole camera. The one
+    definition shared by the objective and by anything that redraws a fitted table."""
+    pose = torch.cat([rotation, torch.zeros_like(rotation), jaw,
+                      torch.zeros(len(rotation), 6, dtype=rotation.dtype,
+                                  device=rotation.device)], 1)
+    return project(model(shape, expression, pose, kind="2d"), translation, focal, cx, cy)
+
+
 def fit_landmarks(landmarks: np.ndarray, frames: np.ndarray, times: np.ndarray, width: int,
                   height: int, model: FLAMELandmarks, settings: FitSettings) -> FitResult:
     """Fit FLAME to valid frames' 2D landmarks (all frames given must be valid).
@@ -186,10 +198,8 @@ def fit_landmarks(landmarks: np.ndarray, frames: np.ndarray, times: np.ndarray, 
         shape = p["shape_mean"] + p["shape"][window]
         if not use_shape:
             shape = torch.zeros_like(shape)
-        pose = torch.cat([p["rot"], torch.zeros_like(p["rot"]), p["jaw"],
-                          torch.zeros(m, 6, dtype=dtype, device=dev)], 1)
-        lmk3 = model(shape, p["expr"], pose, kind="2d")
-        proj = project(lmk3, p["trans"], focal, cx, cy)
+        proj = project_landmarks(model, shape, p["expr"], p["jaw"], p["rot"], p["trans"],
+                                 focal, cx, cy)
         r2 = ((proj - target) ** 2).sum(-1) / sigma**2
         data = (_pseudo_huber(r2, settings.huber) * weight).sum() / m
         # Hierarchical shape prior: the video's mean shape ~ N(0, I); each frame (or window)

@@ -1,9 +1,10 @@
-"""The ``figures`` and ``figure_fit_quality`` rules: read finished results, draw, save.
+"""The figure rules: read finished results, draw, save.
 
 Every figure is written as ``<name>.png`` and ``<name>.pdf`` (``facedyn.plots.save_figure``);
 subtitles name the experiment, protocol and number of speakers so a figure taken out of the
-report still says what it shows. No figure draws video frames (``privacy.frames_in_figures``
-governs the frame panels, which are not built yet).
+report still says what it shows. Only ``landmark_frame`` (:func:`run_landmark_frame_figure`)
+draws a video frame, and only for the synthetic cohort or with
+``privacy.frames_in_figures: true`` (:func:`facedyn.plots.figures.check_frames_allowed`).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from facedyn.plots import figures as F
@@ -112,3 +114,147 @@ def run_sweep_figure(name: str, metrics_paths: Sequence[str], out_dir: str | os.
     fig = F.accuracy_vs_setting(points, xlabel, sub, chance=chance,
                                 logx=setting == "window_s")
     return save_figure(fig, Path(out_dir) / name)
+
+
+# --------------------------------------------------------------------------- landmark frame
+
+
+def fitted_landmarks(flame: pd.DataFrame, model_json: str | os.PathLike[str], width: int,
+                     height: int) -> np.ndarray:
+    """The fitted FLAME model's iBUG-68 landmarks of every row of a FLAME table, projected
+    into the image (pixels), as the fitter placed them when it computed ``rmse_px``/``nme``.
+
+    Same model (``results/flame/model.json``: head, landmark embedding, ``n_shape``,
+    ``n_expr``, ``yaw_sign``), pose layout (global rotation and jaw; neck and eyes zero),
+    yaw-dependent contour (``kind="2d"``) and pinhole (``tx, ty, tz, focal_px``, principal
+    point at the image centre) as :func:`facedyn.flame.fit.fit_landmarks`.
+
+    Args:
+        flame: rows of a FLAME table (``facedyn.flame.table``); pass only the rows needed.
+        model_json: the run's ``results/flame/model.json``.
+        width, height: the video's frame size (landmark table metadata).
+
+    Returns:
+        (N, 68, 2) float array; NaN for rows that are not valid.
+
+    Raises:
+        ValueError: the table lacks the pinhole camera (imported weak-perspective
+            parameters) or has fewer coefficients than the model expects.
+    """
+    import torch
+
+    from facedyn.flame.fit import project_landmarks
+    from facedyn.flame.model import load_flame
+    from facedyn.flame.table import (
+        CAMERA_COLUMNS,
+        JAW_COLUMNS,
+        ROT_COLUMNS,
+        expr_columns,
+        shape_columns,
+    )
+
+    model = json.loads(Path(model_json).read_text())
+    n_shape, n_expr = int(model["n_shape"]), int(model["n_expr"])
+    missing = [c for c in [*shape_columns(n_shape), *expr_columns(n_expr), *JAW_COLUMNS,
+                           *ROT_COLUMNS, *CAMERA_COLUMNS] if c not in flame.columns]
+    if missing:
+        raise ValueError(f"FLAME table lacks columns the model needs: {missing[:5]}...")
+    out = np.full((len(flame), 68, 2), np.nan)
+    valid = flame["valid"].to_numpy(bool)
+    camera = flame.loc[valid, CAMERA_COLUMNS].to_numpy(float)
+    if not np.isfinite(camera).all():
+        raise ValueError("FLAME table has no pinhole camera (tx, ty, tz, focal_px) for its valid "
+                         "rows: imported weak-perspective fits cannot be reprojected")
+    if not valid.any():
+        return out
+    rows = flame.loc[valid]
+    dtype = torch.float32
+
+    def t(columns: list[str]) -> torch.Tensor:
+        return torch.tensor(rows[columns].to_numpy(float, copy=True), dtype=dtype)
+
+    head = load_flame(model["model"], n_shape=n_shape, n_expr=n_expr,
+                      landmark_embedding=model["landmark_embedding"],
+                      yaw_sign=int(model.get("yaw_sign", 1))).landmark_model()
+    with torch.no_grad():
+        proj = project_landmarks(head, t(shape_columns(n_shape)), t(expr_columns(n_expr)),
+                                 t(JAW_COLUMNS), t(ROT_COLUMNS), t(["tx", "ty", "tz"]),
+                                 t(["focal_px"])[:, 0], (width - 1) / 2, (height - 1) / 2)
+    out[valid] = proj.numpy()
+    return out
+
+
+def median_nme_frame(flame: pd.DataFrame) -> int:
+    """The source frame index of the valid row with the median ``nme`` (the lower median;
+    ties go to the earlier frame): a typical, deterministically chosen frame."""
+    ok = flame[flame["valid"].astype(bool) & np.isfinite(flame["nme"].to_numpy(float))]
+    if ok.empty:
+        raise ValueError("the FLAME table has no valid fitted frame to draw")
+    ranked = ok.sort_values(["nme", "frame"], kind="stable")
+    return int(ranked["frame"].iloc[(len(ranked) - 1) // 2])
+
+
+def read_video_frame(video: str | os.PathLike[str], index: int) -> np.ndarray:
+    """Frame ``index`` of ``video`` as RGB uint8, decoded in order from the start (exactly the
+    frame the landmark stage saw, whatever the container's seeking accuracy)."""
+    import cv2
+
+    cap = cv2.VideoCapture(os.fspath(video))
+    try:
+        if not cap.isOpened():
+            raise ValueError(f"cannot open video {os.fspath(video)!r}")
+        for _ in range(int(index)):
+            if not cap.grab():
+                raise ValueError(f"{os.fspath(video)!r} ends before frame {index}")
+        ok, bgr = cap.read()
+        if not ok or bgr is None:
+            raise ValueError(f"cannot decode frame {index} of {os.fspath(video)!r}")
+        return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+    finally:
+        cap.release()
+
+
+def _xy(row: pd.Series | Mapping[str, object]) -> np.ndarray:
+    return np.array([[float(row[f"lx{k:02d}"]), float(row[f"ly{k:02d}"])]  # type: ignore[arg-type]
+                     for k in range(68)])
+
+
+def run_landmark_frame_figure(flame_path: str | os.PathLike[str],
+                              landmarks_path: str | os.PathLike[str],
+                              model_json: str | os.PathLike[str], video: str | os.PathLike[str],
+                              out_dir: str | os.PathLike[str], cohort: str, *,
+                              dataset_kind: str, frames_in_figures: bool = False,
+                              truth_path: str | os.PathLike[str] | None = None,
+                              frame: int | None = None) -> list[Path]:
+    """``landmark_frame``: one frame of one video with its detected and fitted landmarks
+    (and, given the synthetic truth table, the true ones in a second panel).
+
+    The frame is the valid one with the median fit NME (:func:`median_nme_frame`) unless
+    ``frame`` names a source frame index. The privacy gate
+    (:func:`facedyn.plots.figures.check_frames_allowed`) runs before the video is opened.
+    """
+    F.check_frames_allowed(dataset_kind, frames_in_figures)
+    flame, meta = read_table(flame_path)
+    lmk, lmk_meta = read_table(landmarks_path)
+    index = median_nme_frame(flame) if frame is None else int(frame)
+    row = flame[flame["frame"] == index]
+    det = lmk[(lmk["frame"] == index) & lmk["detected"].astype(bool)]
+    if row.empty or not bool(row["valid"].iloc[0]) or det.empty:
+        raise ValueError(f"frame {index} has no detected and fitted landmarks to draw")
+    width, height = int(lmk_meta["width"]), int(lmk_meta["height"])
+    fitted = fitted_landmarks(row, model_json, width, height)[0]
+    true_xy = None
+    if truth_path is not None:
+        truth, _ = read_table(truth_path)
+        match = truth[truth["frame"] == index]
+        if not match.empty:
+            true_xy = _xy(match.iloc[0])
+    image = read_video_frame(video, index)
+    fps = lmk_meta.get("source_fps")
+    when = f" (t = {index / float(fps):.1f} s)" if fps else ""
+    chosen = "the median-NME frame" if frame is None else "frame chosen by the caller"
+    sub = (f"{cohort} · frame {index}{when}, {chosen}\n"
+           f"video {meta.get('session_id')}/{meta.get('speaker_id')}")
+    fig = F.landmark_frame(image, _xy(det.iloc[0]), fitted, dataset_kind=dataset_kind,
+                           frames_in_figures=frames_in_figures, true_xy=true_xy, subtitle=sub)
+    return save_figure(fig, Path(out_dir) / "landmark_frame")
