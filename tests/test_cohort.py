@@ -146,7 +146,7 @@ def test_regeneration_with_other_settings_leaves_no_stale_conversations(head, tm
     assert len(convs) == 4
 
 
-def test_photo_is_drawn_independently_of_speaker():
+def test_photo_is_drawn_independently_of_speaker_settings():
     base = CohortConfig(n_speakers=200, sessions_per_speaker=3)
     _, sessions = plan_cohort(base, 20)
     # A separate random stream: changing every speaker-related setting keeps the photos.
@@ -154,10 +154,18 @@ def test_photo_is_drawn_independently_of_speaker():
                          shape_sd=2.0, instability=(0.5, 0.6))
     _, sessions2 = plan_cohort(other, 20)
     assert sessions["photo_index"].tolist() == sessions2["photo_index"].tolist()
-    # And no speaker keeps one photo: same-photo-in-every-session is as rare as chance.
+    # portrait: speaker (the default): a person keeps one face in every session.
+    assert (sessions.groupby("speaker_id")["photo_index"].nunique() == 1).all()
+
+
+def test_portrait_per_session_changes_the_face_every_call():
+    cfg = CohortConfig(n_speakers=200, sessions_per_speaker=3, portrait="session")
+    _, sessions = plan_cohort(cfg, 20)
     pool = 10
     same = sessions.assign(p=sessions["photo_index"] % pool).groupby("speaker_id")["p"].nunique()
     assert (same == 1).mean() < 0.05
+    with pytest.raises(ValueError, match="portrait"):
+        CohortConfig(portrait="everyone").validate()
 
 
 def test_pairing_every_speaker_in_n_sessions_never_alone():

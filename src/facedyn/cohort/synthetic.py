@@ -80,6 +80,7 @@ class CohortConfig:
     pose_scale: tuple[float, float] = (0.6, 1.4)
     noise_sd: tuple[float, float] = (1.0, 4.0)
     combined_video: bool = False
+    portrait: str = "speaker"  # one portrait per speaker, or a new one every "session"
     workers: int = 1
     seed: int = 0
 
@@ -99,6 +100,9 @@ class CohortConfig:
             raise ValueError(f"dataset.synthetic.n_speakers must be even and >= 2, got {self.n_speakers}")
         if self.sessions_per_speaker < 1:
             raise ValueError("dataset.synthetic.sessions_per_speaker must be >= 1")
+        if self.portrait not in ("speaker", "session"):
+            raise ValueError("dataset.synthetic.portrait must be 'speaker' or 'session', "
+                             f"got {self.portrait!r}")
         if self.duration_s * self.fps < 2:
             raise ValueError("dataset.synthetic.duration_s * fps must give at least 2 frames")
 
@@ -162,6 +166,12 @@ def plan_cohort(cfg: CohortConfig, n_head_shape: int) -> tuple[pd.DataFrame, pd.
 
     pairs = pair_conversations(ids, cfg.sessions_per_speaker, _rng(cfg.seed, STREAM_PAIRING))
     srng, prng = _rng(cfg.seed, STREAM_SESSIONS), _rng(cfg.seed, STREAM_PHOTOS)
+    # A person keeps their face from call to call (portrait: speaker), as in CANDOR: the
+    # detector's texture-dependent errors are then a per-speaker constant, like a real
+    # tracker's, instead of a per-session jump in the apparent shape that every speaker
+    # would share regardless of instability. Drawn from the photo stream only, so the
+    # assignment does not change with any speaker setting.
+    speakers["photo_index"] = prng.integers(1 << 30, size=len(ids))
     conv_rng = _rng(cfg.seed, STREAM_PAIRING, 1)
     rows = []
     for c, (a, b) in enumerate(pairs):
@@ -171,7 +181,9 @@ def plan_cohort(cfg: CohortConfig, n_head_shape: int) -> tuple[pd.DataFrame, pd.
             row = {
                 "session_id": conv, "speaker_id": me, "partner_id": other, "channel": channel,
                 "conversation_index": c,
-                "photo_index": int(prng.integers(1 << 30)),  # reduced modulo the pool size
+                # reduced modulo the pool size when rendering
+                "photo_index": (int(speakers.loc[me, "photo_index"]) if cfg.portrait == "speaker"
+                                else int(prng.integers(1 << 30))),
                 "focal_px": float(srng.uniform(*cfg.focal_px)),
                 "distance_m": float(srng.uniform(*cfg.distance_m)),
                 "offset_x_m": float(srng.normal(0, 0.01)),
