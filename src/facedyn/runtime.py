@@ -1,16 +1,28 @@
 """Run-time helpers shared by workflow scripts: logging into the rule's log file,
-provenance records (version, config hash, input fingerprints) and device choice."""
+provenance records (version, config hash, input fingerprint) and device choice.
+
+Every table and JSON file the pipeline writes carries a ``provenance`` record
+(:func:`provenance`) with at least
+
+* ``facedyn_version``: the installed package version;
+* ``config_hash``: :func:`config_hash` of the whole run configuration;
+* ``input_fingerprint``: :func:`input_fingerprint` of the job's input files, so a result can
+  be traced to the exact inputs it was computed from (and two results compared by input).
+"""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
 import os
 import platform
+import signal
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 from facedyn import __version__
@@ -36,6 +48,23 @@ def setup_logging(log_path: str | os.PathLike[str] | None, level: int = logging.
         logging.getLogger("facedyn").critical("uncaught error", exc_info=(exc_type, exc, tb))
 
     sys.excepthook = _hook
+    exit_on_sigterm()
+
+
+def exit_on_sigterm() -> None:
+    """Turn SIGTERM into ``SystemExit`` so a killed job unwinds normally.
+
+    SIGTERM is how a job is stopped (Snakemake on Ctrl-C, SLURM at the time limit,
+    ``scancel``). Python's default action ends the process on the spot; raising instead lets
+    ``finally``/``except`` blocks run, so :func:`facedyn.atomic.atomic_write` removes its
+    temporary file and no half-written output is left behind. Only in the main thread (the
+    only place Python allows it); a no-op elsewhere.
+    """
+    def _raise(signum: int, frame: FrameType | None) -> None:
+        raise SystemExit(128 + signum)
+
+    with contextlib.suppress(ValueError):  # not the main thread
+        signal.signal(signal.SIGTERM, _raise)
 
 
 def canonical_json(obj: Any) -> str:
@@ -57,8 +86,50 @@ def file_sha256(path: str | os.PathLike[str], chunk: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
-def provenance(config: Mapping[str, Any] | None = None, **extra: Any) -> dict[str, Any]:
-    """What produced an output: facedyn version, Python, platform, config hash."""
+#: Files up to this size are identified by their content (sha256); larger ones (videos,
+#: CANDOR-sized FLAME tables) by size and modification time, which costs one ``stat``.
+CONTENT_HASH_MAX_BYTES = 1 << 20
+
+
+def file_identity(path: str | os.PathLike[str]) -> str:
+    """One input file's identity for :func:`input_fingerprint`.
+
+    ``path`` as given (relative paths stay relative, so a run moved to another folder keeps
+    its fingerprints) plus ``sha256:<content>`` for files up to
+    :data:`CONTENT_HASH_MAX_BYTES`, else ``size:<bytes>:mtime_ns:<ns>``. A folder is the
+    identities of the files below it; a path that does not exist is ``missing``.
+    """
+    p = Path(path)
+    if p.is_dir():
+        files = sorted(f for f in p.rglob("*") if f.is_file())
+        return f"{os.fspath(path)}\0dir\0" + "\0".join(file_identity(f) for f in files)
+    try:
+        st = p.stat()
+    except FileNotFoundError:
+        return f"{os.fspath(path)}\0missing"
+    if st.st_size <= CONTENT_HASH_MAX_BYTES:
+        return f"{os.fspath(path)}\0sha256:{file_sha256(p)}"
+    return f"{os.fspath(path)}\0size:{st.st_size}:mtime_ns:{st.st_mtime_ns}"
+
+
+def input_fingerprint(paths: Iterable[str | os.PathLike[str]]) -> str:
+    """Short sha256 over the identities (:func:`file_identity`) of a job's input files.
+
+    Order-independent and duplicate-free: the same set of unchanged inputs always gives the
+    same fingerprint; changing, adding or removing any input changes it.
+    """
+    identities = sorted({file_identity(p) for p in paths})
+    digest = hashlib.sha256()
+    for identity in identities:
+        digest.update(identity.encode("utf-8", "surrogateescape") + b"\n")
+    return digest.hexdigest()[:16]
+
+
+def provenance(config: Mapping[str, Any] | None = None,
+               inputs: Iterable[str | os.PathLike[str]] | None = None,
+               **extra: Any) -> dict[str, Any]:
+    """What produced an output: facedyn version, Python, platform, config hash and, with
+    ``inputs`` (a job's input files, e.g. ``snakemake.input``), their fingerprint and count."""
     record: dict[str, Any] = {
         "facedyn_version": __version__,
         "python": platform.python_version(),
@@ -66,6 +137,10 @@ def provenance(config: Mapping[str, Any] | None = None, **extra: Any) -> dict[st
     }
     if config is not None:
         record["config_hash"] = config_hash(config)
+    if inputs is not None:
+        files = [os.fspath(p) for p in inputs]
+        record["input_fingerprint"] = input_fingerprint(files)
+        record["n_inputs"] = len(set(files))
     record.update(extra)
     return record
 

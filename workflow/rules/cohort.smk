@@ -15,7 +15,7 @@ rule synthesize_cohort:
         "results/benchmarks/synthesize_{cohort}.tsv"
     conda:
         ENV
-    threads: workflow.cores
+    threads: 8  # capped at --cores locally; a fixed number works on a cluster too
     resources:
         mem_mb=lambda wildcards, threads: 1500 + 1000 * threads,
         runtime=120,

@@ -13,6 +13,7 @@ from facedyn.dynamics.experiments import (
     experiment_names,
     experiment_settings,
 )
+from facedyn.gpu import gpu_slots  # resources: gpu=0/1 (docs/cluster.md)
 
 ENV = "../../envs/facedyn.yaml"
 SAFE_ID = r"[A-Za-z0-9][A-Za-z0-9_.-]*"
@@ -92,6 +93,56 @@ def check_fit_import():
 
 
 check_fit_import()
+
+
+def check_dataset_table():
+    """A manifest table with whole-dataset problems (unreadable, missing columns, unsafe
+    or repeated (session_id, speaker_id) ids) stops the run here, before any job. Videos
+    are not probed (that is the manifest job's work). Main process only: cluster jobs
+    re-parse this file and need not read the table again."""
+    if config["dataset"]["kind"] != "manifest" or not workflow.is_main_process:
+        return
+    table = config["dataset"]["table"]
+    if not table:
+        raise ConfigError(
+            "config key `dataset.table` is required with `dataset.kind: manifest`: a "
+            "CSV/Parquet file with columns speaker_id, session_id, video"
+        )
+    from facedyn.cohort.indexers import ManifestError, check_table
+
+    try:
+        check_table(table)
+    except ManifestError as err:
+        raise ConfigError(f"config key `dataset.table`: {err}") from None
+
+
+check_dataset_table()
+
+
+def check_head_model_files():
+    """A user's FLAME model or landmark embedding that cannot be used (missing key, wrong
+    shape, too few components for flame.n_shape / flame.n_expr) stops the run here, before
+    any job, naming the key to fix. Main process only (it reads the files, a second or
+    two); the generated stand-in head needs no check."""
+    if flame_is_synthetic() or not workflow.is_main_process:
+        return
+    files = flame_model_inputs(None)  # missing paths: ConfigError naming the key
+    from facedyn.flame.io import FlameModelError
+    from facedyn.flame.summary import check_head_model
+
+    try:
+        check_head_model(
+            files["model"],
+            files["embedding"],
+            n_shape=config["flame"]["n_shape"],
+            n_expr=config["flame"]["n_expr"],
+            yaw_sign=config["flame"]["yaw_sign"],
+        )
+    except FlameModelError as err:
+        raise ConfigError(str(err)) from None
+
+
+check_head_model_files()
 
 
 @functools.lru_cache(maxsize=4)
@@ -304,9 +355,13 @@ def figure_inputs(wildcards):
 
 
 def summary_inputs(wildcards):
+    """Every experiment's metrics and folds (exclusions beyond QC), the DNR summary, the
+    QC table (every excluded video is counted) and, synthetic, the fit quality."""
     inputs = {
         "metrics": [f"results/identify/{name}/metrics.json" for name in EXPERIMENTS],
+        "folds": [f"results/identify/{name}/folds.parquet" for name in EXPERIMENTS],
         "dnr": "results/dnr/summary.json",
+        "qc": "results/qc/videos.parquet",
     }
     if config["dataset"]["kind"] == "synthetic":
         inputs["quality"] = "results/flame/quality.json"

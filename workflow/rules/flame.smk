@@ -63,6 +63,7 @@ rule fit_flame:
     resources:
         mem_mb=4000,
         runtime=lambda wildcards, attempt: 60 * attempt,
+        gpu=gpu_slots(config["fit"]["device"]),
     params:
         fit=config["fit"],
         seed=config["seed"],

@@ -21,8 +21,9 @@ rule train:
         ENV
     threads: 1
     resources:
-        mem_mb=8000,
+        mem_mb=lambda wildcards, input: 8000 + 4 * len(input.flame),
         runtime=lambda wildcards, attempt: 120 * attempt,
+        gpu=gpu_slots(config["identify"]["device"]),
     params:
         settings=experiment_params,
         truth_dir=truth_dir,
@@ -71,8 +72,9 @@ rule evaluate:
         ENV
     threads: 1
     resources:
-        mem_mb=8000,
+        mem_mb=lambda wildcards, input: 8000 + 4 * len(input.flame),
         runtime=lambda wildcards, attempt: 60 * attempt,
+        gpu=gpu_slots(config["identify"]["device"]),
     params:
         settings=experiment_params,
         truth_dir=truth_dir,

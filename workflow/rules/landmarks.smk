@@ -16,6 +16,7 @@ rule landmarks:
     resources:
         mem_mb=2000,
         runtime=lambda wildcards, attempt: 60 * attempt,
+        gpu=gpu_slots("auto") if config["landmarks"]["backend"] == "insightface" else 0,
     params:
         row=manifest_row,
         settings=config["landmarks"],

@@ -18,5 +18,5 @@ run_dnr(
     },
     **snakemake.params.dnr,
     truth_speakers=truth,
-    provenance=provenance(snakemake.config),
+    provenance=provenance(snakemake.config, inputs=snakemake.input),
 )

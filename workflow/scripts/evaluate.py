@@ -19,5 +19,5 @@ run_evaluate(
     },
     device=snakemake.params.device,
     seed=snakemake.params.seed,
-    provenance=provenance(snakemake.config),
+    provenance=provenance(snakemake.config, inputs=snakemake.input),
 )

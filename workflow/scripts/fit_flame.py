@@ -12,6 +12,6 @@ run_fit(
     snakemake.input.model,
     snakemake.output[0],
     snakemake.params.fit,
-    provenance=provenance(snakemake.config),
+    provenance=provenance(snakemake.config, inputs=snakemake.input),
     seed=snakemake.params.seed,
 )

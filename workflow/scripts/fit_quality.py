@@ -11,7 +11,7 @@ setup_logging(snakemake.log[0])
 truth = Path(snakemake.params.truth)
 pairs = [(p, truth / Path(p).parent.name / Path(p).name) for p in snakemake.input.flame]
 components, videos, summary = cohort_quality(pairs, snakemake.params.n_shape_truth)
-meta = {"provenance": provenance(snakemake.config)}
+meta = {"provenance": provenance(snakemake.config, inputs=snakemake.input)}
 write_table(components, snakemake.output.components, meta)
 write_table(videos, snakemake.output.videos, meta)
 summary["provenance"] = meta["provenance"]

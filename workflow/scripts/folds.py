@@ -10,6 +10,6 @@ run_folds(
     list(snakemake.input.flame),
     snakemake.output[0],
     ExperimentSettings(**snakemake.params.settings),
-    provenance=provenance(snakemake.config),
+    provenance=provenance(snakemake.config, inputs=snakemake.input),
     truth_dir=snakemake.params.truth_dir,
 )

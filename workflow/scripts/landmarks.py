@@ -16,6 +16,6 @@ with open(snakemake.log[0], "a") as progress:
         backend,
         settings,
         ids={"session_id": row["session_id"], "speaker_id": row["speaker_id"]},
-        provenance=provenance(snakemake.config),
+        provenance=provenance(snakemake.config, inputs=snakemake.input),
         progress=progress,
     )

@@ -12,4 +12,5 @@ build_manifest(
     snakemake.output[0],
     synthetic_root=synthetic_root,
     workers=snakemake.threads,
+    config=snakemake.config,
 )

@@ -12,4 +12,5 @@ qc = build_qc(
     flame_paths=index_tables(list(snakemake.input.flame)),
     **snakemake.params.qc,
 )
-write_table(qc, snakemake.output[0], {"provenance": provenance(snakemake.config)})
+prov = provenance(snakemake.config, inputs=snakemake.input)
+write_table(qc, snakemake.output[0], {"provenance": prov})

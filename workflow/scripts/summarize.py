@@ -13,5 +13,5 @@ run_summarize(
     dnr_speakers=getattr(snakemake.input, "dnr", None),
     ceiling_metrics=getattr(snakemake.input, "ceiling", None),
     seed=snakemake.params.seed,
-    provenance=provenance(snakemake.config),
+    provenance=provenance(snakemake.config, inputs=snakemake.input),
 )

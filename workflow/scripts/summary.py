@@ -1,7 +1,7 @@
-"""results/summary.md from the run's metrics."""
+"""results/summary.md from the run's metrics, QC table, folds and their provenance."""
 
 from facedyn.plots.summary import write_summary
-from facedyn.runtime import setup_logging
+from facedyn.runtime import provenance, setup_logging
 
 setup_logging(snakemake.log[0])
 write_summary(
@@ -11,4 +11,7 @@ write_summary(
     dnr_summary=snakemake.input.dnr,
     quality=getattr(snakemake.input, "quality", None),
     main=snakemake.params.main,
+    qc=snakemake.input.qc,
+    folds=list(snakemake.input.folds),
+    provenance=provenance(snakemake.config, inputs=snakemake.input),
 )

@@ -15,5 +15,5 @@ run_train(
     encoder=snakemake.params.encoder,
     device=snakemake.params.device,
     seed=snakemake.params.seed,
-    provenance=provenance(snakemake.config),
+    provenance=provenance(snakemake.config, inputs=snakemake.input),
 )

@@ -37,6 +37,7 @@ import pyarrow.parquet as pq
 
 import facedyn
 from facedyn.face.probe import VIDEO_STATUSES, VideoInfo, probe_video
+from facedyn.runtime import provenance
 from facedyn.tables import read_table, write_table
 
 log = logging.getLogger(__name__)
@@ -442,22 +443,8 @@ def _read_user_table(path: Path) -> pd.DataFrame:
         raise ManifestError(f"cannot read the table {path}: {exc}") from exc
 
 
-def index_table(table: str | os.PathLike[str], *, workers: int | None = None) -> pd.DataFrame:
-    """Index a user's CSV/TSV or Parquet table with one row per speaker-session video.
-
-    Required columns: ``speaker_id, session_id, video``; optional ``partner_id, channel``;
-    other columns are ignored. Every cell is read as text (CSV: no NA parsing), so ids like
-    ``"NA"``, ``"nan"``, ``"1e5"`` or ``"00123"`` survive verbatim; in a Parquet table id
-    columns must be strings (integers are converted; floats are refused because their
-    original text may be lost). Empty ``partner_id``/``channel`` cells mean unknown (None).
-    Relative video paths are resolved against the table's folder (``~`` is expanded); a
-    row without a video path is listed with status ``"missing"``.
-
-    Raises :class:`ManifestError` when the table does not exist or cannot be read, lacks a
-    required column, has no rows, contains unsafe ids, or repeats a (session_id, speaker_id)
-    pair (the message names the pairs and their 1-based data rows). Rows are sorted by
-    (session_id, speaker_id).
-    """
+def _table_rows(table: str | os.PathLike[str]) -> tuple[Path, list[dict[str, Any]]]:
+    """The table's path and its rows (ids verbatim, video paths resolved, not probed)."""
     path = Path(os.path.abspath(Path(table).expanduser()))
     if not path.is_file():
         raise ManifestError(f"manifest table {path} does not exist: set dataset.table to a "
@@ -492,7 +479,46 @@ def index_table(table: str | os.PathLike[str], *, workers: int | None = None) ->
             value = _text(df.at[i, col]) if col in df.columns else None
             row[col] = value if value else None  # an empty cell means unknown
         rows.append(row)
-    out = _finish(rows, workers, where=lambda idx: "rows " + ", ".join(str(i + 1) for i in idx))
+    return path, rows
+
+
+def _row_numbers(idx: list[Any]) -> str:
+    return "rows " + ", ".join(str(i + 1) for i in idx)
+
+
+def check_table(table: str | os.PathLike[str]) -> int:
+    """Check a user's table without probing any video; return its number of rows.
+
+    The whole-dataset checks of :func:`index_table` (the table exists and can be read, has
+    the required columns and rows, safe ids, no repeated (session_id, speaker_id) pair), cheap
+    enough to run while the workflow's DAG is built, so such a table stops the run before
+    any job starts. Raises :class:`ManifestError` naming the problem and the fix.
+    """
+    _, rows = _table_rows(table)
+    keys = pd.DataFrame([{k: r[k] for k in _KEY} for r in rows], columns=_KEY)
+    validate_ids(keys)
+    _check_duplicates(keys, _row_numbers)
+    return len(rows)
+
+
+def index_table(table: str | os.PathLike[str], *, workers: int | None = None) -> pd.DataFrame:
+    """Index a user's CSV/TSV or Parquet table with one row per speaker-session video.
+
+    Required columns: ``speaker_id, session_id, video``; optional ``partner_id, channel``;
+    other columns are ignored. Every cell is read as text (CSV: no NA parsing), so ids like
+    ``"NA"``, ``"nan"``, ``"1e5"`` or ``"00123"`` survive verbatim; in a Parquet table id
+    columns must be strings (integers are converted; floats are refused because their
+    original text may be lost). Empty ``partner_id``/``channel`` cells mean unknown (None).
+    Relative video paths are resolved against the table's folder (``~`` is expanded); a
+    row without a video path is listed with status ``"missing"``.
+
+    Raises :class:`ManifestError` when the table does not exist or cannot be read, lacks a
+    required column, has no rows, contains unsafe ids, or repeats a (session_id, speaker_id)
+    pair (the message names the pairs and their 1-based data rows). Rows are sorted by
+    (session_id, speaker_id).
+    """
+    path, rows = _table_rows(table)
+    out = _finish(rows, workers, where=_row_numbers)
     log.info("table %s: %d videos, %d sessions, %d speakers; status %s", path, len(out),
              out["session_id"].nunique(), out["speaker_id"].nunique(), _status_counts(out))
     return out
@@ -535,13 +561,16 @@ def read_manifest(path: str | os.PathLike[str]) -> pd.DataFrame:
 
 def build_manifest(dataset_config: Mapping[str, Any], out_path: str | os.PathLike[str],
                    synthetic_root: str | os.PathLike[str] | None = None, *,
-                   workers: int | None = None) -> pd.DataFrame:
+                   workers: int | None = None,
+                   config: Mapping[str, Any] | None = None) -> pd.DataFrame:
     """Index the configured dataset, write the manifest to ``out_path`` and return it.
 
     ``dataset_config`` is the config's ``dataset`` mapping: ``kind: candor`` indexes
     ``root`` with :func:`index_candor`, ``kind: manifest`` indexes ``table`` with
     :func:`index_table`, ``kind: synthetic`` indexes ``synthetic_root`` (the generated cohort,
     written in CANDOR's layout) with :func:`index_candor`. ``workers`` threads probe videos.
+    The metadata's ``provenance`` has the hash of the run's ``config`` and the fingerprint of
+    what was indexed: the table (or the synthetic cohort's ``cohort.json``) and every video.
     """
     kind = dataset_config.get("kind")
 
@@ -567,8 +596,14 @@ def build_manifest(dataset_config: Mapping[str, Any], out_path: str | os.PathLik
         source = {"root": os.path.abspath(synthetic_root)}
     else:
         raise ManifestError(f"unknown dataset.kind {kind!r}: use synthetic, candor or manifest")
+    indexed = [v for v in df["video"] if v is not None]
+    if kind == "manifest":
+        indexed.append(source["table"])
+    elif kind == "synthetic" and (Path(source["root"]) / "cohort.json").is_file():
+        indexed.append(str(Path(source["root"]) / "cohort.json"))
     meta = {"dataset_kind": kind, **source,
-            "skipped_conversations": dict(df.attrs.get(SKIPPED_ATTR, {}))}
+            "skipped_conversations": dict(df.attrs.get(SKIPPED_ATTR, {})),
+            "provenance": provenance(config, inputs=indexed)}
     write_manifest(df, out_path, meta)
     counts = _status_counts(df)
     log.info("manifest %s: %d videos (%s), %d sessions, %d speakers", out_path, len(df),

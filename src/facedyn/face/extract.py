@@ -3,7 +3,7 @@
 Every video yields a table, also a missing, empty, corrupt or face-less one: then it has
 zero (or few) valid frames and its metadata says ``status`` and ``reason``. Nothing here
 raises for per-video problems, so one bad file among thousands cannot stop a run; QC
-(:mod:`facedyn.face.qc`) reads the statuses and excludes what must be excluded.
+(:mod:`facedyn.qc`) reads the statuses and excludes what must be excluded.
 """
 
 from __future__ import annotations
@@ -99,6 +99,8 @@ def extract_landmarks(video: str | os.PathLike[str], backend: LandmarkBackend,
         status, reason = "no_face", "no face was found in any sampled frame"
     meta.update({"status": status, "reason": reason, "frames_sampled": len(rows),
                  "frames_detected": n_detected, "redetect_every_frames": redetect,
+                 "detector_runs": tracker.detector_runs,
+                 "multi_face_runs": tracker.multi_face_runs,
                  "seconds": round(time.perf_counter() - start, 3)})
     log.info("%s: %d/%d frames with a face, status %s, %.1f s", video, n_detected, len(rows),
              status, meta["seconds"])

@@ -9,7 +9,11 @@ at each detection.
 
 One speaker per video: when several faces are found, the one continuous with the track
 (largest overlap with its last box) is kept; at the start, or after the track was lost,
-the largest face.
+the largest face. How often the detector saw a second face that could as well be the
+speaker is counted (:attr:`FaceTracker.detector_runs`, :attr:`FaceTracker.multi_face_runs`,
+:func:`competing_faces`): a video that keeps showing two such faces is ambiguous about whose
+dynamics it holds, and QC excludes it (``qc.max_multi_face_fraction``). Small or faint
+detections (a face on a poster far behind, a detector false positive) do not count.
 """
 
 from __future__ import annotations
@@ -28,6 +32,26 @@ def iou(a: np.ndarray, b: np.ndarray) -> float:
     inter = ix * iy
     union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
     return float(inter / union) if union > 0 else 0.0
+
+
+def competing_faces(faces: list[Detection], chosen: Detection, min_size_ratio: float = 0.5,
+                    min_score_ratio: float = 0.5) -> int:
+    """Faces among ``faces`` other than ``chosen`` that could as well be the speaker.
+
+    A competitor does not overlap ``chosen`` (IoU below 0.3), is at least ``min_size_ratio``
+    as large and, when ``chosen`` has a positive detector score, scores at least
+    ``min_score_ratio`` of it (scores are backend-specific, their ratio is comparable).
+    """
+    n = 0
+    for face in faces:
+        if face is chosen or iou(face.box, chosen.box) >= 0.3:
+            continue
+        if face.size < min_size_ratio * chosen.size:
+            continue
+        if chosen.score > 0 and not face.score >= min_score_ratio * chosen.score:
+            continue
+        n += 1
+    return n
 
 
 @dataclass
@@ -61,6 +85,10 @@ class FaceTracker:
         # detector box = landmark box centre + offset * size, with size * scale
         self._offset = np.zeros(2)
         self._scale = np.ones(2)
+        #: Detector runs so far, and those that also found a competing face
+        #: (:func:`competing_faces`).
+        self.detector_runs = 0
+        self.multi_face_runs = 0
 
     def _learn_box_relation(self, det: Detection) -> None:
         lbox = box_from_landmarks(det.landmarks)
@@ -85,11 +113,14 @@ class FaceTracker:
         return max(faces, key=lambda f: f.size)
 
     def _detect(self, rgb: np.ndarray) -> TrackResult:
-        chosen = self._choose(self.backend.detect(rgb))
+        faces = self.backend.detect(rgb)
+        chosen = self._choose(faces)
+        self.detector_runs += 1
         self._since_detect = 0
         if chosen is None:
             self._last = None
             return TrackResult(None, False)
+        self.multi_face_runs += competing_faces(faces, chosen) > 0
         self._learn_box_relation(chosen)
         self._last_score = chosen.score
         self._last = chosen

@@ -1,7 +1,9 @@
 """The fit_flame stage: one landmark table (or tracker .npz) in, one FLAME table out.
 
 Like the landmarks stage it never fails on per-video problems: a video without valid
-landmark frames gets a table of invalid rows and a ``status`` in its metadata.
+landmark frames gets a table of invalid rows and a ``status`` in its metadata
+(``no_valid_frames``), and so does a tracker file that is missing or cannot be imported
+(``import_failed``, with the importer's message as ``reason``); QC excludes both.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import torch
 
 from facedyn.face.extract import landmarks_array
 from facedyn.flame.fit import FitSettings, fit_landmarks
-from facedyn.flame.importer import import_npz
+from facedyn.flame.importer import TrackerImportError, import_npz
 from facedyn.flame.model import load_flame
 from facedyn.flame.table import flame_table
 from facedyn.runtime import resolve_device
@@ -49,27 +51,38 @@ def run_fit(landmarks_path: str | os.PathLike[str], model_json: str | os.PathLik
                             "synthetic_model": model["synthetic"], "n_shape": n_shape,
                             "n_expr": n_expr, "fitter": fit["backend"],
                             "provenance": dict(provenance or {})}
+    frames = lmk_df["frame"].to_numpy(np.int64)
+    times = lmk_df["time_s"].to_numpy(np.float64)
+
+    def write_invalid(status: str, reason: str, **extra: Any) -> dict[str, Any]:
+        """Every landmark row, invalid, with the status and reason (QC excludes it)."""
+        n = len(frames)
+        empty = {"shape": np.zeros((n, n_shape)), "expression": np.zeros((n, n_expr)),
+                 "jaw": np.zeros((n, 3)), "rotation": np.zeros((n, 3))}
+        table = flame_table(frames, times, np.zeros(n, bool), empty)
+        meta.update(status=status, reason=reason, frames=n, frames_valid=0, **extra)
+        write_table(table, out, meta)
+        return meta
+
     if fit["backend"] == "import":
         source = Path(fit["import"]["dir"]) / str(ids["session_id"]) / f"{ids['speaker_id']}.npz"
-        imported = import_npz(source, n_shape, n_expr, float(lmk_meta.get("sampled_fps") or 30.0),
-                              tracker=fit["import"]["tracker"])
+        try:
+            imported = import_npz(source, n_shape, n_expr,
+                                  float(lmk_meta.get("sampled_fps") or 30.0),
+                                  tracker=fit["import"]["tracker"])
+        except TrackerImportError as err:
+            log.warning("%s/%s: %s", ids["session_id"], ids["speaker_id"], err)
+            return write_invalid("import_failed", f"{err}. Fix or re-export the file "
+                                 "(fit.import.dir; docs in facedyn.flame.importer)",
+                                 source=str(source))
         write_table(imported.table, out, {**meta, **imported.metadata})
         return {**meta, **imported.metadata}
 
     device = resolve_device(fit["device"])
     valid = lmk_df["detected"].to_numpy(bool) if len(lmk_df) else np.zeros(0, bool)
-    frames = lmk_df["frame"].to_numpy(np.int64)
-    times = lmk_df["time_s"].to_numpy(np.float64)
     settings = fit_settings(fit, n_shape, n_expr, device, seed)
     if valid.sum() == 0:
-        empty = {"shape": np.zeros((len(frames), n_shape)),
-                 "expression": np.zeros((len(frames), n_expr)),
-                 "jaw": np.zeros((len(frames), 3)), "rotation": np.zeros((len(frames), 3))}
-        table = flame_table(frames, times, valid, empty)
-        meta.update(status="no_valid_frames", reason="no landmark frame to fit",
-                    device=device, frames=len(frames), frames_valid=0)
-        write_table(table, out, meta)
-        return meta
+        return write_invalid("no_valid_frames", "no landmark frame to fit", device=device)
     flame = load_flame(model["model"], n_shape=n_shape, n_expr=n_expr,
                        landmark_embedding=model["landmark_embedding"], yaw_sign=model["yaw_sign"])
     fast = flame.to(device).landmark_model()

@@ -11,10 +11,42 @@ from typing import Any
 import torch
 
 from facedyn.atomic import atomic_write_json
+from facedyn.flame.io import FlameModelError, load_flame_arrays
+from facedyn.flame.landmarks import load_landmark_embedding
 from facedyn.flame.model import load_flame
 from facedyn.runtime import file_sha256, provenance
 
 log = logging.getLogger(__name__)
+
+
+def check_head_model(model: str | os.PathLike[str], embedding: str | os.PathLike[str], *,
+                     n_shape: int, n_expr: int, yaw_sign: int = 1) -> None:
+    """Check a user's head model and landmark embedding before any job runs.
+
+    Reads and validates both files as the pipeline will (keys, shapes, values, triangle
+    indices, the run's ``n_shape``/``n_expr`` against the model's components) without building
+    the torch model. Raises :class:`~facedyn.flame.io.FlameModelError` whose message starts
+    with the configuration key to fix and names the problem.
+    """
+    try:
+        arrays = load_flame_arrays(model)
+    except FlameModelError as err:
+        raise FlameModelError(
+            f"config key `flame.model` ({model}): {err}. Point it to FLAME 2020's "
+            "generic_model.pkl or flame2023.pkl (flame.is.tue.mpg.de)") from None
+    for key, value, limit in (("n_shape", n_shape, arrays.max_shape),
+                              ("n_expr", n_expr, arrays.max_expr)):
+        if not 0 <= value <= limit:
+            raise FlameModelError(
+                f"config key `flame.{key}` is {value}, but {model} has {limit} such "
+                f"components: set flame.{key} to at most {limit}")
+    try:
+        emb = load_landmark_embedding(embedding, yaw_sign=yaw_sign)
+        emb.check_faces(len(arrays.faces), where=str(embedding))
+    except FlameModelError as err:
+        raise FlameModelError(
+            f"config key `flame.landmark_embedding` ({embedding}): {err}. Point it to DECA's "
+            "landmark_embedding.npy for this FLAME version") from None
 
 
 def describe_flame_model(model: str | os.PathLike[str], embedding: str | os.PathLike[str],
@@ -46,7 +78,7 @@ def describe_flame_model(model: str | os.PathLike[str], embedding: str | os.Path
         "yaw_sign": yaw_sign,
         "fast_path_vertices": fast.n_vertices,
         "neutral_interocular_m": iod,
-        "provenance": provenance(config),
+        "provenance": provenance(config, inputs=[model, embedding]),
     }
     log.info("head model ok: %d vertices, fast path %d vertices, inter-ocular %.4f m%s",
              info["n_vertices"], info["fast_path_vertices"], iod,

@@ -273,7 +273,8 @@ def run_evaluate(ctx: FoldContext, checkpoints: Mapping[str, str | os.PathLike[s
     write_table(embedding_rows, outputs["embeddings"], meta)
     atomic_write_json(outputs["metrics"], json_ready({"experiment": s.name, "fold": ctx.fold,
                                                       "models": metrics,
-                                                      "skipped": skipped}))
+                                                      "skipped": skipped,
+                                                      "provenance": dict(provenance or {})}))
     return metrics
 
 
@@ -291,7 +292,8 @@ def _write_no_scores(ctx: FoldContext, outputs: Mapping[str, str | os.PathLike[s
                 outputs["embeddings"], meta)
     atomic_write_json(outputs["metrics"], {"experiment": ctx.settings.name, "fold": ctx.fold,
                                            "models": {}, "skipped": dict(skipped),
-                                           "status": NO_DATA})
+                                           "status": NO_DATA,
+                                           "provenance": dict(provenance or {})})
     log.error("%s fold %d: no model scored: %s", ctx.settings.name, ctx.fold, dict(skipped))
     return {}
 
@@ -323,7 +325,8 @@ def run_summarize(settings: ExperimentSettings, predictions_paths: Sequence[str]
                   "skipped": skipped, "source": settings.source,
                   "settings": settings.to_dict(), "provenance": dict(provenance or {})}
         write_table(per_speaker_accuracy(predictions), outputs["per_speaker"],
-                    {"experiment": settings.name, "status": NO_DATA})
+                    {"experiment": settings.name, "status": NO_DATA,
+                     "provenance": dict(provenance or {})})
         atomic_write_json(outputs["metrics"], json_ready(result))
         log.error("%s: no fold produced predictions: %s", settings.name, skipped)
         return result

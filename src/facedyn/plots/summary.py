@@ -1,16 +1,27 @@
 """``results/summary.md``: the run's headline numbers as a markdown page, generated (never
-hand-typed) from ``metrics.json`` of every experiment, the DNR summary and the fit quality."""
+hand-typed) from ``metrics.json`` of every experiment, the DNR summary, the fit quality, the
+QC table (every excluded video counted by reason), the folds' exclusions (videos QC kept but
+an experiment could not use, e.g. a speaker with one session under ``cross_session``) and
+the provenance of every file read (facedyn version, config hash, input fingerprint)."""
 
 from __future__ import annotations
 
 import json
 import os
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+
 from facedyn.atomic import atomic_write
 from facedyn.plots.style import MODEL_ORDER, model_label
+from facedyn.qc import reason_label
+from facedyn.tables import read_metadata, read_table
+
+#: The provenance fields the page lists for every file it was generated from.
+PROVENANCE_FIELDS = ("facedyn_version", "config_hash", "input_fingerprint")
 
 
 def _pct(x: Any) -> str:
@@ -36,12 +47,64 @@ def experiment_table(metrics: Mapping[str, Any]) -> list[str]:
     return lines
 
 
+def qc_section(qc: pd.DataFrame,
+               fold_exclusions: Mapping[str, Mapping[str, str]] | None = None) -> list[str]:
+    """Every video of the QC table counted: ok, excluded by reason, kept with a note; then,
+    per experiment, the QC-ok videos its folds could not use, by reason."""
+    excluded = qc[qc["status"] != "ok"]
+    lines = ["## Quality control and exclusions", "",
+             f"`results/qc/videos.parquet`: {len(qc)} videos, {len(qc) - len(excluded)} ok, "
+             f"{len(excluded)} excluded.", ""]
+    codes = qc["reason_code"] if "reason_code" in qc else pd.Series([""] * len(qc), index=qc.index)
+    if len(excluded):
+        lines += ["| excluded because | code | videos |", "|---|---|---|"]
+        for code, n in sorted(Counter(codes[excluded.index]).items()):
+            lines.append(f"| {reason_label(code)} | `{code}` | {n} |")
+        lines.append("")
+    noted = Counter(c for c in codes[qc["status"] == "ok"] if c)
+    if noted:
+        lines += ["| kept, with a note | code | videos |", "|---|---|---|"]
+        for code, n in sorted(noted.items()):
+            lines.append(f"| {reason_label(code)} | `{code}` | {n} |")
+        lines.append("")
+    qc_excluded = {f"{r.session_id}/{r.speaker_id}" for r in excluded.itertuples()}
+    rows = []
+    for name, by_video in sorted((fold_exclusions or {}).items()):
+        beyond = Counter(reason for video, reason in by_video.items() if video not in qc_excluded)
+        rows += [f"| `{name}` | {reason} | {n} |" for reason, n in sorted(beyond.items())]
+    if rows:
+        lines += ["Videos that passed QC but an experiment could not use "
+                  "(`results/identify/<experiment>/folds.parquet`):", "",
+                  "| experiment | excluded because | videos |", "|---|---|---|", *rows, ""]
+    return lines
+
+
+def provenance_section(sources: Sequence[tuple[str, Mapping[str, Any]]],
+                       own: Mapping[str, Any] | None = None) -> list[str]:
+    """What the page was generated from: each file's facedyn version, config hash and input
+    fingerprint (``provenance`` of its JSON or table metadata)."""
+    lines = ["## Provenance", ""]
+    if own:
+        lines += [f"This page: facedyn {own.get('facedyn_version', 'n/a')}, config hash "
+                  f"`{own.get('config_hash', 'n/a')}`, input fingerprint "
+                  f"`{own.get('input_fingerprint', 'n/a')}` (over the files below).", ""]
+    lines += ["| file | facedyn | config hash | input fingerprint |", "|---|---|---|---|"]
+    for name, prov in sources:
+        version, chash, finger = (prov.get(k, "n/a") for k in PROVENANCE_FIELDS)
+        lines.append(f"| `{name}` | {version} | `{chash}` | `{finger}` |")
+    lines.append("")
+    return lines
+
+
 def summary_markdown(run_name: str, metrics: Sequence[Mapping[str, Any]],
                      dnr: Mapping[str, Any] | None = None,
                      quality: Mapping[str, Any] | None = None,
-                     main: str | None = None) -> str:
-    """The page: main experiment in full, every experiment's encoder in one table, DNR and
-    fit quality."""
+                     main: str | None = None, qc: pd.DataFrame | None = None,
+                     fold_exclusions: Mapping[str, Mapping[str, str]] | None = None,
+                     sources: Sequence[tuple[str, Mapping[str, Any]]] | None = None,
+                     own_provenance: Mapping[str, Any] | None = None) -> str:
+    """The page: main experiment in full, every experiment's encoder in one table, DNR, fit
+    quality, QC and exclusions (with ``qc``), provenance (with ``sources``)."""
     out = [f"# facedyn results: run `{run_name}`", "",
            "Generated from `results/`; every number is recomputable from the files named.", ""]
     by_name = {m["experiment"]: m for m in metrics}
@@ -91,15 +154,50 @@ def summary_markdown(run_name: str, metrics: Sequence[Mapping[str, Any]],
                 f"{_num(quality.get('expression_r_median'))}; jaw opening r "
                 f"{_num(quality.get('jaw_open_r_median'))}; landmark NME median "
                 f"{_num(quality.get('nme_median'), '.3f')} (docs/fitting.md).", ""]
+    if qc is not None:
+        out += qc_section(qc, fold_exclusions)
+    if sources is not None:
+        out += provenance_section(sources, own_provenance)
     return "\n".join(out)
+
+
+def _display(path: str | os.PathLike[str]) -> str:
+    """A results file's name from ``results/`` on (the page names files that way)."""
+    parts = Path(path).parts
+    return "/".join(parts[parts.index("results"):]) if "results" in parts else str(path)
 
 
 def write_summary(out: str | os.PathLike[str], run_name: str, metrics_paths: Sequence[str],
                   dnr_summary: str | None = None, quality: str | None = None,
-                  main: str | None = None) -> Path:
-    """Read the results and write the page atomically."""
+                  main: str | None = None, qc: str | None = None,
+                  folds: Sequence[str] | None = None,
+                  provenance: Mapping[str, Any] | None = None) -> Path:
+    """Read the results and write the page atomically.
+
+    ``qc`` (the QC table) adds the QC section; ``folds`` (each experiment's folds.parquet)
+    its exclusions beyond QC; ``provenance`` is the page's own record (the summary job's).
+    Every file read is listed with its provenance.
+    """
     metrics = [json.loads(Path(p).read_text()) for p in metrics_paths]
     dnr = json.loads(Path(dnr_summary).read_text()) if dnr_summary else None
     qual = json.loads(Path(quality).read_text()) if quality else None
-    text = summary_markdown(run_name, metrics, dnr, qual, main)
+    sources: list[tuple[str, Mapping[str, Any]]] = [
+        (_display(p), m.get("provenance") or {}) for p, m in zip(metrics_paths, metrics,
+                                                                  strict=True)]
+    for path, doc in ((dnr_summary, dnr), (quality, qual)):
+        if path and doc is not None:
+            sources.append((_display(path), doc.get("provenance") or {}))
+    qc_table = None
+    if qc:
+        qc_table, qc_meta = read_table(qc)
+        sources.append((_display(qc), qc_meta.get("provenance") or {}))
+    exclusions: dict[str, Mapping[str, str]] = {}
+    for path in folds or ():
+        meta = read_metadata(path)
+        name = (meta.get("settings") or {}).get("name") or Path(path).parent.name
+        exclusions[name] = (meta.get("summary") or {}).get("excluded") or {}
+        sources.append((_display(path), meta.get("provenance") or {}))
+    text = summary_markdown(run_name, metrics, dnr, qual, main, qc=qc_table,
+                            fold_exclusions=exclusions, sources=sources,
+                            own_provenance=provenance)
     return atomic_write(out, lambda p: p.write_text(text + "\n"))
