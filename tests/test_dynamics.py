@@ -20,7 +20,7 @@ from facedyn.dynamics.folds import (
     fold_windows,
     validation_split,
 )
-from facedyn.dynamics.windows import batch, make_windows
+from facedyn.dynamics.windows import Windows, batch, make_windows, shift_room
 from facedyn.face.video import sample_indices
 
 # --- DNR -------------------------------------------------------------------------------------
@@ -175,6 +175,29 @@ def test_windows_break_at_invalid_frames_and_frame_jumps():
     assert x.shape == (len(win), 6, 7) and x.dtype == np.float32
     np.testing.assert_array_equal(x[3], table.loc[table["frame"].isin(frames[3]),
                                                   store.feature_names].to_numpy(np.float32))
+
+
+def test_random_crop_room_never_leaves_the_windows_nor_crosses_a_gap():
+    table = flame_like(60, invalid=[10], jump_after=39)
+    store = store_from_tables([_video("s", "p")], [table], n_expr=4)
+    win = make_windows(store, window_s=6 / 15, stride_s=3 / 15)
+    keep = np.arange(len(win)) != 4  # a hole in the chosen windows: no sliding across it
+    chosen = win.subset(keep)
+    room = shift_room(chosen)
+    assert room.max() == 3 and (room >= 0).all()
+    covered = set((chosen.first_rows(store)[:, None] + np.arange(6)).ravel().tolist())
+    run_start = np.flatnonzero(store.new_run)
+    for shift in range(4):
+        moved = Windows(chosen.video, chosen.start + np.minimum(shift, room), chosen.length)
+        rows = moved.first_rows(store)[:, None] + np.arange(6)
+        assert set(rows.ravel().tolist()) <= covered  # only frames the windows already hold
+        inner = np.isin(rows[:, 1:], run_start)
+        assert not inner.any()  # and never a gap inside a window
+    # windows that do not overlap their successor cannot move
+    apart = Windows(np.array([0, 0]), np.array([0, 6]), 6)
+    assert shift_room(apart).tolist() == [0, 0]
+    other_video = Windows(np.array([0, 1]), np.array([0, 2]), 6)
+    assert shift_room(other_video).tolist() == [0, 0]
 
 
 def test_irregular_25_to_15_fps_sampling_is_not_a_gap():

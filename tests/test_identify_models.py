@@ -205,6 +205,32 @@ def test_training_identifies_speakers_across_sessions(cohort, tmp_path):
     assert float(rows[-1]["lr"]) < float(rows[1]["lr"])  # cosine decay after warm-up
 
 
+def test_random_crops_read_only_frames_of_the_training_windows(cohort):
+    # Poison every frame no training window covers: a crop that slid onto one would make
+    # the loss NaN (train_encoder raises on a non-finite loss).
+    from facedyn.dynamics.features import covered_rows
+
+    d = cohort["data"]
+    store = cohort["store"]
+    saved = store.features.copy()
+    try:
+        store.features[~covered_rows(store, d.train)] = np.nan
+        res = train_encoder(store, d.train, d.train_labels, None, None, cohort["normalizer"],
+                            EncoderSettings(**SMALL), TrainSettings(**{**FAST, "epochs": 3}),
+                            "cpu", seed=0, progress=False)
+        assert all(math.isfinite(h["train_loss"]) for h in res.history)
+    finally:
+        store.features[:] = saved
+
+
+def test_random_crop_changes_training_and_can_be_turned_off(cohort):
+    on = _train(cohort, epochs=2)
+    off = _train(cohort, epochs=2, random_crop=False)
+    assert on.history[-1]["train_loss"] != off.history[-1]["train_loss"]
+    with pytest.raises(ValueError, match="random_crop"):
+        TrainSettings(random_crop="yes")
+
+
 def test_training_is_deterministic_on_cpu_and_amp_is_a_no_op_there(cohort):
     a = _embed(cohort, _train(cohort, amp=True, seed=3).model)
     b = _embed(cohort, _train(cohort, amp=False, seed=3).model)

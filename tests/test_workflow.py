@@ -99,7 +99,7 @@ def test_smoke_run_builds_every_stage_from_cohort_to_metrics(tmp_path):
     assert (speakers["dnr"] > 0).all()
     assert speakers["dnr"].to_numpy() == pytest.approx(speakers["drift"] / speakers["noise"])
     summary = json.loads((tmp_path / "results/dnr/summary.json").read_text())
-    assert summary["n_speakers_with_dnr"] == 4 and summary["standardize"] is True
+    assert summary["n_speakers_with_dnr"] == 4 and summary["standardize"] is False
     assert summary["dnr"]["median"] == pytest.approx(speakers["dnr"].median())
     check = summary["synthetic_check"]
     assert check["n_speakers"] == 4 and -1 <= check["spearman_rho"] <= 1
@@ -165,12 +165,21 @@ def test_smoke_run_builds_every_stage_from_cohort_to_metrics(tmp_path):
 
     # figures of the main experiment and of the fit, as PNG and PDF
     for name in ("accuracy", "cmc_det", "dnr_vs_accuracy", "drift_vs_noise", "embeddings",
-                 "fit_quality", "fit_traces", "landmark_frame"):
+                 "fit_quality", "fit_traces", "landmark_frame", "accuracy_vs_window",
+                 "accuracy_vs_data"):
         for ext in ("png", "pdf"):
             assert (tmp_path / f"results/figures/{name}.{ext}").stat().st_size > 1000
+    for sweep in ("window_4s", "data_50"):  # the default run's small sweep
+        entry = json.loads((tmp_path / f"results/identify/{sweep}/metrics.json").read_text())
+        assert set(entry["models"]) == {"conformer", "stats_lr"}
     summary = (tmp_path / "results/summary.md").read_text()
     conformer_top1 = f"{100 * metrics['models']['conformer']['top1']:.1f} %"
     assert "## Main experiment `main`" in summary and conformer_top1 in summary
+    # every video counted, and the provenance of every file the page summarises
+    assert "`results/qc/videos.parquet`: 8 videos, 8 ok, 0 excluded." in summary
+    prov = metrics["provenance"]
+    assert (f"| `results/identify/main/metrics.json` | {prov['facedyn_version']} | "
+            f"`{prov['config_hash']}` | `{prov['input_fingerprint']}` |") in summary
 
 
 def test_manifest_dataset_of_ordinary_videos_with_bad_rows(tmp_path):
@@ -211,6 +220,10 @@ def test_manifest_dataset_of_ordinary_videos_with_bad_rows(tmp_path):
     assert (qc.drop(["p9", "p8"])["status"] == "ok").all()
     assert qc.loc["p9", "status"] == "excluded" and "unreadable" in qc.loc["p9", "reason"]
     assert qc.loc["p8", "status"] == "excluded" and "missing" in qc.loc["p8", "reason"]
+    summary = (tmp_path / "results/summary.md").read_text()  # nothing dropped silently
+    assert "6 videos, 4 ok, 2 excluded" in summary
+    assert "| `video_unreadable` | 1 |" in summary and "| `video_missing` | 1 |" in summary
+    assert "| `within_session` |" in summary  # sessions too short: counted, with the reason
     lmk = pd.read_parquet(next((tmp_path / "results/landmarks/day0").glob("*.parquet")))
     assert lmk["detected"].mean() > 0.9
     assert lmk["frame"].tolist()[:3] == [0, 2, 4] and lmk["x1"].max() > 320  # 25 -> 15 fps, 640 px

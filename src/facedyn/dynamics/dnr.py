@@ -105,7 +105,7 @@ def _describe(values: pd.Series) -> dict[str, float | None]:
     return {"median": float(med), "q25": float(q25), "q75": float(q75), "iqr": float(q75 - q25)}
 
 
-def compute_dnr(sessions: Iterable[SessionShapes], n_shape: int = 20, standardize: bool = True,
+def compute_dnr(sessions: Iterable[SessionShapes], n_shape: int = 20, standardize: bool = False,
                 min_valid_frames: int = 30) -> DNRResult:
     """DNR of every speaker from the per-session shape estimates (see the module docstring).
 

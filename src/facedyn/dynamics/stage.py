@@ -49,7 +49,7 @@ def qc_videos(qc_path: str | os.PathLike[str], flame_paths: Iterable[str]) -> li
 
 def run_dnr(qc_path: str | os.PathLike[str], flame_paths: Iterable[str],
             outputs: Mapping[str, str | os.PathLike[str]], n_shape: int = 20,
-            standardize: bool = True, min_valid_frames: int = 30,
+            standardize: bool = False, min_valid_frames: int = 30,
             truth_speakers: str | os.PathLike[str] | None = None,
             provenance: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Write ``outputs["sessions"]``, ``outputs["speakers"]`` and ``outputs["summary"]``.

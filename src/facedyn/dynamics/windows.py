@@ -56,6 +56,26 @@ class Windows:
         return store.time_s[first], store.time_s[first + self.length - 1] + 1.0 / store.rate
 
 
+def shift_room(windows: Windows) -> np.ndarray:
+    """How many rows each window may slide forward and still lie inside the union of
+    ``windows`` without crossing a gap: up to the next window of the same video when the two
+    overlap (their union is then gap-free, since neither contains a gap), else 0.
+
+    Training crops windows at random offsets within this room (``identify.train.random_crop``):
+    many more distinct windows from the same frames, and never a frame outside the given
+    windows, so a fold's training data stays exactly the frames its windows cover.
+    """
+    room = np.zeros(len(windows), np.int64)
+    if len(windows) < 2:
+        return room
+    order = np.lexsort((windows.start, windows.video))
+    video, start = windows.video[order], windows.start[order]
+    step = np.diff(start)
+    adjacent = (video[1:] == video[:-1]) & (step > 0) & (step < windows.length)
+    room[order[:-1]] = np.where(adjacent, step, 0)
+    return room
+
+
 def make_windows(store: FeatureStore, window_s: float, stride_s: float) -> Windows:
     """Every window of every video: ``window_s`` long, starts ``stride_s`` apart within each
     run, never crossing a run boundary (a gap)."""

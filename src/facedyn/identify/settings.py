@@ -82,6 +82,9 @@ class TrainSettings:
     it is the share of every training range that :func:`training_data` sets aside for them.
     ``batches_per_epoch`` None: ``len(train_windows) // batch_size`` (at least 1).
     ``num_threads`` None: leave torch's CPU thread count as it is.
+    ``random_crop``: every epoch, slide each training window forward by a random number of
+    rows within :func:`~facedyn.dynamics.windows.shift_room` (random crops, the standard
+    augmentation of speaker embedders), never onto frames outside the training windows.
     """
 
     epochs: int = 30
@@ -98,6 +101,7 @@ class TrainSettings:
     num_threads: int | None = None
     monitor: str = "val_loss"
     centroid_windows: int = 32
+    random_crop: bool = True
 
     def __post_init__(self) -> None:
         def integer(key: str, low: int, optional: bool = False) -> None:
@@ -135,6 +139,8 @@ class TrainSettings:
         if self.monitor not in MONITORS:
             raise ValueError(f"monitor: must be one of {MONITORS}, got {self.monitor!r}")
         integer("centroid_windows", 1)
+        if not isinstance(self.random_crop, bool):
+            raise ValueError(f"random_crop: must be true or false, got {self.random_crop!r}")
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any]) -> TrainSettings:

@@ -47,7 +47,7 @@ from torch import nn
 from facedyn.atomic import atomic_write, atomic_write_bytes
 from facedyn.dynamics.features import FeatureStore, Normalizer, covered_rows
 from facedyn.dynamics.folds import fold_windows, validation_split
-from facedyn.dynamics.windows import Windows, batch
+from facedyn.dynamics.windows import Windows, batch, shift_room
 from facedyn.identify.encoders import EncoderSettings, build_encoder
 from facedyn.identify.settings import TrainSettings
 
@@ -357,6 +357,7 @@ def train_encoder(store: FeatureStore, train_windows: Windows, train_labels: np.
                  len(labels), len(classes), batch_size, k, ts.m_per_class, n_batches,
                  ts.epochs, use_amp)
 
+        room = shift_room(train_windows)
         history: list[dict[str, float]] = []
         best_value, best_epoch, best_state = math.inf, 0, None
         train_seconds, stopped_early = 0.0, False
@@ -365,10 +366,15 @@ def train_encoder(store: FeatureStore, train_windows: Windows, train_labels: np.
             with _numpy_random(rng):
                 order = np.fromiter(iter(sampler), dtype=np.int64, count=len(sampler))
             order = order.reshape(n_batches, batch_size)
+            epoch_windows = train_windows
+            if ts.random_crop:
+                shift = (rng.random_sample(len(room)) * (room + 1)).astype(np.int64)
+                epoch_windows = Windows(train_windows.video, train_windows.start + shift,
+                                        train_windows.length)
             model.train()
             running = torch.zeros((), device=dev)
             bar = _progress(n_batches, f"epoch {epoch}/{ts.epochs}", progress)
-            batches = _prefetched(store, train_windows, order, normalizer, dev)
+            batches = _prefetched(store, epoch_windows, order, normalizer, dev)
             for b, x in enumerate(batches):
                 y = torch.from_numpy(labels[order[b]]).to(dev, non_blocking=True)
                 with torch.autocast(dev.type, dtype=torch.float16, enabled=use_amp):
