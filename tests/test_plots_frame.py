@@ -10,16 +10,17 @@ import pytest
 import torch
 from matplotlib.figure import Figure
 
+from facedyn.face.video import read_video_frame
 from facedyn.flame import load_flame, write_synthetic_flame
 from facedyn.flame.camera import focal_from_fov, project
 from facedyn.plots import figures as F
 from facedyn.plots.stage import (
     fitted_landmarks,
     median_nme_frame,
-    read_video_frame,
     run_landmark_frame_figure,
 )
 from facedyn.plots.style import save_figure
+from facedyn.privacy import frames_allowed
 from facedyn.tables import read_table, write_table
 
 W, H = 320, 240
@@ -154,7 +155,7 @@ def test_frames_of_real_data_are_refused_without_the_flag(kind):
         F.landmark_frame(image, detected, fitted, dataset_kind=kind, frames_in_figures="true")
     fig = F.landmark_frame(image, detected, fitted, dataset_kind=kind, frames_in_figures=True)
     assert isinstance(fig, Figure)
-    assert F.frames_allowed("synthetic", False) and not F.frames_allowed(kind, False)
+    assert frames_allowed("synthetic", False) and not frames_allowed(kind, False)
 
 
 def test_stage_refuses_before_opening_the_video(tmp_path):

@@ -14,6 +14,7 @@ from facedyn.dynamics.experiments import (
     experiment_settings,
 )
 from facedyn.gpu import gpu_slots  # resources: gpu=0/1 (docs/cluster.md)
+from facedyn.privacy import frames_allowed
 
 ENV = "../../envs/facedyn.yaml"
 SAFE_ID = r"[A-Za-z0-9][A-Za-z0-9_.-]*"
@@ -388,19 +389,27 @@ def sweep_figures():
     ]
 
 
+def figure_video():
+    """(session, speaker) of the video the per-video figures draw: the first readable one."""
+    index = manifest_index()
+    ok = [key for key in sorted(index) if index[key]["status"] == "ok"]
+    if not ok:
+        raise ValueError("no readable video in the manifest to draw")
+    return ok[0]
+
+
 def trace_inputs(wildcards):
-    """The first video's FLAME table and truth (synthetic cohort) for the traces figure."""
-    session, speaker = sorted(manifest_index())[0]
+    """The figure video's FLAME table and truth (synthetic cohort) for the traces figure."""
+    session, speaker = figure_video()
     truth = f"{synthetic_cohort_dir()}/truth/frames/{session}/{speaker}.parquet"
     return {"flame": f"results/flame/{session}/{speaker}.parquet", "truth": truth}
 
 
 def frames_in_figures_allowed():
-    """Figures may show video frames: always for the synthetic cohort, for real data only
-    with `privacy.frames_in_figures: true`. The same rule as the library's own gate,
-    facedyn.plots.figures.frames_allowed (not imported: matplotlib slows parsing)."""
-    kind = config["dataset"]["kind"]
-    return kind == "synthetic" or config["privacy"]["frames_in_figures"] is True
+    """Figures may show video frames (facedyn.privacy: synthetic cohort, or opted in)."""
+    return frames_allowed(
+        config["dataset"]["kind"], config["privacy"]["frames_in_figures"]
+    )
 
 
 def landmark_frame_figures():
@@ -412,23 +421,19 @@ def landmark_frame_figures():
 
 
 def landmark_frame_inputs(wildcards):
-    """The first readable video (the traces figure's video on the synthetic cohort):
-    its landmark and FLAME tables, video, head model and, if synthetic, its truth."""
+    """The figure video (figure_video): its landmark and FLAME tables, video, head model
+    and, if synthetic, its truth."""
     if not frames_in_figures_allowed():
         raise ConfigError(
             "results/figures/landmark_frame.png draws a video frame: allowed for "
             "dataset.kind: synthetic, else only with `privacy.frames_in_figures: true`"
         )
-    index = manifest_index()
-    ok = [key for key in sorted(index) if index[key]["status"] == "ok"]
-    if not ok:
-        raise ValueError("no readable video in the manifest to draw a frame from")
-    session, speaker = ok[0]
+    session, speaker = figure_video()
     inputs = {
         "flame": f"results/flame/{session}/{speaker}.parquet",
         "landmarks": f"results/landmarks/{session}/{speaker}.parquet",
         "model": "results/flame/model.json",
-        "video": index[(session, speaker)]["video"],
+        "video": manifest_index()[(session, speaker)]["video"],
     }
     if config["dataset"]["kind"] == "synthetic":
         truth = f"{synthetic_cohort_dir()}/truth/frames/{session}/{speaker}.parquet"

@@ -70,3 +70,21 @@ def iter_sampled_frames(path: str | os.PathLike[str], target_fps: float,
 def read_all_frames(path: str | os.PathLike[str]) -> list[np.ndarray]:
     """Every frame of a (short) video as RGB arrays: for tests and tools, not for long videos."""
     return [f.rgb for f in iter_sampled_frames(path, float("inf"))]
+
+
+def read_video_frame(video: str | os.PathLike[str], index: int) -> np.ndarray:
+    """Frame ``index`` of ``video`` as RGB uint8, decoded in order from the start (exactly the
+    frame the landmark stage saw, whatever the container's seeking accuracy)."""
+    cap = cv2.VideoCapture(os.fspath(video))
+    try:
+        if not cap.isOpened():
+            raise ValueError(f"cannot open video {os.fspath(video)!r}")
+        for _ in range(int(index)):
+            if not cap.grab():
+                raise ValueError(f"{os.fspath(video)!r} ends before frame {index}")
+        ok, bgr = cap.read()
+        if not ok or bgr is None:
+            raise ValueError(f"cannot decode frame {index} of {os.fspath(video)!r}")
+        return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+    finally:
+        cap.release()

@@ -32,6 +32,7 @@ from facedyn.plots.style import (
     ordered_models,
     title,
 )
+from facedyn.privacy import check_frames_allowed
 
 _EMBED_COL = re.compile(r"^e\d+$")
 
@@ -629,24 +630,6 @@ LANDMARK_STYLE: dict[str, dict[str, Any]] = {
     "fitted": {"color": OKABE_ITO["vermillion"], "marker": ".", "label": "fitted FLAME, projected"},
     "true": {"color": OKABE_ITO["bluish_green"], "marker": "s", "label": "true (synthetic truth)"},
 }
-
-
-def frames_allowed(dataset_kind: str, frames_in_figures: bool) -> bool:
-    """Whether figures may show video frames: always for the synthetic cohort, for any other
-    dataset only with ``privacy.frames_in_figures: true`` (exactly ``True``)."""
-    return dataset_kind == "synthetic" or frames_in_figures is True
-
-
-def check_frames_allowed(dataset_kind: str, frames_in_figures: bool) -> None:
-    """Raise :class:`ValueError` unless :func:`frames_allowed`: the one gate every figure that
-    draws a video frame passes, so no caller can put a real participant's face in a figure
-    by default."""
-    if not frames_allowed(dataset_kind, frames_in_figures):
-        raise ValueError(
-            f"refusing to draw a video frame of a non-synthetic dataset (dataset.kind: "
-            f"{dataset_kind!r}): frames of real participants appear in figures only with "
-            f"`privacy.frames_in_figures: true` in the config (currently {frames_in_figures!r})"
-        )
 
 
 def landmark_nme(points: np.ndarray, reference: np.ndarray) -> float:

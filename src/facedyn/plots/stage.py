@@ -4,7 +4,7 @@ Every figure is written as ``<name>.png`` and ``<name>.pdf`` (``facedyn.plots.sa
 subtitles name the experiment, protocol and number of speakers so a figure taken out of the
 report still says what it shows. Only ``landmark_frame`` (:func:`run_landmark_frame_figure`)
 draws a video frame, and only for the synthetic cohort or with
-``privacy.frames_in_figures: true`` (:func:`facedyn.plots.figures.check_frames_allowed`).
+``privacy.frames_in_figures: true`` (:func:`facedyn.privacy.check_frames_allowed`).
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import pandas as pd
 
 from facedyn.plots import figures as F
 from facedyn.plots.style import save_figure
+from facedyn.privacy import check_frames_allowed
 from facedyn.tables import read_table
 
 
@@ -194,26 +195,6 @@ def median_nme_frame(flame: pd.DataFrame) -> int:
     return int(ranked["frame"].iloc[(len(ranked) - 1) // 2])
 
 
-def read_video_frame(video: str | os.PathLike[str], index: int) -> np.ndarray:
-    """Frame ``index`` of ``video`` as RGB uint8, decoded in order from the start (exactly the
-    frame the landmark stage saw, whatever the container's seeking accuracy)."""
-    import cv2
-
-    cap = cv2.VideoCapture(os.fspath(video))
-    try:
-        if not cap.isOpened():
-            raise ValueError(f"cannot open video {os.fspath(video)!r}")
-        for _ in range(int(index)):
-            if not cap.grab():
-                raise ValueError(f"{os.fspath(video)!r} ends before frame {index}")
-        ok, bgr = cap.read()
-        if not ok or bgr is None:
-            raise ValueError(f"cannot decode frame {index} of {os.fspath(video)!r}")
-        return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-    finally:
-        cap.release()
-
-
 def _xy(row: pd.Series | Mapping[str, object]) -> np.ndarray:
     return np.array([[float(row[f"lx{k:02d}"]), float(row[f"ly{k:02d}"])]  # type: ignore[arg-type]
                      for k in range(68)])
@@ -231,9 +212,9 @@ def run_landmark_frame_figure(flame_path: str | os.PathLike[str],
 
     The frame is the valid one with the median fit NME (:func:`median_nme_frame`) unless
     ``frame`` names a source frame index. The privacy gate
-    (:func:`facedyn.plots.figures.check_frames_allowed`) runs before the video is opened.
+    (:func:`facedyn.privacy.check_frames_allowed`) runs before the video is opened.
     """
-    F.check_frames_allowed(dataset_kind, frames_in_figures)
+    check_frames_allowed(dataset_kind, frames_in_figures)
     flame, meta = read_table(flame_path)
     lmk, lmk_meta = read_table(landmarks_path)
     index = median_nme_frame(flame) if frame is None else int(frame)
@@ -249,6 +230,8 @@ def run_landmark_frame_figure(flame_path: str | os.PathLike[str],
         match = truth[truth["frame"] == index]
         if not match.empty:
             true_xy = _xy(match.iloc[0])
+    from facedyn.face.video import read_video_frame
+
     image = read_video_frame(video, index)
     fps = lmk_meta.get("source_fps")
     when = f" (t = {index / float(fps):.1f} s)" if fps else ""
