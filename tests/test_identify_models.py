@@ -156,7 +156,7 @@ def test_lstm_needs_even_width_and_unknown_keys_are_named():
 @pytest.mark.parametrize(("key", "value"), [
     ("epochs", 0), ("m_per_class", 1), ("classes_per_batch", 1), ("lr", 0.0), ("lr", math.nan),
     ("weight_decay", -1.0), ("temperature", 0), ("patience", 0), ("val_fraction", 0.0),
-    ("batches_per_epoch", 0), ("amp", "yes"), ("num_threads", 0), ("monitor", "loss"),
+    ("batches_per_epoch", 0), ("min_batches_per_epoch", 0), ("amp", "yes"), ("num_threads", 0), ("monitor", "loss"),
     ("warmup_epochs", -1)])
 def test_invalid_train_settings_name_the_key(key, value):
     with pytest.raises(ValueError, match=f"^{key}"):
@@ -189,8 +189,9 @@ def test_training_identifies_speakers_across_sessions(cohort, tmp_path):
     base = nearest_centroid_top1(ref, d.train_labels, _embed(cohort, untrained),
                                  cohort["test_labels"])
     log_csv = tmp_path / "log.csv"
-    res = _train(cohort, epochs=6, batches_per_epoch=None, log_csv=log_csv)
-    assert res.batches_per_epoch == len(d.train) // 24 and res.batch_size == 24
+    res = _train(cohort, epochs=6, batches_per_epoch=None, min_batches_per_epoch=1,
+                 log_csv=log_csv)
+    assert res.batches_per_epoch == len(d.train) // 24 > 1 and res.batch_size == 24
     ref = embed(res.model, store, d.train, norm, "cpu")
     acc = nearest_centroid_top1(ref, d.train_labels, _embed(cohort, res.model),
                                 cohort["test_labels"])
@@ -229,6 +230,40 @@ def test_random_crop_changes_training_and_can_be_turned_off(cohort):
     assert on.history[-1]["train_loss"] != off.history[-1]["train_loss"]
     with pytest.raises(ValueError, match="random_crop"):
         TrainSettings(random_crop="yes")
+
+
+def test_mask_batch_masks_one_span_and_whole_channels_with_the_training_mean():
+    from facedyn.identify.train import mask_batch
+
+    x = torch.randn(64, 40, 6) + 5.0  # no value is 0 before masking
+    before = x.clone()
+    out = mask_batch(x, 0.25, 2, torch.Generator().manual_seed(0))
+    torch.testing.assert_close(x, before)  # the input is left alone
+    zero = out == 0
+    channel = zero.all(dim=1)  # (B, F): channels masked over the whole window
+    assert (channel.sum(dim=1) == 2).all()
+    rows = (zero & ~channel[:, None, :]).any(dim=2)  # (B, T): frames of the time span
+    for b in range(len(x)):
+        t = torch.nonzero(rows[b]).flatten()
+        assert len(t) <= 0.25 * 40 + 1
+        if len(t):
+            assert t[-1] - t[0] + 1 == len(t)  # one contiguous span
+            assert zero[b, t].all()  # every channel of a masked frame
+    assert rows.any(dim=1).float().mean() > 0.5  # most windows lose a span
+    same = mask_batch(x, 0.25, 2, torch.Generator().manual_seed(0))
+    torch.testing.assert_close(out, same)  # seeded
+    assert mask_batch(x, 0.0, 0, torch.Generator()) is x
+    assert (mask_batch(x, 0.0, 99, torch.Generator()) == 0).all(dim=1).sum(dim=1).eq(5).all()
+
+
+def test_masking_changes_training_and_is_validated(cohort):
+    plain = _train(cohort, epochs=2)
+    masked = _train(cohort, epochs=2, time_mask=0.2, feature_masks=1)
+    assert plain.history[-1]["train_loss"] != masked.history[-1]["train_loss"]
+    with pytest.raises(ValueError, match="time_mask"):
+        TrainSettings(time_mask=0.9)
+    with pytest.raises(ValueError, match="feature_masks"):
+        TrainSettings(feature_masks=-1)
 
 
 def test_training_is_deterministic_on_cpu_and_amp_is_a_no_op_there(cohort):
@@ -284,7 +319,8 @@ def test_small_data_with_fewer_windows_than_m_per_class(encoder):
                         EncoderSettings(**{**SMALL, "encoder": encoder}),
                         TrainSettings(epochs=2, m_per_class=8, classes_per_batch=16,
                                       num_threads=1), "cpu", progress=False)
-    assert res.batch_size == 32 and res.batches_per_epoch == 1 and res.n_classes == 4
+    # one pass would be a single batch: the floor on optimisation steps applies
+    assert res.batch_size == 32 and res.batches_per_epoch == 32 and res.n_classes == 4
     assert len(res.history) == 2 and math.isfinite(res.history[-1]["val_loss"])
 
 

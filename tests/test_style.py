@@ -72,3 +72,21 @@ def test_every_config_key_is_documented():
     doc = (ROOT / "config/README.md").read_text()
     missing = [k for k in _leaf_keys(schema) if f"`{k}`" not in doc]
     assert not missing, f"config/README.md does not document {missing}"
+
+
+def test_schema_defaults_of_the_encoder_and_training_match_the_library():
+    """The workflow (schema defaults) and library users (dataclass defaults) train alike."""
+    import dataclasses
+
+    import yaml
+
+    from facedyn.identify.settings import EncoderSettings, TrainSettings
+
+    schema = yaml.safe_load((ROOT / "workflow/schemas/config.schema.yaml").read_text())
+    identify = schema["properties"]["identify"]["properties"]
+    for key, cls in (("model", EncoderSettings), ("train", TrainSettings)):
+        props = identify[key]["properties"]
+        fields = {f.name: f.default for f in dataclasses.fields(cls) if f.name != "encoder"}
+        assert set(props) == set(fields), key
+        for name, default in fields.items():
+            assert props[name]["default"] == default, f"identify.{key}.{name}"

@@ -80,11 +80,18 @@ class TrainSettings:
 
     ``val_fraction`` is not used by :func:`train_encoder` (it receives the validation windows);
     it is the share of every training range that :func:`training_data` sets aside for them.
-    ``batches_per_epoch`` None: ``len(train_windows) // batch_size`` (at least 1).
+    ``batches_per_epoch`` None: one pass over the training windows
+    (``len(train_windows) // batch_size``), but at least ``min_batches_per_epoch``: a floor on
+    optimisation steps, so that a small cohort, long windows or a sparse stride still train
+    to convergence, and a window-length sweep compares windows rather than step budgets.
     ``num_threads`` None: leave torch's CPU thread count as it is.
     ``random_crop``: every epoch, slide each training window forward by a random number of
     rows within :func:`~facedyn.dynamics.windows.shift_room` (random crops, the standard
     augmentation of speaker embedders), never onto frames outside the training windows.
+    ``time_mask`` / ``feature_masks``: SpecAugment-style masking of training batches
+    (:func:`facedyn.identify.train.mask_batch`): one random span of up to ``time_mask`` of
+    every window's frames, and ``feature_masks`` random feature channels, set to the
+    training mean.
     """
 
     epochs: int = 30
@@ -97,11 +104,14 @@ class TrainSettings:
     patience: int = 8
     val_fraction: float = 0.1
     batches_per_epoch: int | None = None
+    min_batches_per_epoch: int = 32
     amp: bool = True
     num_threads: int | None = None
     monitor: str = "val_loss"
     centroid_windows: int = 32
     random_crop: bool = True
+    time_mask: float = 0.2
+    feature_masks: int = 2
 
     def __post_init__(self) -> None:
         def integer(key: str, low: int, optional: bool = False) -> None:
@@ -133,6 +143,7 @@ class TrainSettings:
         integer("patience", 1)
         real("val_fraction", 0.0, 0.5, open_low=True)
         integer("batches_per_epoch", 1, optional=True)
+        integer("min_batches_per_epoch", 1)
         if not isinstance(self.amp, bool):
             raise ValueError(f"amp: must be true or false, got {self.amp!r}")
         integer("num_threads", 1, optional=True)
@@ -141,6 +152,8 @@ class TrainSettings:
         integer("centroid_windows", 1)
         if not isinstance(self.random_crop, bool):
             raise ValueError(f"random_crop: must be true or false, got {self.random_crop!r}")
+        real("time_mask", 0.0, 0.5)
+        integer("feature_masks", 0)
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any]) -> TrainSettings:

@@ -186,6 +186,32 @@ def _param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]
             {"params": no_decay, "weight_decay": 0.0}]
 
 
+def mask_batch(x: torch.Tensor, time_mask: float, feature_masks: int,
+               generator: torch.Generator) -> torch.Tensor:
+    """SpecAugment-style masking (Park et al. 2019) of a normalised batch ``(B, T, F)``.
+
+    Every window loses one span of ``U(0, time_mask * T)`` frames and ``feature_masks``
+    distinct feature channels (at most ``F - 1``); masked values are set to 0, the training
+    mean after normalisation. Returns a new tensor; ``x`` is left as it is.
+    """
+    if time_mask <= 0 and feature_masks <= 0:
+        return x
+    n_b, n_t, n_f = x.shape
+    keep = torch.ones(n_b, n_t, n_f, dtype=torch.bool)
+    if time_mask > 0:
+        width = (torch.rand(n_b, generator=generator) * (time_mask * n_t + 1)).long()
+        start = (torch.rand(n_b, generator=generator) * (n_t - width + 1)).long()
+        t = torch.arange(n_t)
+        spans = (t >= start[:, None]) & (t < (start + width)[:, None])
+        keep &= ~spans[:, :, None]
+    k = min(feature_masks, n_f - 1)
+    if k > 0:
+        chosen = torch.rand(n_b, n_f, generator=generator).argsort(dim=1)[:, :k]
+        dropped = torch.zeros(n_b, n_f, dtype=torch.bool).scatter_(1, chosen, True)
+        keep &= ~dropped[:, None, :]
+    return x * keep.to(x.device, x.dtype)
+
+
 def lr_factor(step: int, total_steps: int, warmup_steps: int) -> float:
     """Multiplier of the base learning rate at optimiser step ``step`` (0-based): linear
     warm-up from ``1 / warmup_steps`` to 1, then a cosine down to 0 at ``total_steps``."""
@@ -322,7 +348,7 @@ def train_encoder(store: FeatureStore, train_windows: Windows, train_labels: np.
 
     k = min(ts.classes_per_batch, len(classes))
     batch_size = ts.m_per_class * k
-    n_batches = ts.batches_per_epoch or max(1, len(labels) // batch_size)
+    n_batches = ts.batches_per_epoch or max(ts.min_batches_per_epoch, len(labels) // batch_size)
     use_amp = ts.amp and dev.type == "cuda"
     rng = np.random.RandomState(seed)
     started = time.perf_counter()
@@ -358,6 +384,7 @@ def train_encoder(store: FeatureStore, train_windows: Windows, train_labels: np.
                  ts.epochs, use_amp)
 
         room = shift_room(train_windows)
+        mask_generator = torch.Generator().manual_seed(seed)
         history: list[dict[str, float]] = []
         best_value, best_epoch, best_state = math.inf, 0, None
         train_seconds, stopped_early = 0.0, False
@@ -377,6 +404,7 @@ def train_encoder(store: FeatureStore, train_windows: Windows, train_labels: np.
             batches = _prefetched(store, epoch_windows, order, normalizer, dev)
             for b, x in enumerate(batches):
                 y = torch.from_numpy(labels[order[b]]).to(dev, non_blocking=True)
+                x = mask_batch(x, ts.time_mask, ts.feature_masks, mask_generator)
                 with torch.autocast(dev.type, dtype=torch.float16, enabled=use_amp):
                     z = model(x)
                 loss = loss_fn(z.float(), y)
