@@ -400,3 +400,48 @@ def test_data_fingerprint_tracks_windows_and_feature_values(cohort):
     finally:
         store.features[row, 0] = saved
     assert fp == data_fingerprint(store, train)
+
+
+def test_refit_settings_fit_the_schedule_into_the_chosen_epochs():
+    from facedyn.identify.train import refit_settings
+
+    ts = TrainSettings(epochs=30, warmup_epochs=2, lr=5e-4)
+    assert refit_settings(ts, 12) == TrainSettings(epochs=12, warmup_epochs=2, lr=5e-4)
+    assert refit_settings(ts, 1).warmup_epochs == 1
+    with pytest.raises(ValueError, match="best_epoch"):
+        refit_settings(ts, 0)
+    with pytest.raises(ValueError, match="refit"):
+        TrainSettings(refit="yes")
+
+
+@pytest.mark.parametrize("refit", [True, False])
+def test_run_train_refits_on_every_training_window_for_the_chosen_epochs(tmp_path, refit):
+    from facedyn.dynamics.experiments import ExperimentSettings
+    from facedyn.identify.stage import FoldContext, run_train
+
+    store = _cohort(n_speakers=4, seconds=30)
+    windows = make_windows(store, WINDOW_S, STRIDE_S)
+    folds = build_folds(store, windows, "cross_session", 2, WINDOW_S, 0.8, 2)
+    settings = ExperimentSettings(
+        name="t", window_s=WINDOW_S, stride_s=STRIDE_S, n_folds=2, n_expr=4, model=SMALL,
+        train={**FAST, "epochs": 4, "patience": 1, "refit": refit})
+    ctx = FoldContext(settings, store, windows, folds, 0, [], None)
+    out, log_csv = tmp_path / "model.pt", tmp_path / "log.csv"
+    summary = run_train(ctx, out, log_csv, device="cpu")
+    log = pd.read_csv(log_csv)
+    data = training_data(folds, 0, store, windows, WINDOW_S, STRIDE_S, 0.1)
+    assert len(data.val) > 0 and summary["refit"] is refit
+    _, info = load_checkpoint(out)
+    if refit:
+        selected = log[log["phase"] == "select"]
+        refitted = log[log["phase"] == "refit"]
+        assert list(log["phase"]) == ["select"] * len(selected) + ["refit"] * len(refitted)
+        assert len(refitted) == summary["best_epoch"] == summary["refit_epochs"] >= 1
+        assert refitted["val_loss"].isna().all() and selected["val_loss"].notna().all()
+        used = data.train.concat(data.val)
+        assert info["train_settings"].epochs == summary["best_epoch"]
+    else:
+        assert set(log["phase"]) == {"train"} and summary["refit_epochs"] == 0
+        used = data.train
+    assert info["data_fingerprint"] == data_fingerprint(store, used)
+    assert info["normalizer"].n_rows == Normalizer.fit(store, used).n_rows

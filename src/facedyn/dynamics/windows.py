@@ -45,6 +45,13 @@ class Windows:
         """The windows selected by a boolean mask or an integer index."""
         return Windows(self.video[index], self.start[index], self.length)
 
+    def concat(self, other: Windows) -> Windows:
+        """These windows followed by ``other``'s (both of the same length)."""
+        if other.length != self.length:
+            raise ValueError(f"cannot join windows of {self.length} and {other.length} rows")
+        return Windows(np.concatenate([self.video, other.video]),
+                       np.concatenate([self.start, other.start]), self.length)
+
     def first_rows(self, store: FeatureStore) -> np.ndarray:
         """Row of every window's first frame in the store's concatenated arrays."""
         return store.offsets[self.video] + self.start

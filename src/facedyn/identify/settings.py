@@ -92,6 +92,11 @@ class TrainSettings:
     (:func:`facedyn.identify.train.mask_batch`): one random span of up to ``time_mask`` of
     every window's frames, and ``feature_masks`` random feature channels, set to the
     training mean.
+    ``refit``: after early stopping has chosen the number of epochs on the validation part,
+    train again from the same seed on all training windows (the validation part included)
+    for that many epochs (:func:`facedyn.identify.train.refit_settings`; Goodfellow et al.
+    2016, Deep Learning, algorithm 7.2). A validation part needs a whole window and a stride,
+    so with 8 s windows it takes a third of a 30 s session.
     """
 
     epochs: int = 30
@@ -112,6 +117,7 @@ class TrainSettings:
     random_crop: bool = True
     time_mask: float = 0.2
     feature_masks: int = 2
+    refit: bool = True
 
     def __post_init__(self) -> None:
         def integer(key: str, low: int, optional: bool = False) -> None:
@@ -152,6 +158,8 @@ class TrainSettings:
         integer("centroid_windows", 1)
         if not isinstance(self.random_crop, bool):
             raise ValueError(f"random_crop: must be true or false, got {self.random_crop!r}")
+        if not isinstance(self.refit, bool):
+            raise ValueError(f"refit: must be true or false, got {self.refit!r}")
         real("time_mask", 0.0, 0.5)
         integer("feature_masks", 0)
 

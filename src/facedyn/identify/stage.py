@@ -101,6 +101,7 @@ def run_train(ctx: FoldContext, out: str | os.PathLike[str], log_csv: str | os.P
     """Train the experiment's encoder (``encoder=None``) or a baseline encoder on one fold."""
     from facedyn.identify.train import (
         data_fingerprint,
+        refit_settings,
         save_checkpoint,
         train_encoder,
         training_data,
@@ -122,17 +123,33 @@ def run_train(ctx: FoldContext, out: str | os.PathLike[str], log_csv: str | os.P
         write_no_data(out, reason)
         _write_empty_log(log_csv)
         return {"experiment": s.name, "fold": ctx.fold, "status": NO_DATA, "reason": reason}
+    refit = ts.refit and len(data.val) > 0
     normalizer = Normalizer.fit(ctx.store, data.train)
     result = train_encoder(ctx.store, data.train, data.train_labels, data.val,
                            data.val_labels, normalizer, enc, ts, device=device,
-                           seed=seed + ctx.fold, log_csv=log_csv)
+                           seed=seed + ctx.fold, log_csv=log_csv,
+                           phase="select" if refit else "train")
+    seconds, windows = result.seconds, data.train
+    final, final_settings = result, ts
+    if refit:  # the chosen number of epochs, again, on every training window
+        windows = data.train.concat(data.val)
+        labels = np.concatenate([data.train_labels, data.val_labels])
+        normalizer = Normalizer.fit(ctx.store, windows)
+        final_settings = refit_settings(ts, result.best_epoch)
+        log.info("%s fold %d: refit on all %d training windows for %d epochs", s.name,
+                 ctx.fold, len(windows), result.best_epoch)
+        final = train_encoder(ctx.store, windows, labels, None, None, normalizer, enc,
+                              final_settings, device=device, seed=seed + ctx.fold,
+                              log_csv=log_csv, phase="refit", log_before=result.history)
+        seconds += final.seconds
     summary = {"experiment": s.name, "fold": ctx.fold, "encoder": enc.encoder,
                "seed": seed + ctx.fold, "best_epoch": result.best_epoch,
-               "epochs_run": len(result.history), "seconds": result.seconds,
-               "device": result.device, "train_windows": len(data.train),
+               "epochs_run": len(result.history), "refit": refit,
+               "refit_epochs": len(final.history) if refit else 0, "seconds": seconds,
+               "device": final.device, "train_windows": len(data.train),
                "val_windows": len(data.val), "provenance": dict(provenance or {})}
-    save_checkpoint(out, result.model, enc, ts, normalizer, data.classes,
-                    data_fingerprint(ctx.store, data.train),
+    save_checkpoint(out, final.model, enc, final_settings, normalizer, data.classes,
+                    data_fingerprint(ctx.store, windows),
                     extra={**summary, "experiment_settings": s.to_dict()})
     return summary
 
@@ -156,7 +173,9 @@ def no_data_reason(path: str | os.PathLike[str]) -> str | None:
 
 
 def _write_empty_log(path: str | os.PathLike[str]) -> None:
-    atomic_write(path, lambda p: p.write_text("epoch,train_loss,val_loss,val_top1,lr,seconds\n"))
+    from facedyn.identify.train import LOG_COLUMNS
+
+    atomic_write(path, lambda p: p.write_text(",".join(LOG_COLUMNS) + "\n"))
 
 
 def _enrolment(ctx: FoldContext) -> tuple[Windows, Windows, np.ndarray, np.ndarray]:

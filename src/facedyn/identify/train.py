@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import dataclasses
 import hashlib
 import io
 import logging
@@ -53,7 +54,9 @@ from facedyn.identify.settings import TrainSettings
 
 log = logging.getLogger(__name__)
 
-LOG_COLUMNS = ["epoch", "train_loss", "val_loss", "val_top1", "lr", "seconds"]
+#: Per-epoch log columns; ``phase``: ``train`` (one pass), or ``select`` (early stopping on
+#: the validation part) then ``refit`` (all training windows, :func:`refit_settings`).
+LOG_COLUMNS = ["epoch", "train_loss", "val_loss", "val_top1", "lr", "seconds", "phase"]
 CHECKPOINT_FORMAT = "facedyn-encoder"
 CHECKPOINT_VERSION = 1
 #: Validation batches per epoch at most (the loss is an average; more adds little).
@@ -260,7 +263,16 @@ def nearest_centroid_top1(ref: np.ndarray, ref_labels: np.ndarray, query: np.nda
     return float(np.mean(predicted == query_labels))
 
 
-def _write_log(path: str | os.PathLike[str], history: list[dict[str, float]]) -> None:
+def refit_settings(ts: TrainSettings, best_epoch: int) -> TrainSettings:
+    """Settings of the refit pass: ``best_epoch`` epochs with the whole schedule (warm-up,
+    cosine to 0) fitted into them; nothing else changes."""
+    if best_epoch < 1:
+        raise ValueError(f"best_epoch must be >= 1, got {best_epoch}")
+    return dataclasses.replace(ts, epochs=int(best_epoch),
+                               warmup_epochs=min(ts.warmup_epochs, float(best_epoch)))
+
+
+def _write_log(path: str | os.PathLike[str], history: Sequence[Mapping[str, Any]]) -> None:
     """The whole per-epoch log, rewritten atomically (never half a line on disk)."""
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=LOG_COLUMNS, lineterminator="\n")
@@ -319,13 +331,15 @@ def train_encoder(store: FeatureStore, train_windows: Windows, train_labels: np.
                   normalizer: Normalizer, encoder_settings: EncoderSettings,
                   train_settings: TrainSettings, device: str | torch.device = "auto",
                   seed: int = 0, log_csv: str | os.PathLike[str] | None = None,
-                  progress: bool = True) -> TrainResult:
+                  progress: bool = True, phase: str = "train",
+                  log_before: Sequence[Mapping[str, Any]] = ()) -> TrainResult:
     """Train an encoder on one fold (module docstring) and return it in eval mode.
 
     ``train_labels``/``val_labels``: integer class of every window (:func:`speaker_labels`);
     validation windows of a class without training windows are ignored. Without validation
     windows (or with fewer than two validation classes) there is no early stopping and the
-    last epoch's weights are kept. ``log_csv``: per-epoch log, rewritten after every epoch.
+    last epoch's weights are kept. ``log_csv``: per-epoch log, rewritten after every epoch,
+    with ``log_before`` (an earlier pass's history) first and ``phase`` in every new row.
     """
     dev = _as_device(device)
     ts = train_settings
@@ -438,10 +452,10 @@ def train_encoder(store: FeatureStore, train_windows: Windows, train_labels: np.
                                               for i in map(torch.from_numpy, val_batches)]))
             row = {"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss,
                    "val_top1": val_top1, "lr": optimizer.param_groups[0]["lr"],
-                   "seconds": time.perf_counter() - t0}
+                   "seconds": time.perf_counter() - t0, "phase": phase}
             history.append(row)
             if log_csv is not None:
-                _write_log(log_csv, history)
+                _write_log(log_csv, [*log_before, *history])
             log.info("epoch %d/%d: train loss %.4f, val loss %.4f, val top-1 %.3f, lr %.2e, "
                      "%.1f s", epoch, ts.epochs, train_loss, val_loss, val_top1, row["lr"],
                      row["seconds"])
