@@ -1,6 +1,10 @@
 """The whole pipeline's DAG at CANDOR scale (1,656 conversations x 2 speakers) builds in a
-dry run within the budget, with one landmarks and one fit_flame job per video, and a
-single cluster job's DAG (what every SLURM job re-builds) stays cheap.
+dry run, with one landmarks and one fit_flame job per video, and a single cluster job's DAG
+(what every SLURM job re-builds) holds just that video's two jobs.
+
+Timing is a benchmark, not a test condition (a shared CI machine can be many times slower):
+the seconds are printed, and asserted only against budgets given in FACEDYN_DAG_BUDGET_S /
+FACEDYN_DAG_JOB_BUDGET_S (targets: 30 s and 8 s on the 2-core reference machine).
 
 benchmarks/dag_scale.py builds the cohort (placeholder videos and the manifest table the
 DAG reads; nothing is decoded) and times `snakemake -n`; docs/performance.md has the figures.
@@ -21,11 +25,17 @@ import dag_scale
 
 pytestmark = [pytest.mark.workflow, pytest.mark.slow]
 
-#: Seconds. Target: 30 s on the 2-core reference machine (measured: about 16-19 s); the
-#: default leaves room for a machine shared with other jobs. Tighten with the variable.
-BUDGET_S = float(os.environ.get("FACEDYN_DAG_BUDGET_S", 45))
-#: A single job's DAG: what each cluster job pays to re-parse the Snakefile (about 1.4 s).
-SINGLE_JOB_BUDGET_S = 8.0
+
+
+def _budget(variable: str) -> float | None:
+    """Seconds from the environment, or None: no timing assertion (measured on the 2-core
+    reference machine: about 17 s for the whole DAG, 1.4 s for one job's)."""
+    value = os.environ.get(variable)
+    return float(value) if value else None
+
+
+BUDGET_S = _budget("FACEDYN_DAG_BUDGET_S")
+SINGLE_JOB_BUDGET_S = _budget("FACEDYN_DAG_JOB_BUDGET_S")
 
 
 def test_candor_shaped_manifest_has_candor_shape(tmp_path):
@@ -46,7 +56,7 @@ def test_whole_pipeline_dry_run_at_candor_scale(tmp_path):
     for rule in ("qc", "dnr", "folds", "train", "evaluate", "summarize", "figures"):
         assert per_rule.get(rule, 0) >= 1, rule
     assert "manifest" not in per_rule  # the table was given: no video is opened
-    assert result["seconds"] <= BUDGET_S, (
+    assert BUDGET_S is None or result["seconds"] <= BUDGET_S, (
         f"snakemake -n at CANDOR scale took {result['seconds']} s (budget {BUDGET_S} s): "
         "something heavy runs while the DAG is built (profile it: benchmarks/dag_scale.py)")
     print(f"\nCANDOR-scale dry run: {result['jobs']} jobs in {result['seconds']} s")
@@ -58,4 +68,6 @@ def test_whole_pipeline_dry_run_at_candor_scale(tmp_path):
     single = dag_scale.dry_run(tmp_path, "--quiet", "rules", targets=(target,))
     seconds = time.perf_counter() - start
     assert single["per_rule"]["fit_flame"] == 1 and single["per_rule"]["landmarks"] == 1
-    assert seconds <= SINGLE_JOB_BUDGET_S, f"a single job's DAG took {seconds:.1f} s"
+    assert SINGLE_JOB_BUDGET_S is None or seconds <= SINGLE_JOB_BUDGET_S, (
+        f"a single job's DAG took {seconds:.1f} s (budget {SINGLE_JOB_BUDGET_S} s)")
+    print(f"one cluster job's DAG: {seconds:.1f} s")
