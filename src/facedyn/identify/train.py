@@ -199,20 +199,21 @@ def mask_batch(x: torch.Tensor, time_mask: float, feature_masks: int,
     """
     if time_mask <= 0 and feature_masks <= 0:
         return x
+    # random numbers from the seeded CPU generator; the mask itself is built on x's device
     n_b, n_t, n_f = x.shape
-    keep = torch.ones(n_b, n_t, n_f, dtype=torch.bool)
+    masked = torch.zeros(n_b, n_t, n_f, dtype=torch.bool, device=x.device)
     if time_mask > 0:
         width = (torch.rand(n_b, generator=generator) * (time_mask * n_t + 1)).long()
         start = (torch.rand(n_b, generator=generator) * (n_t - width + 1)).long()
-        t = torch.arange(n_t)
-        spans = (t >= start[:, None]) & (t < (start + width)[:, None])
-        keep &= ~spans[:, :, None]
+        t = torch.arange(n_t, device=x.device)
+        start, stop = start.to(x.device)[:, None], (start + width).to(x.device)[:, None]
+        masked |= ((t >= start) & (t < stop))[:, :, None]
     k = min(feature_masks, n_f - 1)
     if k > 0:
-        chosen = torch.rand(n_b, n_f, generator=generator).argsort(dim=1)[:, :k]
-        dropped = torch.zeros(n_b, n_f, dtype=torch.bool).scatter_(1, chosen, True)
-        keep &= ~dropped[:, None, :]
-    return x * keep.to(x.device, x.dtype)
+        chosen = torch.rand(n_b, n_f, generator=generator).argsort(dim=1)[:, :k].to(x.device)
+        masked |= torch.zeros(n_b, n_f, dtype=torch.bool, device=x.device).scatter_(
+            1, chosen, True)[:, None, :]
+    return x.masked_fill(masked, 0.0)
 
 
 def lr_factor(step: int, total_steps: int, warmup_steps: int) -> float:
