@@ -266,6 +266,55 @@ def test_masking_changes_training_and_is_validated(cohort):
         TrainSettings(feature_masks=-1)
 
 
+def test_pair_indices_keep_cross_session_positives_and_every_negative():
+    from facedyn.identify.train import pair_indices
+
+    labels = torch.tensor([0, 0, 0, 1, 1, 2, 2])
+    sessions = torch.tensor([5, 5, 6, 7, 7, 8, 9])
+    single = torch.tensor([False, True, False])  # class 1 has one training session
+    a1, p, a2, n = pair_indices(labels, sessions, single)
+    positives = set(zip(a1.tolist(), p.tolist(), strict=True))
+    # class 0: only pairs across its sessions 5 / 6; class 1: its one session's pair;
+    # class 2: its two sessions' pair; no window is its own positive
+    assert positives == {(0, 2), (2, 0), (1, 2), (2, 1), (3, 4), (4, 3), (5, 6), (6, 5)}
+    negatives = set(zip(a2.tolist(), n.tolist(), strict=True))
+    expected = {(i, j) for i in range(7) for j in range(7) if labels[i] != labels[j]}
+    assert negatives == expected
+    # the loss takes them: same-session pairs of class 0 are out of numerator and denominator
+    from pytorch_metric_learning.losses import SupConLoss
+
+    z = torch.nn.functional.normalize(torch.randn(7, 4, generator=torch.Generator()
+                                                  .manual_seed(0)), dim=1)
+    assert torch.isfinite(SupConLoss()(z, labels, indices_tuple=(a1, p, a2, n)))
+
+
+def test_cross_session_positives_change_training_and_are_validated(cohort, caplog):
+    # the module cohort trains on one session per speaker: no cross-session pair, so the
+    # option changes nothing there (and says so) ...
+    with caplog.at_level("WARNING", logger="facedyn.identify.train"):
+        single = _train(cohort, epochs=2, positives="cross_session")
+    assert "no speaker has two training sessions" in caplog.text
+    assert single.history[-1]["train_loss"] == _train(cohort, epochs=2).history[-1]["train_loss"]
+    # ... with three sessions, two of them train, and the pairs differ
+    store = _cohort(n_speakers=4, n_sessions=3, seconds=20)
+    windows = make_windows(store, WINDOW_S, STRIDE_S)
+    folds = build_folds(store, windows, "cross_session", 3, WINDOW_S, 0.8, 2)
+    data = training_data(folds, 0, store, windows, WINDOW_S, STRIDE_S, 0.1)
+    assert len(np.unique(data.train.video)) == 8  # 4 speakers x 2 training sessions
+    runs = {}
+    for positives in ("all", "cross_session"):
+        runs[positives] = train_encoder(
+            store, data.train, data.train_labels, data.val, data.val_labels,
+            Normalizer.fit(store, data.train), EncoderSettings(**SMALL),
+            TrainSettings(**{**FAST, "epochs": 2, "classes_per_batch": 4,
+                             "positives": positives}), "cpu", progress=False)
+    plain, cross = runs["all"].history[-1], runs["cross_session"].history[-1]
+    assert plain["train_loss"] != cross["train_loss"]
+    assert math.isfinite(cross["val_loss"])
+    with pytest.raises(ValueError, match="positives"):
+        TrainSettings(positives="same_session")
+
+
 def test_training_is_deterministic_on_cpu_and_amp_is_a_no_op_there(cohort):
     a = _embed(cohort, _train(cohort, amp=True, seed=3).model)
     b = _embed(cohort, _train(cohort, amp=False, seed=3).model)

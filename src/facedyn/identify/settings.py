@@ -13,6 +13,7 @@ from numbers import Integral, Real
 from typing import Any
 
 MONITORS = ("val_loss", "val_top1")
+POSITIVES = ("all", "cross_session")
 ENCODERS = ("conformer", "lstm", "tcn")
 
 
@@ -97,6 +98,12 @@ class TrainSettings:
     for that many epochs (:func:`facedyn.identify.train.refit_settings`; Goodfellow et al.
     2016, Deep Learning, algorithm 7.2). A validation part needs a whole window and a stride,
     so with 8 s windows it takes a third of a 30 s session.
+    ``positives``: which same-speaker pairs of a batch the contrastive loss pulls together.
+    ``all``: every pair (Khosla et al. 2020). ``cross_session``: only pairs from different
+    sessions (videos) of the speaker; same-session pairs are left out of the loss (neither
+    positive nor negative), so matching the shared session conditions earns nothing and
+    the encoder has to learn what stays the same across sessions. A speaker with a single
+    training session keeps its same-session pairs (:func:`facedyn.identify.train.pair_indices`).
     """
 
     epochs: int = 30
@@ -118,6 +125,7 @@ class TrainSettings:
     time_mask: float = 0.2
     feature_masks: int = 2
     refit: bool = True
+    positives: str = "all"
 
     def __post_init__(self) -> None:
         def integer(key: str, low: int, optional: bool = False) -> None:
@@ -160,6 +168,8 @@ class TrainSettings:
             raise ValueError(f"random_crop: must be true or false, got {self.random_crop!r}")
         if not isinstance(self.refit, bool):
             raise ValueError(f"refit: must be true or false, got {self.refit!r}")
+        if self.positives not in POSITIVES:
+            raise ValueError(f"positives: must be one of {POSITIVES}, got {self.positives!r}")
         real("time_mask", 0.0, 0.5)
         integer("feature_masks", 0)
 

@@ -216,6 +216,26 @@ def mask_batch(x: torch.Tensor, time_mask: float, feature_masks: int,
     return x.masked_fill(masked, 0.0)
 
 
+def pair_indices(labels: torch.Tensor, sessions: torch.Tensor,
+                 single_session: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """Positive and negative pairs of a batch for ``positives: cross_session``.
+
+    ``labels``/``sessions``: class and session (video) of every window of the batch;
+    ``single_session``: a boolean per class, True where the class has one training session.
+    Returns ``(a1, p, a2, n)`` (pytorch-metric-learning's pair ``indices_tuple``): positives
+    are same-class pairs from different sessions, or from any two windows of a
+    single-session class; negatives are all different-class pairs. Same-session pairs of a
+    multi-session class are in neither set, so the loss ignores them.
+    """
+    same = labels[:, None] == labels[None, :]
+    other_window = ~torch.eye(len(labels), dtype=torch.bool, device=labels.device)
+    cross = sessions[:, None] != sessions[None, :]
+    pos = same & other_window & (cross | single_session[labels][:, None])
+    a1, p = pos.nonzero(as_tuple=True)
+    a2, n = (~same).nonzero(as_tuple=True)
+    return a1, p, a2, n
+
+
 def lr_factor(step: int, total_steps: int, warmup_steps: int) -> float:
     """Multiplier of the base learning rate at optimiser step ``step`` (0-based): linear
     warm-up from ``1 / warmup_steps`` to 1, then a cosine down to 0 at ``total_steps``."""
@@ -361,6 +381,21 @@ def train_encoder(store: FeatureStore, train_windows: Windows, train_labels: np.
                         "validation loss, no early stopping")
             has_val = False
 
+    cross_session = ts.positives == "cross_session"
+    train_sessions = train_windows.video.astype(np.int64)
+    sessions_per_class = np.bincount(
+        np.unique(np.stack([labels, train_sessions], 1), axis=0)[:, 0], minlength=labels.max() + 1)
+    single_session = torch.from_numpy(sessions_per_class <= 1)
+    if cross_session and not (sessions_per_class[classes] > 1).any():
+        log.warning("positives: cross_session, but no speaker has two training sessions: "
+                    "every pair is a same-session pair (as with positives: all)")
+
+    def pairs(y: torch.Tensor, session: np.ndarray) -> tuple[torch.Tensor, ...] | None:
+        if not cross_session:
+            return None  # the loss forms all pairs from the labels
+        return pair_indices(y, torch.from_numpy(session).to(y.device),
+                            single_session.to(y.device))
+
     k = min(ts.classes_per_batch, len(classes))
     batch_size = ts.m_per_class * k
     n_batches = ts.batches_per_epoch or max(ts.min_batches_per_epoch, len(labels) // batch_size)
@@ -422,7 +457,7 @@ def train_encoder(store: FeatureStore, train_windows: Windows, train_labels: np.
                 x = mask_batch(x, ts.time_mask, ts.feature_masks, mask_generator)
                 with torch.autocast(dev.type, dtype=torch.float16, enabled=use_amp):
                     z = model(x)
-                loss = loss_fn(z.float(), y)
+                loss = loss_fn(z.float(), y, indices_tuple=pairs(y, train_sessions[order[b]]))
                 if not use_amp and not torch.isfinite(loss):
                     raise FloatingPointError(f"non-finite training loss at epoch {epoch}, "
                                              f"batch {b + 1}; lower identify lr?")
@@ -449,8 +484,10 @@ def train_encoder(store: FeatureStore, train_windows: Windows, train_labels: np.
                 val_top1 = nearest_centroid_top1(ref_emb, centroid_labels, val_emb, vlabels)
                 with torch.no_grad():
                     ve, vl = torch.from_numpy(val_emb), torch.from_numpy(vlabels)
-                    val_loss = float(np.mean([loss_fn(ve[i], vl[i]).item()
-                                              for i in map(torch.from_numpy, val_batches)]))
+                    val_loss = float(np.mean([
+                        loss_fn(ve[i], vl[i], indices_tuple=pairs(
+                            vl[i], val_windows.video[i.numpy()].astype(np.int64))).item()
+                        for i in map(torch.from_numpy, val_batches)]))
             row = {"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss,
                    "val_top1": val_top1, "lr": optimizer.param_groups[0]["lr"],
                    "seconds": time.perf_counter() - t0, "phase": phase}
