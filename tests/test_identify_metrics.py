@@ -252,6 +252,39 @@ def test_bootstrap_ci_resamples_speakers_and_narrows_with_more_of_them():
         M.bootstrap_ci(few, stat="eer")
 
 
+def test_paired_comparison_of_two_models_on_the_same_windows():
+    rng = np.random.default_rng(3)
+    acc = {f"p{i}": a for i, a in enumerate(rng.uniform(0.2, 0.6, 40))}
+    ref = _predictions(acc, model="ref", seed=1)
+    gain = rng.uniform(0.1, 0.4, len(acc))  # every speaker gains, by different amounts
+    better = _predictions({s: a + g for (s, a), g in zip(acc.items(), gain, strict=True)},
+                          model="new", seed=2)
+    both = pd.concat([better, ref], ignore_index=True)
+    c = M.paired_comparison(both, "new", "ref", n_boot=2000)
+    expected = M.recompute_top1(better) - M.recompute_top1(ref)
+    assert c["top1_diff"] == pytest.approx(expected)
+    lo, hi = c["top1_diff_ci"]
+    assert 0.0 < lo < expected < hi  # a clear, consistent gain excludes 0
+    assert c["wilcoxon_p"] < 1e-6 and c["speakers_better"] == 40 and c["n_windows"] == 800
+    assert c["n_speakers"] == 40 and c["reference"] == "ref"
+    # pairing removes what the models share (who is easy to recognise): the interval of
+    # the difference is narrower than the reference's own
+    own = M.bootstrap_ci(ref, n_boot=2000)
+    assert hi - lo < own[1] - own[0]
+    # a model against itself: no difference, p = 1, every speaker tied
+    same = pd.concat([ref, ref.assign(model="copy")], ignore_index=True)
+    tie = M.paired_comparison(same, "copy", "ref")
+    assert tie["top1_diff"] == 0.0 and tie["top1_diff_ci"] == [0.0, 0.0]
+    assert tie["wilcoxon_p"] == 1.0 and tie["speakers_tied"] == 40
+    # only windows both scored are compared
+    part = pd.concat([better[better["window_start"] < 300], ref], ignore_index=True)
+    assert M.paired_comparison(part, "new", "ref")["n_windows"] == 400
+    with pytest.raises(ValueError, match="no predictions of model 'nope'"):
+        M.paired_comparison(both, "nope", "ref")
+    with pytest.raises(ValueError, match="share no test window"):
+        M.paired_comparison(pd.concat([better.assign(fold=1), ref]), "new", "ref")
+
+
 def test_per_speaker_accuracy():
     df = _predictions({"a": 0.5, "b": 1.0}, n_windows=4)
     ps = M.per_speaker_accuracy(df)

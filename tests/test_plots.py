@@ -273,7 +273,10 @@ def test_summary_page_is_generated_from_metrics(tmp_path):
                                        "session_top1": 1.0, "eer": 0.1, "min_dcf": 0.8}},
                "dnr_vs_accuracy": {"model": "conformer", "spearman_rho": -0.4,
                                    "spearman_p": 0.03, "n": 4},
-               "extraction_efficiency": 0.8}
+               "extraction_efficiency": 0.8,
+               "comparisons": {"stats_lr": {"model": "conformer", "reference": "stats_lr",
+                                            "top1_diff": -0.125, "top1_diff_ci": [-0.3, 0.05],
+                                            "wilcoxon_p": 0.41, "n_speakers": 4}}}
     empty = {"experiment": "tiny", "protocol": "within_session", "source": "fitted",
              "n_speakers": 0, "status": "no_data", "models": {}}
     paths = []
@@ -288,6 +291,7 @@ def test_summary_page_is_generated_from_metrics(tmp_path):
     text = out.read_text()
     assert "50.0 % [40.0 %, 60.0 %]" in text and "Stats + LR 62.5 %" in text
     assert "Spearman rho -0.40" in text and "0.80" in text
+    assert "-12.5 points of top-1 (95 % CI -30.0 to +5.0; Wilcoxon p 0.410 over 4" in text
     assert "`tiny` (no_data)" in text and "median 2.00" in text
 
 

@@ -151,6 +151,12 @@ def test_smoke_run_builds_every_stage_from_cohort_to_metrics(tmp_path):
         assert len(entry["per_fold_top1"]) == 2 and 0 <= entry["eer"] <= 1
     assert metrics["dnr_vs_accuracy"]["model"] == "conformer"
     assert metrics["extraction_efficiency"] is not None  # against the truth ceiling
+    # the main encoder against every other model, paired on the same windows
+    assert set(metrics["comparisons"]) == {"lstm", "tcn", "stats_lr", "shape_only", "chance"}
+    vs_stats = metrics["comparisons"]["stats_lr"]
+    assert vs_stats["model"] == "conformer" and vs_stats["reference"] == "stats_lr"
+    assert vs_stats["top1_diff"] == pytest.approx(metrics["models"]["conformer"]["top1"]
+                                                  - metrics["models"]["stats_lr"]["top1"])
     truth = json.loads((tmp_path / "results/identify/truth/metrics.json").read_text())
     assert truth["source"] == "truth" and truth["extraction_efficiency"] is None
     per_speaker = pd.read_parquet(ident / "per_speaker.parquet")

@@ -387,6 +387,47 @@ def bootstrap_ci(predictions: pd.DataFrame, stat: str = "top1", n_boot: int = 10
     return float(lo), float(hi)
 
 
+def paired_comparison(predictions: pd.DataFrame, model: str, reference: str,
+                      n_boot: int = 1000, seed: int = 0, level: float = 0.95) -> dict[str, Any]:
+    """Top-1 of ``model`` minus that of ``reference`` on the test windows both scored.
+
+    Paired, because both models saw the same folds and windows: ``top1_diff`` (micro over
+    the shared windows) with a speaker-bootstrap percentile CI in which one draw of speakers
+    serves both models (:func:`bootstrap_ci`'s cluster bootstrap of the difference), and a
+    Wilcoxon signed-rank test over the per-speaker top-1 differences (``scipy.stats.wilcoxon``,
+    zero differences split between the ranks; p = 1 when every speaker ties). ``speakers_*``:
+    how many speakers the model identifies more / less / equally often than the reference.
+    """
+    key = [c for c in PREDICTION_KEY if c != "model"]
+    a = predictions.loc[predictions["model"] == model, [*key, "rank"]]
+    b = predictions.loc[predictions["model"] == reference, [*key, "rank"]]
+    if a.empty or b.empty:
+        missing = model if a.empty else reference
+        raise ValueError(f"paired_comparison: no predictions of model {missing!r}")
+    both = a.merge(b, on=key, suffixes=("_a", "_b"), validate="one_to_one")
+    if both.empty:
+        raise ValueError(f"paired_comparison: {model!r} and {reference!r} share no test window")
+    diff = (both["rank_a"].to_numpy() == 1).astype(np.float64) \
+        - (both["rank_b"].to_numpy() == 1).astype(np.float64)
+    speaker = pd.factorize(both["speaker_id"])[0]
+    n_spk = int(speaker.max()) + 1
+    sums = np.bincount(speaker, weights=diff, minlength=n_spk)
+    n = np.bincount(speaker, minlength=n_spk).astype(np.float64)
+    rng = np.random.default_rng(seed)
+    draws = rng.multinomial(n_spk, np.full(n_spk, 1.0 / n_spk), size=n_boot).astype(np.float64)
+    alpha = (1.0 - level) / 2.0
+    lo, hi = np.quantile((draws @ sums) / (draws @ n), [alpha, 1.0 - alpha])
+    per_speaker = sums / n
+    p = 1.0
+    if np.any(per_speaker != 0):
+        p = float(scipy.stats.wilcoxon(per_speaker, zero_method="zsplit").pvalue)
+    return {"reference": reference, "n_windows": len(both), "n_speakers": n_spk,
+            "top1_diff": float(diff.mean()), "top1_diff_ci": [float(lo), float(hi)],
+            "wilcoxon_p": p, "speakers_better": int((per_speaker > 0).sum()),
+            "speakers_worse": int((per_speaker < 0).sum()),
+            "speakers_tied": int((per_speaker == 0).sum())}
+
+
 def merge_folds(frames: Sequence[pd.DataFrame]) -> pd.DataFrame:
     """Concatenate per-fold prediction tables, checking their columns and that no
     (model, fold, speaker, session, window) appears twice."""

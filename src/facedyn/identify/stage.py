@@ -329,6 +329,7 @@ def run_summarize(settings: ExperimentSettings, predictions_paths: Sequence[str]
         dnr_vs_accuracy,
         json_ready,
         merge_folds,
+        paired_comparison,
         per_speaker_accuracy,
         summarize_model,
     )
@@ -366,6 +367,10 @@ def run_summarize(settings: ExperimentSettings, predictions_paths: Sequence[str]
         "dnr_vs_accuracy": None, "extraction_efficiency": None,
         "source": settings.source, "settings": settings.to_dict(), "status": "ok",
         "skipped": skipped,
+        # the main encoder against every other model of the experiment, on shared windows
+        "comparisons": {other: {"model": main, **paired_comparison(predictions, main, other,
+                                                                   n_boot=n_boot, seed=seed)}
+                        for other in models if main in models and other != main},
     }
     if dnr_speakers is not None and main in models:
         dnr, _ = read_table(dnr_speakers)

@@ -121,6 +121,13 @@ def summary_markdown(run_name: str, metrics: Sequence[Mapping[str, Any]],
         if main_m.get("extraction_efficiency") is not None:
             out.append(f"Extraction efficiency (pipeline / ground-truth ceiling, top-1): "
                        f"{_num(main_m['extraction_efficiency'])}.")
+        vs = (main_m.get("comparisons") or {}).get("stats_lr")
+        if vs:
+            lo, hi = vs["top1_diff_ci"]
+            out.append(f"{model_label(vs['model'])} minus {model_label('stats_lr')}, paired on "
+                       f"the same windows: {100 * vs['top1_diff']:+.1f} points of top-1 "
+                       f"(95 % CI {100 * lo:+.1f} to {100 * hi:+.1f}; Wilcoxon p "
+                       f"{_num(vs['wilcoxon_p'], '.3f')} over {vs['n_speakers']} speakers).")
         out.append("")
     out += ["## Every experiment", "",
             "| experiment | protocol | source | speakers | encoder top-1 | best baseline top-1 |",
