@@ -313,6 +313,8 @@ def test_cross_session_positives_change_training_and_are_validated(cohort, caplo
     assert math.isfinite(cross["val_loss"])
     with pytest.raises(ValueError, match="positives"):
         TrainSettings(positives="same_session")
+    with pytest.raises(ValueError, match="early_stopping"):
+        TrainSettings(early_stopping="no")
 
 
 def test_training_is_deterministic_on_cpu_and_amp_is_a_no_op_there(cohort):
@@ -463,8 +465,8 @@ def test_refit_settings_fit_the_schedule_into_the_chosen_epochs():
         TrainSettings(refit="yes")
 
 
-@pytest.mark.parametrize("refit", [True, False])
-def test_run_train_refits_on_every_training_window_for_the_chosen_epochs(tmp_path, refit):
+@pytest.mark.parametrize("mode", ["refit", "select", "fixed"])
+def test_run_train_refits_on_every_training_window_for_the_chosen_epochs(tmp_path, mode):
     from facedyn.dynamics.experiments import ExperimentSettings
     from facedyn.identify.stage import FoldContext, run_train
 
@@ -473,15 +475,16 @@ def test_run_train_refits_on_every_training_window_for_the_chosen_epochs(tmp_pat
     folds = build_folds(store, windows, "cross_session", 2, WINDOW_S, 0.8, 2)
     settings = ExperimentSettings(
         name="t", window_s=WINDOW_S, stride_s=STRIDE_S, n_folds=2, n_expr=4, model=SMALL,
-        train={**FAST, "epochs": 4, "patience": 1, "refit": refit})
+        train={**FAST, "epochs": 4, "patience": 1, "refit": mode == "refit",
+               "early_stopping": mode != "fixed"})
     ctx = FoldContext(settings, store, windows, folds, 0, [], None)
     out, log_csv = tmp_path / "model.pt", tmp_path / "log.csv"
     summary = run_train(ctx, out, log_csv, device="cpu")
     log = pd.read_csv(log_csv)
     data = training_data(folds, 0, store, windows, WINDOW_S, STRIDE_S, 0.1)
-    assert len(data.val) > 0 and summary["refit"] is refit
+    assert len(data.val) > 0 and summary["refit"] is (mode == "refit")
     _, info = load_checkpoint(out)
-    if refit:
+    if mode == "refit":
         selected = log[log["phase"] == "select"]
         refitted = log[log["phase"] == "refit"]
         assert list(log["phase"]) == ["select"] * len(selected) + ["refit"] * len(refitted)
@@ -489,8 +492,16 @@ def test_run_train_refits_on_every_training_window_for_the_chosen_epochs(tmp_pat
         assert refitted["val_loss"].isna().all() and selected["val_loss"].notna().all()
         used = data.train.concat(data.val)
         assert info["train_settings"].epochs == summary["best_epoch"]
-    else:
+    elif mode == "select":
         assert set(log["phase"]) == {"train"} and summary["refit_epochs"] == 0
+        assert log["val_loss"].notna().all() and summary["val_windows"] == len(data.val)
         used = data.train
+    else:  # no validation part: every training window, every epoch
+        everything = training_data(folds, 0, store, windows, WINDOW_S, STRIDE_S, None)
+        assert len(everything.val) == 0 and len(everything.train) > len(data.train)
+        assert summary["val_windows"] == 0 and summary["refit_epochs"] == 0
+        assert set(log["phase"]) == {"train"} and len(log) == 4 == summary["best_epoch"]
+        assert log["val_loss"].isna().all()
+        used = everything.train
     assert info["data_fingerprint"] == data_fingerprint(store, used)
     assert info["normalizer"].n_rows == Normalizer.fit(store, used).n_rows

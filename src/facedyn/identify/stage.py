@@ -111,7 +111,7 @@ def run_train(ctx: FoldContext, out: str | os.PathLike[str], log_csv: str | os.P
     enc = s.encoder_settings(encoder)
     ts = s.train_settings()
     data = training_data(ctx.folds, ctx.fold, ctx.store, ctx.windows, s.window_s, s.stride_s,
-                         ts.val_fraction)
+                         ts.val_fraction if ts.early_stopping else None)
     log.info("%s fold %d: %s on %d training windows (%d speakers), %d validation windows",
              s.name, ctx.fold, enc.encoder, len(data.train), len(data.classes), len(data.val))
     if len(data.classes) < 2:

@@ -109,13 +109,15 @@ def speaker_labels(store: FeatureStore, windows: Windows,
 
 
 def training_data(folds: pd.DataFrame, fold: int, store: FeatureStore, windows: Windows,
-                  window_s: float, stride_s: float, val_fraction: float) -> FoldData:
+                  window_s: float, stride_s: float, val_fraction: float | None) -> FoldData:
     """Training and validation windows of one fold (:func:`~facedyn.dynamics.folds.
     validation_split`: the last ``val_fraction`` of every training range, no guard gap)
-    with labels indexing the sorted training speakers."""
+    with labels indexing the sorted training speakers. ``val_fraction`` None: no
+    validation part; every training window trains."""
     # No guard before the validation part: windows lie wholly inside their part, so none
     # is shared, and short sessions keep most of their time for training.
-    split = validation_split(folds, fold, window_s, stride_s, val_fraction, guard_s=0.0)
+    split = (folds[folds["fold"] == fold] if val_fraction is None else
+             validation_split(folds, fold, window_s, stride_s, val_fraction, guard_s=0.0))
     train = fold_windows(split, fold, "train", store, windows)
     val = fold_windows(split, fold, "val", store, windows)
     train_labels, classes = speaker_labels(store, train)
