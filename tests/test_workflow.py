@@ -175,7 +175,7 @@ def test_smoke_run_builds_every_stage_from_cohort_to_metrics(tmp_path):
                  "accuracy_vs_data"):
         for ext in ("png", "pdf"):
             assert (tmp_path / f"results/figures/{name}.{ext}").stat().st_size > 1000
-    for sweep in ("window_4s", "data_50"):  # the default run's small sweep
+    for sweep in ("window_4s", "data_50"):  # the default's small sweep, a sweeps.yaml point
         entry = json.loads((tmp_path / f"results/identify/{sweep}/metrics.json").read_text())
         assert set(entry["models"]) == {"conformer", "stats_lr"}
     summary = (tmp_path / "results/summary.md").read_text()
