@@ -373,17 +373,24 @@ def bootstrap_ci(predictions: pd.DataFrame, stat: str = "top1", n_boot: int = 10
         raise ValueError("bootstrap_ci expects the predictions of one model")
     k = _topk(stat)
     hit = (predictions["rank"].to_numpy() <= k).astype(np.float64)
-    speaker = pd.factorize(predictions["speaker_id"])[0]
-    n_spk = int(speaker.max()) + 1 if len(speaker) else 0
-    if n_spk == 0:
+    if not len(hit):
         return math.nan, math.nan
-    hits = np.bincount(speaker, weights=hit, minlength=n_spk)
+    return _speaker_bootstrap(hit, pd.factorize(predictions["speaker_id"])[0], n_boot, seed,
+                              level)
+
+
+def _speaker_bootstrap(per_window: np.ndarray, speaker: np.ndarray, n_boot: int, seed: int,
+                       level: float) -> tuple[float, float]:
+    """Percentile CI of the mean of ``per_window`` under a speaker (cluster) bootstrap:
+    ``draws @ sums / draws @ counts`` for a ``(n_boot, n_speakers)`` matrix of multinomial
+    draw counts (``speaker``: codes 0..S-1)."""
+    n_spk = int(speaker.max()) + 1
+    sums = np.bincount(speaker, weights=per_window, minlength=n_spk)
     n = np.bincount(speaker, minlength=n_spk).astype(np.float64)
     rng = np.random.default_rng(seed)
     draws = rng.multinomial(n_spk, np.full(n_spk, 1.0 / n_spk), size=n_boot).astype(np.float64)
-    values = (draws @ hits) / (draws @ n)
     alpha = (1.0 - level) / 2.0
-    lo, hi = np.quantile(values, [alpha, 1.0 - alpha])
+    lo, hi = np.quantile((draws @ sums) / (draws @ n), [alpha, 1.0 - alpha])
     return float(lo), float(hi)
 
 
@@ -410,19 +417,13 @@ def paired_comparison(predictions: pd.DataFrame, model: str, reference: str,
     diff = (both["rank_a"].to_numpy() == 1).astype(np.float64) \
         - (both["rank_b"].to_numpy() == 1).astype(np.float64)
     speaker = pd.factorize(both["speaker_id"])[0]
-    n_spk = int(speaker.max()) + 1
-    sums = np.bincount(speaker, weights=diff, minlength=n_spk)
-    n = np.bincount(speaker, minlength=n_spk).astype(np.float64)
-    rng = np.random.default_rng(seed)
-    draws = rng.multinomial(n_spk, np.full(n_spk, 1.0 / n_spk), size=n_boot).astype(np.float64)
-    alpha = (1.0 - level) / 2.0
-    lo, hi = np.quantile((draws @ sums) / (draws @ n), [alpha, 1.0 - alpha])
-    per_speaker = sums / n
+    lo, hi = _speaker_bootstrap(diff, speaker, n_boot, seed, level)
+    per_speaker = np.bincount(speaker, weights=diff) / np.bincount(speaker)
     p = 1.0
     if np.any(per_speaker != 0):
         p = float(scipy.stats.wilcoxon(per_speaker, zero_method="zsplit").pvalue)
-    return {"reference": reference, "n_windows": len(both), "n_speakers": n_spk,
-            "top1_diff": float(diff.mean()), "top1_diff_ci": [float(lo), float(hi)],
+    return {"reference": reference, "n_windows": len(both), "n_speakers": len(per_speaker),
+            "top1_diff": float(diff.mean()), "top1_diff_ci": [lo, hi],
             "wilcoxon_p": p, "speakers_better": int((per_speaker > 0).sum()),
             "speakers_worse": int((per_speaker < 0).sum()),
             "speakers_tied": int((per_speaker == 0).sum())}

@@ -383,18 +383,20 @@ def train_encoder(store: FeatureStore, train_windows: Windows, train_labels: np.
                         "validation loss, no early stopping")
             has_val = False
 
-    cross_session = ts.positives == "cross_session"
     train_sessions = train_windows.video.astype(np.int64)
-    sessions_per_class = np.bincount(
-        np.unique(np.stack([labels, train_sessions], 1), axis=0)[:, 0], minlength=labels.max() + 1)
-    single_session = torch.from_numpy(sessions_per_class <= 1)
-    if cross_session and not (sessions_per_class[classes] > 1).any():
-        log.warning("positives: cross_session, but no speaker has two training sessions: "
-                    "every pair is a same-session pair (as with positives: all)")
+    single_session = None  # per class; set only for positives: cross_session
+    if ts.positives == "cross_session":
+        class_sessions = np.unique(np.stack([labels, train_sessions], 1), axis=0)[:, 0]
+        sessions_per_class = np.bincount(class_sessions, minlength=labels.max() + 1)
+        single_session = torch.from_numpy(sessions_per_class <= 1).to(dev)
+        if not (sessions_per_class[classes] > 1).any():
+            log.warning("positives: cross_session, but no speaker has two training sessions: "
+                        "every pair is a same-session pair (as with positives: all)")
 
     def pairs(y: torch.Tensor, session: np.ndarray) -> tuple[torch.Tensor, ...] | None:
-        if not cross_session:
-            return None  # the loss forms all pairs from the labels
+        """The loss's pair list; None: it forms every pair from the labels."""
+        if single_session is None:
+            return None
         return pair_indices(y, torch.from_numpy(session).to(y.device),
                             single_session.to(y.device))
 
@@ -486,10 +488,10 @@ def train_encoder(store: FeatureStore, train_windows: Windows, train_labels: np.
                 val_top1 = nearest_centroid_top1(ref_emb, centroid_labels, val_emb, vlabels)
                 with torch.no_grad():
                     ve, vl = torch.from_numpy(val_emb), torch.from_numpy(vlabels)
+                    val_sessions = val_windows.video.astype(np.int64)
                     val_loss = float(np.mean([
-                        loss_fn(ve[i], vl[i], indices_tuple=pairs(
-                            vl[i], val_windows.video[i.numpy()].astype(np.int64))).item()
-                        for i in map(torch.from_numpy, val_batches)]))
+                        loss_fn(ve[i], vl[i], indices_tuple=pairs(vl[i], val_sessions[i])).item()
+                        for i in val_batches]))
             row = {"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss,
                    "val_top1": val_top1, "lr": optimizer.param_groups[0]["lr"],
                    "seconds": time.perf_counter() - t0, "phase": phase}
