@@ -22,6 +22,7 @@ import pandas as pd
 
 from facedyn.face.backends import DlibBackend
 from facedyn.face.extract import extract_landmarks, landmarks_array
+from facedyn.face.legibility import nme
 from facedyn.face.video import iter_sampled_frames
 
 
@@ -49,16 +50,15 @@ def main() -> None:
         truth = pd.read_parquet(args.root / "truth" / "frames" / row.session_id
                                 / f"{row.speaker_id}.parquet")
         target = landmarks_array(truth)[df["frame"]]
-        iod = np.linalg.norm(target[:, 36] - target[:, 45], axis=1)
-        nmes.append(np.nanmean(np.linalg.norm(landmarks_array(df) - target, axis=2), 1) / iod)
+        nmes.append(nme(landmarks_array(df), target))
         rates.append(df["detected"].mean())
-    nme = np.concatenate(nmes)
+    errors = np.concatenate(nmes)
     print(f"| landmarks, dlib, {len(sessions)} videos at {args.fps:g} fps, 1 core | |\n|---|---|")
     print(f"| processed frames | {frames:,.0f} |")
     print(f"| frames/s per core (decode + detect/track + landmarks) | {frames / total_s:.0f} |")
     print(f"| of which decoding (share of time) | {decode_s / total_s:.0%} |")
     print(f"| detection rate | {np.mean(rates):.1%} |")
-    print(f"| NME vs truth: median / 90th pct | {np.nanmedian(nme):.3f} / {np.nanpercentile(nme, 90):.3f} |")
+    print(f"| NME vs truth: median / 90th pct | {np.nanmedian(errors):.3f} / {np.nanpercentile(errors, 90):.3f} |")
 
 
 if __name__ == "__main__":

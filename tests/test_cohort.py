@@ -207,4 +207,9 @@ def test_expression_roles_from_head_names(head):
     roles = ExpressionRoles.from_names(names)
     assert names[roles.smile] == "smile" and names[roles.frown] == "brow_lower"
     assert names[roles.blink] == "blink"
-    assert [names[k] for k in roles.texture] == ["lips_part", "upper_lip_raise", "lip_press"]
+    assert [names[k] for k in roles.texture] == ["upper_lip_raise", "mouth_frown",
+                                                 "inner_brow_raise"]
+    assert roles.texture_positive == (0,)  # the upper-lip raise only ever opens the lips
+    assert names[roles.lips_part] == "lips_part" and names[roles.pucker] == "pucker"
+    assert names[roles.lip_stretch] == "lip_stretch" and names[roles.eyes_wide] == "eyes_wide"
+    assert not {roles.lips_part, roles.pucker, roles.lip_stretch} & set(roles.texture)

@@ -140,6 +140,24 @@ def test_lost_face_is_redetected():
     assert abs(res[-1].detection.landmarks[:, 0].mean() - (box[0] + box[2]) / 2 - 30) < 1
 
 
+def test_tracking_box_ignores_the_moving_mouth_and_brows():
+    """The predicted box follows the rigid points only: an opening mouth or raised brows in
+    one frame must not enlarge the next frame's box (that would feed expression back into
+    the landmarks)."""
+    box = np.array([100.0, 80, 180, 160])
+    tracker = FaceTracker(FakeBackend([[box]]), redetect_every=5)
+    tracker.update(np.zeros((240, 320, 3), np.uint8))
+    lmk = tracker._last.landmarks.copy()
+    before = tracker._predict_box(lmk)
+    moved = lmk.copy()
+    moved[48:68, 1] += 15  # mouth wide open
+    moved[5:12, 1] += 15  # chin down with it
+    moved[17:27, 1] -= 10  # brows up
+    np.testing.assert_allclose(tracker._predict_box(moved), before)
+    shifted = lmk + [7.0, -3.0]  # the whole head moves: the box moves with it
+    np.testing.assert_allclose(tracker._predict_box(shifted), before + [7, -3, 7, -3])
+
+
 # --------------------------------------------------------------------------- real frames
 
 

@@ -110,6 +110,25 @@ def test_smoke_run_builds_every_stage_from_cohort_to_metrics(tmp_path):
     assert quality["dominant_variance_share"] >= 0.9 and quality["dominant_components"]
     assert 0 < quality["nme_median"] < 0.2 and -1 <= quality["jaw_open_r_median"] <= 1
 
+    # landmark legibility against the cohort's truth (synthetic only)
+    legibility = pd.read_parquet(tmp_path / "results/landmarks/legibility.parquet")
+    assert len(legibility) == 8
+    assert set(zip(legibility["session_id"], legibility["speaker_id"], strict=True)) == set(
+        zip(manifest["session_id"], manifest["speaker_id"], strict=True))
+    assert (legibility["detection_rate"] > 0.9).all()
+    assert legibility["nme_median"].between(0, 0.2).all()
+    assert (legibility["mouth_opening_truth_sd"] > 0).all()  # the truth moves
+    assert legibility["mouth_opening_r"].between(-1, 1).all()
+    leg = json.loads((tmp_path / "results/landmarks/legibility.json").read_text())
+    assert leg["videos"] == 8 and leg["videos_detected"] == 8
+    assert leg["nme_median"] == pytest.approx(legibility["nme_median"].median())
+    assert leg["r_median"]["mouth_opening"] == pytest.approx(
+        legibility["mouth_opening_r"].median())
+    assert set(leg["targets"]) == {"mouth_opening_r", "mouth_width_r", "brow_height_r",
+                                   "eye_opening_r", "nme", "detection_rate"}
+    assert leg["targets_met"] == sum(t["met"] for t in leg["targets"].values())
+    assert leg["provenance"]["config_hash"] == info["provenance"]["config_hash"]
+
     # folds of every configured experiment (test.yaml: 1 s windows, 2 folds)
     columns = ["fold", "speaker_id", "session_id", "split", "start_time_s", "stop_time_s",
                "n_windows", "reason"]
@@ -171,8 +190,8 @@ def test_smoke_run_builds_every_stage_from_cohort_to_metrics(tmp_path):
 
     # figures of the main experiment and of the fit, as PNG and PDF
     for name in ("accuracy", "cmc_det", "dnr_vs_accuracy", "drift_vs_noise", "embeddings",
-                 "fit_quality", "fit_traces", "landmark_frame", "accuracy_vs_window",
-                 "accuracy_vs_data"):
+                 "fit_quality", "fit_traces", "legibility", "landmark_frame",
+                 "accuracy_vs_window", "accuracy_vs_data"):
         for ext in ("png", "pdf"):
             assert (tmp_path / f"results/figures/{name}.{ext}").stat().st_size > 1000
     for sweep in ("window_4s", "data_50"):  # the default's small sweep, a sweeps.yaml point
@@ -183,6 +202,9 @@ def test_smoke_run_builds_every_stage_from_cohort_to_metrics(tmp_path):
     assert "## Main experiment `main`" in summary and conformer_top1 in summary
     # every video counted, and the provenance of every file the page summarises
     assert "`results/qc/videos.parquet`: 8 videos, 8 ok, 0 excluded." in summary
+    assert "## Landmark legibility" in summary
+    assert f"NME median {leg['nme_median']:.3f}" in summary
+    assert f"Targets met: {leg['targets_met']} of 6" in summary
     prov = metrics["provenance"]
     assert (f"| `results/identify/main/metrics.json` | {prov['facedyn_version']} | "
             f"`{prov['config_hash']}` | `{prov['input_fingerprint']}` |") in summary

@@ -357,7 +357,8 @@ def figure_inputs(wildcards):
 
 def summary_inputs(wildcards):
     """Every experiment's metrics and folds (exclusions beyond QC), the DNR summary, the
-    QC table (every excluded video is counted) and, synthetic, the fit quality."""
+    QC table (every excluded video is counted) and, synthetic, the fit quality and the
+    landmark legibility."""
     inputs = {
         "metrics": [f"results/identify/{name}/metrics.json" for name in EXPERIMENTS],
         "folds": [f"results/identify/{name}/folds.parquet" for name in EXPERIMENTS],
@@ -366,6 +367,7 @@ def summary_inputs(wildcards):
     }
     if config["dataset"]["kind"] == "synthetic":
         inputs["quality"] = "results/flame/quality.json"
+        inputs["legibility"] = "results/landmarks/legibility.json"
     return inputs
 
 
@@ -455,7 +457,13 @@ def final_targets():
         *sweep_figures(),
         *landmark_frame_figures(),
         *(
-            ["results/flame/quality.json", "results/figures/fit_quality.png"]
+            [
+                "results/flame/quality.json",
+                "results/figures/fit_quality.png",
+                "results/landmarks/legibility.parquet",
+                "results/landmarks/legibility.json",
+                "results/figures/legibility.png",
+            ]
             if config["dataset"]["kind"] == "synthetic"
             else []
         ),

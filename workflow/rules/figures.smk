@@ -90,6 +90,32 @@ rule figure_fit_quality:
         "../scripts/figure_fit_quality.py"
 
 
+rule figure_legibility:
+    """Synthetic cohort only: how well the detector reads the true facial measures."""
+    input:
+        videos="results/landmarks/legibility.parquet",
+        summary="results/landmarks/legibility.json",
+    output:
+        report(
+            f"{FIGURES}/legibility.png",
+            caption="../report/legibility.rst",
+            category="Landmarks",
+        ),
+        pdf=f"{FIGURES}/legibility.pdf",
+    log:
+        "logs/figures/legibility.log",
+    conda:
+        ENV
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=5,
+    params:
+        cohort=config["run_name"],
+    script:
+        "../scripts/figure_legibility.py"
+
+
 rule figure_landmark_frame:
     """One video frame with detected and fitted (and, synthetic, true) landmarks; only
     where frames are allowed (synthetic cohort or privacy.frames_in_figures)."""

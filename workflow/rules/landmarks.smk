@@ -44,3 +44,27 @@ rule qc:
         qc=config["qc"],
     script:
         "../scripts/qc.py"
+
+
+rule legibility:
+    """Synthetic cohort only: detected vs true landmarks as facial measures (mouth opening
+    and width, brow height, eye opening), NME and detection rate (validation: reads the
+    cohort's truth/)."""
+    input:
+        landmarks=all_landmark_tables,
+        cohort=f"{synthetic_cohort_dir()}/cohort.json",
+    output:
+        videos="results/landmarks/legibility.parquet",
+        summary="results/landmarks/legibility.json",
+    log:
+        "logs/landmarks/legibility.log",
+    conda:
+        ENV
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=15,
+    params:
+        truth=f"{synthetic_cohort_dir()}/truth/frames",
+    script:
+        "../scripts/legibility.py"

@@ -1,4 +1,5 @@
-"""results/summary.md from the run's metrics, QC table, folds and their provenance."""
+"""results/summary.md from the run's metrics, fit quality, landmark legibility, QC table, folds
+and their provenance."""
 
 from facedyn.plots.summary import write_summary
 from facedyn.runtime import provenance, setup_logging
@@ -10,6 +11,7 @@ write_summary(
     list(snakemake.input.metrics),
     dnr_summary=snakemake.input.dnr,
     quality=getattr(snakemake.input, "quality", None),
+    legibility=getattr(snakemake.input, "legibility", None),
     main=snakemake.params.main,
     qc=snakemake.input.qc,
     folds=list(snakemake.input.folds),

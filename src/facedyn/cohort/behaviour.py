@@ -36,9 +36,13 @@ from scipy.special import ndtri
 #: Population distribution of every signature parameter: (mean, sd, low, high).
 #: Speakers sit at mean + strength * sd * z, clipped to [low, high].
 SIGNATURE_PARAMETERS: dict[str, tuple[float, float, float, float]] = {
-    # speech (jaw)
-    "syllable_rate_hz": (4.5, 0.9, 2.5, 7.0),
-    "jaw_amplitude_rad": (0.10, 0.035, 0.03, 0.22),
+    # speech (jaw, lips, mouth shape per syllable)
+    "syllable_rate_hz": (4.5, 0.7, 3.0, 6.5),
+    "jaw_amplitude_rad": (0.13, 0.035, 0.05, 0.24),
+    "lip_opening": (1.3, 0.4, 0.3, 2.5),
+    "rest_lip_part": (0.2, 0.2, 0.0, 0.8),
+    "viseme_amplitude": (1.4, 0.4, 0.5, 2.5),
+    "stress_share": (0.3, 0.12, 0.05, 0.6),
     "rhythm_jitter": (0.25, 0.10, 0.02, 0.6),
     "phrase_s": (1.6, 0.5, 0.5, 4.0),
     "pause_s": (0.45, 0.15, 0.12, 1.2),
@@ -46,10 +50,10 @@ SIGNATURE_PARAMETERS: dict[str, tuple[float, float, float, float]] = {
     # expression episodes
     "smile_rate_per_min": (4.0, 2.0, 0.3, 12.0),
     "smile_duration_s": (2.0, 0.7, 0.5, 5.0),
-    "smile_intensity": (2.0, 0.6, 0.5, 3.5),
+    "smile_intensity": (2.2, 0.5, 1.0, 3.2),
     "smile_asymmetry": (0.0, 0.4, -1.0, 1.0),
-    "brow_rate_per_min": (5.0, 2.5, 0.5, 14.0),
-    "brow_intensity": (2.0, 0.6, 0.5, 3.5),
+    "brow_rate_per_min": (9.0, 3.0, 2.0, 18.0),
+    "brow_intensity": (2.0, 0.5, 1.0, 3.0),
     "brow_duration_s": (0.8, 0.3, 0.3, 2.0),
     "frown_rate_per_min": (1.5, 1.0, 0.1, 6.0),
     "frown_intensity": (1.2, 0.4, 0.3, 2.5),
@@ -59,12 +63,12 @@ SIGNATURE_PARAMETERS: dict[str, tuple[float, float, float, float]] = {
     "smile_turn_end_coupling": (0.4, 0.25, 0.0, 1.0),
     "jaw_smile_coupling": (0.0, 0.4, -1.0, 1.0),
     # blinks
-    "blink_rate_per_min": (17.0, 6.0, 5.0, 35.0),
-    "blink_duration_s": (0.16, 0.04, 0.08, 0.30),
+    "blink_rate_per_min": (17.0, 5.0, 8.0, 28.0),
+    "blink_duration_s": (0.24, 0.06, 0.12, 0.40),
     "blink_phrase_coupling": (0.3, 0.2, 0.0, 1.0),
     # head motion
-    "head_yaw_sd_rad": (0.10, 0.04, 0.02, 0.25),
-    "head_pitch_sd_rad": (0.06, 0.025, 0.01, 0.15),
+    "head_yaw_sd_rad": (0.08, 0.03, 0.02, 0.18),
+    "head_pitch_sd_rad": (0.05, 0.02, 0.01, 0.12),
     "head_motion_hz": (0.3, 0.12, 0.08, 0.8),
     "nod_rate_per_min": (6.0, 3.0, 0.5, 15.0),
     "nod_amplitude_rad": (0.08, 0.03, 0.02, 0.18),
@@ -81,8 +85,13 @@ SESSION_SD_PER_INSTABILITY = 0.9
 HEAD_MOTION_PARAMETERS = ("head_yaw_sd_rad", "head_pitch_sd_rad", "head_motion_hz",
                           "nod_rate_per_min", "nod_amplitude_rad")
 HEAD_MOTION_SESSION_SD = 0.45
-TEXTURE_SCALE = 1.0  # coefficient sd of the texture components (the same for everyone)
+TEXTURE_SCALE = 1.0  # coefficient scale of the texture components (the same for everyone)
+POSITIVE_TEXTURE_SCALE = 0.5  # the same for the positive ones (they hold the lips apart)
 BACKGROUND_SD = 0.08  # small identity-free AR(1) noise on all other expression components
+MAX_EPISODE = 3.5  # strongest smile or brow raise (coefficient units; 2-3 is a strong one)
+MAX_JAW_OPEN_RAD = 0.4  # a wide-open mouth in speech; beyond it is a yawn
+CHEEK_PER_SMILE = 0.45  # cheek raise (eye narrowing) per unit of smile
+EYES_WIDE_PER_BROW = 0.5  # upper-lid raise per unit of brow raise
 
 
 @dataclass(frozen=True)
@@ -98,6 +107,14 @@ class ExpressionRoles:
     texture: tuple[int, ...]
     blink_closed: float = 2.5  # coefficient at which the lids meet
     jaw_open_sign: float = 1.0  # sign of the jaw x-rotation that opens the mouth
+    #: Texture components whose sign must stay positive (they open the lips when positive;
+    #: negative values would close the lips through each other). Indices into ``texture``.
+    texture_positive: tuple[int, ...] = ()
+    lips_part: int | None = None  # parts the lips without the jaw (speech, contacts)
+    lip_stretch: int | None = None  # spread vowels
+    pucker: int | None = None  # rounded vowels
+    cheek_raise: int | None = None  # narrows the eyes in a felt smile
+    eyes_wide: int | None = None  # widens the eyes with raised brows
 
     @classmethod
     def from_names(cls, names: Sequence[str], blink_closed: float = 2.5,
@@ -124,21 +141,27 @@ class ExpressionRoles:
         brow, frown = find("brow_raise", "brow_up"), find("brow_lower", "frown", "brow_down")
         blink = find("blink", "eye_clos", "eyes_clos")
         used |= {brow, frown, blink}
-        texture = []
-        # Texture goes on mouth components that 68 2D landmarks can tell apart from each
-        # other and from smile / brows / blink (lip stretch and pucker, say, mostly move the
-        # mouth corners along one line, so a landmark fit cannot separate them): the
-        # cohort's identity must be recoverable through the pipeline. docs/fitting.md.
-        for keys in (("lips_part",), ("upper_lip_raise", "upper_lip"), ("lip_press", "press")):
+        speech = {key: find(key, required=False)
+                  for key in ("lips_part", "lip_stretch", "pucker", "cheek_raise", "eyes_wide")}
+        used |= {v for v in speech.values() if v is not None}
+        texture, positive = [], []
+        # Texture goes on components that 68 2D landmarks can tell apart from each other and
+        # from the speech, smile, brow and blink components: the cohort's identity must be
+        # recoverable through the pipeline (docs/fitting.md). The upper-lip raise opens the
+        # lips when positive, so its texture keeps a positive marginal.
+        for keys, is_positive in ((("upper_lip_raise", "upper_lip"), True),
+                                  (("mouth_frown",), False), (("inner_brow_raise",), False)):
             idx = find(*keys, required=False)
             if idx is not None and idx not in used:
+                if is_positive:
+                    positive.append(len(texture))
                 texture.append(idx)
                 used.add(idx)
         if not texture:
-            raise ValueError("head has no component usable as texture (cheek, lip press, ...)")
+            raise ValueError("head has no component usable as texture (upper lip raise, ...)")
         return cls(smile=smile, smile_left=left, smile_right=right, brow_raise=brow, frown=frown,
                    blink=blink, texture=tuple(texture), blink_closed=blink_closed,
-                   jaw_open_sign=jaw_open_sign)
+                   jaw_open_sign=jaw_open_sign, texture_positive=tuple(positive), **speech)
 
 
 def sample_signatures(speaker_ids: Sequence[str], strength: float,
@@ -177,13 +200,19 @@ def _envelope(n: int, attack: int) -> np.ndarray:
 
 def _add_episode(track: np.ndarray, start_s: float, duration_s: float, amplitude: float,
                  fps: float, attack_s: float = 0.25) -> None:
+    """Lay one episode (a positive pulse) onto a track of episodes of the same kind.
+
+    Overlapping episodes combine by their maximum, not their sum: a brow that is already
+    raised, or a jaw that is already open, cannot move twice as far because a second raise
+    or syllable starts.
+    """
     start = round(start_s * fps)
     n = max(2, round(duration_s * fps))
     lo, hi = max(start, 0), min(start + n, len(track))
     if hi <= lo:
         return
     env = _envelope(n, round(attack_s * fps))
-    track[lo:hi] += amplitude * env[lo - start:hi - start]
+    np.maximum(track[lo:hi], amplitude * env[lo - start:hi - start], out=track[lo:hi])
 
 
 def _poisson_times(rate_per_min: float, duration_s: float, rng: np.random.Generator) -> np.ndarray:
@@ -200,17 +229,21 @@ def _ar1(n: int, fps: float, hz: float, sd: float, rng: np.random.Generator,
 
 
 def resonant_texture(n: int, fps: float, hz: float, damping: float,
-                     rng: np.random.Generator, burn_in: int = 300) -> np.ndarray:
+                     rng: np.random.Generator, burn_in: int = 300,
+                     positive: bool = False) -> np.ndarray:
     """AR(2) resonator at ``hz`` with damping ratio ``damping``, rank-mapped to N(0, 1).
 
-    The rank mapping makes the marginal exactly the Gaussian quantiles, whatever the
-    parameters: only temporal order distinguishes speakers.
+    The rank mapping makes the marginal exactly the Gaussian quantiles (``positive``: the
+    half-normal quantiles, |N(0, 1)|), whatever the parameters: only temporal order
+    distinguishes speakers.
     """
     omega = 2 * np.pi * hz / fps
     r = float(np.exp(-damping * omega))
     x = lfilter([1.0], [1.0, -2 * r * np.cos(omega), r * r], rng.standard_normal(n + burn_in))
     x = x[burn_in:]
     ranks = np.argsort(np.argsort(x))
+    if positive:
+        return ndtri(0.5 + 0.5 * (ranks + 0.5) / n)
     return ndtri((ranks + 0.5) / n)
 
 
@@ -260,7 +293,12 @@ def simulate_speaker(params: Mapping[str, float], turns: Sequence[tuple[float, f
     phrase_onsets: list[float] = []
     phrase_ends: list[float] = []
 
-    # Speech: phrases of syllables inside each turn; every syllable a jaw pulse.
+    lips_open = np.zeros(n)
+    rounded = np.zeros(n)
+    spread = np.zeros(n)
+    # Speech: phrases of syllables inside each turn. Every syllable opens the jaw and the
+    # lips together and gives the mouth a vowel shape (rounded, spread or neutral);
+    # stressed syllables open wider.
     for start, end in turns:
         speaking[round(start * fps):round(end * fps)] = True
         t = start
@@ -272,8 +310,16 @@ def simulate_speaker(params: Mapping[str, float], turns: Sequence[tuple[float, f
             while s < phrase_end:
                 period = 1.0 / params["syllable_rate_hz"]
                 width = period * rng.uniform(0.7, 1.0)
-                amp = params["jaw_amplitude_rad"] * rng.lognormal(0.0, 0.25)
+                stress = 1.5 if rng.random() < params["stress_share"] else 1.0
+                amp = params["jaw_amplitude_rad"] * stress * rng.lognormal(0.0, 0.3)
                 _add_episode(jaw_open, s, width, amp, fps, attack_s=width / 2)
+                lips = params["lip_opening"] * stress * rng.lognormal(0.0, 0.3)
+                _add_episode(lips_open, s, width, lips, fps, attack_s=width / 2)
+                vowel = int(rng.integers(3))
+                if vowel < 2:
+                    shape = params["viseme_amplitude"] * rng.lognormal(0.0, 0.3)
+                    _add_episode(rounded if vowel == 0 else spread, s, width, shape, fps,
+                                 attack_s=width / 2)
                 s += period * max(0.3, 1 + params["rhythm_jitter"] * rng.standard_normal())
             t = phrase_end + rng.gamma(2.0, params["pause_s"] / 2.0)
 
@@ -314,7 +360,10 @@ def simulate_speaker(params: Mapping[str, float], turns: Sequence[tuple[float, f
     for t0 in _poisson_times(params["nod_rate_per_min"], duration_s, rng):
         _add_episode(pitch, t0, rng.uniform(0.3, 0.6), params["nod_amplitude_rad"], fps, 0.12)
 
+    np.minimum(jaw_open, MAX_JAW_OPEN_RAD, out=jaw_open)
     expr += _background(n, n_expr, fps, rng)
+    np.minimum(smile, MAX_EPISODE, out=smile)
+    np.minimum(brow, MAX_EPISODE, out=brow)
     expr[:, roles.smile] += smile + mood["smile"] + params["jaw_smile_coupling"] * 4 * jaw_open
     if roles.smile_left is not None and roles.smile_right is not None:
         asym = params["smile_asymmetry"] * 0.5 * smile
@@ -323,10 +372,21 @@ def simulate_speaker(params: Mapping[str, float], turns: Sequence[tuple[float, f
     expr[:, roles.brow_raise] += brow + mood["brow"]
     expr[:, roles.frown] += frown
     expr[:, roles.blink] = blink
+    for idx, track in ((roles.lips_part, lips_open + params["rest_lip_part"]),
+                       (roles.pucker, rounded),
+                       (roles.lip_stretch, spread),
+                       # eyes narrow in a felt smile and widen with raised brows
+                       (roles.cheek_raise, CHEEK_PER_SMILE * smile),
+                       (roles.eyes_wide, EYES_WIDE_PER_BROW * brow)):
+        if idx is not None:
+            expr[:, idx] += track
     for k, idx in enumerate(roles.texture):
         # Slightly detuned per component so the components are not copies of each other.
         hz = params["texture_hz"] * (1.0 + 0.15 * k)
-        expr[:, idx] = TEXTURE_SCALE * resonant_texture(n, fps, hz, params["texture_damping"], rng)
+        positive = k in roles.texture_positive
+        scale = POSITIVE_TEXTURE_SCALE if positive else TEXTURE_SCALE
+        expr[:, idx] = scale * resonant_texture(n, fps, hz, params["texture_damping"], rng,
+                                                positive=positive)
 
     jaw = np.zeros((n, 3))
     jaw[:, 0] = roles.jaw_open_sign * jaw_open

@@ -40,15 +40,18 @@ import pandas as pd
 import torch
 
 from facedyn.atomic import atomic_write, atomic_write_json
+from facedyn.cohort.appearance import Lighting, Portrait, load_portraits
 from facedyn.cohort.behaviour import (
     ExpressionRoles,
     sample_signatures,
     session_parameters,
     simulate_conversation,
 )
-from facedyn.cohort.render import FaceWarper, Lighting, Portrait, load_portraits
+from facedyn.cohort.contact import enforce_contacts
+from facedyn.cohort.scene import HeadRenderer, RenderMesh, build_render_mesh, render_model
 from facedyn.flame.camera import project
-from facedyn.flame.model import FLAMELandmarks, load_flame
+from facedyn.flame.io import load_flame_arrays
+from facedyn.flame.model import FLAME, FLAMELandmarks, load_flame
 from facedyn.runtime import provenance
 from facedyn.tables import write_table
 
@@ -57,6 +60,11 @@ log = logging.getLogger(__name__)
 #: Independent random streams (so e.g. the photo draw cannot depend on speaker draws).
 STREAM_SPEAKERS, STREAM_PAIRING, STREAM_SESSIONS, STREAM_PHOTOS, STREAM_RENDER = range(5)
 NOISE_BANK = 16  # pre-drawn sensor-noise frames per video (drawing per frame is slow)
+#: Largest |identity coefficient| of a session's face: beyond about 2.5 sd the stand-in head's
+#: faces (a long pointed chin, a narrow jaw) are ones no person has, and a detector trained on
+#: people cannot read them.
+SHAPE_LIMIT = 2.5
+RENDER_CHUNK = 150  # frames posed at once (bounds the memory of the posed meshes)
 
 
 @dataclass(frozen=True)
@@ -160,7 +168,8 @@ def plan_cohort(cfg: CohortConfig, n_head_shape: int) -> tuple[pd.DataFrame, pd.
     ids = make_speaker_ids(cfg.n_speakers, rng)
     speakers = sample_signatures(ids, cfg.signature_strength, cfg.instability, rng)
     n_shape = min(cfg.n_shape, n_head_shape)
-    shapes = cfg.shape_sd * rng.standard_normal((cfg.n_speakers, n_shape))
+    shapes = np.clip(cfg.shape_sd * rng.standard_normal((cfg.n_speakers, n_shape)),
+                     -SHAPE_LIMIT, SHAPE_LIMIT)
     for k in range(n_shape):
         speakers[f"shape_{k:03d}"] = shapes[:, k]
 
@@ -199,6 +208,9 @@ def plan_cohort(cfg: CohortConfig, n_head_shape: int) -> tuple[pd.DataFrame, pd.
                 "noise_sd": float(srng.uniform(*cfg.noise_sd)),
             }
             drift = cfg.shape_drift * inst * srng.standard_normal(n_shape)
+            # The session's apparent shape stays within the head's plausible range.
+            own = speakers.loc[me, [f"shape_{k:03d}" for k in range(n_shape)]].to_numpy(float)
+            drift = np.clip(own + drift, -SHAPE_LIMIT, SHAPE_LIMIT) - own
             row.update({f"shape_drift_{k:03d}": float(drift[k]) for k in range(n_shape)})
             row.update(session_parameters(speakers.loc[me], srng))
             rows.append(row)
@@ -214,6 +226,9 @@ class _Worker:
     """Per-process state: head model and portrait pool, loaded once."""
 
     head: FLAMELandmarks
+    flame: FLAME
+    mesh: RenderMesh
+    mesh_model: FLAME
     n_shape: int
     n_expr: int
     roles: ExpressionRoles
@@ -231,8 +246,11 @@ def _init_worker(model: str, embedding: str, components: str) -> None:
     flame = load_flame(model, n_shape=int(info["n_shape"]), n_expr=int(info["n_expr"]),
                        landmark_embedding=embedding, dtype=torch.float32)
     roles, _ = head_roles(components)
-    _WORKER = _Worker(flame.landmark_model(), flame.n_shape, flame.n_expr, roles,
-                      load_portraits())
+    assert flame.embedding is not None
+    mesh = build_render_mesh(load_flame_arrays(model), flame.embedding)
+    _WORKER = _Worker(flame.landmark_model(), flame, mesh,
+                      render_model(mesh, flame.n_shape, flame.n_expr), flame.n_shape,
+                      flame.n_expr, roles, load_portraits())
 
 
 def _video_writer(path: Path, fps: float, size: tuple[int, int]) -> cv2.VideoWriter:
@@ -266,21 +284,40 @@ def _render_conversation(args: tuple[CohortConfig, str, list[dict[str, Any]], st
         while f"shape_{k:03d}" in speakers[spk]:
             shape[k] = speakers[spk][f"shape_{k:03d}"] + row[f"shape_drift_{k:03d}"]
             k += 1
+        # Lips and lids stop at contact (the summed processes may push them through).
+        track.expression = enforce_contacts(w.head, shape, track.expression, track.jaw, w.roles)
         pose = np.zeros((n, 15))
         pose[:, 0:3] = track.rotation
         pose[:, 6:9] = track.jaw
+        shape_t = torch.as_tensor(shape[None], dtype=torch.float32)
+        cx, cy = (cfg.width - 1) / 2, (cfg.height - 1) / 2
         with torch.no_grad():
-            t = lambda a: torch.as_tensor(a, dtype=torch.float32)  # noqa: E731
-            lmk3 = w.head(t(np.repeat(shape[None], n, 0)), t(track.expression), t(pose))
-            neutral = w.head(t(shape[None]), None, None)[0].mean(0).numpy()
+            neutral = w.head(shape_t, None, None)[0].mean(0).numpy()
             trans = torch.tensor([-neutral[0] + row["offset_x_m"], -neutral[1] + row["offset_y_m"],
                                   -neutral[2] - row["distance_m"]], dtype=torch.float32)
-            cx, cy = (cfg.width - 1) / 2, (cfg.height - 1) / 2
-            lmk2 = project(lmk3, trans.expand(n, 3), row["focal_px"], cx, cy).numpy()
+            lmk2 = np.empty((n, 68, 2), np.float32)
+            screen = np.empty((n, len(w.mesh.arrays.v_template), 2), np.float32)
+            depth = np.empty(screen.shape[:2], np.float32)
+            for lo in range(0, n, RENDER_CHUNK):
+                hi = min(n, lo + RENDER_CHUNK)
+                shapes = shape_t.expand(hi - lo, -1)
+                expr_t = torch.as_tensor(track.expression[lo:hi], dtype=torch.float32)
+                pose_t = torch.as_tensor(pose[lo:hi], dtype=torch.float32)
+                tr = trans.expand(hi - lo, 3)
+                lmk2[lo:hi] = project(w.head(shapes, expr_t, pose_t), tr, row["focal_px"],
+                                      cx, cy).numpy()
+                verts = w.mesh_model(shapes, expr_t, pose_t)
+                screen[lo:hi] = project(verts, tr, row["focal_px"], cx, cy).numpy()
+                depth[lo:hi] = -(verts[..., 2] + trans[2]).numpy()
+            # The texture is laid on at the neutral pose seen through this session's camera.
+            neutral_screen = project(w.mesh_model(shape_t), trans[None], row["focal_px"],
+                                     cx, cy)[0].numpy()
+            neutral_lmk = project(w.head(shape_t), trans[None], row["focal_px"], cx, cy)[0].numpy()
         portrait = w.portraits[row["photo_index"] % len(w.portraits)]
         light = Lighting(row["contrast"], row["brightness"], row["gamma"],
                          (row["wb_r"], 1.0, row["wb_b"]))
-        warper = FaceWarper(portrait, cfg.width, cfg.height, light)
+        renderer = HeadRenderer(w.mesh, neutral_screen, neutral_lmk, portrait, cfg.width,
+                                cfg.height, light)
         bank = rng.normal(0, row["noise_sd"], (NOISE_BANK, cfg.height, cfg.width, 3)).astype(np.int16)
         video = processed / f"{spk}.mp4"
         frames = []
@@ -288,8 +325,7 @@ def _render_conversation(args: tuple[CohortConfig, str, list[dict[str, Any]], st
         writer = _video_writer(tmp, cfg.fps, (cfg.width, cfg.height))
         try:
             for f in range(n):
-                gap = float(lmk2[f, 66, 1] - lmk2[f, 62, 1])
-                frame = warper.render(lmk2[f], mouth_open=gap)
+                frame = renderer.render(screen[f], depth[f], lmk2[f])
                 noisy = frame.astype(np.int16) + bank[rng.integers(NOISE_BANK)]
                 frame = np.clip(noisy, 0, 255).astype(np.uint8)
                 writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))

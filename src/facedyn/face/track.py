@@ -4,8 +4,10 @@ Detection is the expensive step, so it runs on keyframes only (every ``redetect_
 processed frames) and whenever the track is lost or drifts. In between, the backend
 places landmarks inside a box predicted from the previous frame's landmarks. The box is
 predicted in the *detector's* convention (dlib's boxes are tighter than the landmark
-extent): the offset and scale between the landmark box and the detector box are learned
-at each detection.
+extent): the offset and scale between the box of the rigid landmarks (nose and eye corners)
+and the detector box are learned at each detection. Only rigid points enter, because a
+box that grows with the opening mouth or the raised brows would feed the expression back
+into the next frame's landmarks (a predictor reads a face in a larger box differently).
 
 One speaker per video: when several faces are found, the one continuous with the track
 (largest overlap with its last box) is kept; at the start, or after the track was lost,
@@ -23,6 +25,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from facedyn.face.backends import Detection, LandmarkBackend, box_from_landmarks
+
+#: iBUG-68 points that expressions do not move: the nose and the eye corners.
+RIGID_LANDMARKS = np.array([27, 28, 29, 30, 31, 32, 33, 34, 35, 36, 39, 42, 45])
 
 
 def iou(a: np.ndarray, b: np.ndarray) -> float:
@@ -91,13 +96,13 @@ class FaceTracker:
         self.multi_face_runs = 0
 
     def _learn_box_relation(self, det: Detection) -> None:
-        lbox = box_from_landmarks(det.landmarks)
+        lbox = box_from_landmarks(det.landmarks[RIGID_LANDMARKS])
         lsize = np.maximum(lbox[2:] - lbox[:2], 1e-6)
         self._offset = ((det.box[:2] + det.box[2:]) / 2 - (lbox[:2] + lbox[2:]) / 2) / lsize
         self._scale = (det.box[2:] - det.box[:2]) / lsize
 
     def _predict_box(self, landmarks: np.ndarray) -> np.ndarray:
-        lbox = box_from_landmarks(landmarks)
+        lbox = box_from_landmarks(landmarks[RIGID_LANDMARKS])
         lsize = lbox[2:] - lbox[:2]
         centre = (lbox[:2] + lbox[2:]) / 2 + self._offset * lsize
         half = self._scale * lsize / 2

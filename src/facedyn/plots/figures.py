@@ -19,6 +19,7 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 from scipy.stats import norm
 
+from facedyn.face.legibility import nme
 from facedyn.plots.style import (
     CYCLE,
     DOUBLE_COL,
@@ -607,6 +608,98 @@ def fit_traces(
     return fig
 
 
+# --------------------------------------------------------------------------- legibility
+
+
+_MEASURE_LABELS = {
+    "mouth_opening": "mouth\nopening",
+    "mouth_width": "mouth\nwidth",
+    "brow_height": "brow\nheight",
+    "eye_opening": "eye\nopening",
+}
+
+
+def _strip_box(ax: Any, data: Sequence[np.ndarray], color: str, seed: int = 0) -> None:
+    """Boxes (no fliers) with every value drawn as a jittered dot on top."""
+    rng = np.random.default_rng(seed)
+    positions = np.arange(1, len(data) + 1)
+    shown = [d if len(d) else np.array([np.nan]) for d in data]
+    bp = ax.boxplot(shown, positions=positions, widths=0.55, patch_artist=True,
+                    showfliers=False, medianprops={"color": "black", "lw": 1.0})
+    for patch in bp["boxes"]:
+        patch.set_facecolor("white")
+        patch.set_edgecolor("0.3")
+    for x, d in zip(positions, data, strict=True):
+        jitter = rng.uniform(-0.16, 0.16, len(d))
+        ax.scatter(x + jitter, d, s=7, color=color, alpha=0.75, linewidths=0, zorder=3)
+
+
+def _target_mark(ax: Any, x: float, threshold: float, met: bool | None) -> None:
+    color = OKABE_ITO["bluish_green"] if met else OKABE_ITO["vermillion"]
+    ax.hlines(threshold, x - 0.38, x + 0.38, colors=color, linestyles="--", lw=1.1, zorder=4)
+
+
+def legibility(videos: pd.DataFrame, summary: Mapping[str, Any], subtitle: str = "") -> Figure:
+    """How well the detector reads the true facial motion, per video (synthetic cohort).
+
+    Left: Pearson r of detected against true measure over each video's frames, one box and
+    strip per measure. Middle: landmark NME per video (median over frames, % of the
+    inter-ocular distance). Right: detection rate per video (% of sampled frames). Dashed
+    lines mark the targets (``summary["targets"]``), green where the cohort meets them,
+    vermillion where not.
+
+    ``videos`` is ``results/landmarks/legibility.parquet`` (``<measure>_r``, ``nme_median``,
+    ``detection_rate``); ``summary`` is ``legibility.json`` (``measures``, ``targets``).
+    """
+    measures = list(summary.get("measures") or _MEASURE_LABELS)
+    targets = summary.get("targets") or {}
+    with figure_style():
+        fig = new_figure(DOUBLE_COL, 2.8)
+        ax1, ax2, ax3 = fig.subplots(1, 3, width_ratios=[2.4, 1, 1])
+        data = [videos[f"{m}_r"].dropna().to_numpy(float) for m in measures]
+        _strip_box(ax1, data, OKABE_ITO["blue"])
+        for i, m in enumerate(measures, start=1):
+            t = targets.get(f"{m}_r")
+            if t:
+                _target_mark(ax1, i, float(t["threshold"]), t.get("met"))
+        ax1.set_xticks(np.arange(1, len(measures) + 1),
+                       [_MEASURE_LABELS.get(m, m) for m in measures])
+        ax1.axhline(0, color=GREY, lw=0.7, ls=":", zorder=0)
+        lows = [float(d.min()) for d in data if len(d)]
+        ax1.set_ylim(min([-0.05, *lows]) - 0.03, 1.03)
+        ax1.set_ylabel("Pearson r, detected vs. true (per video)")
+        ax1.set_title("Facial measures read by the detector")
+        ax1.yaxis.grid(True)
+        ax1.set_axisbelow(True)
+        for ax, col, key, ylabel, heading in (
+            (ax2, "nme_median", "nme", "NME (% of inter-ocular distance)", "Landmark error"),
+            (ax3, "detection_rate", "detection_rate", "Sampled frames with a face (%)",
+             "Detection"),
+        ):
+            values = _pct(videos[col].dropna().to_numpy(float))
+            _strip_box(ax, [values], OKABE_ITO["orange"], seed=1)
+            t = targets.get(key)
+            if t:
+                _target_mark(ax, 1, 100 * float(t["threshold"]), t.get("met"))
+            ax.set_xticks([1], [f"{len(values)} videos"])
+            ax.set_ylabel(ylabel)
+            ax.set_title(heading)
+            ax.yaxis.grid(True)
+            ax.set_axisbelow(True)
+        ax2.set_ylim(bottom=0)
+        ax3.set_ylim(top=100.5)
+        handles = [
+            Line2D([], [], color=OKABE_ITO["bluish_green"], ls="--", lw=1.1, label="target, met"),
+            Line2D([], [], color=OKABE_ITO["vermillion"], ls="--", lw=1.1,
+                   label="target, not met"),
+            Line2D([], [], ls="", marker="o", ms=3, color="0.4", label="one video"),
+        ]
+        fig.legend(handles=handles, loc="outside lower center", ncols=3, columnspacing=1.2)
+        if subtitle:
+            fig.suptitle(subtitle, x=0.01, ha="left", fontsize=8, color="0.3")
+    return fig
+
+
 # --------------------------------------------------------------------------- landmark frame
 
 
@@ -635,11 +728,11 @@ LANDMARK_STYLE: dict[str, dict[str, Any]] = {
 def landmark_nme(points: np.ndarray, reference: np.ndarray) -> float:
     """Mean landmark distance of ``points`` (68, 2) from ``reference`` (68, 2) divided by the
     reference's inter-ocular distance (outer eye corners 36 and 45, at least 1 px): the
-    fitter's NME (``nme`` column of a FLAME table when ``reference`` is the detection)."""
+    fitter's NME (``nme`` column of a FLAME table when ``reference`` is the detection);
+    :func:`facedyn.face.legibility.nme` for one frame."""
     p = np.asarray(points, dtype=float).reshape(68, 2)
     r = np.asarray(reference, dtype=float).reshape(68, 2)
-    iod = max(float(np.linalg.norm(r[36] - r[45])), 1.0)
-    return float(np.linalg.norm(p - r, axis=1).mean() / iod)
+    return float(nme(p, r))
 
 
 def _face_crop(image: np.ndarray, sets: Sequence[np.ndarray], margin: float

@@ -83,6 +83,18 @@ def run_fit_quality_figure(videos_path: str, components_path: str, summary_path:
     return written
 
 
+def run_legibility_figure(videos_path: str | os.PathLike[str],
+                          summary_path: str | os.PathLike[str],
+                          out_dir: str | os.PathLike[str], cohort: str) -> list[Path]:
+    """``legibility``: detected vs true facial measures, NME and detection per video
+    (``results/landmarks/legibility.{parquet,json}``, synthetic cohort)."""
+    videos: pd.DataFrame = read_table(videos_path)[0]
+    summary = json.loads(Path(summary_path).read_text())
+    sub = (f"{cohort} · {summary.get('videos')} videos · targets met "
+           f"{summary.get('targets_met')} of {summary.get('targets_total')}")
+    return save_figure(F.legibility(videos, summary, sub), Path(out_dir) / "legibility")
+
+
 #: Sweep figures: file stem -> (the swept experiment setting, x label). Which experiments
 #: each draws is config (`figures.*`, mapped in workflow/rules/common.smk).
 SWEEPS = {

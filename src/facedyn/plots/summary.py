@@ -1,8 +1,9 @@
 """``results/summary.md``: the run's headline numbers as a markdown page, generated (never
 hand-typed) from ``metrics.json`` of every experiment, the DNR summary, the fit quality, the
-QC table (every excluded video counted by reason), the folds' exclusions (videos QC kept but
-an experiment could not use, e.g. a speaker with one session under ``cross_session``) and
-the provenance of every file read (facedyn version, config hash, input fingerprint)."""
+landmark legibility, the QC table (every excluded video counted by reason), the folds'
+exclusions (videos QC kept but an experiment could not use, e.g. a speaker with one session
+under ``cross_session``) and the provenance of every file read (facedyn version, config
+hash, input fingerprint)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from typing import Any
 import pandas as pd
 
 from facedyn.atomic import atomic_write
+from facedyn.face.legibility import TARGETS
 from facedyn.plots.style import MODEL_ORDER, model_label
 from facedyn.qc import reason_label
 from facedyn.tables import read_metadata, read_table
@@ -45,6 +47,45 @@ def experiment_table(metrics: Mapping[str, Any]) -> list[str]:
                      f"| {_pct(m.get('top5'))} | {_pct(m.get('session_top1'))} "
                      f"| {_num(m.get('eer'))} | {_num(m.get('min_dcf'))} |")
     return lines
+
+
+#: How the page names each legibility target (:data:`facedyn.face.legibility.TARGETS`).
+_TARGET_LABELS = {
+    "mouth_opening_r": "mouth opening r",
+    "mouth_width_r": "mouth width r",
+    "brow_height_r": "brow height r",
+    "eye_opening_r": "eye opening r",
+    "nme": "NME",
+    "detection_rate": "detection",
+}
+
+
+def _target_text(name: str, target: Mapping[str, Any]) -> str:
+    op = "\u2265" if target.get("op") == ">=" else "\u2264"
+    threshold = float(target["threshold"])
+    shown = f"{100 * threshold:g} %" if name == "detection_rate" else f"{threshold:g}"
+    return f"{_TARGET_LABELS.get(name, name)} {op} {shown}"
+
+
+def legibility_section(legibility: Mapping[str, Any]) -> list[str]:
+    """"Landmark legibility": median per-video r of each measure, NME, detection and which
+    targets are met (``results/landmarks/legibility.json``)."""
+    r = legibility.get("r_median") or {}
+    measures = ", ".join(f"{m.replace('_', ' ')} {_num(r.get(m))}"
+                         for m in legibility.get("measures") or r)
+    targets = legibility.get("targets") or {}
+    # TARGETS order: the JSON file stores its keys sorted
+    order = [n for n in TARGETS if n in targets] + sorted(n for n in targets if n not in TARGETS)
+    met = [_target_text(n, targets[n]) for n in order if targets[n].get("met")]
+    missed = [_target_text(n, targets[n]) for n in order if not targets[n].get("met")]
+    line = (f"Detector vs true landmarks over {legibility.get('videos')} videos, median "
+            f"per-video Pearson r: {measures}; NME median "
+            f"{_num(legibility.get('nme_median'), '.3f')}; detection "
+            f"{_pct(legibility.get('detection_rate'))} of sampled frames.")
+    verdict = (f"Targets met: {len(met)} of {len(targets)}"
+               + (f" ({'; '.join(met)})" if met else "")
+               + (f"; not met: {'; '.join(missed)}" if missed else "") + ".")
+    return ["## Landmark legibility", "", line, verdict, ""]
 
 
 def qc_section(qc: pd.DataFrame,
@@ -100,11 +141,13 @@ def summary_markdown(run_name: str, metrics: Sequence[Mapping[str, Any]],
                      dnr: Mapping[str, Any] | None = None,
                      quality: Mapping[str, Any] | None = None,
                      main: str | None = None, qc: pd.DataFrame | None = None,
+                     legibility: Mapping[str, Any] | None = None,
                      fold_exclusions: Mapping[str, Mapping[str, str]] | None = None,
                      sources: Sequence[tuple[str, Mapping[str, Any]]] | None = None,
                      own_provenance: Mapping[str, Any] | None = None) -> str:
     """The page: main experiment in full, every experiment's encoder in one table, DNR, fit
-    quality, QC and exclusions (with ``qc``), provenance (with ``sources``)."""
+    quality, landmark legibility, QC and exclusions (with ``qc``), provenance (with
+    ``sources``)."""
     out = [f"# facedyn results: run `{run_name}`", "",
            "Generated from `results/`; every number is recomputable from the files named.", ""]
     by_name = {m["experiment"]: m for m in metrics}
@@ -161,6 +204,8 @@ def summary_markdown(run_name: str, metrics: Sequence[Mapping[str, Any]],
                 f"{_num(quality.get('expression_r_median'))}; jaw opening r "
                 f"{_num(quality.get('jaw_open_r_median'))}; landmark NME median "
                 f"{_num(quality.get('nme_median'), '.3f')} (docs/fitting.md).", ""]
+    if legibility:
+        out += legibility_section(legibility)
     if qc is not None:
         out += qc_section(qc, fold_exclusions)
     if sources is not None:
@@ -178,9 +223,11 @@ def write_summary(out: str | os.PathLike[str], run_name: str, metrics_paths: Seq
                   dnr_summary: str | None = None, quality: str | None = None,
                   main: str | None = None, qc: str | None = None,
                   folds: Sequence[str] | None = None,
-                  provenance: Mapping[str, Any] | None = None) -> Path:
+                  provenance: Mapping[str, Any] | None = None,
+                  legibility: str | None = None) -> Path:
     """Read the results and write the page atomically.
 
+    ``legibility`` (``results/landmarks/legibility.json``) adds the landmark legibility;
     ``qc`` (the QC table) adds the QC section; ``folds`` (each experiment's folds.parquet)
     its exclusions beyond QC; ``provenance`` is the page's own record (the summary job's).
     Every file read is listed with its provenance.
@@ -188,10 +235,11 @@ def write_summary(out: str | os.PathLike[str], run_name: str, metrics_paths: Seq
     metrics = [json.loads(Path(p).read_text()) for p in metrics_paths]
     dnr = json.loads(Path(dnr_summary).read_text()) if dnr_summary else None
     qual = json.loads(Path(quality).read_text()) if quality else None
+    legible = json.loads(Path(legibility).read_text()) if legibility else None
     sources: list[tuple[str, Mapping[str, Any]]] = [
         (_display(p), m.get("provenance") or {}) for p, m in zip(metrics_paths, metrics,
                                                                   strict=True)]
-    for path, doc in ((dnr_summary, dnr), (quality, qual)):
+    for path, doc in ((dnr_summary, dnr), (quality, qual), (legibility, legible)):
         if path and doc is not None:
             sources.append((_display(path), doc.get("provenance") or {}))
     qc_table = None
@@ -205,6 +253,7 @@ def write_summary(out: str | os.PathLike[str], run_name: str, metrics_paths: Seq
         exclusions[name] = (meta.get("summary") or {}).get("excluded") or {}
         sources.append((_display(path), meta.get("provenance") or {}))
     text = summary_markdown(run_name, metrics, dnr, qual, main, qc=qc_table,
+                            legibility=legible,
                             fold_exclusions=exclusions, sources=sources,
                             own_provenance=provenance)
     return atomic_write(out, lambda p: p.write_text(text + "\n"))
