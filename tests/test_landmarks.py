@@ -154,8 +154,8 @@ def test_tracking_box_ignores_the_moving_mouth_and_brows():
     moved[5:12, 1] += 15  # chin down with it
     moved[17:27, 1] -= 10  # brows up
     np.testing.assert_allclose(tracker._predict_box(moved), before)
-    shifted = lmk + [7.0, -3.0]  # the whole head moves: the box moves with it
-    np.testing.assert_allclose(tracker._predict_box(shifted), before + [7, -3, 7, -3])
+    shifted = lmk + np.array([7.0, -3.0])  # the whole head moves: the box moves with it
+    np.testing.assert_allclose(tracker._predict_box(shifted), before + np.array([7, -3, 7, -3]))
 
 
 # --------------------------------------------------------------------------- real frames

@@ -77,6 +77,35 @@ def test_lips_through_each_other_give_a_negative_opening():
     assert L.landmark_measures(p).iloc[0]["eye_opening"] == pytest.approx(-1 / 50)
 
 
+def test_rigid_head_motion_is_removed_over_a_video():
+    """A video whose head moves (turns in the image plane, comes closer, drifts) while the
+    mouth opens gives the measures of the same expressions without the motion, although the
+    opening mouth moves points that a per-frame eye-corner distance would not catch either."""
+    rng = np.random.default_rng(0)
+    frames, moved = [], []
+    for k in range(12):
+        p = _face()
+        p[27:31] = np.stack([np.full(4, 125.0), np.linspace(100, 118, 4)], axis=1)  # bridge
+        p[31:36] = np.stack([np.linspace(117, 133, 5), np.full(5, 122.0)], axis=1)  # base
+        p[65:68, 1] += k  # the mouth opens by k px
+        p[[48, 54], 0] += np.array([-1.0, 1.0]) * 0.5 * k  # and widens
+        frames.append(p)
+        moved.append(_rotate(p, rng.uniform(-0.5, 0.5), rng.uniform(0.7, 1.6),
+                             rng.uniform(-40, 40, 2)))
+    still = L.landmark_measures(np.array(frames))
+    pd.testing.assert_frame_equal(L.landmark_measures(np.array(moved)), still, atol=1e-9,
+                                  check_exact=False)
+    assert still["mouth_opening"].iloc[-1] == pytest.approx((5 + 11) / 50)
+    # Noise on one eye corner moves a per-frame IOD; the thirteen rigid points barely notice.
+    noisy = np.array(frames)
+    noisy[:, 45, 0] += rng.normal(0, 2.0, len(noisy))
+    width = L.landmark_measures(noisy)["mouth_width"]
+    per_frame_iod = (np.linalg.norm(noisy[:, 54] - noisy[:, 48], axis=1)
+                     / np.linalg.norm(noisy[:, 45] - noisy[:, 36], axis=1))
+    truth = still["mouth_width"]
+    assert np.abs(width - truth).mean() < 0.5 * np.abs(per_frame_iod - truth).mean()
+
+
 def test_measures_of_many_frames_and_missing_landmarks():
     faces = np.stack([_face(), _face(), np.full((68, 2), np.nan)])
     faces[1, 65:68, 1] += 5.0  # lower lip 5 px further down

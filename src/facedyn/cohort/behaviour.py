@@ -38,21 +38,21 @@ from scipy.special import ndtri
 SIGNATURE_PARAMETERS: dict[str, tuple[float, float, float, float]] = {
     # speech (jaw, lips, mouth shape per syllable)
     "syllable_rate_hz": (4.5, 0.7, 3.0, 6.5),
-    "jaw_amplitude_rad": (0.13, 0.035, 0.05, 0.24),
-    "lip_opening": (1.3, 0.4, 0.3, 2.5),
-    "rest_lip_part": (0.2, 0.2, 0.0, 0.8),
-    "viseme_amplitude": (1.4, 0.4, 0.5, 2.5),
+    "jaw_amplitude_rad": (0.15, 0.035, 0.06, 0.25),
+    "lip_opening": (1.6, 0.4, 0.5, 2.8),
+    "rest_lip_part": (0.5, 0.3, 0.0, 1.2),
+    "viseme_amplitude": (2.0, 0.5, 0.8, 3.0),
     "stress_share": (0.3, 0.12, 0.05, 0.6),
     "rhythm_jitter": (0.25, 0.10, 0.02, 0.6),
     "phrase_s": (1.6, 0.5, 0.5, 4.0),
     "pause_s": (0.45, 0.15, 0.12, 1.2),
     "turn_s": (5.0, 1.5, 2.0, 10.0),
     # expression episodes
-    "smile_rate_per_min": (4.0, 2.0, 0.3, 12.0),
+    "smile_rate_per_min": (6.0, 2.0, 1.0, 12.0),
     "smile_duration_s": (2.0, 0.7, 0.5, 5.0),
     "smile_intensity": (2.2, 0.5, 1.0, 3.2),
     "smile_asymmetry": (0.0, 0.4, -1.0, 1.0),
-    "brow_rate_per_min": (9.0, 3.0, 2.0, 18.0),
+    "brow_rate_per_min": (11.0, 3.0, 3.0, 20.0),
     "brow_intensity": (2.0, 0.5, 1.0, 3.0),
     "brow_duration_s": (0.8, 0.3, 0.3, 2.0),
     "frown_rate_per_min": (1.5, 1.0, 0.1, 6.0),
@@ -90,8 +90,8 @@ POSITIVE_TEXTURE_SCALE = 0.5  # the same for the positive ones (they hold the li
 BACKGROUND_SD = 0.08  # small identity-free AR(1) noise on all other expression components
 MAX_EPISODE = 3.5  # strongest smile or brow raise (coefficient units; 2-3 is a strong one)
 MAX_JAW_OPEN_RAD = 0.4  # a wide-open mouth in speech; beyond it is a yawn
-CHEEK_PER_SMILE = 0.45  # cheek raise (eye narrowing) per unit of smile
-EYES_WIDE_PER_BROW = 0.5  # upper-lid raise per unit of brow raise
+CHEEK_PER_SMILE = 0.8  # cheek raise (eye narrowing) per unit of smile
+EYES_WIDE_PER_BROW = 1.0  # upper-lid raise per unit of brow raise
 
 
 @dataclass(frozen=True)

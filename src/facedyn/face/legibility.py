@@ -7,9 +7,13 @@ video frame (``truth/frames/<session>/<speaker>.parquet``: ``frame``, ``lx00..lx
 
 What is compared are four facial measures per frame (:func:`landmark_measures`), not raw
 points: a detector can place points within a few percent of the inter-ocular distance and
-still miss how far the mouth opens. Each measure is a signed distance on the face's own axes
-divided by the inter-ocular distance (IOD, outer eye corners 36 and 45), so head size,
-distance to the camera and in-plane rotation drop out:
+still miss how far the mouth opens. Rigid head motion is removed first: every frame of a
+video is aligned by a similarity transform of its *rigid* points (nose 27-35 and eye corners
+36, 39, 42, 45, which no expression moves) onto the video's own reference shape (their median
+after alignment, turned upright), so translation, head size, distance to the camera and
+in-plane rotation drop out, estimated from thirteen points rather than one distance. Each
+measure is then a distance on the upright reference's axes divided by its inter-ocular
+distance (IOD, outer eye corners 36 and 45):
 
 * ``mouth_opening``: inner-lip gap (lower minus upper lip on the down axis), mean over the
   pairs (62, 66), (61, 67), (63, 65); negative where the lips pass through each other;
@@ -18,6 +22,9 @@ distance to the camera and in-plane rotation drop out:
   22-26) on the down axis, mean over both sides;
 * ``eye_opening``: lid gap (lower minus upper lid on the down axis), mean over the pairs
   (37, 41), (38, 40), (43, 47), (44, 46).
+
+The detector's and the truth's landmarks are each aligned to their own reference, so neither
+borrows anything from the other.
 
 Per video (:func:`video_legibility`): the detection rate, Pearson r between the detector's and
 the truth's measure over the detected frames, the landmark NME (:func:`nme`) and the truth's
@@ -59,6 +66,8 @@ TARGETS: dict[str, tuple[str, float]] = {
     "detection_rate": (">=", 0.98),
 }
 
+#: iBUG-68 points that expressions do not move (nose, eye corners): the rigid-motion fit.
+RIGID_LANDMARKS = np.array([27, 28, 29, 30, 31, 32, 33, 34, 35, 36, 39, 42, 45])
 _INNER_LIPS = ((62, 66), (61, 67), (63, 65))  # (upper, lower)
 _LIDS = ((37, 41), (38, 40), (43, 47), (44, 46))  # (upper, lower)
 _BROWS = ((range(36, 42), range(17, 22)), (range(42, 48), range(22, 27)))  # (eye, brow)
@@ -113,27 +122,65 @@ def face_axes(lmk: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return x_axis, down, np.where(iod > 0, iod, np.nan)
 
 
-def landmark_measures(lmk: np.ndarray) -> pd.DataFrame:
-    """The four legibility measures of (N, 68, 2) landmarks, one row per set.
+def rigid_align(lmk: np.ndarray) -> tuple[np.ndarray, float]:
+    """Frames aligned onto their common upright reference by their rigid points.
 
-    Columns :data:`MEASURES`, each in units of the inter-ocular distance (see the module
-    docstring for the points they use). Rows with NaN landmarks are NaN.
+    Args:
+        lmk: (N, 68, 2) landmarks of one video (NaN rows allowed).
+
+    Returns:
+        (aligned, iod): the aligned landmarks, in a frame whose x axis runs from the
+        reference's point 36 to its point 45 and whose y axis points to its chin, and the
+        reference's inter-ocular distance. One frame is its own reference (only turned
+        upright and centred); with no valid frame everything is NaN.
     """
     arr = _as_landmarks(lmk).reshape(-1, 68, 2)
-    _, down, iod = face_axes(arr)
+    z = arr[..., 0] + 1j * arr[..., 1]
+    valid = np.isfinite(z[:, RIGID_LANDMARKS]).all(1)
+    out = np.full_like(arr, np.nan)
+    if not valid.any():
+        return out, math.nan
+    rigid = z[valid][:, RIGID_LANDMARKS]
+    ref = rigid[0]
 
-    def along_down(vec: np.ndarray) -> np.ndarray:
-        return np.sum(vec * down, axis=-1) / iod
+    def fit(target: np.ndarray) -> np.ndarray:
+        # least-squares similarity of every frame's rigid points onto ``target`` (complex)
+        src_mean, dst_mean = rigid.mean(1, keepdims=True), target.mean()
+        src, dst = rigid - src_mean, target - dst_mean
+        gain = (np.conj(src) * dst).sum(1, keepdims=True) / (np.abs(src) ** 2).sum(1, keepdims=True)
+        return (z[valid] - src_mean) * gain + dst_mean
+
+    for _ in range(2):  # generalised Procrustes: the reference is the median aligned shape
+        moved = fit(ref)
+        ref = np.median(moved.real, 0)[RIGID_LANDMARKS] + 1j * np.median(moved.imag, 0)[
+            RIGID_LANDMARKS]
+    moved = fit(ref)
+    full_ref = np.stack([np.median(moved.real, 0), np.median(moved.imag, 0)], -1)
+    x_axis, down, iod = face_axes(full_ref)
+    centre = full_ref[RIGID_LANDMARKS].mean(0)
+    pts = np.stack([moved.real, moved.imag], -1) - centre
+    out[valid] = np.stack([pts @ x_axis, pts @ down], -1)
+    return out, float(iod)
+
+
+def landmark_measures(lmk: np.ndarray) -> pd.DataFrame:
+    """The four legibility measures of one video's (N, 68, 2) landmarks, one row per frame.
+
+    Columns :data:`MEASURES`, each in units of the reference's inter-ocular distance, after
+    :func:`rigid_align` (see the module docstring for the points they use). Rows with NaN
+    landmarks are NaN.
+    """
+    aligned, iod = rigid_align(lmk)
 
     def gap(pairs: Iterable[tuple[int, int]]) -> np.ndarray:
-        return np.mean([along_down(arr[:, lo] - arr[:, up]) for up, lo in pairs], axis=0)
+        return np.mean([aligned[:, lo, 1] - aligned[:, up, 1] for up, lo in pairs], axis=0) / iod
 
-    brows = [along_down(arr[:, list(eye)].mean(1) - arr[:, list(brow)].mean(1))
+    brows = [aligned[:, list(eye), 1].mean(1) - aligned[:, list(brow), 1].mean(1)
              for eye, brow in _BROWS]
     return pd.DataFrame({
         "mouth_opening": gap(_INNER_LIPS),
-        "mouth_width": np.linalg.norm(arr[:, 54] - arr[:, 48], axis=-1) / iod,
-        "brow_height": np.mean(brows, axis=0),
+        "mouth_width": np.linalg.norm(aligned[:, 54] - aligned[:, 48], axis=-1) / iod,
+        "brow_height": np.mean(brows, axis=0) / iod,
         "eye_opening": gap(_LIDS),
     }, columns=list(MEASURES))
 
@@ -163,7 +210,7 @@ def video_columns() -> list[str]:
     for m in MEASURES:
         cols += [f"{m}_detected_sd", f"{m}_truth_sd"]
         if m in GAP_MEASURES:
-            cols += [f"{m}_truth_p05", f"{m}_truth_p95", f"{m}_truth_min"]
+            cols += [f"{m}_truth_p05", f"{m}_truth_median", f"{m}_truth_p95", f"{m}_truth_min"]
     return cols
 
 
@@ -174,7 +221,7 @@ def video_legibility(detected: pd.DataFrame, truth: pd.DataFrame) -> dict[str, f
     ``detection_rate`` is detected sampled frames / sampled frames; r (``<measure>_r``), NME
     and the detector's sd (``<measure>_detected_sd``) are over the detected frames; the
     truth's statistics (``<measure>_truth_sd`` and, for :data:`GAP_MEASURES`, ``_truth_p05``,
-    ``_truth_p95``, ``_truth_min``) are over every sampled frame, detected or not, so they
+    ``_truth_median``, ``_truth_p95``, ``_truth_min``) are over every sampled frame, detected or not, so they
     describe the truth whatever the detector did. r is NaN with fewer than 3 frames or a
     constant measure.
 
@@ -216,6 +263,7 @@ def video_legibility(detected: pd.DataFrame, truth: pd.DataFrame) -> dict[str, f
         out[f"{m}_truth_sd"] = _stat(true_all[m], np.std)
         if m in GAP_MEASURES:
             out[f"{m}_truth_p05"] = _stat(true_all[m], lambda a: np.percentile(a, 5))
+            out[f"{m}_truth_median"] = _stat(true_all[m], np.median)
             out[f"{m}_truth_p95"] = _stat(true_all[m], lambda a: np.percentile(a, 95))
             out[f"{m}_truth_min"] = _stat(true_all[m], np.min)
     return out
@@ -287,6 +335,7 @@ def summarize_legibility(videos: pd.DataFrame) -> dict[str, Any]:
             mins = _finite(videos[f"{m}_truth_min"])
             entry.update({
                 "p05_median": _median(videos[f"{m}_truth_p05"]),
+                "median_median": _median(videos[f"{m}_truth_median"]),
                 "p95_median": _median(videos[f"{m}_truth_p95"]),
                 "min": _json_float(float(mins.min())) if len(mins) else None,
                 "videos_below_zero": int((mins < 0).sum()),

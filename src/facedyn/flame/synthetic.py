@@ -147,11 +147,14 @@ EXPRESSION_COMPONENTS: tuple[tuple[str, str], ...] = (
 # Face frame used while building: y = 0 at eye level, x = 0 midline; shifted at the end so
 # that the root joint sits at the origin.
 
-_X0 = 0.070  # half-width of the jaw contour at its top (points 0 / 16)
+# The jaw contour's width, squareness and length relative to the eyes and mouth follow where
+# dlib places the iBUG contour on real faces (about 1.9 outer-eye-corner distances wide at eye
+# level): a face whose outline a detector expects can be read without distorting its photo.
+_X0 = 0.082  # half-width of the jaw contour at its top (points 0 / 16)
 _Y0 = 0.003  # height of contour points 0 / 16
 _YCHIN = -0.097  # chin (point 8), the lowest point of the head
-_JAW_P, _JAW_Q = 2.1, 2.1  # super-ellipse exponents of the jaw outline
-_YS, _YTOP, _WMAX = 0.035, 0.120, 0.075  # start of the cranial cap, crown, widest skull
+_JAW_P, _JAW_Q = 3.0, 2.5  # super-ellipse exponents of the jaw outline (a squarish jaw)
+_YS, _YTOP, _WMAX = 0.035, 0.120, 0.082  # start of the cranial cap, crown, widest skull
 _ZF, _ZB, _ZMID, _Z8 = 0.088, -0.105, -0.012, 0.068  # face front, back, crown, chin depths
 _YF, _YB, _YWJ = -0.082, -0.030, -0.045  # where front, back and widest-line bend to the chin
 _Y_MOUTH = -0.068  # mouth line (the slit)
@@ -905,7 +908,7 @@ def _component_list(names: tuple[tuple[str, str], ...], n: int, rest: str) -> li
 # layout above is built with a short chin; adult proportions are closer to 45 / 20 / 43 mm
 # (subnasale, upper lip, lower face), which is also where dlib's mean face puts them.
 _PROPORTION_FROM = np.array([-0.097, -0.068, -0.048, -0.030, -0.020])
-_PROPORTION_TO = np.array([-0.108, -0.065, -0.045, -0.030, -0.020])
+_PROPORTION_TO = np.array([-0.113, -0.065, -0.045, -0.030, -0.020])
 
 
 def _lower_face_proportions(vertices: np.ndarray) -> np.ndarray:
