@@ -5,7 +5,8 @@ reports: generation time and frames/s (from cohort.json), the share of sampled f
 dlib finds the face, and the normalised mean error (inter-ocular) of dlib's 68 landmarks
 against the true projected landmarks. Prints a Markdown table for docs/performance.md. With ``--render`` it times instead, on one
 core, what each synthetic frame costs: posing the render mesh (linear blend skinning and
-projection, in chunks as the generator does), drawing it (background, z-buffer, shading) and
+projection, in chunks as the generator does), drawing it (background, normals for the shading,
+z-buffer, texturing) and
 writing it (sensor noise, colour conversion, mp4v encoding), at the default 320x240.
 
     python benchmarks/cohort.py [resources/synthetic/default] [--every 10]
@@ -61,28 +62,32 @@ def render_timings(n_frames: int, width: int = 320, height: int = 240) -> list[t
         centre = head(shape)[0].mean(0)
         trans = torch.tensor([-centre[0], -centre[1], -centre[2] - 0.45])
         start = time.perf_counter()
-        screens, depths, lmks = [], [], []
+        screens, depths, lmks, cams = [], [], [], []
         for lo in range(0, n_frames, RENDER_CHUNK):
             hi = min(n_frames, lo + RENDER_CHUNK)
             s, e, p = shape.expand(hi - lo, -1), expr[lo:hi], pose[lo:hi]
             verts = model(s, e, p)
             tr = trans.expand(hi - lo, 3)
             screens.append(project(verts, tr, 350.0, cx, cy).numpy())
-            depths.append(-(verts[..., 2] + trans[2]).numpy())
+            cams.append((verts + trans).numpy())
+            depths.append(-cams[-1][..., 2])
             lmks.append(project(head.landmarks(s, e, p), tr, 350.0, cx, cy).numpy())
         pose_ms = 1000 * (time.perf_counter() - start) / n_frames
-        neutral = project(model(shape), trans[None], 350.0, cx, cy)[0].numpy()
+        neutral_verts = model(shape)
+        neutral = project(neutral_verts, trans[None], 350.0, cx, cy)[0].numpy()
+        neutral_cam = (neutral_verts[0] + trans).numpy()
         neutral_lmk = project(head.landmarks(shape), trans[None], 350.0, cx, cy)[0].numpy()
-    screen, depth, lmk = (np.concatenate(a) for a in (screens, depths, lmks))
+    screen, depth, lmk, cam = (np.concatenate(a) for a in (screens, depths, lmks, cams))
     portrait = load_portraits()[0]
     start = time.perf_counter()
-    renderer = HeadRenderer(mesh, neutral, neutral_lmk, portrait, width, height)
+    renderer = HeadRenderer(mesh, neutral, neutral_lmk, portrait, width, height,
+                            neutral_vertices=neutral_cam)
     setup_ms = 1000 * (time.perf_counter() - start)
-    renderer.render(screen[0], depth[0], lmk[0])  # compiled (or loaded from numba's cache)
+    renderer.render(screen[0], depth[0], lmk[0], cam[0])  # compiled (or loaded from the cache)
     frames = []
     start = time.perf_counter()
     for f in range(n_frames):
-        frames.append(renderer.render(screen[f], depth[f], lmk[f]))
+        frames.append(renderer.render(screen[f], depth[f], lmk[f], cam[f]))
     draw_ms = 1000 * (time.perf_counter() - start) / n_frames
     bank = rng.normal(0, 2.0, (16, height, width, 3)).astype(np.int16)
     with tempfile.TemporaryDirectory() as tmp:
@@ -99,7 +104,7 @@ def render_timings(n_frames: int, width: int = 320, height: int = 240) -> list[t
         ("render-mesh vertices / faces", f"{len(mesh.arrays.v_template):,} / "
                                          f"{len(mesh.arrays.faces):,}"),
         ("pose (skinning + projection), ms/frame", f"{pose_ms:.2f}"),
-        ("**draw (background + z-buffer + shading), ms/frame**", f"**{draw_ms:.2f}**"),
+        ("**draw (background, normals, z-buffer, texturing), ms/frame**", f"**{draw_ms:.2f}**"),
         ("write (noise + encode), ms/frame", f"{write_ms:.2f}"),
         ("total, ms/frame", f"{pose_ms + draw_ms + write_ms:.2f}"),
         ("texture set-up per video, ms", f"{setup_ms:.0f}"),

@@ -10,7 +10,15 @@ import torch
 from facedyn.cohort.appearance import load_portraits
 from facedyn.cohort.behaviour import ExpressionRoles, resonant_texture
 from facedyn.cohort.contact import contact_gaps, enforce_contacts
-from facedyn.cohort.raster import BACK_BIT, CAVITY, SKIN, TEETH, Rasterizer, rasterize
+from facedyn.cohort.raster import (
+    BACK_BIT,
+    CAVITY,
+    SKIN,
+    TEETH,
+    Rasterizer,
+    rasterize,
+    vertex_normals,
+)
 from facedyn.cohort.scene import (
     CAVITY_RGB,
     JAW_JOINT,
@@ -74,6 +82,16 @@ def test_draw_colours_inside_of_skin_as_cavity_and_textures_the_outside():
     frame[:] = 0
     r.draw(frame, faces=faces[:, ::-1].copy(), **args)
     np.testing.assert_array_equal(frame[1, 1], np.array(CAVITY_RGB, np.uint8))
+
+
+def test_vertex_normals_are_unit_and_follow_the_winding():
+    verts = np.array([[0, 0, 0], [1, 0, 0], [0, 1, 0], [1, 1, 0.0]], np.float32)
+    faces = np.array([[0, 1, 2], [1, 3, 2]], np.int32)  # counter-clockwise seen from +z
+    out = np.zeros_like(verts)
+    vertex_normals(verts, faces, out)
+    np.testing.assert_allclose(out, np.tile([0, 0, 1.0], (4, 1)), atol=1e-6)
+    vertex_normals(verts, faces[:, ::-1].copy(), out)
+    np.testing.assert_allclose(out[:, 2], -1.0, atol=1e-6)
 
 
 @pytest.fixture(scope="module")
@@ -147,6 +165,36 @@ def test_mouth_interior_shows_only_when_the_lips_part(scene):
     lips_closed = _inside(closed, lmk_open[60:68])
     assert (lips_closed.sum(1) < 3 * 90).mean() < dark / 3
     assert gap > 0 and lmk_closed[66, 1] - lmk_closed[62, 1] == pytest.approx(0, abs=0.5)
+
+
+def test_skin_is_shaded_as_the_head_turns_from_the_light(scene):
+    head, mesh, model, portraits = scene
+    shape = torch.zeros(1, 20)
+    with torch.no_grad():
+        centre = head(shape)[0].mean(0)
+        trans = torch.tensor([[-centre[0], -centre[1], -centre[2] - 0.45]])
+
+        def view(yaw: float):
+            pose = torch.zeros(1, 15)
+            pose[0, 1] = yaw
+            verts = model(shape, None, pose)
+            return (project(verts, trans, 350.0, (W - 1) / 2, (H - 1) / 2)[0].numpy(),
+                    -(verts[0, :, 2] + trans[0, 2]).numpy(),
+                    project(head.landmarks(shape, None, pose), trans, 350.0, (W - 1) / 2,
+                            (H - 1) / 2)[0].numpy(), (verts[0] + trans[0]).numpy())
+
+        neutral = view(0.0)
+        turned = view(0.5)
+    renderer = HeadRenderer(mesh, neutral[0], neutral[2], portraits[0], W, H,
+                            neutral_vertices=neutral[3])
+    np.testing.assert_array_equal(renderer.render(*neutral), renderer.render(*neutral[:3]))
+    # Positive yaw turns the nose to the image right: the cheek on that side turns away from
+    # a light at the camera (darker), the other one towards it (brighter).
+    lmk = turned[2]
+    right = np.concatenate([lmk[[30, 33, 8]], lmk[9:17]])
+    left = np.concatenate([lmk[0:8], lmk[[8, 33, 30]]])
+    change = renderer.render(*turned).astype(float) - renderer.render(*turned[:3]).astype(float)
+    assert _inside(change, right).mean() < _inside(change, left).mean() - 3
 
 
 def test_blink_covers_the_eyes(scene):

@@ -1,8 +1,7 @@
 """The synthetic cohort's appearance: face photographs from installed packages, and lighting.
 
 Appearance comes from photographs that ship inside installed packages (insightface's
-sample images, scikit-image's astronaut, matplotlib's Grace Hopper); nothing photographic is
-stored in this repository. Each photo's faces are found with dlib, cropped with a generous
+sample images, scikit-image's astronaut); nothing photographic is stored in this repository. Each photo's faces are found with dlib, cropped with a generous
 margin and (optionally) mirrored, giving a pool of *portraits* with their own 68 landmarks.
 :mod:`facedyn.cohort.scene` lays a portrait onto the head as its texture.
 """
@@ -46,14 +45,11 @@ def package_photo_files() -> list[tuple[str, Path]]:
         images = Path(spec.submodule_search_locations[0]) / "data" / "images"
         found += [("insightface", p) for p in sorted(images.glob("*"))
                   if p.suffix.lower() in (".jpg", ".png") and not p.name.startswith("mask_")]
-    for package, module, relative in (("scikit-image", "skimage", "data/astronaut.png"),
-                                      ("matplotlib", "matplotlib",
-                                       "mpl-data/sample_data/grace_hopper.jpg")):
-        spec = importlib.util.find_spec(module)
-        if spec is not None and spec.submodule_search_locations:
-            photo = Path(spec.submodule_search_locations[0]) / relative
-            if photo.is_file():
-                found.append((package, photo))
+    spec = importlib.util.find_spec("skimage")
+    if spec is not None and spec.submodule_search_locations:
+        astronaut = Path(spec.submodule_search_locations[0]) / "data" / "astronaut.png"
+        if astronaut.is_file():
+            found.append(("scikit-image", astronaut))
     return found
 
 
@@ -78,7 +74,8 @@ def load_portraits(min_face_px: int = 80, mirror: bool = True, margin: float = 1
 
     Faces with a weak detector score (false positives such as badges), turned far from
     the camera or with an open mouth (both warp badly onto a neutral, frontal head) are
-    left out, and so are faces with too little surrounding context (``max_padding``: share
+    left out (glasses, which would bend with the skin, are left out by the photos chosen),
+    and so are faces with too little surrounding context (``max_padding``: share
     of the crop outside the photo). Crops keep ``margin`` face-widths of context on each
     side.
     """

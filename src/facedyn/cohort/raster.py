@@ -141,6 +141,34 @@ def shade(frame: np.ndarray, face_id: np.ndarray, bary: np.ndarray, box: tuple[i
                     frame[y, x, k] = min(255.0, val)
 
 
+@njit(cache=True, nogil=True)
+def vertex_normals(vertices: np.ndarray, faces: np.ndarray, out: np.ndarray) -> None:
+    """Area-weighted unit vertex normals of a mesh (``out``: (V, 3) float32, overwritten)."""
+    out[:] = 0.0
+    for f in range(faces.shape[0]):
+        a, b, c = faces[f, 0], faces[f, 1], faces[f, 2]
+        ux, uy, uz = (vertices[b, 0] - vertices[a, 0], vertices[b, 1] - vertices[a, 1],
+                      vertices[b, 2] - vertices[a, 2])
+        wx, wy, wz = (vertices[c, 0] - vertices[a, 0], vertices[c, 1] - vertices[a, 1],
+                      vertices[c, 2] - vertices[a, 2])
+        nx, ny, nz = uy * wz - uz * wy, uz * wx - ux * wz, ux * wy - uy * wx
+        out[a, 0] += nx
+        out[a, 1] += ny
+        out[a, 2] += nz
+        out[b, 0] += nx
+        out[b, 1] += ny
+        out[b, 2] += nz
+        out[c, 0] += nx
+        out[c, 1] += ny
+        out[c, 2] += nz
+    for v in range(out.shape[0]):
+        norm = np.sqrt(out[v, 0] * out[v, 0] + out[v, 1] * out[v, 1] + out[v, 2] * out[v, 2])
+        if norm > 0:
+            out[v, 0] /= norm
+            out[v, 1] /= norm
+            out[v, 2] /= norm
+
+
 class Rasterizer:
     """Reusable buffers for one frame size."""
 
@@ -161,4 +189,5 @@ class Rasterizer:
                   vertex_colour, vertex_light, cavity_colour)
 
 
-__all__ = ["BACK_BIT", "CAVITY", "SKIN", "TEETH", "TONGUE", "Rasterizer", "rasterize", "shade"]
+__all__ = ["BACK_BIT", "CAVITY", "SKIN", "TEETH", "TONGUE", "Rasterizer", "rasterize", "shade",
+           "vertex_normals"]

@@ -30,7 +30,7 @@ import torch
 from scipy.interpolate import RBFInterpolator
 
 from facedyn.cohort.appearance import Lighting, Portrait, similarity_transform
-from facedyn.cohort.raster import CAVITY, SKIN, TEETH, TONGUE, Rasterizer
+from facedyn.cohort.raster import CAVITY, SKIN, TEETH, TONGUE, Rasterizer, vertex_normals
 from facedyn.flame.io import EXPR_OFFSET, FlameArrays
 from facedyn.flame.landmarks import LandmarkEmbedding, barycentric_points
 from facedyn.flame.model import FLAME
@@ -41,6 +41,12 @@ NECK_JOINT, JAW_JOINT = 1, 2
 CAVITY_RGB = (58.0, 22.0, 26.0)
 TEETH_RGB = (212.0, 204.0, 186.0)
 TONGUE_RGB = (150.0, 62.0, 66.0)
+#: Shading of the skin relative to the photo's own: a light from the camera, a little above
+#: (camera space: +z towards the camera, +y up), ambient share, and the clip of the ratio.
+LIGHT_DIRECTION = (np.array([0.0, 0.35, 1.0]) / np.linalg.norm([0.0, 0.35, 1.0])).astype(
+    np.float32)
+AMBIENT = 0.45
+SHADE_RANGE = (0.55, 1.25)
 CANVAS_MARGIN = 0.25  # canvas margin around the neutral frame, in frame sizes
 MAP_STEP = 4  # pixels between the points where the portrait warp is evaluated exactly
 #: Landmarks the background's rigid motion is estimated from (brows, nose, eyes).
@@ -263,11 +269,16 @@ class HeadRenderer:
         portrait: the speaker's photo and landmarks.
         width, height: frame size.
         lighting: the session's photometric look, applied once to the photo.
+        neutral_vertices: (V, 3) the neutral head's vertices in camera space; with them (and
+            ``vertices`` in :meth:`render`) the skin is shaded by how far each vertex has
+            turned towards or away from the light since the neutral pose (the photo keeps
+            its own shading at the neutral pose).
     """
 
     def __init__(self, mesh: RenderMesh, neutral_screen: np.ndarray,
                  neutral_landmarks: np.ndarray, portrait: Portrait, width: int, height: int,
-                 lighting: Lighting | None = None) -> None:
+                 lighting: Lighting | None = None,
+                 neutral_vertices: np.ndarray | None = None) -> None:
         image = portrait.image
         if lighting is not None:
             image = cv2.LUT(image, lighting.lut())
@@ -297,15 +308,31 @@ class HeadRenderer:
         self.faces = np.ascontiguousarray(mesh.arrays.faces.astype(np.int32))
         self.raster = Rasterizer(width, height)
         self.cavity = np.array(CAVITY_RGB, np.float32)
+        self._normals = np.zeros((len(neutral_screen), 3), np.float32)
+        self._neutral_diffuse: np.ndarray | None = None
+        if neutral_vertices is not None:
+            self._neutral_diffuse = self._diffuse(neutral_vertices)
 
-    def render(self, screen: np.ndarray, depth: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
+    def _diffuse(self, vertices: np.ndarray) -> np.ndarray:
+        vertex_normals(np.ascontiguousarray(vertices, np.float32), self.faces, self._normals)
+        return AMBIENT + (1 - AMBIENT) * np.maximum(self._normals @ LIGHT_DIRECTION, 0.0)
+
+    def render(self, screen: np.ndarray, depth: np.ndarray, landmarks: np.ndarray,
+               vertices: np.ndarray | None = None) -> np.ndarray:
         """RGB frame (H, W, 3) uint8.
 
         Args:
             screen: (V, 2) projected render-mesh vertices (pixels).
             depth: (V,) their distance from the camera along the view axis.
             landmarks: (68, 2) the projected landmarks (the background follows their rigid part).
+            vertices: (V, 3) the vertices in camera space, for shading (see the class).
         """
+        light = self.mesh.vertex_light
+        if vertices is not None and self._neutral_diffuse is not None:
+            skin = slice(0, self.mesh.n_head_vertices)
+            light = light.copy()
+            light[skin] *= np.clip(self._diffuse(vertices)[skin] / self._neutral_diffuse[skin],
+                                   *SHADE_RANGE)
         sim = similarity_transform(self.neutral_rigid, np.asarray(landmarks)[RIGID_POINTS])
         sim[:, 2] -= sim[:, :2] @ np.array([self.margin, self.margin])  # from canvas pixels
         frame = cv2.warpAffine(self.background, sim, (self.width, self.height),
@@ -313,7 +340,7 @@ class HeadRenderer:
         self.raster.draw(frame, np.ascontiguousarray(screen, np.float32),
                          np.ascontiguousarray(depth, np.float32), self.faces,
                          self.mesh.two_sided, self.mesh.material, self.tex_coords, self.canvas,
-                         self.mesh.vertex_colour, self.mesh.vertex_light, self.cavity)
+                         self.mesh.vertex_colour, light, self.cavity)
         return frame
 
 

@@ -298,6 +298,7 @@ def _render_conversation(args: tuple[CohortConfig, str, list[dict[str, Any]], st
             lmk2 = np.empty((n, 68, 2), np.float32)
             screen = np.empty((n, len(w.mesh.arrays.v_template), 2), np.float32)
             depth = np.empty(screen.shape[:2], np.float32)
+            camera = np.empty((*screen.shape[:2], 3), np.float32)  # for shading
             for lo in range(0, n, RENDER_CHUNK):
                 hi = min(n, lo + RENDER_CHUNK)
                 shapes = shape_t.expand(hi - lo, -1)
@@ -308,16 +309,18 @@ def _render_conversation(args: tuple[CohortConfig, str, list[dict[str, Any]], st
                                       cx, cy).numpy()
                 verts = w.mesh_model(shapes, expr_t, pose_t)
                 screen[lo:hi] = project(verts, tr, row["focal_px"], cx, cy).numpy()
-                depth[lo:hi] = -(verts[..., 2] + trans[2]).numpy()
+                camera[lo:hi] = (verts + trans).numpy()
+                depth[lo:hi] = -camera[lo:hi, :, 2]
             # The texture is laid on at the neutral pose seen through this session's camera.
-            neutral_screen = project(w.mesh_model(shape_t), trans[None], row["focal_px"],
-                                     cx, cy)[0].numpy()
+            neutral_verts = w.mesh_model(shape_t)
+            neutral_screen = project(neutral_verts, trans[None], row["focal_px"], cx, cy)[0].numpy()
+            neutral_camera = (neutral_verts[0] + trans).numpy()
             neutral_lmk = project(w.head(shape_t), trans[None], row["focal_px"], cx, cy)[0].numpy()
         portrait = w.portraits[row["photo_index"] % len(w.portraits)]
         light = Lighting(row["contrast"], row["brightness"], row["gamma"],
                          (row["wb_r"], 1.0, row["wb_b"]))
         renderer = HeadRenderer(w.mesh, neutral_screen, neutral_lmk, portrait, cfg.width,
-                                cfg.height, light)
+                                cfg.height, light, neutral_vertices=neutral_camera)
         bank = rng.normal(0, row["noise_sd"], (NOISE_BANK, cfg.height, cfg.width, 3)).astype(np.int16)
         video = processed / f"{spk}.mp4"
         frames = []
@@ -325,7 +328,7 @@ def _render_conversation(args: tuple[CohortConfig, str, list[dict[str, Any]], st
         writer = _video_writer(tmp, cfg.fps, (cfg.width, cfg.height))
         try:
             for f in range(n):
-                frame = renderer.render(screen[f], depth[f], lmk2[f])
+                frame = renderer.render(screen[f], depth[f], lmk2[f], camera[f])
                 noisy = frame.astype(np.int16) + bank[rng.integers(NOISE_BANK)]
                 frame = np.clip(noisy, 0, 255).astype(np.uint8)
                 writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
