@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from facedyn.dynamics.dnr import SessionShapes, compute_dnr
-from facedyn.dynamics.experiments import ExperimentError, experiment_settings
+from facedyn.dynamics.experiments import ExperimentError, experiment_names, experiment_settings
 from facedyn.dynamics.features import Normalizer, covered_rows, store_from_tables
 from facedyn.dynamics.folds import (
     LeakageError,
@@ -422,6 +422,11 @@ def test_normalisation_uses_training_windows_only(tmp_path):
 
 
 # --- experiment settings ---------------------------------------------------------------------
+
+
+def test_experiments_set_to_false_are_left_out():
+    identify = {"experiments": {"main": {}, "none": None, "off": False, "short": {"window_s": 4}}}
+    assert experiment_names(identify) == ["main", "none", "short"]
 
 
 def test_experiment_settings_merge_defaults_and_overrides():

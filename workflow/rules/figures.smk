@@ -163,6 +163,7 @@ rule summary:
     params:
         run_name=config["run_name"],
         main=config["identify"].get("main_experiment"),
+        control=is_control(config["dataset"]),
     script:
         "../scripts/summary.py"
 

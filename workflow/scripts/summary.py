@@ -16,4 +16,5 @@ write_summary(
     qc=snakemake.input.qc,
     folds=list(snakemake.input.folds),
     provenance=provenance(snakemake.config, inputs=snakemake.input),
+    control=snakemake.params.control,
 )

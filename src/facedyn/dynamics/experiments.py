@@ -9,6 +9,7 @@ object overriding any of those keys::
       experiments:
         main: {}
         window_4s: {window_s: 4}
+        within_session: false   # configured elsewhere, not run
 
 :func:`experiment_settings` merges the two and validates the result into a frozen
 :class:`ExperimentSettings`. The merge is generic: a new setting is a new dataclass field
@@ -136,8 +137,13 @@ def setting_names() -> list[str]:
 
 
 def experiment_names(identify: Mapping[str, Any]) -> list[str]:
-    """Configured experiment names, in config order."""
-    return list((identify.get("experiments") or {}).keys())
+    """Configured experiment names, in config order, without those set to ``false``.
+
+    Config files merge and cannot delete keys, so an override file turns an inherited
+    experiment off with ``name: false`` (``config/controls.yaml`` runs only two).
+    """
+    return [name for name, value in (identify.get("experiments") or {}).items()
+            if value is not False]
 
 
 def experiment_settings(identify: Mapping[str, Any], name: str) -> ExperimentSettings:

@@ -18,6 +18,7 @@ import pandas as pd
 
 from facedyn.atomic import atomic_write
 from facedyn.face.legibility import TARGETS
+from facedyn.identify.control import control_verdict
 from facedyn.plots.style import MODEL_ORDER, model_label
 from facedyn.qc import reason_label
 from facedyn.tables import read_metadata, read_table
@@ -137,6 +138,29 @@ def provenance_section(sources: Sequence[tuple[str, Mapping[str, Any]]],
     return lines
 
 
+def control_section(metrics: Sequence[Mapping[str, Any]]) -> list[str]:
+    """"Disentanglement control": every model against what a cohort without dynamic
+    identity expects of it (:func:`facedyn.identify.control.control_verdict`)."""
+    verdict = control_verdict(metrics)
+    out = ["## Disentanglement control", "",
+           "This cohort's speakers share one dynamics distribution (`signature_strength: 0`) "
+           "and keep their own head shape, portrait and instability: identification from "
+           "expression + jaw must be at chance (top-1 CI includes chance), the shape-only "
+           f"baseline far above it (CI from {verdict['far_above_chance']:g}x chance up).", "",
+           "| experiment | source | model | top-1 [95 % CI] | chance | expected | met |",
+           "|---|---|---|---|---|---|---|"]
+    for r in verdict["rows"]:
+        lo, hi = r["top1_ci"]
+        out.append(f"| `{r['experiment']}` | {r['source']} | {model_label(r['model'])} | "
+                   f"{_pct(r['top1'])} [{_pct(lo)}, {_pct(hi)}] | {_pct(r['chance'])} | "
+                   f"{r['expected']} | {'yes' if r['met'] else '**no**'} |")
+    out += ["", "**Control passed**: what the pipeline identifies on the default cohort is "
+            "dynamics." if verdict["passed"] else
+            "**Control failed**: something other than dynamics identifies these speakers "
+            "(see the rows marked no).", ""]
+    return out
+
+
 def summary_markdown(run_name: str, metrics: Sequence[Mapping[str, Any]],
                      dnr: Mapping[str, Any] | None = None,
                      quality: Mapping[str, Any] | None = None,
@@ -144,9 +168,11 @@ def summary_markdown(run_name: str, metrics: Sequence[Mapping[str, Any]],
                      legibility: Mapping[str, Any] | None = None,
                      fold_exclusions: Mapping[str, Mapping[str, str]] | None = None,
                      sources: Sequence[tuple[str, Mapping[str, Any]]] | None = None,
-                     own_provenance: Mapping[str, Any] | None = None) -> str:
-    """The page: main experiment in full, every experiment's encoder in one table, DNR, fit
-    quality, landmark legibility, QC and exclusions (with ``qc``), provenance (with
+                     own_provenance: Mapping[str, Any] | None = None,
+                     control: bool = False) -> str:
+    """The page: main experiment in full, every experiment's encoder in one table, the
+    disentanglement control (with ``control``: the run's cohort has no dynamic identity), DNR,
+    fit quality, landmark legibility, QC and exclusions (with ``qc``), provenance (with
     ``sources``)."""
     out = [f"# facedyn results: run `{run_name}`", "",
            "Generated from `results/`; every number is recomputable from the files named.", ""]
@@ -186,6 +212,8 @@ def summary_markdown(run_name: str, metrics: Sequence[Mapping[str, Any]],
                    f"{m.get('n_speakers')} | {_pct((models.get(enc) or {}).get('top1'))} | "
                    f"{best_s} |")
     out.append("")
+    if control:
+        out += control_section(metrics)
     if dnr:
         check = dnr.get("synthetic_check") or {}
         out += ["## Drift-to-noise ratio", "",
@@ -224,10 +252,11 @@ def write_summary(out: str | os.PathLike[str], run_name: str, metrics_paths: Seq
                   main: str | None = None, qc: str | None = None,
                   folds: Sequence[str] | None = None,
                   provenance: Mapping[str, Any] | None = None,
-                  legibility: str | None = None) -> Path:
+                  legibility: str | None = None, control: bool = False) -> Path:
     """Read the results and write the page atomically.
 
     ``legibility`` (``results/landmarks/legibility.json``) adds the landmark legibility;
+    ``control`` the disentanglement control's verdict (a cohort without dynamic identity);
     ``qc`` (the QC table) adds the QC section; ``folds`` (each experiment's folds.parquet)
     its exclusions beyond QC; ``provenance`` is the page's own record (the summary job's).
     Every file read is listed with its provenance.
@@ -255,5 +284,5 @@ def write_summary(out: str | os.PathLike[str], run_name: str, metrics_paths: Seq
     text = summary_markdown(run_name, metrics, dnr, qual, main, qc=qc_table,
                             legibility=legible,
                             fold_exclusions=exclusions, sources=sources,
-                            own_provenance=provenance)
+                            own_provenance=provenance, control=control)
     return atomic_write(out, lambda p: p.write_text(text + "\n"))
