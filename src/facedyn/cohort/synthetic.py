@@ -2,10 +2,11 @@
 
 Speakers have a head shape (identity coefficients of the procedural head) and a dynamic
 signature (:mod:`facedyn.cohort.behaviour`). Conversations pair two speakers; every
-speaker takes part in ``sessions_per_speaker`` conversations. Each participant's video is
-rendered by warping a real face photograph (drawn at random per session, independent of
-the speaker, from photos shipped inside installed packages) to the head's projected
-landmarks, frame by frame.
+speaker takes part in ``sessions_per_speaker`` conversations. Each participant's video
+draws the posed head as a textured, depth-tested 3D mesh (:mod:`facedyn.cohort.scene`)
+whose skin is a real face photograph shipped inside an installed package (one per speaker by
+default, :mod:`facedyn.cohort.appearance`); lips and lids stop at contact
+(:mod:`facedyn.cohort.contact`).
 
 On disk (CANDOR's layout, so the CANDOR indexer reads it)::
 

@@ -10,8 +10,8 @@
 
 What it is good for: exercising every code path that consumes a FLAME model -- the pkl
 loader, linear blend skinning, the DECA-format landmark embedding with its 79 yaw bins,
-landmark-based fitting, and the synthetic-video generator that warps a photo to projected
-landmarks -- with a head whose 68 iBUG landmarks look and move like a face's.
+landmark-based fitting, and the synthetic cohort, which draws this head as a textured mesh
+-- with a head whose 68 iBUG landmarks look and move like a face's.
 
 Geometry (all in metres; +y up, +z out of the face towards the camera, +x to the image
 right, i.e. the subject's left; the root joint is at the origin):
