@@ -245,12 +245,18 @@ def _write_pair(root, session, speaker, lmk, truth, status="ok"):
     return lmk_path, truth_path
 
 
-def test_cohort_rows_summary_and_targets(tmp_path):
+def _detected_pairs(root, n_videos: int, frames: int, noise: float, speaker: str) -> list:
+    """(landmark table, truth table) paths of videos whose face is found in every frame."""
     pairs = []
-    for k in range(4):
-        xy = _animated(200, seed=k)
-        pairs.append(_write_pair(tmp_path, f"s{k}", "007", _landmark_table(xy, noise=0.2),
+    for k in range(n_videos):
+        xy = _animated(frames, seed=k)
+        pairs.append(_write_pair(root, f"s{k}", speaker, _landmark_table(xy, noise=noise),
                                  _truth_table(xy)))
+    return pairs
+
+
+def test_cohort_rows_summary_and_targets(tmp_path):
+    pairs = _detected_pairs(tmp_path, 4, 200, 0.2, "007")
     xy = _animated(200, seed=9)
     no_face = _landmark_table(xy, missing=range(100))
     pairs.append(_write_pair(tmp_path, "s9", "008", no_face, _truth_table(xy), "no_face"))
@@ -299,12 +305,7 @@ def test_empty_cohort_summarises_without_error():
 
 
 def _legibility_json(tmp_path):
-    pairs = []
-    for k in range(3):
-        xy = _animated(120, seed=k)
-        pairs.append(_write_pair(tmp_path, f"s{k}", "a", _landmark_table(xy, noise=1.0),
-                                 _truth_table(xy)))
-    videos, summary = L.cohort_legibility(pairs)
+    videos, summary = L.cohort_legibility(_detected_pairs(tmp_path, 3, 120, 1.0, "a"))
     write_table(videos, tmp_path / "legibility.parquet", {})
     path = tmp_path / "legibility.json"
     path.write_text(json.dumps({**summary, "provenance": {"config_hash": "c0ffee",

@@ -13,8 +13,8 @@ from facedyn.dynamics.experiments import (
     experiment_names,
     experiment_settings,
 )
-from facedyn.identify.control import is_control  # the summary's control section
 from facedyn.gpu import gpu_slots  # resources: gpu=0/1 (docs/cluster.md)
+from facedyn.identify.control import is_control  # the summary's control section
 from facedyn.privacy import frames_allowed
 
 ENV = "../../envs/facedyn.yaml"

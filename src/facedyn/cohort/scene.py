@@ -3,10 +3,10 @@
 A frame is the procedural head, posed by the same linear blend skinning that produces the
 truth, drawn with :mod:`facedyn.cohort.raster` over a background:
 
-* **Skin** is textured from the speaker's portrait *at its neutral fit*: every vertex of
-  the neutral head (the speaker's shape, no expression, frontal) is mapped into the photo
-  by a similarity transform from the head's landmarks to the photo's 68 dlib landmarks and a
-  thin-plate-spline correction that makes the two sets of landmarks meet exactly. When the
+* **Skin** is textured from the speaker's portrait *at its neutral fit*: the photo is
+  warped once onto the neutral head (the speaker's shape, no expression, frontal) as the
+  session's camera sees it, by a similarity transform from the photo's 68 dlib landmarks to
+  the head's and a thin-plate-spline correction that makes the two sets meet exactly. When the
   head moves, the photo's eyes, brows and lips move with the mesh.
 * **The mouth interior** shows when the lips part: the inside of the skin is a dark cavity,
   upper teeth follow the skull, lower teeth and a tongue follow the jaw (extra vertices
@@ -14,7 +14,10 @@ truth, drawn with :mod:`facedyn.cohort.raster` over a background:
   speaker's lips). The photo's own mouth opening is painted over (inpainted) in the texture,
   so a smiling photo does not put teeth on the lips.
 * **Eyelids** are skin: a blink moves the lid vertices, and the lid texture covers the eye.
-* **The background** is the photo itself (hair, neck, room), moved rigidly with the head.
+* **Shading**: the skin is darkened or lightened by how far it has turned from a light at the
+  camera since the neutral pose (the photo keeps its own shading there).
+* **The background** is the photo itself (hair, neck, room), moved rigidly with the head, with
+  the face filled in from around it (a turn of the head uncovers no second jaw line).
 
 The mesh carries the head's own faces (eyeballs dropped: the skin always covers them), so the
 landmarks of the truth are points of the drawn surface.
@@ -115,9 +118,9 @@ def build_render_mesh(arrays: FlameArrays, embedding: LandmarkEmbedding) -> Rend
     tz = np.linspace(zf - 0.007, zf - 0.040, 5)
     tu = np.linspace(-1.0, 1.0, 7)
     txs = np.broadcast_to(x0 + 0.9 * hw * tu, (len(tz), len(tu)))
-    tys = y0 - 0.0075 + 0.003 * (1 - tu[None, :] ** 2) + 0.0 * tz[:, None]
-    tzs = np.broadcast_to(tz[:, None], txs.shape) + 0.004 * (1 - tu[None, :] ** 2) * 0
-    tongue_v, tongue_f = _sheet(txs.copy(), tys, tzs.copy())
+    tys = np.broadcast_to(y0 - 0.0075 + 0.003 * (1 - tu**2), txs.shape)  # arched across
+    tzs = np.broadcast_to(tz[:, None], txs.shape)
+    tongue_v, tongue_f = _sheet(txs.copy(), tys.copy(), tzs.copy())
     # The tongue's grid runs front-to-back: flip so its upper side faces the camera's half.
     tongue_f = tongue_f[:, ::-1].copy()
 

@@ -43,6 +43,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from facedyn.face.track import RIGID_LANDMARKS
 from facedyn.tables import read_table
 
 # The landmark columns of landmark tables and truth frames alike (facedyn.face.extract).
@@ -66,8 +67,6 @@ TARGETS: dict[str, tuple[str, float]] = {
     "detection_rate": (">=", 0.98),
 }
 
-#: iBUG-68 points that expressions do not move (nose, eye corners): the rigid-motion fit.
-RIGID_LANDMARKS = np.array([27, 28, 29, 30, 31, 32, 33, 34, 35, 36, 39, 42, 45])
 _INNER_LIPS = ((62, 66), (61, 67), (63, 65))  # (upper, lower)
 _LIDS = ((37, 41), (38, 40), (43, 47), (44, 46))  # (upper, lower)
 _BROWS = ((range(36, 42), range(17, 22)), (range(42, 48), range(22, 27)))  # (eye, brow)
