@@ -1,9 +1,5 @@
 """Per-frame FLAME parameters from 2D landmark tracks: batched, device-agnostic fitting.
 
-Status (issue 5, open): runs as ``rule fit_flame``; it fits landmarks and recovers jaw and
-head pose; per-component expression recovery from detected landmarks is the open problem
-documented in docs/fitting.md.
-
 All valid frames of a video are fitted together as one batched problem on the device,
 through the landmark-only fast path (:class:`facedyn.flame.model.FLAMELandmarks`).
 
@@ -27,13 +23,12 @@ Objective (sum over valid frames):
   between consecutive sampled frames (never across a gap of invalid frames), weighted by
   ``fit.smooth_*``.
 
-Solver: Adam on all frames at once with a cosine-decayed step, first on pose, jaw and
-expression (``fit.rigid_iterations``, default 30), then on everything (``fit.iterations``,
-default 60). Parameters
-are scaled so one step moves each by a comparable amount. Adam was chosen over
-Gauss-Newton because the batched gradient costs one forward and one backward pass of the
-fast path per iteration whatever the number of unknowns; ``benchmarks/fit.py`` measures
-the speed against a frame-by-frame full-mesh reference and the accuracy against truth.
+Solvers (``fit.solver``): ``adam``, Adam on scaled parameters (one step moves each by a
+comparable amount) with a cosine-decayed step, first on pose, jaw and expression
+(``fit.rigid_iterations``), then on everything (``fit.iterations``); ``lm``,
+Levenberg-Marquardt on the problem's block structure (:mod:`facedyn.flame.solve`). Both
+minimise :func:`objective`. ``benchmarks/fit.py`` measures the speed against a
+frame-by-frame full-mesh reference, docs/fitting.md the objective each solver reaches.
 """
 
 from __future__ import annotations
@@ -45,8 +40,16 @@ from typing import Any
 import numpy as np
 import torch
 
-from facedyn.flame.camera import focal_from_fov, project
+from facedyn.flame.camera import focal_from_fov
+from facedyn.flame.jacobian import LandmarkJacobian, project_landmarks
 from facedyn.flame.model import FLAMELandmarks
+from facedyn.flame.solve import (
+    ROT_SMOOTH_SCALE,
+    TRANS_SMOOTH_SCALE,
+    Params,
+    Problem,
+    levenberg_marquardt,
+)
 
 log = logging.getLogger(__name__)
 
@@ -58,10 +61,13 @@ class FitSettings:
     n_shape: int = 100
     n_expr: int = 50
     shape: str = "per_frame"  # or "per_window"
+    solver: str = "adam"  # or "lm" (Levenberg-Marquardt, facedyn.flame.solve)
     window_s: float = 4.0
     iterations: int = 60
     rigid_iterations: int = 30
     lr: float = 0.05
+    lm_iterations: int = 12
+    lm_rigid_iterations: int = 4
     landmark_sigma: float = 0.03
     huber: float = 2.0
     contour_weight: float = 1.0
@@ -76,6 +82,8 @@ class FitSettings:
     def __post_init__(self) -> None:
         if self.shape not in ("per_frame", "per_window"):
             raise ValueError(f"fit.shape must be 'per_frame' or 'per_window', got {self.shape!r}")
+        if self.solver not in ("adam", "lm"):
+            raise ValueError(f"fit.solver must be 'adam' or 'lm', got {self.solver!r}")
 
 
 @dataclass
@@ -125,18 +133,6 @@ def _initial_pose(lmk: np.ndarray, model_lmk: np.ndarray, focal: float, cx: floa
     return np.stack([tx, ty, tz], 1)
 
 
-def project_landmarks(model: FLAMELandmarks, shape: torch.Tensor, expression: torch.Tensor,
-                      jaw: torch.Tensor, rotation: torch.Tensor, translation: torch.Tensor,
-                      focal: float | torch.Tensor, cx: float, cy: float) -> torch.Tensor:
-    """The fitter's image landmarks (B, 68, 2) for per-frame parameters: global rotation and
-    jaw posed (neck and eyes at zero), yaw-dependent contour, pinhole camera. The one
-    definition shared by the objective and by anything that redraws a fitted table."""
-    pose = torch.cat([rotation, torch.zeros_like(rotation), jaw,
-                      torch.zeros(len(rotation), 6, dtype=rotation.dtype,
-                                  device=rotation.device)], 1)
-    return project(model(shape, expression, pose, kind="2d"), translation, focal, cx, cy)
-
-
 def fit_landmarks(landmarks: np.ndarray, frames: np.ndarray, times: np.ndarray, width: int,
                   height: int, model: FLAMELandmarks, settings: FitSettings) -> FitResult:
     """Fit FLAME to valid frames' 2D landmarks (all frames given must be valid).
@@ -161,7 +157,6 @@ def fit_landmarks(landmarks: np.ndarray, frames: np.ndarray, times: np.ndarray, 
     cx, cy = (width - 1) / 2, (height - 1) / 2
     target = torch.as_tensor(landmarks, dtype=dtype, device=dev)
     iod = torch.linalg.norm(target[:, 36] - target[:, 45], dim=1).clamp_min(1.0)
-    sigma = (settings.landmark_sigma * iod)[:, None]
     # Jaw-line (contour) landmarks follow the silhouette, which detectors and the model's
     # yaw-dependent embedding define differently; contour_weight < 1 trusts them less.
     weight = torch.ones(68, dtype=dtype, device=dev)
@@ -169,55 +164,90 @@ def fit_landmarks(landmarks: np.ndarray, frames: np.ndarray, times: np.ndarray, 
     with torch.no_grad():
         neutral = model(pose=torch.zeros(1, 15, dtype=dtype, device=dev), kind="3d")[0]
     trans0 = _initial_pose(landmarks, neutral.cpu().numpy(), focal, cx, cy)
-
     window_ids = (np.arange(m) if settings.shape == "per_frame"
                   else _window_ids(times, settings.window_s))
-    n_shape_rows = int(window_ids.max()) + 1
-    window = torch.as_tensor(window_ids, device=dev)
-    # Scaled parameters: one Adam step moves each by a comparable physical amount.
+    problem = Problem(
+        target=target, sigma=settings.landmark_sigma * iod, weight=weight,
+        contiguous=torch.as_tensor(_segments(frames), device=dev),
+        window=torch.as_tensor(window_ids, device=dev), n_rows=int(window_ids.max()) + 1,
+        focal=float(focal), cx=cx, cy=cy, huber=settings.huber, jaw_sd=settings.jaw_sd,
+        shape_frame_sd=settings.shape_frame_sd, smooth_expr=settings.smooth_expr,
+        smooth_pose=settings.smooth_pose)
+
+    def zeros(rows: int, cols: int) -> torch.Tensor:
+        return torch.zeros(rows, cols, dtype=dtype, device=dev)
+
+    start = Params(shape_mean=zeros(1, settings.n_shape),
+                   shape=zeros(problem.n_rows, settings.n_shape), expr=zeros(m, settings.n_expr),
+                   jaw=zeros(m, 3), rot=zeros(m, 3),
+                   trans=torch.as_tensor(trans0, dtype=dtype, device=dev))
+    history: list[float] = []
+    if settings.solver == "adam":
+        fitted = _adam(problem, start, model, settings, history)
+    else:
+        def value(p: Params, use_shape: bool) -> float:
+            with torch.no_grad():
+                return float(objective(problem, p, model, use_shape)[0])
+
+        jac = LandmarkJacobian(model)
+        with torch.no_grad():
+            fitted = levenberg_marquardt(problem, start, jac, value,
+                                         settings.lm_rigid_iterations, False, history)
+            fitted = levenberg_marquardt(problem, fitted, jac, value, settings.lm_iterations,
+                                         True, history)
+
+    with torch.no_grad():
+        _, proj = objective(problem, fitted, model, True)
+        err = torch.linalg.norm(proj - target, dim=-1)
+        shape = fitted.shape_mean + fitted.shape[problem.window]
+    return FitResult(
+        shape=shape.cpu().numpy(), expression=fitted.expr.detach().cpu().numpy(),
+        jaw=fitted.jaw.detach().cpu().numpy(), rotation=fitted.rot.detach().cpu().numpy(),
+        translation=fitted.trans.detach().cpu().numpy(), focal=float(focal),
+        rmse_px=torch.sqrt((err**2).mean(1)).cpu().numpy(),
+        nme=(err.mean(1) / iod).cpu().numpy(), loss_history=history,
+        settings=asdict(settings),
+    )
+
+
+def objective(problem: Problem, p: Params, model: FLAMELandmarks, use_shape: bool
+              ) -> tuple[torch.Tensor, torch.Tensor]:
+    """The fitting objective (module docstring) and the projected landmarks. With
+    ``use_shape=False`` the shape is zero and its prior is left out (the rigid stage)."""
+    pr, m = problem, len(problem.target)
+    shape = p.shape_mean + p.shape[pr.window]
+    if not use_shape:
+        shape = torch.zeros_like(shape)
+    proj = project_landmarks(model, shape, p.expr, p.jaw, p.rot, p.trans, pr.focal, pr.cx, pr.cy)
+    r2 = ((proj - pr.target) ** 2).sum(-1) / pr.sigma[:, None] ** 2
+    data = (_pseudo_huber(r2, pr.huber) * pr.weight).sum() / m
+    # Hierarchical shape prior: the video's mean shape ~ N(0, I); each frame (or window)
+    # deviates from it by N(0, shape_frame_sd^2): estimated per frame, yet anchored.
+    shape_prior = ((p.shape_mean ** 2).sum() / m + ((p.shape / pr.shape_frame_sd) ** 2).sum() / m)
+    prior = (shape_prior * (1.0 if use_shape else 0.0)
+             + (p.expr ** 2).sum() / m + ((p.jaw / pr.jaw_sd) ** 2).sum() / m)
+    smooth = torch.zeros((), dtype=proj.dtype, device=proj.device)
+    if m > 1:
+        n_pairs = max(int(pr.contiguous.sum()), 1)
+
+        def d2(x: torch.Tensor) -> torch.Tensor:
+            return (((x[1:] - x[:-1]) ** 2).sum(-1) * pr.contiguous).sum() / n_pairs
+        smooth = (pr.smooth_expr * d2(p.expr)
+                  + pr.smooth_pose * (d2(p.jaw / pr.jaw_sd) + d2(p.rot / ROT_SMOOTH_SCALE)
+                                      + d2(p.trans / TRANS_SMOOTH_SCALE)))
+    return data + prior + smooth, proj
+
+
+def _adam(problem: Problem, start: Params, model: FLAMELandmarks, settings: FitSettings,
+          history: list[float]) -> Params:
+    """Adam on scaled parameters (one step moves each by a comparable physical amount),
+    first on pose, jaw and expression, then on everything, with a cosine-decayed step."""
     scale = {"shape_mean": 1.0, "shape": settings.shape_frame_sd, "expr": 1.0, "jaw": 0.1,
              "rot": 0.1, "trans": 0.02}
-    params = {
-        "shape_mean": torch.zeros(1, settings.n_shape, dtype=dtype, device=dev),
-        "shape": torch.zeros(n_shape_rows, settings.n_shape, dtype=dtype, device=dev),
-        "expr": torch.zeros(m, settings.n_expr, dtype=dtype, device=dev),
-        "jaw": torch.zeros(m, 3, dtype=dtype, device=dev),
-        "rot": torch.zeros(m, 3, dtype=dtype, device=dev),
-        "trans": torch.as_tensor(trans0, dtype=dtype, device=dev) / scale["trans"],
-    }
-    for p in params.values():
-        p.requires_grad_(True)
-    contiguous = torch.as_tensor(_segments(frames), device=dev)
-    n_pairs = max(int(contiguous.sum()), 1)
+    params = {k: (getattr(start, k) / scale[k]).clone().requires_grad_(True) for k in scale}
 
-    def unpack() -> dict[str, torch.Tensor]:
-        return {k: params[k] * scale[k] for k in params}
-
-    def objective(use_shape: bool) -> tuple[torch.Tensor, torch.Tensor]:
-        p = unpack()
-        shape = p["shape_mean"] + p["shape"][window]
-        if not use_shape:
-            shape = torch.zeros_like(shape)
-        proj = project_landmarks(model, shape, p["expr"], p["jaw"], p["rot"], p["trans"],
-                                 focal, cx, cy)
-        r2 = ((proj - target) ** 2).sum(-1) / sigma**2
-        data = (_pseudo_huber(r2, settings.huber) * weight).sum() / m
-        # Hierarchical shape prior: the video's mean shape ~ N(0, I); each frame (or window)
-        # deviates from it by N(0, shape_frame_sd^2): estimated per frame, yet anchored.
-        shape_prior = ((p["shape_mean"] ** 2).sum() / m
-                       + ((p["shape"] / settings.shape_frame_sd) ** 2).sum() / m)
-        prior = (shape_prior * (1.0 if use_shape else 0.0)
-                 + (p["expr"] ** 2).sum() / m + ((p["jaw"] / settings.jaw_sd) ** 2).sum() / m)
-        smooth = torch.zeros((), dtype=dtype, device=dev)
-        if m > 1:
-            def d2(x: torch.Tensor) -> torch.Tensor:
-                return (((x[1:] - x[:-1]) ** 2).sum(-1) * contiguous).sum() / n_pairs
-            smooth = (settings.smooth_expr * d2(p["expr"])
-                      + settings.smooth_pose * (d2(p["jaw"] / settings.jaw_sd)
-                                                + d2(p["rot"] / 0.05) + d2(p["trans"] / 0.01)))
-        return data + prior + smooth, proj
-
-    history: list[float] = []
+    def unpack() -> Params:
+        return Params(**{k: params[k] * scale[k] for k in params})
 
     def run(names: list[str], iterations: int, use_shape: bool) -> None:
         if iterations <= 0:
@@ -226,7 +256,7 @@ def fit_landmarks(landmarks: np.ndarray, frames: np.ndarray, times: np.ndarray, 
         sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, iterations, settings.lr * 0.05)
         for _ in range(iterations):
             opt.zero_grad(set_to_none=True)
-            loss, _ = objective(use_shape)
+            loss, _ = objective(problem, unpack(), model, use_shape)
             loss.backward()
             opt.step()
             sched.step()
@@ -234,17 +264,5 @@ def fit_landmarks(landmarks: np.ndarray, frames: np.ndarray, times: np.ndarray, 
 
     run(["rot", "trans", "jaw", "expr"], settings.rigid_iterations, use_shape=False)
     run(list(params), settings.iterations, use_shape=True)
-
     with torch.no_grad():
-        _, proj = objective(True)
-        err = torch.linalg.norm(proj - target, dim=-1)
-        p = unpack()
-        shape = p["shape_mean"] + p["shape"][window]
-    return FitResult(
-        shape=shape.cpu().numpy(), expression=p["expr"].detach().cpu().numpy(),
-        jaw=p["jaw"].detach().cpu().numpy(), rotation=p["rot"].detach().cpu().numpy(),
-        translation=p["trans"].detach().cpu().numpy(), focal=float(focal),
-        rmse_px=torch.sqrt((err**2).mean(1)).cpu().numpy(),
-        nme=(err.mean(1) / iod).cpu().numpy(), loss_history=history,
-        settings=asdict(settings),
-    )
+        return Params(**{k: v.detach() for k, v in vars(unpack()).items()})
