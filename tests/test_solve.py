@@ -146,3 +146,30 @@ def test_lm_reaches_a_lower_objective_than_adam(tmp_path_factory):
 def test_unknown_solver_is_rejected():
     with pytest.raises(ValueError, match=r"fit\.solver"):
         FitSettings(solver="newton")
+
+
+@pytest.mark.parametrize("per_window", [False, True])
+def test_damped_step_solves_the_whole_system(fast, per_window):
+    """The structured solve (per-frame elimination of the shape rows, then CG) gives the
+    solution of the whole damped Gauss-Newton system assembled densely."""
+    m = 6
+    window = torch.arange(m) // 2 if per_window else torch.arange(m)
+    n_rows = int(window.max()) + 1
+    problem = _problem(fast, _params(m, n_rows), window, n_rows)
+    system = _System(problem, _params(m, n_rows, seed=3), LandmarkJacobian(fast), True)
+    damping = [1e-2 * d for d in system.diagonals()]
+    step = system.solve(damping, cg_iterations=2000, tol=1e-13)
+    shapes = [g.shape for g in system.gradient()]
+    sizes = [int(np.prod(s)) for s in shapes]
+
+    def unflat(v):
+        return [t.reshape(s) for t, s in zip(torch.split(v, sizes), shapes, strict=True)]
+
+    n = sum(sizes)
+    dense = torch.stack([torch.cat([t.reshape(-1) for t in system.matvec(unflat(e), damping)])
+                         for e in torch.eye(n, dtype=torch.float64)], 1)
+    torch.testing.assert_close(dense, dense.T, rtol=1e-8, atol=1e-10)
+    rhs = -torch.cat([g.reshape(-1) for g in system.gradient()])
+    expected = torch.linalg.solve(dense, rhs)
+    torch.testing.assert_close(torch.cat([t.reshape(-1) for t in step]), expected,
+                               rtol=1e-5, atol=1e-7)

@@ -173,23 +173,6 @@ class _System:
         """Block-Jacobi: the inverse of every frame's, every shape row's and the mean
         shape's own damped block (Cholesky)."""
         eye_x = torch.diag_embed(self.smooth_diag + damping[0])
-        if self.use_shape and self.per_frame_rows:
-            # One shape row per frame: precondition each frame's pose, expression and shape
-            # deviation together (they are strongly coupled through the landmarks).
-            top = torch.cat([self.hxx + eye_x, self.hxs], 2)
-            bottom = torch.cat([self.hxs.transpose(1, 2),
-                                self.hss + torch.diag_embed(self.prior_d + damping[1])], 2)
-            # Inverses once, then one batched product per CG iteration (cheaper than solves).
-            joint = torch.cholesky_inverse(torch.linalg.cholesky(torch.cat([top, bottom], 1)))
-            mean = torch.cholesky_inverse(torch.linalg.cholesky(
-                self.hss.sum(0) + torch.diag(self.prior_m + damping[2])))
-            n_x = self.hxx.shape[1]
-
-            def apply_joint(r: list[torch.Tensor]) -> list[torch.Tensor]:
-                both = torch.einsum("bpq,bq->bp", joint, torch.cat([r[0], r[1]], 1))
-                return [both[:, :n_x], both[:, n_x:], mean @ r[2]]
-
-            return apply_joint
         blocks = [torch.linalg.cholesky(self.hxx + eye_x)]
         if self.use_shape:
             rows = self._rows(self.hss) + torch.diag_embed(self.prior_d + damping[1])
@@ -204,6 +187,52 @@ class _System:
             return out
 
         return apply
+
+
+    def solve(self, damping: list[torch.Tensor], cg_iterations: int, tol: float = 1e-6
+              ) -> list[torch.Tensor]:
+        """The damped step. With one shape row per frame, each frame's shape deviation is
+        eliminated exactly first (it sees only its own frame and the mean shape), and CG runs
+        on the per-frame blocks and the mean shape alone; otherwise CG on everything."""
+        grad = self.gradient()
+        if not (self.use_shape and self.per_frame_rows):
+            def matvec(v: list[torch.Tensor]) -> list[torch.Tensor]:
+                return self.matvec(v, damping)
+            step, _ = conjugate_gradient(matvec, [-g for g in grad],
+                                         self.preconditioner(damping), max_iter=cg_iterations,
+                                         tol=tol)
+            return step
+        gx, gd, gm = grad
+        # K_i = (H_ss,i + prior + damping)^-1; the reduced blocks (Schur complements).
+        k = torch.cholesky_inverse(torch.linalg.cholesky(
+            self.hss + torch.diag_embed(self.prior_d + damping[1])))
+        hxs_k = self.hxs @ k  # (M, P, S)
+        hss_k = self.hss @ k  # (M, S, S)
+        a = self.hxx - hxs_k @ self.hxs.transpose(1, 2)
+        b = self.hxs - hxs_k @ self.hss
+        c = (self.hss - hss_k @ self.hss).sum(0) + torch.diag(self.prior_m + damping[2])
+        kg = torch.einsum("bst,bt->bs", k, gd)
+        rhs = [-gx + torch.einsum("bps,bs->bp", self.hxs, kg),
+               -gm + torch.einsum("bst,bt->s", self.hss, kg)]
+
+        def reduced(v: list[torch.Tensor]) -> list[torch.Tensor]:
+            vx, vm = v
+            out_x = (torch.einsum("bpq,bq->bp", a, vx) + self._laplacian(vx)
+                     + damping[0] * vx + b @ vm)
+            return [out_x, torch.einsum("bps,bp->s", b, vx) + c @ vm]
+
+        block_x = torch.cholesky_inverse(torch.linalg.cholesky(
+            a + torch.diag_embed(self.smooth_diag + damping[0])))
+        block_m = torch.cholesky_inverse(torch.linalg.cholesky(c))
+
+        def precondition(r: list[torch.Tensor]) -> list[torch.Tensor]:
+            return [torch.einsum("bpq,bq->bp", block_x, r[0]), block_m @ r[1]]
+
+        (dx, dm), _ = conjugate_gradient(reduced, rhs, precondition, max_iter=cg_iterations,
+                                         tol=tol)
+        dd = -torch.einsum("bst,bt->bs", k, gd + torch.einsum("bps,bp->bs", self.hxs, dx)
+                           + self.hss @ dm)
+        return [dx, dd, dm]
 
 
 def _dot(a: list[torch.Tensor], b: list[torch.Tensor]) -> torch.Tensor:
@@ -250,15 +279,9 @@ def levenberg_marquardt(problem: Problem, params: Params, jac: LandmarkJacobian,
     n_expr = params.expr.shape[1]
     for _ in range(iterations):
         system = _System(problem, params, jac, use_shape)
-        grad = system.gradient()
         diag = system.diagonals()
         for _attempt in range(10):  # else: no step lowers the objective, converged
-            damp = [damping * d for d in diag]
-            def matvec(v: list[torch.Tensor], damp=damp, system=system) -> list[torch.Tensor]:
-                return system.matvec(v, damp)
-
-            step, _ = conjugate_gradient(matvec, [-g for g in grad],
-                                         system.preconditioner(damp), max_iter=cg_iterations)
+            step = system.solve([damping * d for d in diag], cg_iterations)
             step = [t.to(params.expr.dtype) for t in step]
             trial = params.with_step(step[0], step[1] if use_shape else None,
                                      step[2] if use_shape else None, n_expr)
