@@ -11,10 +11,10 @@ with ``A_k, B_k`` the rotation and translation of joint ``k``'s skinning transfo
 ``M_k = sum_corners bary * w_k * S`` the landmark's skinning-weighted blendshapes and
 ``c_k`` its skinning weights. ``M_k`` and ``c_k`` are precomputed once per landmark (per
 yaw bin for the jaw-line contour), so the Jacobian costs a few batched contractions instead
-of one forward-mode pass per coefficient (about 100x faster than ``torch.func.jacfwd``
-on this problem at FLAME sizes). The six rotation parameters (global, jaw) go through
-forward-mode autodiff (``torch.func.jvp``), translation through the pinhole's own
-derivative. No library computes structured LBS Jacobians; this is written here for that
+of one forward-mode pass per coefficient (1.0 s for 450 frames at 100 shape / 50
+expression on one CPU thread, where a vmapped ``torch.func.jacfwd`` took 15 s). The six
+rotation parameters (global, jaw) go through forward-mode autodiff (``torch.func.jvp``),
+translation through the pinhole's own derivative. No library computes structured LBS Jacobians; this is written here for that
 reason and tested against autodiff (``tests/test_solve.py``).
 """
 
