@@ -1,6 +1,6 @@
 """Bad input that is not per-video data stops the run before any job with a message that
-names the problem and the fix; per-video problems become QC exclusions with a reason
-(issue 10). The whole-pipeline cases are in test_pipeline_hardening.py; the library's own
+names the problem and the fix; per-video problems become QC exclusions with a reason.
+The whole-pipeline cases are in test_pipeline_hardening.py; the library's own
 checks of each loader in test_indexers, test_landmarks, test_importer and test_flame_core.
 
 Also here: input fingerprints, atomic writes under SIGTERM and after SIGKILL, the summary's
