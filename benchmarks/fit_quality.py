@@ -1,40 +1,56 @@
-"""Fit quality on the synthetic cohort: detected landmarks vs the true projected landmarks.
+"""Fit quality on the synthetic cohort: the detector's share and the fitter's share.
 
 For the first ``--videos`` videos of the default run (``results/landmarks/``), the fitter
-(`facedyn.flame.stage.run_fit`, settings from the config schema's defaults) runs on
+(`facedyn.flame.stage.run_fit`, settings from the config schema's defaults, ``--solver``)
+runs on
 
-* ``dlib``: the pipeline's detected landmarks (what ``rule fit_flame`` does), and
-* ``true landmarks``: the cohort's exact projected landmarks at the same sampled frames
+* (a) ``true landmarks``: the cohort's exact projected landmarks at the same sampled frames
   (the fitter's ceiling: no detector error), at the default ``landmark_sigma`` and at
   ``--oracle-sigma``;
+* (b) ``true landmarks + dlib-like error``: the exact landmarks plus an error drawn at the
+  level measured for dlib on these videos (per landmark and axis: a constant offset per
+  video with the sd of dlib's per-video mean error, plus an AR(1) process with the sd and
+  lag-1 autocorrelation of dlib's error within a video; inter-ocular units);
+* (c) each detector on the video: ``dlib`` (the pipeline's landmark tables, what
+  ``rule fit_flame`` fits) and ``mediapipe`` (the MediaPipe backend run here on the same
+  videos and frames, when the mediapipe extra is installed);
 
 and `facedyn.flame.quality.cohort_quality` compares each with the truth. Prints a markdown
 table (the one in docs/fitting.md) and writes ``results/benchmarks/fit_quality.json``.
 
-    python benchmarks/fit_quality.py [--videos 12] [--oracle-sigma 0.01] [--workers 2]
+    python benchmarks/fit_quality.py [--videos 12] [--solver adam|lm] [--oracle-sigma 0.01]
+                                     [--workers 2] [--seed 0]
 """
 
 from __future__ import annotations
 
 import argparse
 import glob
+import importlib.util
+import json
 import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import pandas as pd
 import torch
 import yaml
 
 from facedyn.atomic import atomic_write_json
-from facedyn.face.extract import LANDMARK_X, LANDMARK_Y
+from facedyn.face.extract import LANDMARK_X, LANDMARK_Y, extract_landmarks, landmarks_array
 from facedyn.flame.quality import cohort_quality
 from facedyn.flame.stage import run_fit
 from facedyn.tables import read_table, write_table
 
 TRUTH = Path("resources/synthetic/default/truth/frames")
 MODEL = "results/flame/model.json"
+COMPONENTS = Path("resources/flame/synthetic/components.json")
+NAMES = ({f"expr_{c['index']:03d}": c["name"]
+          for c in json.loads(COMPONENTS.read_text())["expression"]}
+         if COMPONENTS.is_file() else {})
 
 
 def default_fit_settings() -> dict[str, Any]:
@@ -56,6 +72,65 @@ def true_landmark_table(detected: Path, out: Path) -> Path:
     return out
 
 
+def _aligned(detected: Path) -> tuple[pd.DataFrame, dict[str, Any], np.ndarray, np.ndarray]:
+    """A detected table, its metadata, its (N, 68, 2) landmarks and the truth's at its frames."""
+    df, meta = read_table(detected)
+    truth, _ = read_table(TRUTH / detected.parent.name / detected.name)
+    true_xy = landmarks_array(truth.set_index("frame").loc[df["frame"]].reset_index())
+    return df, meta, landmarks_array(df), true_xy
+
+
+def measure_detector_error(detected: list[Path]) -> dict[str, np.ndarray]:
+    """dlib's error against the truth (inter-ocular units), per landmark and axis (68, 2):
+    ``offset_sd`` across videos of the per-video mean, ``sd`` and ``lag1`` within videos."""
+    means, sds, lag1 = [], [], []
+    for path in detected:
+        df, _, det, true = _aligned(path)
+        ok = df["detected"].to_numpy(bool) & np.isfinite(det).all(axis=(1, 2))
+        iod = np.linalg.norm(true[:, 36] - true[:, 45], axis=1)[:, None, None]
+        err = ((det - true) / iod)[ok]
+        means.append(err.mean(0))
+        centred = err - err.mean(0)
+        sds.append(centred.std(0))
+        lag1.append((centred[1:] * centred[:-1]).mean(0) / np.maximum(centred.var(0), 1e-12))
+    return {"offset_sd": np.std(means, axis=0), "sd": np.mean(sds, axis=0),
+            "lag1": np.clip(np.mean(lag1, axis=0), 0.0, 0.99)}
+
+
+def noisy_true_landmark_table(detected: Path, out: Path, error: dict[str, np.ndarray],
+                              rng: np.random.Generator) -> Path:
+    """(b): the exact landmarks at the detected table's frames plus dlib-like error."""
+    df, meta, _, true = _aligned(detected)
+    n = len(df)
+    iod = np.linalg.norm(true[:, 36] - true[:, 45], axis=1)[:, None, None]
+    rho, sd = error["lag1"], error["sd"]
+    innovation = rng.normal(size=(n, 68, 2)) * sd * np.sqrt(1 - rho**2)
+    ar = np.empty((n, 68, 2))
+    ar[0] = rng.normal(size=(68, 2)) * sd
+    for t in range(1, n):
+        ar[t] = rho * ar[t - 1] + innovation[t]
+    noisy = true + iod * (rng.normal(size=(68, 2)) * error["offset_sd"] + ar)
+    table = df.copy()
+    table[LANDMARK_X], table[LANDMARK_Y] = noisy[..., 0], noisy[..., 1]
+    table["detected"] = True
+    write_table(table, out, meta)
+    return out
+
+
+def mediapipe_table(detected: Path, out: Path) -> Path:
+    """(c): the MediaPipe backend on the video of a detected table, at the same frames."""
+    from facedyn.face.mediapipe_backend import MediaPipeBackend
+
+    df, meta = read_table(detected)
+    backend = MediaPipeBackend()
+    table, mp_meta = extract_landmarks(meta["video"], backend, float(meta["sampled_fps"]))
+    backend.close()
+    if not table["frame"].equals(df["frame"]):
+        raise SystemExit(f"{detected}: MediaPipe sampled other frames than the table")
+    write_table(table, out, {**meta, **mp_meta})
+    return out
+
+
 def _fit(job: tuple[str, str, dict[str, Any]]) -> None:
     landmarks, out, fit = job
     torch.set_num_threads(1)
@@ -67,26 +142,41 @@ def main() -> None:
     ap.add_argument("--videos", type=int, default=12)
     ap.add_argument("--oracle-sigma", type=float, default=0.01)
     ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--solver", choices=["adam", "lm"], default=None,
+                    help="fit.solver (default: the schema's)")
+    ap.add_argument("--seed", type=int, default=0, help="seed of the drawn detector error")
     args = ap.parse_args()
     detected = [Path(p) for p in sorted(glob.glob("results/landmarks/*/*.parquet"))]
     detected = detected[: args.videos]
     if not detected or not TRUTH.is_dir():
         raise SystemExit("needs the default run's landmarks and cohort: snakemake --cores 2")
     fit = default_fit_settings()
-    results: dict[str, Any] = {"videos": len(detected), "fit": fit}
+    if args.solver:
+        fit["solver"] = args.solver
+    error = measure_detector_error(detected)
+    results: dict[str, Any] = {
+        "videos": len(detected), "fit": fit,
+        "dlib_error": {k: float(np.median(v)) for k, v in error.items()}}
+    rng = np.random.default_rng(args.seed)
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         truth_lmk = [true_landmark_table(p, root / "lmk" / p.parent.name / p.name)
                      for p in detected]
+        noisy_lmk = [noisy_true_landmark_table(p, root / "noisy" / p.parent.name / p.name,
+                                               error, rng) for p in detected]
         variants = {
-            "dlib": (detected, fit),
-            "true landmarks": (truth_lmk, fit),
-            f"true landmarks, landmark_sigma {args.oracle_sigma}":
+            "(a) true landmarks": (truth_lmk, fit),
+            f"(a) true landmarks, landmark_sigma {args.oracle_sigma}":
                 (truth_lmk, {**fit, "landmark_sigma": args.oracle_sigma}),
+            "(b) true landmarks + dlib-like error": (noisy_lmk, fit),
+            "(c) dlib": (detected, fit),
         }
+        if importlib.util.find_spec("mediapipe") is not None:
+            mp_lmk = [mediapipe_table(p, root / "mp" / p.parent.name / p.name) for p in detected]
+            variants["(c) mediapipe"] = (mp_lmk, fit)
         for name, (inputs, settings) in variants.items():
-            outs = [root / name.replace(" ", "_").replace(",", "") / p.parent.name / p.name
-                    for p in inputs]
+            slug = "".join(c if c.isalnum() else "_" for c in name)
+            outs = [root / slug / p.parent.name / p.name for p in inputs]
             start = time.perf_counter()
             with ProcessPoolExecutor(args.workers) as pool:
                 list(pool.map(_fit, [(str(i), str(o), settings) for i, o in zip(inputs, outs, strict=False)]))
@@ -96,15 +186,16 @@ def main() -> None:
             summary["seconds_per_video"] = seconds * args.workers / len(outs)
             results[name] = summary
     print("| landmarks | expression r, dominant components (median) | per component | "
-          "jaw opening r (median, IQR) | shape RMSE (sd) | NME median |")
-    print("|---|---|---|---|---|---|")
+          "jaw opening r (median, IQR) | shape RMSE (sd) | NME median | s per video |")
+    print("|---|---|---|---|---|---|---|")
     for name in variants:
         s = results[name]
-        comps = ", ".join(f"{c[-3:]} {r:.2f}" for c, r in s["expression_r_by_component"].items())
+        comps = ", ".join(f"{NAMES.get(c, c)} {r:.2f}" for c, r in s["expression_r_by_component"].items())
         lo, hi = s["jaw_open_r_iqr"]
         print(f"| {name} | {s['expression_r_median']:.2f} | {comps} | "
               f"{s['jaw_open_r_median']:.2f} ({lo:.2f}-{hi:.2f}) | "
-              f"{s['shape_rmse_median']:.2f} | {s['nme_median']:.3f} |")
+              f"{s['shape_rmse_median']:.2f} | {s['nme_median']:.3f} | "
+              f"{s['seconds_per_video']:.1f} |")
     atomic_write_json("results/benchmarks/fit_quality.json", results)
 
 

@@ -32,26 +32,6 @@ def dlib_backend() -> DlibBackend:
     return DlibBackend()
 
 
-@pytest.fixture(scope="module")
-def cohort(tmp_path_factory) -> Path:
-    from facedyn.cohort.synthetic import write_cohort
-    from facedyn.flame import write_synthetic_flame
-
-    head = write_synthetic_flame(tmp_path_factory.mktemp("head"), n_shape=20, n_expr=15)
-    root = tmp_path_factory.mktemp("cohort")
-    write_cohort(root, {"n_speakers": 2, "sessions_per_speaker": 2, "duration_s": 5},
-                 head_model=str(head["model"]), head_embedding=str(head["landmark_embedding"]),
-                 head_components=str(head["components"]), workers=2)
-    return root
-
-
-def _videos(cohort: Path) -> list[tuple[Path, pd.DataFrame]]:
-    sessions = pd.read_parquet(cohort / "truth" / "sessions.parquet")
-    return [(cohort / r.session_id / "processed" / f"{r.speaker_id}.mp4",
-             pd.read_parquet(cohort / "truth" / "frames" / r.session_id / f"{r.speaker_id}.parquet"))
-            for r in sessions.itertuples()]
-
-
 # --------------------------------------------------------------------------- sampling
 
 
@@ -161,10 +141,10 @@ def test_tracking_box_ignores_the_moving_mouth_and_brows():
 # --------------------------------------------------------------------------- real frames
 
 
-def test_landmarks_against_ground_truth(cohort, dlib_backend):
+def test_landmarks_against_ground_truth(rendered_videos, dlib_backend):
     """Detection rate and NME (inter-ocular) of the dlib stage on synthetic videos."""
     nmes, rates = [], []
-    for video, truth in _videos(cohort):
+    for video, truth in rendered_videos:
         df, meta = extract_landmarks(video, dlib_backend, target_fps=15)
         assert meta["status"] == "ok" and meta["sampled_fps"] == 15
         assert list(df.columns) == COLUMNS
@@ -180,10 +160,10 @@ def test_landmarks_against_ground_truth(cohort, dlib_backend):
     assert np.nanmedian(nme) < 0.05
 
 
-def test_two_faces_in_frame_keeps_the_speaker(cohort, dlib_backend, tmp_path):
-    video, _ = _videos(cohort)[0]
+def test_two_faces_in_frame_keeps_the_speaker(rendered_videos, dlib_backend, tmp_path):
+    video, _ = rendered_videos[0]
     frames = read_video(video)[:60]
-    other = [cv2.resize(f, (160, 120)) for f in read_video(_videos(cohort)[1][0])[:60]]
+    other = [cv2.resize(f, (160, 120)) for f in read_video(rendered_videos[1][0])[:60]]
     both = []
     for a, b in zip(frames, other, strict=True):
         canvas = np.zeros((240, 480, 3), np.uint8)
@@ -204,7 +184,7 @@ def _noise_video(path: Path, n: int = 30) -> Path:
 
 
 @pytest.mark.parametrize("kind", ["missing", "empty", "garbage", "no_face", "truncated"])
-def test_bad_videos_give_a_table_with_a_reason(cohort, dlib_backend, tmp_path, kind):
+def test_bad_videos_give_a_table_with_a_reason(rendered_videos, dlib_backend, tmp_path, kind):
     path = tmp_path / "bad.mp4"
     if kind == "empty":
         path.write_bytes(b"")
@@ -213,7 +193,7 @@ def test_bad_videos_give_a_table_with_a_reason(cohort, dlib_backend, tmp_path, k
     elif kind == "no_face":
         _noise_video(path)
     elif kind == "truncated":
-        video, _ = _videos(cohort)[0]
+        video, _ = rendered_videos[0]
         data = video.read_bytes()
         path.write_bytes(data[: len(data) // 2])
     out = tmp_path / "out.parquet"

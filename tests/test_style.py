@@ -90,3 +90,24 @@ def test_schema_defaults_of_the_encoder_and_training_match_the_library():
         assert set(props) == set(fields), key
         for name, default in fields.items():
             assert props[name]["default"] == default, f"identify.{key}.{name}"
+
+
+def test_schema_defaults_of_the_landmark_backends_match_their_constructors():
+    import inspect
+
+    import yaml
+
+    from facedyn.face.backends import DlibBackend
+    from facedyn.face.insightface_backend import InsightFaceBackend
+    from facedyn.face.mediapipe_backend import MediaPipeBackend
+
+    schema = yaml.safe_load((ROOT / "workflow/schemas/config.schema.yaml").read_text())
+    landmarks = schema["properties"]["landmarks"]["properties"]
+    assert set(landmarks["backend"]["enum"]) == {"dlib", "mediapipe", "insightface"}
+    for name, cls in (("dlib", DlibBackend), ("mediapipe", MediaPipeBackend),
+                      ("insightface", InsightFaceBackend)):
+        props = landmarks[name]["properties"]
+        params = inspect.signature(cls.__init__).parameters
+        for key, spec in props.items():
+            assert key in params, f"landmarks.{name}.{key} is no {cls.__name__} argument"
+            assert params[key].default == spec["default"], f"landmarks.{name}.{key}"

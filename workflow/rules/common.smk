@@ -194,8 +194,16 @@ def all_flame_tables(wildcards):
 
 
 def check_landmark_backend():
-    """A missing insightface model pack fails here, before any job, saying where it goes."""
+    """A missing insightface model pack or MediaPipe install fails here, before any job,
+    saying what to do."""
     settings = config["landmarks"]
+    if settings["backend"] == "mediapipe":
+        from facedyn.face.mediapipe_backend import check_available
+
+        try:
+            check_available()
+        except ImportError as err:
+            raise ConfigError(str(err)) from None
     if settings["backend"] == "insightface" and not settings["insightface"]["download"]:
         from facedyn.face.insightface_backend import check_model_pack
 

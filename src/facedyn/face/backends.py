@@ -1,11 +1,15 @@
 """Face detection + 68-point landmark backends behind one small interface.
 
 A backend finds faces in an RGB frame (``detect``) and, for tracking, places the 68 iBUG
-landmarks inside a given face box without running the detector (``refine``). Both
-backends produce iBUG-68 in pixel coordinates, so every later stage is backend-agnostic.
+landmarks inside a given face box without running the detector (``refine``). Every
+backend produces iBUG-68 in pixel coordinates, so every later stage is backend-agnostic;
+a backend with dense landmarks (``n_dense`` > 0) reports them as well.
 
 - :class:`DlibBackend`: HOG frontal-face detector + the 68-point shape predictor shipped in
   ``face_recognition_models``. CPU, offline; the default for the synthetic cohort.
+- ``MediaPipeBackend`` (``facedyn.face.mediapipe_backend``): MediaPipe's face mesh, 478
+  dense points (``Detection.dense``) and iBUG-68 from them; CPU, offline, the ``mediapipe``
+  extra.
 - ``InsightFaceBackend`` (``facedyn.face.insightface_backend``): SCRFD detection +
   ``landmark_3d_68`` from an insightface model pack, on the GPU through onnxruntime when
   available.
@@ -30,11 +34,14 @@ class Detection:
         score: detector confidence (backend-specific scale); NaN when the landmarks came
             from ``refine`` without a detector run.
         landmarks: (68, 2) float iBUG-68 landmarks in pixels.
+        dense: (P, 2) float dense landmarks in pixels, in the backend's own order, from
+            backends that have them (``n_dense`` > 0); None otherwise.
     """
 
     box: np.ndarray
     score: float
     landmarks: np.ndarray
+    dense: np.ndarray | None = None
 
     @property
     def size(self) -> float:
@@ -47,6 +54,8 @@ class LandmarkBackend(Protocol):
     """What the tracker needs from a landmark backend."""
 
     name: str
+    #: Dense landmarks per face (0: iBUG-68 only).
+    n_dense: int
 
     def describe(self) -> dict[str, str]:
         """Model names/paths/versions for the table's metadata."""
@@ -72,6 +81,7 @@ class DlibBackend:
     """dlib's HOG detector + 68-point shape predictor (CPU, offline)."""
 
     name = "dlib"
+    n_dense = 0
 
     def __init__(self, upsample: int = 0, min_score: float = 0.0) -> None:
         import dlib
@@ -110,8 +120,12 @@ def make_backend(name: str, **options: object) -> LandmarkBackend:
     """Backend by config name (``landmarks.backend``)."""
     if name == "dlib":
         return DlibBackend(**options)  # type: ignore[arg-type]
+    if name == "mediapipe":
+        from facedyn.face.mediapipe_backend import MediaPipeBackend
+
+        return MediaPipeBackend(**options)  # type: ignore[arg-type]
     if name == "insightface":
         from facedyn.face.insightface_backend import InsightFaceBackend
 
         return InsightFaceBackend(**options)  # type: ignore[arg-type]
-    raise ValueError(f"unknown landmarks.backend {name!r}; use 'dlib' or 'insightface'")
+    raise ValueError(f"unknown landmarks.backend {name!r}; use 'dlib', 'mediapipe' or 'insightface'")

@@ -33,6 +33,13 @@ LANDMARK_X = [f"lx{k:02d}" for k in range(68)]
 LANDMARK_Y = [f"ly{k:02d}" for k in range(68)]
 COLUMNS = ["frame", "time_s", "detected", "tracked", "score", "x0", "y0", "x1", "y1",
            *LANDMARK_X, *LANDMARK_Y]
+
+
+def dense_columns(n: int) -> list[str]:
+    """Columns of ``n`` dense landmarks (``dx000..``, then ``dy000..``), after :data:`COLUMNS`."""
+    return [f"dx{k:03d}" for k in range(n)] + [f"dy{k:03d}" for k in range(n)]
+
+
 #: Landmark-table statuses (metadata ``status``).
 STATUSES = ("ok", "missing", "empty", "unreadable", "no_face", "truncated")
 
@@ -70,6 +77,9 @@ def extract_landmarks(video: str | os.PathLike[str], backend: LandmarkBackend,
     expected = len(sample_indices(info.n_frames, info.fps, target_fps)) if info.n_frames > 0 else None
     rows: list[list[float]] = []
     nan68 = [math.nan] * 136
+    n_dense = int(getattr(backend, "n_dense", 0))
+    dense: list[np.ndarray] = []
+    nan_dense = np.full(2 * n_dense, np.nan, dtype=np.float32)
     frames = iter_sampled_frames(video, target_fps, source_fps=info.fps)
     bar = tqdm(frames, total=expected, file=progress or sys.stderr, mininterval=5.0,
                desc=Path(video).name, unit="frame", disable=progress is None)
@@ -78,15 +88,21 @@ def extract_landmarks(video: str | os.PathLike[str], backend: LandmarkBackend,
         det = res.detection
         if det is None:
             rows.append([frame.index, frame.time_s, False, False, math.nan, *[math.nan] * 4, *nan68])
+            dense.append(nan_dense)
         else:
             rows.append([frame.index, frame.time_s, True, not res.detected_by_detector, det.score,
                          *det.box.tolist(), *det.landmarks[:, 0].tolist(),
                          *det.landmarks[:, 1].tolist()])
+            pts = det.dense if det.dense is not None else np.full((n_dense, 2), np.nan)
+            dense.append(np.concatenate([pts[:, 0], pts[:, 1]]).astype(np.float32))
     bar.close()
     if progress is not None:
         progress.write("\n")  # tqdm leaves the cursor on the bar's line
     df = pd.DataFrame(rows, columns=COLUMNS) if rows else empty_table()
     df = df.astype({"frame": "int64", "detected": "bool", "tracked": "bool"})
+    if n_dense:
+        values = np.stack(dense) if dense else np.zeros((0, 2 * n_dense), np.float32)
+        df = pd.concat([df, pd.DataFrame(values, columns=dense_columns(n_dense))], axis=1)
     n_detected = int(df["detected"].sum())
     status, reason = "ok", ""
     if not rows:
@@ -99,7 +115,7 @@ def extract_landmarks(video: str | os.PathLike[str], backend: LandmarkBackend,
         status, reason = "no_face", "no face was found in any sampled frame"
     meta.update({"status": status, "reason": reason, "frames_sampled": len(rows),
                  "frames_detected": n_detected, "redetect_every_frames": redetect,
-                 "detector_runs": tracker.detector_runs,
+                 "dense_points": n_dense, "detector_runs": tracker.detector_runs,
                  "multi_face_runs": tracker.multi_face_runs,
                  "seconds": round(time.perf_counter() - start, 3)})
     log.info("%s: %d/%d frames with a face, status %s, %.1f s", video, n_detected, len(rows),

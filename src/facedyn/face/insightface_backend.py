@@ -214,6 +214,7 @@ class InsightFaceBackend:
     """
 
     name = "insightface"
+    n_dense = 0
 
     def __init__(
         self,

@@ -147,6 +147,6 @@ class FaceTracker:
         if not self._plausible(refined, self._last, rgb.shape):
             return self._detect(rgb)
         self._since_detect += 1
-        tracked = Detection(refined.box, self._last_score, refined.landmarks)
+        tracked = Detection(refined.box, self._last_score, refined.landmarks, refined.dense)
         self._last = tracked
         return TrackResult(tracked, False)

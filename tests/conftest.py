@@ -1,0 +1,32 @@
+"""Fixtures shared by test modules."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+
+@pytest.fixture(scope="session")
+def rendered_cohort(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny synthetic cohort (2 speakers x 2 sessions x 5 s) rendered once per test run."""
+    from facedyn.cohort.synthetic import write_cohort
+    from facedyn.flame import write_synthetic_flame
+
+    head = write_synthetic_flame(tmp_path_factory.mktemp("head"), n_shape=20, n_expr=15)
+    root = tmp_path_factory.mktemp("cohort")
+    write_cohort(root, {"n_speakers": 2, "sessions_per_speaker": 2, "duration_s": 5},
+                 head_model=str(head["model"]), head_embedding=str(head["landmark_embedding"]),
+                 head_components=str(head["components"]), workers=2)
+    return root
+
+
+@pytest.fixture(scope="session")
+def rendered_videos(rendered_cohort: Path) -> list[tuple[Path, pd.DataFrame]]:
+    """(video, truth frames) of every video of :func:`rendered_cohort`."""
+    root = rendered_cohort
+    sessions = pd.read_parquet(root / "truth" / "sessions.parquet")
+    return [(root / r.session_id / "processed" / f"{r.speaker_id}.mp4",
+             pd.read_parquet(root / "truth" / "frames" / r.session_id / f"{r.speaker_id}.parquet"))
+            for r in sessions.itertuples()]
