@@ -41,7 +41,7 @@ import yaml
 
 from facedyn.atomic import atomic_write_json
 from facedyn.face.extract import LANDMARK_X, LANDMARK_Y, extract_landmarks, landmarks_array
-from facedyn.flame.quality import cohort_quality
+from facedyn.flame.quality import cohort_quality, head_expression_modes
 from facedyn.flame.stage import run_fit
 from facedyn.tables import read_table, write_table
 
@@ -158,6 +158,7 @@ def main() -> None:
         "videos": len(detected), "fit": fit,
         "dlib_error": {k: float(np.median(v)) for k, v in error.items()}}
     rng = np.random.default_rng(args.seed)
+    modes = head_expression_modes(json.loads(Path(MODEL).read_text())["model"])
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         truth_lmk = [true_landmark_table(p, root / "lmk" / p.parent.name / p.name)
@@ -182,17 +183,19 @@ def main() -> None:
                 list(pool.map(_fit, [(str(i), str(o), settings) for i, o in zip(inputs, outs, strict=False)]))
             seconds = time.perf_counter() - start
             _, _, summary = cohort_quality(
-                [(o, TRUTH / o.parent.name / o.name) for o in outs])
+                [(o, TRUTH / o.parent.name / o.name) for o in outs], modes=modes)
             summary["seconds_per_video"] = seconds * args.workers / len(outs)
             results[name] = summary
-    print("| landmarks | expression r, dominant components (median) | per component | "
+    print("| landmarks | expression r, dominant modes (median) | "
+          "expression r, dominant components (median) | per component | "
           "jaw opening r (median, IQR) | shape RMSE (sd) | NME median | s per video |")
-    print("|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|")
     for name in variants:
         s = results[name]
         comps = ", ".join(f"{NAMES.get(c, c)} {r:.2f}" for c, r in s["expression_r_by_component"].items())
         lo, hi = s["jaw_open_r_iqr"]
-        print(f"| {name} | {s['expression_r_median']:.2f} | {comps} | "
+        print(f"| {name} | {s['expression_mode_r_median']:.2f} | "
+              f"{s['expression_r_median']:.2f} | {comps} | "
               f"{s['jaw_open_r_median']:.2f} ({lo:.2f}-{hi:.2f}) | "
               f"{s['shape_rmse_median']:.2f} | {s['nme_median']:.3f} | "
               f"{s['seconds_per_video']:.1f} |")

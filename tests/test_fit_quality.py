@@ -4,7 +4,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from facedyn.flame.quality import cohort_quality, dominant_components, video_quality
+from facedyn.flame.quality import (
+    cohort_quality,
+    dominant_components,
+    expression_modes,
+    video_quality,
+)
 from facedyn.tables import write_table
 
 
@@ -88,3 +93,57 @@ def test_cohort_summary_judges_the_dominant_components(tmp_path):
     assert by_comp["expr_000"] > by_comp[summary["dominant_components"][-1]]
     assert 0.9 < summary["jaw_open_r_median"] <= 1.0
     assert set(comps["session_id"]) == {"s0", "s1", "s2"}
+
+
+def _degenerate_dirs(n_vertices=40, seed=0):
+    """Blendshapes where component 2 = -0.5 x component 1 (one mode for both)."""
+    rng = np.random.default_rng(seed)
+    dirs = rng.normal(size=(n_vertices, 3, 3))
+    dirs[:, :, 2] = -0.5 * dirs[:, :, 1]
+    return dirs
+
+
+def test_expression_modes_merge_coefficients_that_move_the_mesh_alike():
+    dirs = _degenerate_dirs()
+    modes = expression_modes(dirs)
+    assert modes.shape == (2, 3)  # rank 2
+    flat = dirs.reshape(-1, 3)
+    c1, c2 = np.array([0.3, 1.0, 0.0]), np.array([0.3, 0.0, -2.0])
+    np.testing.assert_allclose(flat @ c1, flat @ c2)  # the same displacement ...
+    np.testing.assert_allclose(modes @ c1, modes @ c2)  # ... is the same mode vector
+    # Modes are metres along orthonormal directions: their norm is the displacement's.
+    np.testing.assert_allclose(np.linalg.norm(modes @ c1), np.linalg.norm(flat @ c1))
+
+
+def test_mode_r_sees_through_a_degenerate_basis():
+    """A fit that puts the motion of component 2 into component 1 (same displacement) is
+    wrong per component and right per mode."""
+    dirs = _degenerate_dirs()
+    fitted, truth = _tables(n_expr=3, noise=0.01)
+    moved = truth["expr_002"].to_numpy()
+    truth["expr_001"] = 0.0
+    frames = fitted["frame"].to_numpy()
+    fitted["expr_001"] = -0.5 * moved[frames]  # component 2's motion as component 1
+    fitted["expr_002"] = 0.0
+    comps, _ = video_quality(fitted, truth, 4, modes=expression_modes(dirs))
+    r = comps.set_index("component")["r"]
+    assert np.isnan(r["expr_002"]) or abs(r["expr_002"]) < 0.2
+    assert {"mode_000", "mode_001"} <= set(r.index)
+    modal = comps[comps["component"].str.startswith("mode_")]
+    top = modal.sort_values("truth_sd").iloc[-1]
+    assert top["r"] > 0.99
+
+
+def test_cohort_summary_reports_dominant_modes(tmp_path):
+    modes = expression_modes(np.random.default_rng(1).normal(size=(30, 3, 6)))
+    pairs = []
+    for i in range(2):
+        fitted, truth = _tables(seed=i, noise=0.05)
+        fp, tp = tmp_path / f"fit{i}.parquet", tmp_path / f"truth{i}.parquet"
+        write_table(fitted, fp, {"session_id": f"s{i}", "speaker_id": f"p{i}"})
+        write_table(truth, tp)
+        pairs.append((fp, tp))
+    _, _, summary = cohort_quality(pairs, n_shape_truth=4, modes=modes)
+    assert summary["dominant_modes"] and summary["dominant_modes_variance_share"] >= 0.9
+    assert all(c.startswith("expr_") for c in summary["dominant_components"])
+    assert 0.9 < summary["expression_mode_r_median"] <= 1.0

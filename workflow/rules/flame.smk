@@ -77,6 +77,7 @@ rule fit_quality:
     input:
         flame=all_flame_tables,
         cohort=f"{synthetic_cohort_dir()}/cohort.json",
+        model="results/flame/model.json",
     output:
         summary="results/flame/quality.json",
         components="results/flame/quality_components.parquet",

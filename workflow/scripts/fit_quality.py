@@ -1,16 +1,18 @@
 """Fit quality against the synthetic cohort's ground truth."""
 
+import json
 from pathlib import Path
 
 from facedyn.atomic import atomic_write_json
-from facedyn.flame.quality import cohort_quality
+from facedyn.flame.quality import cohort_quality, head_expression_modes
 from facedyn.runtime import provenance, setup_logging
 from facedyn.tables import write_table
 
 setup_logging(snakemake.log[0])
 truth = Path(snakemake.params.truth)
 pairs = [(p, truth / Path(p).parent.name / Path(p).name) for p in snakemake.input.flame]
-components, videos, summary = cohort_quality(pairs, snakemake.params.n_shape_truth)
+modes = head_expression_modes(json.loads(Path(snakemake.input.model).read_text())["model"])
+components, videos, summary = cohort_quality(pairs, snakemake.params.n_shape_truth, modes=modes)
 meta = {"provenance": provenance(snakemake.config, inputs=snakemake.input)}
 write_table(components, snakemake.output.components, meta)
 write_table(videos, snakemake.output.videos, meta)

@@ -20,6 +20,17 @@ The cohort summary judges expression recovery on the **dominant components**: th
 set of components that together carry ``fraction`` (90 %) of the truth's pooled expression
 variance. Components that only carry the generator's small identity-free background motion
 are not meant to be recoverable from 68 landmarks and are reported but not judged.
+
+**Expression modes.** Coefficients are only identifiable when their blendshapes are
+linearly independent. FLAME's expression basis is a PCA basis (orthogonal over the mesh);
+the synthetic head's components are named deformations that overlap (its ``smile`` is
+``smile_left + smile_right`` and ``eyes_wide`` is ``-0.4 blink``, exactly), so two coefficient
+vectors that move every vertex alike count as different there. Given the head's expression
+blendshapes, every coefficient vector is therefore also measured in the head's orthonormal
+*modes* (:func:`expression_modes`: the SVD of the blendshapes, ``z = Sigma W^T c``, metres
+along each orthonormal mesh direction), and the summary reports the same figures over the
+dominant modes (``expression_mode_*``). For a PCA basis modes and components coincide up to
+order and sign.
 """
 
 from __future__ import annotations
@@ -34,6 +45,33 @@ import pandas as pd
 from facedyn.tables import read_table
 
 JAW_OPEN = "jaw_0"
+MODE_PREFIX = "mode_"
+
+
+def expression_modes(expression_dirs: np.ndarray, rtol: float = 1e-9) -> np.ndarray:
+    """Map from expression coefficients to the head's orthonormal expression modes.
+
+    Args:
+        expression_dirs: (V, 3, E) expression blendshapes.
+        rtol: singular values below ``rtol`` times the largest are dropped (the rank).
+
+    Returns:
+        (R, E) matrix ``Sigma W^T`` of the SVD ``D = U Sigma W^T`` of the (3V, E) blendshape
+        matrix: ``z = P @ c`` are coefficients ``c`` in metres along the orthonormal mesh
+        directions ``U``, ordered by singular value; R is the basis's rank.
+    """
+    d = np.asarray(expression_dirs, dtype=np.float64)
+    d = d.reshape(-1, d.shape[-1])
+    _, sing, wt = np.linalg.svd(d, full_matrices=False)
+    keep = sing > rtol * sing[0] if len(sing) and sing[0] > 0 else np.zeros(len(sing), bool)
+    return sing[keep, None] * wt[keep]
+
+
+def head_expression_modes(model_path: str | os.PathLike[str]) -> np.ndarray:
+    """:func:`expression_modes` of a head model file (FLAME layout: expression from 300 on)."""
+    from facedyn.flame.io import load_flame_arrays
+
+    return expression_modes(load_flame_arrays(model_path).shapedirs[..., 300:])
 
 
 def _columns(df: pd.DataFrame, prefix: str) -> list[str]:
@@ -62,15 +100,25 @@ def _pearson(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.corrcoef(a, b)[0, 1])
 
 
-def video_quality(fitted: pd.DataFrame, truth: pd.DataFrame, n_shape_truth: int = 20
-                  ) -> tuple[pd.DataFrame, dict[str, float]]:
+def _modal(values: np.ndarray, modes: np.ndarray) -> np.ndarray:
+    """(N, E') coefficients -> (N, R) modes; missing trailing coefficients count as zero."""
+    n = min(values.shape[1], modes.shape[1])
+    return values[:, :n] @ modes[:, :n].T
+
+
+def video_quality(fitted: pd.DataFrame, truth: pd.DataFrame, n_shape_truth: int = 20,
+                  modes: np.ndarray | None = None) -> tuple[pd.DataFrame, dict[str, float]]:
     """Per-component correlations (long table) and per-video scalars for one video.
+
+    Args:
+        modes: :func:`expression_modes` of the head; when given, the table also has one row
+            per mode (``component`` ``mode_000``, ...).
 
     Returns:
         (components, scalars): ``components`` has columns ``component, r, truth_sd,
-        fitted_sd`` for every expression component the fitted table has and the truth has;
-        ``scalars`` holds ``jaw_open_r``, ``shape_rmse``, ``nme_median``, ``nme_p90``,
-        ``frames_matched``.
+        fitted_sd`` for every expression component the fitted table has and the truth has
+        (and every mode); ``scalars`` holds ``jaw_open_r``, ``shape_rmse``, ``nme_median``,
+        ``nme_p90``, ``frames_matched``.
     """
     joined = match_truth(fitted, truth)
     rows = []
@@ -81,6 +129,15 @@ def video_quality(fitted: pd.DataFrame, truth: pd.DataFrame, n_shape_truth: int 
         true_v = joined[col + "_true"].to_numpy(float)
         rows.append({"component": col, "r": _pearson(fit_v, true_v),
                      "truth_sd": float(np.std(true_v)), "fitted_sd": float(np.std(fit_v))})
+    if modes is not None and len(joined):
+        fit_z = _modal(joined[_columns(fitted, "expr_")].to_numpy(float), modes)
+        true_z = _modal(joined[[c + "_true" for c in _columns(truth, "expr_")]].to_numpy(float),
+                        modes)
+        for k in range(modes.shape[0]):
+            rows.append({"component": f"{MODE_PREFIX}{k:03d}",
+                         "r": _pearson(fit_z[:, k], true_z[:, k]),
+                         "truth_sd": float(np.std(true_z[:, k])),
+                         "fitted_sd": float(np.std(fit_z[:, k]))})
     shape_cols = [c for c in _columns(fitted, "shape_")[:n_shape_truth] if c + "_true" in joined]
     if shape_cols and len(joined):
         err = (joined[shape_cols].mean().to_numpy()
@@ -112,7 +169,8 @@ def dominant_components(truth_variance: pd.Series, fraction: float = 0.9) -> lis
 
 
 def cohort_quality(pairs: Iterable[tuple[str | os.PathLike[str], str | os.PathLike[str]]],
-                   n_shape_truth: int = 20, fraction: float = 0.9
+                   n_shape_truth: int = 20, fraction: float = 0.9,
+                   modes: np.ndarray | None = None
                    ) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]:
     """Fit quality over many videos.
 
@@ -120,6 +178,7 @@ def cohort_quality(pairs: Iterable[tuple[str | os.PathLike[str], str | os.PathLi
         pairs: (fitted FLAME table, truth frames table) paths, one pair per video.
         n_shape_truth: shape coefficients the generator drives (``dataset.synthetic.n_shape``).
         fraction: variance share that defines the dominant expression components.
+        modes: :func:`expression_modes` of the head, for the ``expression_mode_*`` figures.
 
     Returns:
         (components, videos, summary): long per-video x component table, one row of scalars
@@ -134,7 +193,7 @@ def cohort_quality(pairs: Iterable[tuple[str | os.PathLike[str], str | os.PathLi
         if not fitted["valid"].any():
             video_rows.append({**ids, "frames_matched": 0.0})
             continue
-        comps, scalars = video_quality(fitted, truth, n_shape_truth)
+        comps, scalars = video_quality(fitted, truth, n_shape_truth, modes)
         comp_tables.append(comps.assign(**ids))
         video_rows.append({**ids, **scalars})
     components = (pd.concat(comp_tables, ignore_index=True) if comp_tables
@@ -155,12 +214,16 @@ def summarize_quality(components: pd.DataFrame, videos: pd.DataFrame, fraction: 
     """Headline figures: median r over the dominant components, jaw r, shape error, NME."""
     if components.empty:
         return {"videos": len(videos), "videos_fitted": 0}
+    is_mode = components["component"].str.startswith(MODE_PREFIX)
+    modal = _dominant_summary(components[is_mode], fraction) if is_mode.any() else {}
+    components = components[~is_mode]
     variance = (components.assign(var=components["truth_sd"] ** 2)
                 .groupby("component")["var"].mean())
     dominant = dominant_components(variance, fraction)
     per_comp = components.groupby("component")["r"].median()
     fitted = videos[videos["frames_matched"] > 0]
     return {
+        **modal,
         "videos": len(videos),
         "videos_fitted": len(fitted),
         "variance_fraction": fraction,
@@ -176,5 +239,25 @@ def summarize_quality(components: pd.DataFrame, videos: pd.DataFrame, fraction: 
     }
 
 
-__all__ = ["cohort_quality", "dominant_components", "match_truth", "summarize_quality",
-           "video_quality"]
+def _dominant_summary(modes: pd.DataFrame, fraction: float) -> dict[str, Any]:
+    """The ``expression_mode_*`` figures: median r over the dominant modes."""
+    variance = modes.assign(var=modes["truth_sd"] ** 2).groupby("component")["var"].mean()
+    dominant = dominant_components(variance, fraction)
+    per_mode = modes.groupby("component")["r"].median()
+    return {
+        "dominant_modes": dominant,
+        "dominant_modes_variance_share": float(variance[dominant].sum() / variance.sum()),
+        "expression_mode_r_median": _median(per_mode[dominant]),
+        "expression_mode_r_by_mode": {c: float(per_mode[c]) for c in dominant},
+    }
+
+
+__all__ = [
+    "cohort_quality",
+    "dominant_components",
+    "expression_modes",
+    "head_expression_modes",
+    "match_truth",
+    "summarize_quality",
+    "video_quality",
+]

@@ -229,7 +229,9 @@ def summary_markdown(run_name: str, metrics: Sequence[Mapping[str, Any]],
     if quality:
         out += ["## FLAME fit against the synthetic truth", "",
                 f"Expression r (median over the dominant components): "
-                f"{_num(quality.get('expression_r_median'))}; jaw opening r "
+                f"{_num(quality.get('expression_r_median'))}; over the head's dominant "
+                f"expression modes: {_num(quality.get('expression_mode_r_median'))}; "
+                f"jaw opening r "
                 f"{_num(quality.get('jaw_open_r_median'))}; landmark NME median "
                 f"{_num(quality.get('nme_median'), '.3f')} (docs/fitting.md).", ""]
     if legibility:
