@@ -13,7 +13,9 @@ runs on
   lag-1 autocorrelation of dlib's error within a video; inter-ocular units);
 * (c) each detector on the video: ``dlib`` (the pipeline's landmark tables, what
   ``rule fit_flame`` fits) and ``mediapipe`` (the MediaPipe backend run here on the same
-  videos and frames, when the mediapipe extra is installed);
+  videos and frames, when the mediapipe extra is installed), its iBUG-68 alone and with its
+  dense points (``--dense-embedding``, by default the synthetic head's when a run with
+  ``flame.dense_embedding: synthetic`` has measured it);
 
 and `facedyn.flame.quality.cohort_quality` compares each with the truth. Prints a markdown
 table (the one in docs/fitting.md) and writes ``results/benchmarks/fit_quality.json``.
@@ -48,6 +50,7 @@ from facedyn.tables import read_table, write_table
 TRUTH = Path("resources/synthetic/default/truth/frames")
 MODEL = "results/flame/model.json"
 COMPONENTS = Path("resources/flame/synthetic/components.json")
+DENSE = Path("resources/flame/synthetic/mediapipe_landmark_embedding.npz")
 NAMES = ({f"expr_{c['index']:03d}": c["name"]
           for c in json.loads(COMPONENTS.read_text())["expression"]}
          if COMPONENTS.is_file() else {})
@@ -131,10 +134,22 @@ def mediapipe_table(detected: Path, out: Path) -> Path:
     return out
 
 
-def _fit(job: tuple[str, str, dict[str, Any]]) -> None:
-    landmarks, out, fit = job
+def _fit(job: tuple[str, str, dict[str, Any], str]) -> None:
+    landmarks, out, fit, model = job
     torch.set_num_threads(1)
-    run_fit(landmarks, MODEL, out, fit)
+    run_fit(landmarks, model, out, fit)
+
+
+def dense_model_json(dense: Path, out: Path) -> Path:
+    """The run's model.json with a dense embedding (what ``flame.dense_embedding`` records)."""
+    from facedyn.flame.summary import describe_flame_model
+
+    info = json.loads(Path(MODEL).read_text())
+    describe_flame_model(info["model"], info["landmark_embedding"], out,
+                         n_shape=info["n_shape"], n_expr=info["n_expr"],
+                         yaw_sign=info["yaw_sign"], synthetic=info["synthetic"],
+                         dense_embedding=dense)
+    return out
 
 
 def main() -> None:
@@ -145,6 +160,9 @@ def main() -> None:
     ap.add_argument("--solver", choices=["adam", "lm"], default=None,
                     help="fit.solver (default: the schema's)")
     ap.add_argument("--seed", type=int, default=0, help="seed of the drawn detector error")
+    ap.add_argument("--dense-embedding", type=Path, default=DENSE,
+                    help="dense embedding for the '(c) mediapipe + dense points' row "
+                         "(default: the synthetic head's, when a run has measured it)")
     args = ap.parse_args()
     detected = [Path(p) for p in sorted(glob.glob("results/landmarks/*/*.parquet"))]
     detected = detected[: args.videos]
@@ -166,21 +184,25 @@ def main() -> None:
         noisy_lmk = [noisy_true_landmark_table(p, root / "noisy" / p.parent.name / p.name,
                                                error, rng) for p in detected]
         variants = {
-            "(a) true landmarks": (truth_lmk, fit),
+            "(a) true landmarks": (truth_lmk, fit, MODEL),
             f"(a) true landmarks, landmark_sigma {args.oracle_sigma}":
-                (truth_lmk, {**fit, "landmark_sigma": args.oracle_sigma}),
-            "(b) true landmarks + dlib-like error": (noisy_lmk, fit),
-            "(c) dlib": (detected, fit),
+                (truth_lmk, {**fit, "landmark_sigma": args.oracle_sigma}, MODEL),
+            "(b) true landmarks + dlib-like error": (noisy_lmk, fit, MODEL),
+            "(c) dlib": (detected, fit, MODEL),
         }
         if importlib.util.find_spec("mediapipe") is not None:
             mp_lmk = [mediapipe_table(p, root / "mp" / p.parent.name / p.name) for p in detected]
-            variants["(c) mediapipe"] = (mp_lmk, fit)
-        for name, (inputs, settings) in variants.items():
+            variants["(c) mediapipe"] = (mp_lmk, fit, MODEL)
+            if args.dense_embedding.is_file():
+                dense_model = str(dense_model_json(args.dense_embedding, root / "model_dense.json"))
+                variants["(c) mediapipe + dense points"] = (mp_lmk, fit, dense_model)
+        for name, (inputs, settings, model) in variants.items():
             slug = "".join(c if c.isalnum() else "_" for c in name)
             outs = [root / slug / p.parent.name / p.name for p in inputs]
             start = time.perf_counter()
             with ProcessPoolExecutor(args.workers) as pool:
-                list(pool.map(_fit, [(str(i), str(o), settings) for i, o in zip(inputs, outs, strict=False)]))
+                list(pool.map(_fit, [(str(i), str(o), settings, model)
+                                     for i, o in zip(inputs, outs, strict=True)]))
             seconds = time.perf_counter() - start
             _, _, summary = cohort_quality(
                 [(o, TRUTH / o.parent.name / o.name) for o in outs], modes=modes)

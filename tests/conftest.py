@@ -9,12 +9,20 @@ import pytest
 
 
 @pytest.fixture(scope="session")
-def rendered_cohort(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A tiny synthetic cohort (2 speakers x 2 sessions x 5 s) rendered once per test run."""
-    from facedyn.cohort.synthetic import write_cohort
+def synthetic_head(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """The synthetic head (20 shape, 15 expression components): model, landmark_embedding,
+    components."""
     from facedyn.flame import write_synthetic_flame
 
-    head = write_synthetic_flame(tmp_path_factory.mktemp("head"), n_shape=20, n_expr=15)
+    return write_synthetic_flame(tmp_path_factory.mktemp("head"), n_shape=20, n_expr=15)
+
+
+@pytest.fixture(scope="session")
+def rendered_cohort(tmp_path_factory: pytest.TempPathFactory, synthetic_head) -> Path:
+    """A tiny synthetic cohort (2 speakers x 2 sessions x 5 s) rendered once per test run."""
+    from facedyn.cohort.synthetic import write_cohort
+
+    head = synthetic_head
     root = tmp_path_factory.mktemp("cohort")
     write_cohort(root, {"n_speakers": 2, "sessions_per_speaker": 2, "duration_s": 5},
                  head_model=str(head["model"]), head_embedding=str(head["landmark_embedding"]),

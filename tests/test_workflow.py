@@ -272,3 +272,17 @@ def test_missing_insightface_pack_fails_before_any_job(tmp_path):
     assert res.returncode != 0
     assert str(tmp_path / "if" / "models" / "buffalo_l") in out
     assert "landmarks.insightface.root" in out
+
+
+def test_dense_embedding_without_mediapipe_landmarks_fails_before_any_job(tmp_path):
+    res = run_snakemake(tmp_path, "-n", overrides={"flame": {"dense_embedding": "synthetic"}})
+    out = res.stdout + res.stderr
+    assert res.returncode != 0
+    assert "flame.dense_embedding" in out and "landmarks.backend: mediapipe" in out
+
+
+def test_dense_fit_plans_the_calibration_rule(tmp_path):
+    res = run_snakemake(tmp_path, "-n", "results/flame/model.json", overrides={
+        "landmarks": {"backend": "mediapipe"}, "flame": {"dense_embedding": "synthetic"}})
+    assert res.returncode == 0, res.stderr
+    assert "synthetic_dense_embedding" in res.stdout + res.stderr

@@ -47,6 +47,7 @@ REASON_CODES: dict[str, str] = {
     "multiple_faces": "two faces (speaker ambiguous)",
     "fit_import_failed": "tracker file could not be imported",
     "fit_no_valid_frames": "no valid FLAME frame",
+    "fit_no_dense_landmarks": "landmark table without the dense points the fit needs",
     "few_face_frames": "face in too few sampled frames",
     "few_valid_frames": "too few frames with a face",
     "truncated": "kept: decoding stopped early (truncated file)",

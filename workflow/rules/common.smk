@@ -43,12 +43,29 @@ def flame_is_synthetic():
     return config["flame"]["model"] == "synthetic"
 
 
+def dense_embedding_input():
+    """The dense embedding's file, or nothing (`flame.dense_embedding`)."""
+    dense = config["flame"]["dense_embedding"]
+    if dense is None:
+        return {}
+    if dense == "synthetic":
+        if not flame_is_synthetic():
+            raise ConfigError(
+                "config key `flame.dense_embedding`: `synthetic` measures the embedding on the "
+                "synthetic head; with a real FLAME model point it to metrical-tracker's "
+                "mediapipe_landmark_embedding.npz"
+            )
+        return {"dense": rules.synthetic_dense_embedding.output[0]}
+    return {"dense": _existing_file("flame.dense_embedding", dense)}
+
+
 def flame_model_inputs(wildcards):
     """The head model files: the generated stand-in, or the user's licensed FLAME."""
     if flame_is_synthetic():
         return {
             "model": rules.synthetic_flame.output.model,
             "embedding": rules.synthetic_flame.output.embedding,
+            **dense_embedding_input(),
         }
     embedding = config["flame"]["landmark_embedding"]
     if embedding is None:
@@ -59,6 +76,7 @@ def flame_model_inputs(wildcards):
     return {
         "model": _existing_file("flame.model", config["flame"]["model"]),
         "embedding": _existing_file("flame.landmark_embedding", embedding),
+        **dense_embedding_input(),
     }
 
 
@@ -197,6 +215,14 @@ def check_landmark_backend():
     """A missing insightface model pack or MediaPipe install fails here, before any job,
     saying what to do."""
     settings = config["landmarks"]
+    if (
+        config["flame"]["dense_embedding"] is not None
+        and settings["backend"] != "mediapipe"
+    ):
+        raise ConfigError(
+            "config key `flame.dense_embedding` fits MediaPipe's dense points: set "
+            "`landmarks.backend: mediapipe` too, or `flame.dense_embedding: null`"
+        )
     if settings["backend"] == "mediapipe":
         from facedyn.face.mediapipe_backend import check_available
 

@@ -22,6 +22,29 @@ rule synthetic_flame:
         "../scripts/synthetic_flame.py"
 
 
+rule synthetic_dense_embedding:
+    """Where MediaPipe's face-mesh points sit on the synthetic head, measured on renders of
+    a calibration cohort of its own (facedyn.cohort.dense_calibration)."""
+    input:
+        model=rules.synthetic_flame.output.model,
+        embedding=rules.synthetic_flame.output.embedding,
+        components=rules.synthetic_flame.output.components,
+    output:
+        "resources/flame/synthetic/mediapipe_landmark_embedding.npz",
+    log:
+        "logs/flame/synthetic_dense_embedding.log",
+    benchmark:
+        "results/benchmarks/synthetic_dense_embedding.tsv"
+    conda:
+        ENV
+    threads: 2
+    resources:
+        mem_mb=3000,
+        runtime=20,
+    script:
+        "../scripts/synthetic_dense_embedding.py"
+
+
 rule flame_model:
     """Load and validate the head model once; downstream rules read model.json."""
     input:

@@ -13,4 +13,5 @@ describe_flame_model(
     yaw_sign=snakemake.params.yaw_sign,
     synthetic=snakemake.params.synthetic,
     config=snakemake.config,
+    dense_embedding=snakemake.input.get("dense"),
 )

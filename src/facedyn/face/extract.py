@@ -139,6 +139,15 @@ def run_landmarks(video: str | os.PathLike[str] | None, out: str | os.PathLike[s
     return meta
 
 
+def dense_points(df: pd.DataFrame, indices: np.ndarray) -> np.ndarray | None:
+    """(N, P, 2) dense landmarks ``indices`` of a landmark table; None when it has none."""
+    cols = [f"dx{k:03d}" for k in indices] + [f"dy{k:03d}" for k in indices]
+    if not set(cols) <= set(df.columns):
+        return None
+    values = df[cols].to_numpy(np.float64)
+    return np.stack([values[:, : len(indices)], values[:, len(indices):]], axis=-1)
+
+
 def landmarks_array(df: pd.DataFrame) -> np.ndarray:
     """(N, 68, 2) landmarks of a landmark table (NaN where no face)."""
     return np.stack([df[LANDMARK_X].to_numpy(float), df[LANDMARK_Y].to_numpy(float)], axis=-1)

@@ -16,7 +16,9 @@ Objective (sum over valid frames):
 * data: robust (pseudo-Huber) reprojection error of the 68 landmarks (yaw-dependent contour),
   in units of ``sigma`` = ``fit.landmark_sigma`` x the frame's inter-ocular distance, so
   that the balance against the priors does not depend on the face's size in pixels; the 17
-  jaw-line landmarks weighted by ``fit.contour_weight``;
+  jaw-line landmarks weighted by ``fit.contour_weight``; with a dense embedding
+  (``flame.dense_embedding``) also the detector's dense points, each weighted by
+  ``fit.dense_weight``;
 * priors: ``|shape|^2 + |expression|^2`` (coefficients are N(0, 1) by construction of
   FLAME's and the synthetic head's bases) and ``|jaw / fit.jaw_sd|^2``;
 * temporal smoothness: squared differences of expression, jaw, rotation and translation
@@ -71,6 +73,7 @@ class FitSettings:
     landmark_sigma: float = 0.03
     huber: float = 2.0
     contour_weight: float = 1.0
+    dense_weight: float = 0.25
     jaw_sd: float = 0.15
     shape_frame_sd: float = 0.3
     smooth_expr: float = 4.0
@@ -138,7 +141,8 @@ def fit_landmarks(landmarks: np.ndarray, frames: np.ndarray, times: np.ndarray, 
     """Fit FLAME to valid frames' 2D landmarks (all frames given must be valid).
 
     Args:
-        landmarks: (M, 68, 2) pixels, no NaN.
+        landmarks: (M, 68 + P, 2) pixels, no NaN: iBUG-68, then the P dense points of the
+            model's dense embedding (``facedyn.flame.dense``), if it has one.
         frames: (M,) source frame indices (gaps break temporal smoothing).
         times: (M,) seconds (windows of ``per_window`` shape).
         width, height: image size.
@@ -159,11 +163,15 @@ def fit_landmarks(landmarks: np.ndarray, frames: np.ndarray, times: np.ndarray, 
     iod = torch.linalg.norm(target[:, 36] - target[:, 45], dim=1).clamp_min(1.0)
     # Jaw-line (contour) landmarks follow the silhouette, which detectors and the model's
     # yaw-dependent embedding define differently; contour_weight < 1 trusts them less.
-    weight = torch.ones(68, dtype=dtype, device=dev)
+    weight = torch.full((landmarks.shape[1],), settings.dense_weight, dtype=dtype, device=dev)
+    weight[:68] = 1.0
     weight[:17] = settings.contour_weight
     with torch.no_grad():
         neutral = model(pose=torch.zeros(1, 15, dtype=dtype, device=dev), kind="3d")[0]
-    trans0 = _initial_pose(landmarks, neutral.cpu().numpy(), focal, cx, cy)
+    if neutral.shape[0] != landmarks.shape[1]:
+        raise ValueError(f"the model gives {neutral.shape[0]} landmarks, the frames have "
+                         f"{landmarks.shape[1]}: fit dense points with a dense embedding")
+    trans0 = _initial_pose(landmarks[:, :68], neutral[:68].cpu().numpy(), focal, cx, cy)
     window_ids = (np.arange(m) if settings.shape == "per_frame"
                   else _window_ids(times, settings.window_s))
     problem = Problem(

@@ -9,6 +9,7 @@ fitting needs: ~5 % of FLAME's 5023 vertices, numerically the same landmarks.
 from __future__ import annotations
 
 import os
+from typing import Any
 
 import numpy as np
 import torch
@@ -202,7 +203,8 @@ class FLAMELandmarks(_Skinned):
 
 def load_flame(path: str | os.PathLike[str], n_shape: int = 100, n_expr: int = 50,
                landmark_embedding: str | os.PathLike[str] | LandmarkEmbedding | None = None,
-               dtype: torch.dtype = torch.float32, yaw_sign: int = 1) -> FLAME:
+               dtype: torch.dtype = torch.float32, yaw_sign: int = 1,
+               dense_embedding: Any = None) -> FLAME:
     """Load a FLAME 2020/2023 pkl (or the synthetic head) without chumpy.
 
     Args:
@@ -213,6 +215,8 @@ def load_flame(path: str | os.PathLike[str], n_shape: int = 100, n_expr: int = 5
             for ``landmarks`` and the fast path.
         dtype: computation dtype of the buffers.
         yaw_sign: contour-bin yaw convention, +1 = DECA (see ``facedyn.flame.landmarks``).
+        dense_embedding: a dense embedding (``facedyn.flame.dense``, path or loaded) whose
+            points follow the 68 in every landmark output.
 
     Raises:
         FlameModelError: missing file, missing key, wrong shape, or n_shape/n_expr too large.
@@ -221,6 +225,17 @@ def load_flame(path: str | os.PathLike[str], n_shape: int = 100, n_expr: int = 5
     emb = landmark_embedding
     if emb is not None and not isinstance(emb, LandmarkEmbedding):
         emb = load_landmark_embedding(emb, yaw_sign=yaw_sign)
+    if dense_embedding is not None:
+        from facedyn.flame.dense import DenseEmbedding, load_dense_embedding, with_dense_points
+
+        if emb is None:
+            raise ValueError("a dense embedding extends the 68-point landmark embedding: "
+                             "give landmark_embedding too")
+        dense = (dense_embedding if isinstance(dense_embedding, DenseEmbedding)
+                 else load_dense_embedding(dense_embedding))
+        dense.check(len(arrays.faces), int(dense.landmark_indices.max()) + 1,
+                    where=str(dense_embedding))
+        emb = with_dense_points(emb, dense)
     return FLAME(arrays, n_shape=n_shape, n_expr=n_expr, embedding=emb, dtype=dtype)
 
 

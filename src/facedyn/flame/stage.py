@@ -3,7 +3,9 @@
 Like the landmarks stage it never fails on per-video problems: a video without valid
 landmark frames gets a table of invalid rows and a ``status`` in its metadata
 (``no_valid_frames``), and so does a tracker file that is missing or cannot be imported
-(``import_failed``, with the importer's message as ``reason``); QC excludes both.
+(``import_failed``, with the importer's message as ``reason``) and, with a dense embedding
+(``flame.dense_embedding``), a landmark table without dense points (``no_dense_landmarks``);
+QC excludes them.
 """
 
 from __future__ import annotations
@@ -19,7 +21,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from facedyn.face.extract import landmarks_array
+from facedyn.face.extract import dense_points, landmarks_array
+from facedyn.flame.dense import load_dense_embedding
 from facedyn.flame.fit import FitSettings, fit_landmarks
 from facedyn.flame.importer import TrackerImportError, import_npz
 from facedyn.flame.model import load_flame
@@ -79,14 +82,28 @@ def run_fit(landmarks_path: str | os.PathLike[str], model_json: str | os.PathLik
         return {**meta, **imported.metadata}
 
     device = resolve_device(fit["device"])
-    valid = lmk_df["detected"].to_numpy(bool) if len(lmk_df) else np.zeros(0, bool)
+    valid = lmk_df["detected"].to_numpy(bool).copy() if len(lmk_df) else np.zeros(0, bool)
     settings = fit_settings(fit, n_shape, n_expr, device, seed)
     if valid.sum() == 0:
         return write_invalid("no_valid_frames", "no landmark frame to fit", device=device)
+    landmarks = landmarks_array(lmk_df)
+    dense = None
+    if model.get("dense_embedding"):
+        dense = load_dense_embedding(model["dense_embedding"])
+        points = dense_points(lmk_df, dense.landmark_indices)
+        if points is None:
+            return write_invalid("no_dense_landmarks", "the landmark table has no dense points "
+                                 "(dx/dy columns) for flame.dense_embedding: extract landmarks "
+                                 "with landmarks.backend: mediapipe", device=device)
+        landmarks = np.concatenate([landmarks, points], axis=1)
+        valid &= np.isfinite(landmarks).all(axis=(1, 2))
+        if valid.sum() == 0:
+            return write_invalid("no_valid_frames", "no landmark frame to fit", device=device)
     flame = load_flame(model["model"], n_shape=n_shape, n_expr=n_expr,
-                       landmark_embedding=model["landmark_embedding"], yaw_sign=model["yaw_sign"])
+                       landmark_embedding=model["landmark_embedding"], yaw_sign=model["yaw_sign"],
+                       dense_embedding=dense)
     fast = flame.to(device).landmark_model()
-    res = fit_landmarks(landmarks_array(lmk_df[valid]), frames[valid], times[valid],
+    res = fit_landmarks(landmarks[valid], frames[valid], times[valid],
                         int(lmk_meta["width"]), int(lmk_meta["height"]), fast, settings)
 
     def track(values: np.ndarray) -> np.ndarray:

@@ -52,14 +52,26 @@ def check_head_model(model: str | os.PathLike[str], embedding: str | os.PathLike
 def describe_flame_model(model: str | os.PathLike[str], embedding: str | os.PathLike[str],
                          out: str | os.PathLike[str] | None, *, n_shape: int, n_expr: int,
                          yaw_sign: int = 1, synthetic: bool = False,
-                         config: Mapping[str, Any] | None = None) -> dict[str, Any]:
+                         config: Mapping[str, Any] | None = None,
+                         dense_embedding: str | os.PathLike[str] | None = None) -> dict[str, Any]:
     """Load the model with the run's settings (so every error surfaces here, in the first
     job, not in thousands of fitting jobs) and record sizes, checksums and a landmark check.
 
     Returns the description; writes it as JSON to ``out`` when given.
     """
+    dense = None
+    if dense_embedding is not None:
+        from facedyn.face.mediapipe_backend import N_MESH_POINTS
+        from facedyn.flame.dense import load_dense_embedding
+
+        try:
+            dense = load_dense_embedding(dense_embedding)
+            dense.check(len(load_flame_arrays(model).faces), N_MESH_POINTS,
+                        where=str(dense_embedding))
+        except FlameModelError as err:
+            raise FlameModelError(f"config key `flame.dense_embedding`: {err}") from None
     flame = load_flame(model, n_shape=n_shape, n_expr=n_expr, landmark_embedding=embedding,
-                       dtype=torch.float64, yaw_sign=yaw_sign)
+                       dtype=torch.float64, yaw_sign=yaw_sign, dense_embedding=dense)
     lmk = flame.landmarks()[0]
     fast = flame.landmark_model()
     iod = float((lmk[36] - lmk[45]).norm())
@@ -78,7 +90,13 @@ def describe_flame_model(model: str | os.PathLike[str], embedding: str | os.Path
         "yaw_sign": yaw_sign,
         "fast_path_vertices": fast.n_vertices,
         "neutral_interocular_m": iod,
-        "provenance": provenance(config, inputs=[model, embedding]),
+        "dense_embedding": (str(Path(dense_embedding).resolve()) if dense_embedding is not None
+                            else None),
+        "dense_embedding_sha256": (file_sha256(dense_embedding) if dense_embedding is not None
+                                   else None),
+        "dense_points": len(dense) if dense is not None else 0,
+        "provenance": provenance(config, inputs=[model, embedding,
+                                                 *([dense_embedding] if dense_embedding else [])]),
     }
     log.info("head model ok: %d vertices, fast path %d vertices, inter-ocular %.4f m%s",
              info["n_vertices"], info["fast_path_vertices"], iod,
