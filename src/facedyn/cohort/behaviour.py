@@ -145,10 +145,11 @@ class ExpressionRoles:
                   for key in ("lips_part", "lip_stretch", "pucker", "cheek_raise", "eyes_wide")}
         used |= {v for v in speech.values() if v is not None}
         texture, positive = [], []
-        # Texture goes on components that 68 2D landmarks can tell apart from each other and
-        # from the speech, smile, brow and blink components: the cohort's identity must be
-        # recoverable through the pipeline (docs/fitting.md). The upper-lip raise opens the
-        # lips when positive, so its texture keeps a positive marginal.
+        # Texture goes on components no other role drives. How well 68 landmarks tell them
+        # apart from the rest is measured by benchmarks/identifiability.py (mouth_frown's
+        # landmark motion is 99 % explained by the other dominant components; docs/fitting.md).
+        # The upper-lip raise opens the lips when positive, so its texture keeps a positive
+        # marginal.
         for keys, is_positive in ((("upper_lip_raise", "upper_lip"), True),
                                   (("mouth_frown",), False), (("inner_brow_raise",), False)):
             idx = find(*keys, required=False)
