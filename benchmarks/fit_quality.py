@@ -120,14 +120,10 @@ def noisy_true_landmark_table(detected: Path, out: Path, error: dict[str, np.nda
     return out
 
 
-def mediapipe_table(detected: Path, out: Path) -> Path:
+def mediapipe_table(detected: Path, out: Path, backend: Any) -> Path:
     """(c): the MediaPipe backend on the video of a detected table, at the same frames."""
-    from facedyn.face.mediapipe_backend import MediaPipeBackend
-
     df, meta = read_table(detected)
-    backend = MediaPipeBackend()
     table, mp_meta = extract_landmarks(meta["video"], backend, float(meta["sampled_fps"]))
-    backend.close()
     if not table["frame"].equals(df["frame"]):
         raise SystemExit(f"{detected}: MediaPipe sampled other frames than the table")
     write_table(table, out, {**meta, **mp_meta})
@@ -191,7 +187,12 @@ def main() -> None:
             "(c) dlib": (detected, fit, MODEL),
         }
         if importlib.util.find_spec("mediapipe") is not None:
-            mp_lmk = [mediapipe_table(p, root / "mp" / p.parent.name / p.name) for p in detected]
+            from facedyn.face.mediapipe_backend import MediaPipeBackend
+
+            backend = MediaPipeBackend()
+            mp_lmk = [mediapipe_table(p, root / "mp" / p.parent.name / p.name, backend)
+                      for p in detected]
+            backend.close()
             variants["(c) mediapipe"] = (mp_lmk, fit, MODEL)
             if args.dense_embedding.is_file():
                 dense_model = str(dense_model_json(args.dense_embedding, root / "model_dense.json"))

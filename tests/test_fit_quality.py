@@ -73,14 +73,20 @@ def test_dominant_components_cover_the_variance_share():
         dominant_components(var, 0.0)
 
 
-def test_cohort_summary_judges_the_dominant_components(tmp_path):
+def _write_pairs(tmp_path, n_videos, noise):
+    """(fitted, truth) table paths of ``n_videos`` videos made by :func:`_tables`."""
     pairs = []
-    for i in range(3):
-        fitted, truth = _tables(seed=i, noise=0.3)
+    for i in range(n_videos):
+        fitted, truth = _tables(seed=i, noise=noise)
         fp, tp = tmp_path / f"fit{i}.parquet", tmp_path / f"truth{i}.parquet"
         write_table(fitted, fp, {"session_id": f"s{i}", "speaker_id": f"p{i}"})
         write_table(truth, tp)
         pairs.append((fp, tp))
+    return pairs
+
+
+def test_cohort_summary_judges_the_dominant_components(tmp_path):
+    pairs = _write_pairs(tmp_path, 3, noise=0.3)
     empty = _tables(seed=9)[0].assign(valid=False)
     write_table(empty, tmp_path / "empty.parquet", {"session_id": "s9", "speaker_id": "p9"})
     pairs.append((tmp_path / "empty.parquet", tmp_path / "truth0.parquet"))
@@ -136,13 +142,7 @@ def test_mode_r_sees_through_a_degenerate_basis():
 
 def test_cohort_summary_reports_dominant_modes(tmp_path):
     modes = expression_modes(np.random.default_rng(1).normal(size=(30, 3, 6)))
-    pairs = []
-    for i in range(2):
-        fitted, truth = _tables(seed=i, noise=0.05)
-        fp, tp = tmp_path / f"fit{i}.parquet", tmp_path / f"truth{i}.parquet"
-        write_table(fitted, fp, {"session_id": f"s{i}", "speaker_id": f"p{i}"})
-        write_table(truth, tp)
-        pairs.append((fp, tp))
+    pairs = _write_pairs(tmp_path, 2, noise=0.05)
     _, _, summary = cohort_quality(pairs, n_shape_truth=4, modes=modes)
     assert summary["dominant_modes"] and summary["dominant_modes_variance_share"] >= 0.9
     assert all(c.startswith("expr_") for c in summary["dominant_components"])

@@ -33,7 +33,8 @@ import torch
 from facedyn.cohort.raster import BACK_BIT, rasterize
 from facedyn.flame.camera import project
 from facedyn.flame.dense import DenseEmbedding, save_dense_embedding
-from facedyn.flame.model import FLAME, load_flame
+from facedyn.flame.landmarks import load_landmark_embedding
+from facedyn.flame.model import FLAME
 from facedyn.tables import read_table
 
 log = logging.getLogger(__name__)
@@ -193,9 +194,9 @@ def calibrate_dense_embedding(head_model: str | os.PathLike[str],
     from facedyn.face.video import read_all_frames
     from facedyn.flame.io import load_flame_arrays
 
-    arrays = load_flame_arrays(head_model)
-    head = load_flame(head_model, arrays.max_shape, arrays.max_expr, head_embedding,
-                      dtype=torch.float64)
+    arrays = load_flame_arrays(head_model)  # read once: its sizes and the model itself
+    head = FLAME(arrays, n_shape=arrays.max_shape, n_expr=arrays.max_expr,
+                 embedding=load_landmark_embedding(head_embedding), dtype=torch.float64)
     settings = {**CALIBRATION_COHORT, **(cohort or {})}
     backend = MediaPipeBackend(max_faces=1)
     with tempfile.TemporaryDirectory() as tmp:

@@ -13,7 +13,7 @@ import math
 import os
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -35,9 +35,11 @@ COLUMNS = ["frame", "time_s", "detected", "tracked", "score", "x0", "y0", "x1", 
            *LANDMARK_X, *LANDMARK_Y]
 
 
-def dense_columns(n: int) -> list[str]:
-    """Columns of ``n`` dense landmarks (``dx000..``, then ``dy000..``), after :data:`COLUMNS`."""
-    return [f"dx{k:03d}" for k in range(n)] + [f"dy{k:03d}" for k in range(n)]
+def dense_columns(n: int | Sequence[int]) -> list[str]:
+    """Columns of dense landmarks (``dx000..``, then ``dy000..``), after :data:`COLUMNS`: of
+    the first ``n``, or of the points ``n`` when a sequence of indices."""
+    points = range(n) if isinstance(n, int) else n
+    return [f"dx{k:03d}" for k in points] + [f"dy{k:03d}" for k in points]
 
 
 #: Landmark-table statuses (metadata ``status``).
@@ -88,13 +90,13 @@ def extract_landmarks(video: str | os.PathLike[str], backend: LandmarkBackend,
         det = res.detection
         if det is None:
             rows.append([frame.index, frame.time_s, False, False, math.nan, *[math.nan] * 4, *nan68])
-            dense.append(nan_dense)
         else:
             rows.append([frame.index, frame.time_s, True, not res.detected_by_detector, det.score,
                          *det.box.tolist(), *det.landmarks[:, 0].tolist(),
                          *det.landmarks[:, 1].tolist()])
-            pts = det.dense if det.dense is not None else np.full((n_dense, 2), np.nan)
-            dense.append(np.concatenate([pts[:, 0], pts[:, 1]]).astype(np.float32))
+        if n_dense:
+            pts = det.dense if det is not None and det.dense is not None else None
+            dense.append(nan_dense if pts is None else pts.T.ravel().astype(np.float32))
     bar.close()
     if progress is not None:
         progress.write("\n")  # tqdm leaves the cursor on the bar's line
@@ -141,7 +143,7 @@ def run_landmarks(video: str | os.PathLike[str] | None, out: str | os.PathLike[s
 
 def dense_points(df: pd.DataFrame, indices: np.ndarray) -> np.ndarray | None:
     """(N, P, 2) dense landmarks ``indices`` of a landmark table; None when it has none."""
-    cols = [f"dx{k:03d}" for k in indices] + [f"dy{k:03d}" for k in indices]
+    cols = dense_columns(list(indices))
     if not set(cols) <= set(df.columns):
         return None
     values = df[cols].to_numpy(np.float64)

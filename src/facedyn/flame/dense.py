@@ -51,13 +51,14 @@ class DenseEmbedding:
     def __len__(self) -> int:
         return len(self.faces)
 
-    def check(self, n_faces: int, n_detector_points: int,
+    def check(self, n_faces: int | None, n_detector_points: int | None = None,
               where: str = "dense landmark embedding") -> None:
         """Raise :class:`FlameModelError` naming what is wrong.
 
         Args:
-            n_faces: triangles of the head mesh.
-            n_detector_points: dense points the detector reports (478 for MediaPipe).
+            n_faces: triangles of the head mesh; None skips the triangle check.
+            n_detector_points: dense points the detector reports (478 for MediaPipe); None
+                checks only that ``landmark_indices`` are non-negative and distinct.
         """
         p = len(self.faces)
         if p == 0:
@@ -67,7 +68,7 @@ class DenseEmbedding:
             raise FlameModelError(
                 f"{where}: lmk_face_idx {self.faces.shape}, lmk_b_coords {self.bary.shape} and "
                 f"landmark_indices {self.landmark_indices.shape} must be (P,), (P, 3), (P,)")
-        if self.faces.min() < 0 or self.faces.max() >= n_faces:
+        if n_faces is not None and (self.faces.min() < 0 or self.faces.max() >= n_faces):
             raise FlameModelError(f"{where}: lmk_face_idx indexes triangles outside "
                                   f"0..{n_faces - 1}: is it for this head model?")
         if not np.isfinite(self.bary).all() or np.abs(self.bary.sum(1) - 1).max() > 1e-4 \
@@ -75,8 +76,9 @@ class DenseEmbedding:
             raise FlameModelError(f"{where}: lmk_b_coords must be barycentric (>= 0, rows "
                                   "summing to 1)")
         idx = self.landmark_indices
-        if idx.min() < 0 or idx.max() >= n_detector_points:
-            raise FlameModelError(f"{where}: landmark_indices outside 0..{n_detector_points - 1}"
+        top = n_detector_points if n_detector_points is not None else np.iinfo(np.int64).max
+        if idx.min() < 0 or idx.max() >= top:
+            raise FlameModelError(f"{where}: landmark_indices outside 0..{top - 1}"
                                   " (the detector's dense points)")
         if len(np.unique(idx)) != p:
             raise FlameModelError(f"{where}: landmark_indices repeats a detector point")

@@ -9,10 +9,13 @@ fitting needs: ~5 % of FLAME's 5023 vertices, numerically the same landmarks.
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
+
+if TYPE_CHECKING:
+    from facedyn.flame.dense import DenseEmbedding
 from torch import nn
 
 from facedyn.flame.io import EXPR_OFFSET, FlameArrays, FlameModelError, load_flame_arrays
@@ -204,7 +207,7 @@ class FLAMELandmarks(_Skinned):
 def load_flame(path: str | os.PathLike[str], n_shape: int = 100, n_expr: int = 50,
                landmark_embedding: str | os.PathLike[str] | LandmarkEmbedding | None = None,
                dtype: torch.dtype = torch.float32, yaw_sign: int = 1,
-               dense_embedding: Any = None) -> FLAME:
+               dense_embedding: str | os.PathLike[str] | DenseEmbedding | None = None) -> FLAME:
     """Load a FLAME 2020/2023 pkl (or the synthetic head) without chumpy.
 
     Args:
@@ -231,10 +234,12 @@ def load_flame(path: str | os.PathLike[str], n_shape: int = 100, n_expr: int = 5
         if emb is None:
             raise ValueError("a dense embedding extends the 68-point landmark embedding: "
                              "give landmark_embedding too")
-        dense = (dense_embedding if isinstance(dense_embedding, DenseEmbedding)
-                 else load_dense_embedding(dense_embedding))
-        dense.check(len(arrays.faces), int(dense.landmark_indices.max()) + 1,
-                    where=str(dense_embedding))
+        if isinstance(dense_embedding, DenseEmbedding):
+            dense, where = dense_embedding, "dense landmark embedding"
+        else:
+            dense = load_dense_embedding(dense_embedding)
+            where = f"dense landmark embedding {dense_embedding}"
+        dense.check(len(arrays.faces), where=where)
         emb = with_dense_points(emb, dense)
     return FLAME(arrays, n_shape=n_shape, n_expr=n_expr, embedding=emb, dtype=dtype)
 

@@ -211,16 +211,17 @@ def _median(values: Sequence[float] | pd.Series) -> float:
 
 def summarize_quality(components: pd.DataFrame, videos: pd.DataFrame, fraction: float = 0.9
                       ) -> dict[str, Any]:
-    """Headline figures: median r over the dominant components, jaw r, shape error, NME."""
+    """Headline figures: median r over the dominant components (and modes), jaw r, shape
+    error, NME."""
     if components.empty:
         return {"videos": len(videos), "videos_fitted": 0}
     is_mode = components["component"].str.startswith(MODE_PREFIX)
-    modal = _dominant_summary(components[is_mode], fraction) if is_mode.any() else {}
-    components = components[~is_mode]
-    variance = (components.assign(var=components["truth_sd"] ** 2)
-                .groupby("component")["var"].mean())
-    dominant = dominant_components(variance, fraction)
-    per_comp = components.groupby("component")["r"].median()
+    modal: dict[str, Any] = {}
+    if is_mode.any():
+        dominant, share, median, by = _dominant_r(components[is_mode], fraction)
+        modal = {"dominant_modes": dominant, "dominant_modes_variance_share": share,
+                 "expression_mode_r_median": median, "expression_mode_r_by_mode": by}
+    dominant, share, median, by = _dominant_r(components[~is_mode], fraction)
     fitted = videos[videos["frames_matched"] > 0]
     return {
         **modal,
@@ -228,9 +229,9 @@ def summarize_quality(components: pd.DataFrame, videos: pd.DataFrame, fraction: 
         "videos_fitted": len(fitted),
         "variance_fraction": fraction,
         "dominant_components": dominant,
-        "dominant_variance_share": float(variance[dominant].sum() / variance.sum()),
-        "expression_r_median": _median(per_comp[dominant]),
-        "expression_r_by_component": {c: float(per_comp[c]) for c in dominant},
+        "dominant_variance_share": share,
+        "expression_r_median": median,
+        "expression_r_by_component": by,
         "jaw_open_r_median": _median(fitted["jaw_open_r"]),
         "jaw_open_r_iqr": [float(np.nanpercentile(fitted["jaw_open_r"], q)) for q in (25, 75)],
         "shape_rmse_median": _median(fitted["shape_rmse"]),
@@ -239,17 +240,15 @@ def summarize_quality(components: pd.DataFrame, videos: pd.DataFrame, fraction: 
     }
 
 
-def _dominant_summary(modes: pd.DataFrame, fraction: float) -> dict[str, Any]:
-    """The ``expression_mode_*`` figures: median r over the dominant modes."""
-    variance = modes.assign(var=modes["truth_sd"] ** 2).groupby("component")["var"].mean()
+def _dominant_r(rows: pd.DataFrame, fraction: float
+                ) -> tuple[list[str], float, float, dict[str, float]]:
+    """Dominant set of a long (video x component) table, its variance share, the median over
+    it of the per-component median r, and that r per component."""
+    variance = rows.assign(var=rows["truth_sd"] ** 2).groupby("component")["var"].mean()
     dominant = dominant_components(variance, fraction)
-    per_mode = modes.groupby("component")["r"].median()
-    return {
-        "dominant_modes": dominant,
-        "dominant_modes_variance_share": float(variance[dominant].sum() / variance.sum()),
-        "expression_mode_r_median": _median(per_mode[dominant]),
-        "expression_mode_r_by_mode": {c: float(per_mode[c]) for c in dominant},
-    }
+    per_comp = rows.groupby("component")["r"].median()
+    return (dominant, float(variance[dominant].sum() / variance.sum()),
+            _median(per_comp[dominant]), {c: float(per_comp[c]) for c in dominant})
 
 
 __all__ = [

@@ -64,14 +64,15 @@ def describe_flame_model(model: str | os.PathLike[str], embedding: str | os.Path
         from facedyn.face.mediapipe_backend import N_MESH_POINTS
         from facedyn.flame.dense import load_dense_embedding
 
+        where = f"config key `flame.dense_embedding` ({dense_embedding})"
         try:
+            # The detector's side here; load_flame checks the triangles against the head.
             dense = load_dense_embedding(dense_embedding)
-            dense.check(len(load_flame_arrays(model).faces), N_MESH_POINTS,
-                        where=str(dense_embedding))
+            dense.check(None, N_MESH_POINTS)
         except FlameModelError as err:
-            raise FlameModelError(f"config key `flame.dense_embedding`: {err}") from None
+            raise FlameModelError(f"{where}: {err}") from None
     flame = load_flame(model, n_shape=n_shape, n_expr=n_expr, landmark_embedding=embedding,
-                       dtype=torch.float64, yaw_sign=yaw_sign, dense_embedding=dense)
+                       dtype=torch.float64, yaw_sign=yaw_sign, dense_embedding=dense_embedding)
     lmk = flame.landmarks()[0]
     fast = flame.landmark_model()
     iod = float((lmk[36] - lmk[45]).norm())
