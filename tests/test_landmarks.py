@@ -91,9 +91,29 @@ def test_detector_runs_on_keyframes_only():
     box = np.array([100.0, 80, 180, 160])
     backend = FakeBackend([[box]] * 20)
     res = _run(backend, 20, redetect=5)
-    assert backend.detect_calls == [0, 5, 10, 15]
+    # frame 1 confirms the new track; then the detector runs every 5 frames
+    assert backend.detect_calls == [0, 1, 6, 11, 16]
     assert all(r.detection is not None for r in res)
-    assert [r.detected_by_detector for r in res[:6]] == [True, False, False, False, False, True]
+    assert not any(r.retract_previous for r in res)
+    assert [r.detected_by_detector for r in res[:7]] == [True, True, False, False, False, False,
+                                                         True]
+
+
+def test_an_unconfirmed_track_is_withdrawn():
+    """A face the detector finds in one frame only (a false detection in a face-free scene)
+    is withdrawn by the next frame's detector run; a face seen twice in place is kept."""
+    box = np.array([100.0, 80, 180, 160])
+    elsewhere = np.array([10.0, 10, 60, 60])
+    boxes = [[], [box], [], [], [elsewhere], [box], [box], [box]]
+    backend = FakeBackend(boxes)
+    res = _run(backend, len(boxes), redetect=5)
+    assert [r.retract_previous for r in res] == [False, False, True, False, False, True, False,
+                                                 False]
+    assert backend.detect_calls == [0, 1, 2, 3, 4, 5, 6]
+    assert res[6].detection is not None and res[7].detection is not None
+    tracker = FaceTracker(FakeBackend([[box]]), redetect_every=5)
+    tracker.update(np.zeros((240, 320, 3), np.uint8))
+    assert tracker.tentative  # a video that ends here leaves the track unconfirmed
 
 
 def test_largest_face_at_start_then_continuity_over_size():
@@ -109,13 +129,13 @@ def test_largest_face_at_start_then_continuity_over_size():
 
 def test_lost_face_is_redetected():
     box = np.array([100.0, 80, 180, 160])
-    boxes = [[box]] * 5 + [[]] * 5 + [[box + 30]] * 10
+    boxes = [[box]] * 6 + [[]] * 5 + [[box + 30]] * 10
     backend = FakeBackend(boxes)
-    res = _run(backend, 20, redetect=5)
-    # The keyframe at 5 finds nothing: the track is dropped, and the detector runs on every
-    # frame until the face is back.
-    assert all(r.detection is None for r in res[5:10])
-    assert backend.detect_calls[:7] == [0, 5, 6, 7, 8, 9, 10]
+    res = _run(backend, 21, redetect=5)
+    # The keyframe at 6 finds nothing: the track is dropped, and the detector runs on every
+    # frame until the face is back (at 11, confirmed at 12).
+    assert all(r.detection is None for r in res[6:11])
+    assert backend.detect_calls[:9] == [0, 1, 6, 7, 8, 9, 10, 11, 12]
     assert res[-1].detection is not None
     assert abs(res[-1].detection.landmarks[:, 0].mean() - (box[0] + box[2]) / 2 - 30) < 1
 

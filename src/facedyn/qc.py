@@ -41,6 +41,7 @@ REASON_CODES: dict[str, str] = {
     "video_unreadable_metadata": "conversation metadata unreadable",
     "no_landmark_table": "no landmark table",
     "landmarks_no_face": "no face in any sampled frame",
+    "landmarks_face_too_small": "faces too small for the detector's settings",
     "landmarks_unreadable": "no frame could be decoded",
     "landmarks_missing": "video missing when landmarks ran",
     "landmarks_empty": "video empty when landmarks ran",
@@ -106,8 +107,11 @@ def qc_row(manifest_row: Mapping[str, Any], landmarks_path: str | os.PathLike[st
                        f"FLAME fit {fit_status}: {flame_meta.get('reason', '')}")
     fraction = row["frames_valid"] / row["frames_sampled"] if row["frames_sampled"] else 0.0
     if fraction < min_valid_fraction:
+        size = meta.get("face_px_median")
+        seen = (f", faces of about {size:.0f} px (inter-ocular {meta.get('iod_px_median'):.0f} px)"
+                if isinstance(size, int | float) and math.isfinite(size) else "")
         return exclude("few_face_frames",
-                       f"a face in only {fraction:.0%} of sampled frames "
+                       f"a face in only {fraction:.0%} of sampled frames{seen} "
                        f"(qc.min_valid_fraction is {min_valid_fraction:.0%})")
     if row["frames_valid"] < min_valid_frames:
         return exclude("few_valid_frames",

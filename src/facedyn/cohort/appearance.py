@@ -80,7 +80,9 @@ def load_portraits(min_face_px: int = 80, mirror: bool = True, margin: float = 1
     side.
     """
     portraits: list[Portrait] = []
-    detector = DlibBackend(upsample=1)  # photos hold faces smaller than the detector's window
+    # Photos hold faces smaller than the detector's window: one fixed upsampling, every
+    # detection scored (min_score below filters), landmarks on the photo itself.
+    detector = DlibBackend(upsample=1, min_score=0.0, min_predictor_px=0)
     for package, path in package_photo_files():
         bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
         if bgr is None:

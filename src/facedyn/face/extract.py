@@ -1,7 +1,9 @@
 """The landmarks stage: one video in, one landmark table out, whatever the video is like.
 
 Every video yields a table, also a missing, empty, corrupt or face-less one: then it has
-zero (or few) valid frames and its metadata says ``status`` and ``reason``. Nothing here
+zero (or few) valid frames and its metadata says ``status`` and ``reason``. A video whose
+faces are too small for the detector's settings says so (``face_too_small``, with the size
+seen by a finer probe), apart from one that shows no face (``no_face``). Nothing here
 raises for per-video problems, so one bad file among thousands cannot stop a run; QC
 (:mod:`facedyn.qc`) reads the statuses and excludes what must be excluded.
 """
@@ -43,7 +45,9 @@ def dense_columns(n: int | Sequence[int]) -> list[str]:
 
 
 #: Landmark-table statuses (metadata ``status``).
-STATUSES = ("ok", "missing", "empty", "unreadable", "no_face", "truncated")
+STATUSES = ("ok", "missing", "empty", "unreadable", "no_face", "face_too_small", "truncated")
+#: Sampled frames that the small-face probe looks at when no face was found.
+PROBE_FRAMES = 5
 
 
 def empty_table() -> pd.DataFrame:
@@ -75,8 +79,14 @@ def extract_landmarks(video: str | os.PathLike[str], backend: LandmarkBackend,
                                "seconds": time.perf_counter() - start}
 
     redetect = max(1, round(redetect_every_s * meta["sampled_fps"]))
+    start_video = getattr(backend, "start_video", None)
+    if start_video is not None:
+        start_video(info.width, info.height)
     tracker = FaceTracker(backend, redetect_every=redetect)
     expected = len(sample_indices(info.n_frames, info.fps, target_fps)) if info.n_frames > 0 else None
+    # frames kept for the small-face probe: evenly spread over the expected frames
+    probe_at = set(np.linspace(0, (expected or PROBE_FRAMES) - 1, PROBE_FRAMES).round().astype(int))
+    probe_frames: list[np.ndarray] = []
     rows: list[list[float]] = []
     nan68 = [math.nan] * 136
     n_dense = int(getattr(backend, "n_dense", 0))
@@ -85,8 +95,12 @@ def extract_landmarks(video: str | os.PathLike[str], backend: LandmarkBackend,
     frames = iter_sampled_frames(video, target_fps, source_fps=info.fps)
     bar = tqdm(frames, total=expected, file=progress or sys.stderr, mininterval=5.0,
                desc=Path(video).name, unit="frame", disable=progress is None)
-    for frame in bar:
+    for position, frame in enumerate(bar):
+        if position in probe_at:
+            probe_frames.append(frame.rgb)
         res = tracker.update(frame.rgb)
+        if res.retract_previous:
+            _withdraw(rows, dense, nan_dense)
         det = res.detection
         if det is None:
             rows.append([frame.index, frame.time_s, False, False, math.nan, *[math.nan] * 4, *nan68])
@@ -98,6 +112,8 @@ def extract_landmarks(video: str | os.PathLike[str], backend: LandmarkBackend,
             pts = det.dense if det is not None and det.dense is not None else None
             dense.append(nan_dense if pts is None else pts.T.ravel().astype(np.float32))
     bar.close()
+    if tracker.tentative:  # the video ended before the last track was confirmed
+        _withdraw(rows, dense, nan_dense)
     if progress is not None:
         progress.write("\n")  # tqdm leaves the cursor on the bar's line
     df = pd.DataFrame(rows, columns=COLUMNS) if rows else empty_table()
@@ -115,6 +131,20 @@ def extract_landmarks(video: str | os.PathLike[str], backend: LandmarkBackend,
                   "truncated or corrupt; frames decoded so far are kept")
     if rows and n_detected == 0:
         status, reason = "no_face", "no face was found in any sampled frame"
+        small = _probe_small_faces(backend, probe_frames)
+        if small is not None:
+            status = "face_too_small"
+            reason = (f"no face was tracked, but a finer search found faces of about {small:.0f} px "
+                      f"in {PROBE_FRAMES} sampled frames, smaller than the detector's settings "
+                      "find: raise landmarks.dlib.max_upsample (slower) or use a higher-resolution "
+                      "video")
+    found = df[df["detected"]]
+    face_px = np.sqrt((found["x1"] - found["x0"]) * (found["y1"] - found["y0"]))
+    iod_px = np.hypot(found["lx45"] - found["lx36"], found["ly45"] - found["ly36"])
+    meta.update({"face_px_median": float(face_px.median()) if len(found) else None,
+                 "iod_px_median": float(iod_px.median()) if len(found) else None,
+                 "detector_runs_per_upsample": {
+                     str(k): v for k, v in sorted(getattr(backend, "runs_per_level", {}).items())}})
     meta.update({"status": status, "reason": reason, "frames_sampled": len(rows),
                  "frames_detected": n_detected, "redetect_every_frames": redetect,
                  "dense_points": n_dense, "detector_runs": tracker.detector_runs,
@@ -123,6 +153,28 @@ def extract_landmarks(video: str | os.PathLike[str], backend: LandmarkBackend,
     log.info("%s: %d/%d frames with a face, status %s, %.1f s", video, n_detected, len(rows),
              status, meta["seconds"])
     return df, meta
+
+
+def _withdraw(rows: list[list[float]], dense: list[np.ndarray], nan_dense: np.ndarray) -> None:
+    """Mark the last row as face-less (its track was not confirmed)."""
+    last = rows[-1]
+    rows[-1] = [*last[:2], False, False, math.nan, *[math.nan] * (len(last) - 5)]
+    if dense:
+        dense[-1] = nan_dense
+
+
+def _probe_small_faces(backend: LandmarkBackend, frames: list[np.ndarray]) -> float | None:
+    """Median face size (box side, px) that the backend's finer search (``detect_small``)
+    finds in at least two of ``frames``; None when it finds none or has no such search."""
+    search = getattr(backend, "detect_small", None)
+    if search is None:
+        return None
+    sizes = []
+    for rgb in frames:
+        faces = search(rgb)
+        if faces:
+            sizes.append(max(f.size for f in faces))
+    return float(np.median(sizes)) if len(sizes) >= 2 else None
 
 
 def run_landmarks(video: str | os.PathLike[str] | None, out: str | os.PathLike[str],

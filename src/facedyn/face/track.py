@@ -1,7 +1,10 @@
 """Following one speaker's face through a video.
 
 Detection is the expensive step, so it runs on keyframes only (every ``redetect_every``
-processed frames) and whenever the track is lost or drifts. In between, the backend
+processed frames) and whenever the track is lost or drifts. A new track must be confirmed:
+the detector runs again on the next frame and has to find the face where the track is, or
+the first frame's face is withdrawn (:attr:`TrackResult.retract_previous`). A face stays
+put from one frame to the next; a false detection in a face-free scene rarely does. In between, the backend
 places landmarks inside a box predicted from the previous frame's landmarks. The box is
 predicted in the *detector's* convention (dlib's boxes are tighter than the landmark
 extent): the offset and scale between the box of the rigid landmarks (nose and eye corners)
@@ -61,10 +64,15 @@ def competing_faces(faces: list[Detection], chosen: Detection, min_size_ratio: f
 
 @dataclass
 class TrackResult:
-    """Outcome for one frame: the face (or None) and whether the detector produced it."""
+    """Outcome for one frame: the face (or None) and whether the detector produced it.
+
+    ``retract_previous``: the previous frame started a track that this frame's detector
+    run did not confirm, so the previous frame has no face after all.
+    """
 
     detection: Detection | None
     detected_by_detector: bool
+    retract_previous: bool = False
 
 
 class FaceTracker:
@@ -85,6 +93,8 @@ class FaceTracker:
         self.min_iou = min_iou
         self.max_scale_change = max_scale_change
         self._last: Detection | None = None
+        #: The track began at the last frame and awaits its confirming detection.
+        self.tentative = False
         self._since_detect = 0
         self._last_score = float("nan")
         # detector box = landmark box centre + offset * size, with size * scale
@@ -122,14 +132,19 @@ class FaceTracker:
         chosen = self._choose(faces)
         self.detector_runs += 1
         self._since_detect = 0
+        was_tentative, self.tentative = self.tentative, False
+        continues = (chosen is not None and self._last is not None
+                     and iou(chosen.box, self._last.box) >= self.min_iou)
+        retract = was_tentative and not continues
         if chosen is None:
             self._last = None
-            return TrackResult(None, False)
+            return TrackResult(None, False, retract)
         self.multi_face_runs += competing_faces(faces, chosen) > 0
         self._learn_box_relation(chosen)
         self._last_score = chosen.score
         self._last = chosen
-        return TrackResult(chosen, True)
+        self.tentative = not continues
+        return TrackResult(chosen, True, retract)
 
     def _plausible(self, new: Detection, old: Detection, shape: tuple[int, ...]) -> bool:
         new_box, old_box = box_from_landmarks(new.landmarks), box_from_landmarks(old.landmarks)
@@ -141,7 +156,8 @@ class FaceTracker:
 
     def update(self, rgb: np.ndarray) -> TrackResult:
         """Process the next frame."""
-        if self._last is None or self._since_detect + 1 >= self.redetect_every:
+        if (self._last is None or self.tentative
+                or self._since_detect + 1 >= self.redetect_every):
             return self._detect(rgb)
         refined = self.backend.refine(rgb, self._predict_box(self._last.landmarks))
         if not self._plausible(refined, self._last, rgb.shape):
