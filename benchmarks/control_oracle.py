@@ -1,0 +1,118 @@
+"""The disentanglement control from exact landmarks: how much of its leak the fitter adds.
+
+Takes a finished control run (``--run``, e.g. ``runs/control``), writes a second run folder
+(``--out``) whose landmark tables hold the cohort's exact projected landmarks at the same
+sampled frames (every frame detected), shares the cohort (``resources/``, linked) and the
+manifest and head model (copied with their times), and runs the main experiment there with
+the same config files: ``fit_flame``, folds, training and evaluation, nothing upstream.
+Top-1 there against the run's own ``main`` (dlib) and ``truth`` separates the detector's
+share of the leak from the fitter's. For both runs it then prints top-1 per model and how
+well the true head shape predicts each video's mean error in fitted expression (R^2 of a
+ridge regression over held-out speakers, per component): shape leaking into expression. Extra config files (``--configfile``) go after the
+control's, e.g. one with ``identify.experiments`` reduced to ``main``.
+
+    python benchmarks/control_oracle.py --run runs/control --out runs/control_oracle \\
+        [--configfile extra.yaml ...] [--cores 2] [--cohort control]
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from sklearn.linear_model import RidgeCV
+from sklearn.model_selection import GroupKFold, cross_val_predict
+
+from facedyn.face.extract import LANDMARK_X, LANDMARK_Y
+from facedyn.tables import read_table, write_table
+
+CONFIGS = ["config/config.yaml", "config/controls.yaml"]
+
+
+def exact_landmark_tables(run: Path, out: Path, cohort: str) -> int:
+    """Write ``out``'s landmark tables: ``run``'s rows with the truth's landmarks."""
+    cols = [*LANDMARK_X, *LANDMARK_Y]
+    paths = sorted(glob.glob(str(run / "results/landmarks/*/*.parquet")))
+    for path in map(Path, paths):
+        df, meta = read_table(path)
+        truth, _ = read_table(run / "resources/synthetic" / cohort / "truth/frames"
+                              / path.parent.name / path.name)
+        merged = df.drop(columns=cols).merge(truth[["frame", *cols]], on="frame", how="inner")
+        merged["detected"] = True
+        write_table(merged, out / "results/landmarks" / path.parent.name / path.name,
+                    {**meta, "landmarks": "exact (cohort truth)"})
+    return len(paths)
+
+
+def shape_leak_r2(run: Path, cohort: str, n_expr: int = 10, n_shape: int = 20) -> np.ndarray:
+    """Per component (``expr_000..`` then ``jaw_0``): R^2 of the video's mean fitted-minus-true
+    value predicted from its mean true shape, ridge, folds by speaker."""
+    truth_root = run / "resources/synthetic" / cohort / "truth/frames"
+    shapes, errors, speakers = [], [], []
+    for path in map(Path, sorted(glob.glob(str(run / "results/flame/*/*.parquet")))):
+        fit = pd.read_parquet(path)
+        joined = fit[fit["valid"]].merge(pd.read_parquet(truth_root / path.parent.name / path.name),
+                                         on="frame", suffixes=("", "_true"))
+        cols = [f"expr_{k:03d}" for k in range(n_expr)] + ["jaw_0"]
+        errors.append((joined[cols].to_numpy() - joined[[c + "_true" for c in cols]].to_numpy())
+                      .mean(0))
+        shapes.append(joined[[f"shape_{k:03d}_true" for k in range(n_shape)]].to_numpy().mean(0))
+        speakers.append(path.stem)
+    x, y = np.array(shapes), np.array(errors)
+    folds = GroupKFold(min(6, len(set(speakers))))
+    r2 = []
+    for j in range(y.shape[1]):
+        pred = cross_val_predict(RidgeCV(alphas=np.logspace(-2, 3, 12)), x, y[:, j],
+                                 groups=speakers, cv=folds)
+        r2.append(1 - np.sum((y[:, j] - pred) ** 2) / np.sum((y[:, j] - y[:, j].mean()) ** 2))
+    return np.array(r2)
+
+
+def report(runs: dict[str, Path], cohort: str) -> None:
+    for name, run in runs.items():
+        metrics = json.loads((run / "results/identify/main/metrics.json").read_text())
+        top1 = {m: f"{v['top1']:.1%} [{v['top1_ci'][0]:.1%}, {v['top1_ci'][1]:.1%}]"
+                for m, v in metrics["models"].items()}
+        r2 = shape_leak_r2(run, cohort)
+        print(f"{name}: chance {metrics['chance']:.1%}; top-1 {top1}")
+        print(f"  shape -> mean expression error, R^2 per component {np.round(r2, 2).tolist()}")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--run", type=Path, default=Path("runs/control"))
+    ap.add_argument("--out", type=Path, default=Path("runs/control_oracle"))
+    ap.add_argument("--configfile", nargs="*", default=[])
+    ap.add_argument("--cores", type=int, default=2)
+    ap.add_argument("--cohort", default="control", help="dataset.synthetic.name of the run")
+    args = ap.parse_args()
+    run, out = args.run.resolve(), args.out.resolve()
+    manifest = run / "results/cohort"
+    if not (run / "results/identify/main/metrics.json").is_file() or not manifest.is_dir():
+        raise SystemExit(f"{run} holds no finished control run: run config/controls.yaml there")
+    (out / "results/flame").mkdir(parents=True, exist_ok=True)
+    if not (out / "resources").exists():
+        os.symlink(run / "resources", out / "resources")
+    shutil.copytree(manifest, out / "results/cohort", dirs_exist_ok=True)  # keeps mtimes
+    shutil.copy2(run / "results/flame/model.json", out / "results/flame/model.json")
+    n = exact_landmark_tables(run, out, args.cohort)
+    print(f"{n} landmark tables with exact landmarks")
+    cmd = [sys.executable, "-m", "snakemake", "results/identify/main/metrics.json", "--cores", str(args.cores),
+           "--configfile", *CONFIGS, *args.configfile, "--directory", str(out),
+           "--rerun-triggers", "mtime"]  # only what depends on the rewritten tables reruns
+    print(" ".join(cmd))
+    if rc := subprocess.call(cmd):
+        sys.exit(rc)
+    report({"dlib landmarks": run, "exact landmarks": out}, args.cohort)
+
+
+if __name__ == "__main__":
+    main()
