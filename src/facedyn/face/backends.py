@@ -21,7 +21,6 @@ import math
 from dataclasses import dataclass
 from typing import Protocol
 
-import cv2
 import numpy as np
 
 from facedyn.face.models import DLIB_SHAPE_PREDICTOR_68, dlib_model_path
@@ -177,6 +176,8 @@ class DlibBackend:
             shape = self._predictor(rgb, rect)
             return np.array([[p.x, p.y] for p in shape.parts()], dtype=np.float64)
         # A small face: predict on a crop (the box plus half its size around) scaled up.
+        import cv2  # here, so that importing the backends stays light (pre-flight checks)
+
         w, h = box[2] - box[0], box[3] - box[1]
         x0 = max(int(np.floor(box[0] - w / 2)), 0)
         y0 = max(int(np.floor(box[1] - h / 2)), 0)
