@@ -8,7 +8,8 @@ the same config files: ``fit_flame``, folds, training and evaluation, nothing up
 Top-1 there against the run's own ``main`` (dlib) and ``truth`` separates the detector's
 share of the leak from the fitter's. For both runs it then prints top-1 per model and how
 well the true head shape predicts each video's mean error in fitted expression (R^2 of a
-ridge regression over held-out speakers, per component): shape leaking into expression. Extra config files (``--configfile``) go after the
+ridge regression over held-out speakers, per component): shape leaking into expression.
+Extra config files (``--configfile``) go after the
 control's, e.g. one with ``identify.experiments`` reduced to ``main``.
 
     python benchmarks/control_oracle.py --run runs/control --out runs/control_oracle \\
@@ -26,12 +27,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
-import pandas as pd
-from sklearn.linear_model import RidgeCV
-from sklearn.model_selection import GroupKFold, cross_val_predict
-
 from facedyn.face.extract import LANDMARK_X, LANDMARK_Y
+from facedyn.flame.quality import cohort_quality, shape_expression_leak
 from facedyn.tables import read_table, write_table
 
 CONFIGS = ["config/config.yaml", "config/controls.yaml"]
@@ -52,28 +49,12 @@ def exact_landmark_tables(run: Path, out: Path, cohort: str) -> int:
     return len(paths)
 
 
-def shape_leak_r2(run: Path, cohort: str, n_expr: int = 10, n_shape: int = 20) -> np.ndarray:
-    """Per component (``expr_000..`` then ``jaw_0``): R^2 of the video's mean fitted-minus-true
-    value predicted from its mean true shape, ridge, folds by speaker."""
+def shape_leak_r2(run: Path, cohort: str) -> dict[str, float]:
+    """`facedyn.flame.quality.shape_expression_leak` over the run's fitted tables."""
     truth_root = run / "resources/synthetic" / cohort / "truth/frames"
-    shapes, errors, speakers = [], [], []
-    for path in map(Path, sorted(glob.glob(str(run / "results/flame/*/*.parquet")))):
-        fit = pd.read_parquet(path)
-        joined = fit[fit["valid"]].merge(pd.read_parquet(truth_root / path.parent.name / path.name),
-                                         on="frame", suffixes=("", "_true"))
-        cols = [f"expr_{k:03d}" for k in range(n_expr)] + ["jaw_0"]
-        errors.append((joined[cols].to_numpy() - joined[[c + "_true" for c in cols]].to_numpy())
-                      .mean(0))
-        shapes.append(joined[[f"shape_{k:03d}_true" for k in range(n_shape)]].to_numpy().mean(0))
-        speakers.append(path.stem)
-    x, y = np.array(shapes), np.array(errors)
-    folds = GroupKFold(min(6, len(set(speakers))))
-    r2 = []
-    for j in range(y.shape[1]):
-        pred = cross_val_predict(RidgeCV(alphas=np.logspace(-2, 3, 12)), x, y[:, j],
-                                 groups=speakers, cv=folds)
-        r2.append(1 - np.sum((y[:, j] - pred) ** 2) / np.sum((y[:, j] - y[:, j].mean()) ** 2))
-    return np.array(r2)
+    fitted = map(Path, sorted(glob.glob(str(run / "results/flame/*/*.parquet"))))
+    _, videos, _ = cohort_quality((p, truth_root / p.parent.name / p.name) for p in fitted)
+    return shape_expression_leak(videos)
 
 
 def report(runs: dict[str, Path], cohort: str) -> None:
@@ -83,7 +64,9 @@ def report(runs: dict[str, Path], cohort: str) -> None:
                 for m, v in metrics["models"].items()}
         r2 = shape_leak_r2(run, cohort)
         print(f"{name}: chance {metrics['chance']:.1%}; top-1 {top1}")
-        print(f"  shape -> mean expression error, R^2 per component {np.round(r2, 2).tolist()}")
+        named = [f"expr_{k:03d}" for k in range(15)] + ["jaw_0"]  # the features identify uses
+        print("  shape -> mean expression error, R^2 per component",
+              {c: round(r2[c], 2) for c in named if c in r2})
 
 
 def main() -> None:

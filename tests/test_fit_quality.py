@@ -8,6 +8,7 @@ from facedyn.flame.quality import (
     cohort_quality,
     dominant_components,
     expression_modes,
+    shape_expression_leak,
     video_quality,
 )
 from facedyn.tables import write_table
@@ -147,3 +148,35 @@ def test_cohort_summary_reports_dominant_modes(tmp_path):
     assert summary["dominant_modes"] and summary["dominant_modes_variance_share"] >= 0.9
     assert all(c.startswith("expr_") for c in summary["dominant_components"])
     assert 0.9 < summary["expression_mode_r_median"] <= 1.0
+
+
+def _leak_videos(coupling: float, n_speakers: int = 10, sessions: int = 3, seed: int = 0):
+    """Per-video means: the expression error of component 0 is ``coupling`` x shape 0 plus
+    noise; component 1's error is noise alone."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for s in range(n_speakers):
+        shape = rng.normal(size=4)
+        for _ in range(sessions):
+            rows.append({"speaker_id": f"p{s}",
+                         **{f"shape:shape_{k:03d}": shape[k] for k in range(4)},
+                         "err:expr_000": coupling * shape[0] + 0.1 * rng.normal(),
+                         "err:expr_001": 0.1 * rng.normal()})
+    return pd.DataFrame(rows)
+
+
+def test_shape_leak_sees_expression_errors_that_follow_the_shape():
+    leak = shape_expression_leak(_leak_videos(coupling=1.0))
+    assert leak["expr_000"] > 0.8  # the error is a function of the shape
+    assert leak["expr_001"] < 0.2  # noise: the shape predicts nothing of it
+    assert shape_expression_leak(_leak_videos(coupling=0.0))["expr_000"] < 0.2
+    assert shape_expression_leak(_leak_videos(coupling=1.0, n_speakers=3)) == {}  # too few
+
+
+def test_cohort_summary_reports_the_shape_leak(tmp_path):
+    pairs = _write_pairs(tmp_path, 5, noise=0.3)
+    _, videos, summary = cohort_quality(pairs, n_shape_truth=4)
+    assert {"err:expr_000", "err:jaw_0", "shape:shape_000"} <= set(videos.columns)
+    assert set(summary["shape_leak_r2_by_component"]) <= {*summary["dominant_components"],
+                                                          "jaw_0"}
+    assert np.isfinite(summary["shape_leak_r2_median"])

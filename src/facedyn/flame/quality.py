@@ -14,7 +14,12 @@ Measures, per video:
 * ``shape_rmse``: RMS over the first ``n_shape_truth`` coefficients of (fitted session-mean
   shape - true shape), in prior standard deviations (the truth is N(0, 1) per coefficient,
   so 1.0 is "no better than guessing the mean face");
-* the fitted table's ``nme`` (landmark residual / inter-ocular distance) distribution.
+* the fitted table's ``nme`` (landmark residual / inter-ocular distance) distribution;
+* the video's mean error (fitted - true) of every expression component and ``jaw_0``, and its
+  mean true shape, for the cohort's **shape leak**: how well the true head shape predicts
+  the mean error across speakers it was not trained on (:func:`shape_expression_leak`, R^2
+  per component). A fitter that keeps shape and expression apart has no such error; one
+  whose expression absorbs shape does.
 
 The cohort summary judges expression recovery on the **dominant components**: the smallest
 set of components that together carry ``fraction`` (90 %) of the truth's pooled expression
@@ -154,8 +159,64 @@ def video_quality(fitted: pd.DataFrame, truth: pd.DataFrame, n_shape_truth: int 
         "nme_median": float(np.median(nme)) if len(nme) else float("nan"),
         "nme_p90": float(np.percentile(nme, 90)) if len(nme) else float("nan"),
         "frames_matched": float(len(joined)),
+        **_mean_error(joined, fitted, n_shape_truth),
     }
     return pd.DataFrame(rows, columns=["component", "r", "truth_sd", "fitted_sd"]), scalars
+
+
+def _mean_error(joined: pd.DataFrame, fitted: pd.DataFrame, n_shape_truth: int
+                ) -> dict[str, float]:
+    """Per-video means for the shape leak: ``err:<component>`` (fitted - true) and
+    ``shape:<coefficient>`` (true)."""
+    out = {}
+    for col in [*_columns(fitted, "expr_"), JAW_OPEN]:
+        if col in joined and col + "_true" in joined:
+            out[f"err:{col}"] = float((joined[col] - joined[col + "_true"]).mean())
+    for col in [c + "_true" for c in _columns(fitted, "shape_")[:n_shape_truth]]:
+        if col in joined:
+            out[f"shape:{col.removesuffix('_true')}"] = float(joined[col].mean())
+    return out
+
+
+def shape_expression_leak(videos: pd.DataFrame, min_speakers: int = 4,
+                          alphas: Sequence[float] = tuple(np.logspace(-2, 3, 12))
+                          ) -> dict[str, float]:
+    """Shape leaking into expression: per component, the R^2 with which a video's mean true
+    shape predicts its mean expression error (ridge regression, alpha by leave-one-out
+    inside each training set; cross-validated over folds of whole speakers, at most 6).
+
+    Args:
+        videos: one row per video with ``speaker_id`` and the ``err:<component>`` and
+            ``shape:<coefficient>`` columns of :func:`cohort_quality`'s video table.
+        min_speakers: fewer speakers give no estimate (empty result).
+
+    Returns:
+        ``{component: R^2}``; 0 means the shape predicts nothing of the error (negative
+        values: worse than the mean), 1 that the error is a function of the shape.
+    """
+    from sklearn.linear_model import RidgeCV
+    from sklearn.model_selection import GroupKFold, cross_val_predict
+
+    err_cols = [c for c in videos.columns if c.startswith("err:")]
+    shape_cols = [c for c in videos.columns if c.startswith("shape:")]
+    if not err_cols or not shape_cols or "speaker_id" not in videos:
+        return {}
+    rows = videos.dropna(subset=err_cols + shape_cols)
+    n_speakers = rows["speaker_id"].nunique()
+    if n_speakers < min_speakers:
+        return {}
+    x = rows[shape_cols].to_numpy(float)
+    folds = GroupKFold(n_splits=min(6, n_speakers))
+    out = {}
+    for col in err_cols:
+        y = rows[col].to_numpy(float)
+        ss = float(((y - y.mean()) ** 2).sum())
+        if ss <= 0:
+            continue
+        pred = cross_val_predict(RidgeCV(alphas=alphas), x, y, groups=rows["speaker_id"],
+                                 cv=folds)
+        out[col.removeprefix("err:")] = float(1 - ((y - pred) ** 2).sum() / ss)
+    return out
 
 
 def dominant_components(truth_variance: pd.Series, fraction: float = 0.9) -> list[str]:
@@ -223,6 +284,8 @@ def summarize_quality(components: pd.DataFrame, videos: pd.DataFrame, fraction: 
                  "expression_mode_r_median": median, "expression_mode_r_by_mode": by}
     dominant, share, median, by = _dominant_r(components[~is_mode], fraction)
     fitted = videos[videos["frames_matched"] > 0]
+    leak = shape_expression_leak(fitted)
+    leak_dominant = {c: leak[c] for c in [*dominant, JAW_OPEN] if c in leak}
     return {
         **modal,
         "videos": len(videos),
@@ -237,6 +300,8 @@ def summarize_quality(components: pd.DataFrame, videos: pd.DataFrame, fraction: 
         "shape_rmse_median": _median(fitted["shape_rmse"]),
         "nme_median": _median(fitted["nme_median"]),
         "nme_p90_median": _median(fitted["nme_p90"]),
+        "shape_leak_r2_by_component": leak_dominant,
+        "shape_leak_r2_median": _median(list(leak_dominant.values())),
     }
 
 
@@ -257,6 +322,7 @@ __all__ = [
     "expression_modes",
     "head_expression_modes",
     "match_truth",
+    "shape_expression_leak",
     "summarize_quality",
     "video_quality",
 ]
