@@ -42,7 +42,13 @@ import torch
 import yaml
 
 from facedyn.atomic import atomic_write_json
-from facedyn.face.extract import LANDMARK_X, LANDMARK_Y, extract_landmarks, landmarks_array
+from facedyn.face.extract import (
+    LANDMARK_X,
+    LANDMARK_Y,
+    extract_landmarks,
+    landmarks_array,
+    with_true_landmarks,
+)
 from facedyn.flame.quality import cohort_quality, head_expression_modes
 from facedyn.flame.stage import run_fit
 from facedyn.tables import read_table, write_table
@@ -62,17 +68,6 @@ def default_fit_settings() -> dict[str, Any]:
     fit = {k: v["default"] for k, v in props.items() if "default" in v}
     fit.update(backend="optimize", device="cpu")
     return fit
-
-
-def true_landmark_table(detected: Path, out: Path) -> Path:
-    """The detected table's frames with the truth's projected landmarks (all detected)."""
-    df, meta = read_table(detected)
-    truth, _ = read_table(TRUTH / detected.parent.name / detected.name)
-    cols = [*LANDMARK_X, *LANDMARK_Y]
-    merged = df.drop(columns=cols).merge(truth[["frame", *cols]], on="frame", how="inner")
-    merged["detected"] = True
-    write_table(merged, out, meta)
-    return out
 
 
 def _aligned(detected: Path) -> tuple[pd.DataFrame, dict[str, Any], np.ndarray, np.ndarray]:
@@ -175,7 +170,8 @@ def main() -> None:
     modes = head_expression_modes(json.loads(Path(MODEL).read_text())["model"])
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        truth_lmk = [true_landmark_table(p, root / "lmk" / p.parent.name / p.name)
+        truth_lmk = [with_true_landmarks(p, TRUTH / p.parent.name / p.name,
+                                         root / "lmk" / p.parent.name / p.name)
                      for p in detected]
         noisy_lmk = [noisy_true_landmark_table(p, root / "noisy" / p.parent.name / p.name,
                                                error, rng) for p in detected]

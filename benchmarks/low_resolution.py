@@ -136,17 +136,19 @@ def main() -> None:
         # face-free videos
         n_frames = round(args.seconds * 30)
         scenes = list(scene_images().items())[: args.scenes]
-        free: list[str] = []
+        free: list[tuple[str, str]] = []  # (frame width, video)
         for size in FACE_FREE_SIZES:
             for name, image in scenes:
                 path = root / f"scene_{name}_{size[0]}.mp4"
-                free.append(str(write_video(path, panning_frames(image, size, n_frames, rng))))
+                write_video(path, panning_frames(image, size, n_frames, rng))
+                free.append((str(size[0]), str(path)))
             for k in range(args.textures):
                 path = root / f"texture_{k}_{size[0]}.mp4"
-                free.append(str(write_video(path, drifting_texture_frames(size, n_frames, rng))))
-        jobs = [(video, settings, None, 1.0) for video in free for settings in variants.values()]
-        keys = [(f"{cv2.VideoCapture(v).get(cv2.CAP_PROP_FRAME_WIDTH):.0f}", name)
-                for v in free for name in variants]
+                write_video(path, drifting_texture_frames(size, n_frames, rng))
+                free.append((str(size[0]), str(path)))
+        jobs = [(video, settings, None, 1.0) for _, video in free
+                for settings in variants.values()]
+        keys = [(width, name) for width, _ in free for name in variants]
         for (width, name), res in zip(keys, pool.map(_measure, jobs), strict=True):
             results["face_free"].setdefault(width, {}).setdefault(name, []).append(res)
     print_tables(results, variants, len(sessions))

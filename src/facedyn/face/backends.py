@@ -168,27 +168,26 @@ class DlibBackend:
             self._level = upsampling_for(TYPICAL_FACE_FRACTION * min(width, height),
                                          self.max_upsample, margin=1.0)
 
+    def _predict(self, rgb: np.ndarray, box: np.ndarray) -> np.ndarray:
+        """The shape predictor's 68 points for ``box`` (rounded to whole pixels) in ``rgb``."""
+        shape = self._predictor(rgb, self._dlib.rectangle(*(round(float(v)) for v in box)))
+        return np.array([[p.x, p.y] for p in shape.parts()], dtype=np.float64)
+
     def _landmarks(self, rgb: np.ndarray, box: np.ndarray) -> np.ndarray:
-        size = float(min(box[2] - box[0], box[3] - box[1]))
-        factor = self.min_predictor_px / max(size, 1.0)
+        w, h = box[2] - box[0], box[3] - box[1]
+        factor = self.min_predictor_px / max(float(min(w, h)), 1.0)
         if factor <= 1.0:
-            rect = self._dlib.rectangle(*(round(float(v)) for v in box))
-            shape = self._predictor(rgb, rect)
-            return np.array([[p.x, p.y] for p in shape.parts()], dtype=np.float64)
+            return self._predict(rgb, box)
         # A small face: predict on a crop (the box plus half its size around) scaled up.
         import cv2  # here, so that importing the backends stays light (pre-flight checks)
 
-        w, h = box[2] - box[0], box[3] - box[1]
         x0 = max(int(np.floor(box[0] - w / 2)), 0)
         y0 = max(int(np.floor(box[1] - h / 2)), 0)
         x1 = min(int(np.ceil(box[2] + w / 2)), rgb.shape[1])
         y1 = min(int(np.ceil(box[3] + h / 2)), rgb.shape[0])
         crop = cv2.resize(rgb[y0:y1, x0:x1], None, fx=factor, fy=factor,
                           interpolation=cv2.INTER_LINEAR)
-        scaled = (np.asarray(box, np.float64) - [x0, y0, x0, y0]) * factor
-        rect = self._dlib.rectangle(*(round(float(v)) for v in scaled))
-        shape = self._predictor(crop, rect)
-        pts = np.array([[p.x, p.y] for p in shape.parts()], dtype=np.float64)
+        pts = self._predict(crop, (box - [x0, y0, x0, y0]) * factor)
         # pixel centres: crop pixel i covers source pixels [i, i + 1) / factor
         return (pts + 0.5) / factor - 0.5 + [x0, y0]
 
@@ -206,7 +205,7 @@ class DlibBackend:
     def detect(self, rgb: np.ndarray) -> list[Detection]:
         if self.upsample != "auto":
             return self._run(rgb, self._level)
-        for level in range(self._level, max(self.max_upsample, self._level) + 1):
+        for level in range(self._level, self.max_upsample + 1):  # _level <= max_upsample
             faces = self._run(rgb, level)
             if faces:
                 # the next keyframes start at the level the largest face found needs

@@ -27,7 +27,7 @@ from facedyn.face.backends import LandmarkBackend
 from facedyn.face.probe import probe_video
 from facedyn.face.track import FaceTracker
 from facedyn.face.video import iter_sampled_frames, sample_indices
-from facedyn.tables import write_table
+from facedyn.tables import read_table, write_table
 
 log = logging.getLogger(__name__)
 
@@ -200,6 +200,20 @@ def dense_points(df: pd.DataFrame, indices: np.ndarray) -> np.ndarray | None:
         return None
     values = df[cols].to_numpy(np.float64)
     return np.stack([values[:, : len(indices)], values[:, len(indices):]], axis=-1)
+
+
+def with_true_landmarks(detected: str | os.PathLike[str], truth: str | os.PathLike[str],
+                        out: str | os.PathLike[str], **meta: Any) -> Path:
+    """Write the landmark table ``detected`` with the synthetic truth's exact landmarks at its
+    frames (every frame detected) to ``out``; ``meta`` is added to its metadata. For
+    separating the detector's share of an error from the fitter's."""
+    df, stored = read_table(detected)
+    true, _ = read_table(truth)
+    cols = [*LANDMARK_X, *LANDMARK_Y]
+    merged = df.drop(columns=cols).merge(true[["frame", *cols]], on="frame", how="inner")
+    merged["detected"] = True
+    write_table(merged, out, {**stored, **meta})
+    return Path(out)
 
 
 def landmarks_array(df: pd.DataFrame) -> np.ndarray:

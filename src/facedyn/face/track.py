@@ -4,11 +4,12 @@ Detection is the expensive step, so it runs on keyframes only (every ``redetect_
 processed frames) and whenever the track is lost or drifts. A new track must be confirmed:
 the detector runs again on the next frame and has to find the face where the track is, or
 the first frame's face is withdrawn (:attr:`TrackResult.retract_previous`). A face stays
-put from one frame to the next; a false detection in a face-free scene rarely does. In between, the backend
-places landmarks inside a box predicted from the previous frame's landmarks. The box is
-predicted in the *detector's* convention (dlib's boxes are tighter than the landmark
-extent): the offset and scale between the box of the rigid landmarks (nose and eye corners)
-and the detector box are learned at each detection. Only rigid points enter, because a
+put from one frame to the next; a false detection in a face-free scene rarely does.
+
+In between, the backend places landmarks inside a box predicted from the previous frame's
+landmarks. The box is predicted in the *detector's* convention (dlib's boxes are tighter
+than the landmark extent): the offset and scale between the box of the rigid landmarks
+(nose and eye corners) and the detector box are learned at each detection. Only rigid points enter, because a
 box that grows with the opening mouth or the raised brows would feed the expression back
 into the next frame's landmarks (a predictor reads a face in a larger box differently).
 

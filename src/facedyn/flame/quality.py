@@ -178,7 +178,8 @@ def _mean_error(joined: pd.DataFrame, fitted: pd.DataFrame, n_shape_truth: int
     return out
 
 
-def shape_expression_leak(videos: pd.DataFrame, min_speakers: int = 4,
+def shape_expression_leak(videos: pd.DataFrame, components: Iterable[str] | None = None,
+                          min_speakers: int = 4,
                           alphas: Sequence[float] = tuple(np.logspace(-2, 3, 12))
                           ) -> dict[str, float]:
     """Shape leaking into expression: per component, the R^2 with which a video's mean true
@@ -188,6 +189,7 @@ def shape_expression_leak(videos: pd.DataFrame, min_speakers: int = 4,
     Args:
         videos: one row per video with ``speaker_id`` and the ``err:<component>`` and
             ``shape:<coefficient>`` columns of :func:`cohort_quality`'s video table.
+        components: the components to measure (default: every ``err:`` column's).
         min_speakers: fewer speakers give no estimate (empty result).
 
     Returns:
@@ -197,7 +199,8 @@ def shape_expression_leak(videos: pd.DataFrame, min_speakers: int = 4,
     from sklearn.linear_model import RidgeCV
     from sklearn.model_selection import GroupKFold, cross_val_predict
 
-    err_cols = [c for c in videos.columns if c.startswith("err:")]
+    err_cols = ([c for c in videos.columns if c.startswith("err:")] if components is None
+                else [f"err:{c}" for c in components if f"err:{c}" in videos])
     shape_cols = [c for c in videos.columns if c.startswith("shape:")]
     if not err_cols or not shape_cols or "speaker_id" not in videos:
         return {}
@@ -284,8 +287,7 @@ def summarize_quality(components: pd.DataFrame, videos: pd.DataFrame, fraction: 
                  "expression_mode_r_median": median, "expression_mode_r_by_mode": by}
     dominant, share, median, by = _dominant_r(components[~is_mode], fraction)
     fitted = videos[videos["frames_matched"] > 0]
-    leak = shape_expression_leak(fitted)
-    leak_dominant = {c: leak[c] for c in [*dominant, JAW_OPEN] if c in leak}
+    leak_dominant = shape_expression_leak(fitted, [*dominant, JAW_OPEN])
     return {
         **modal,
         "videos": len(videos),
