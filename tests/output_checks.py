@@ -73,7 +73,8 @@ def provenance_of(path: Path) -> Any:
 
 
 def provenance_problems(path: Path, version: str) -> list[str]:
-    """What is missing or malformed in ``path``'s provenance (empty: all three fields)."""
+    """What is missing or malformed in ``path``'s provenance (empty: version, config hash,
+    input fingerprint and library versions all there)."""
     prov = provenance_of(path)
     if not isinstance(prov, dict):
         return [f"{path}: no provenance record"]
@@ -83,6 +84,9 @@ def provenance_problems(path: Path, version: str) -> list[str]:
     for key in ("config_hash", "input_fingerprint"):
         if not re.fullmatch(r"[0-9a-f]{16}", str(prov.get(key))):
             problems.append(f"{path}: {key} {prov.get(key)!r}")
+    libraries = prov.get("libraries")
+    if not isinstance(libraries, dict) or not re.match(r"\d", str(libraries.get("torch"))):
+        problems.append(f"{path}: libraries {libraries!r}")
     return problems
 
 

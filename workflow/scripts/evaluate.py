@@ -1,12 +1,9 @@
 """Score every model of one experiment on one fold's test windows."""
 
-import torch
-
 from facedyn.identify.stage import fold_context_of_job, run_evaluate
-from facedyn.runtime import provenance, setup_logging
+from facedyn.runtime import provenance, start_job
 
-setup_logging(snakemake.log[0])
-torch.set_num_threads(snakemake.threads)
+start_job(snakemake.log[0], snakemake.threads)
 ctx = fold_context_of_job(snakemake)
 checkpoints = {k[len("ckpt_") :]: v for k, v in snakemake.input.items() if k.startswith("ckpt_")}
 run_evaluate(

@@ -3,9 +3,9 @@
 from pathlib import Path
 
 from facedyn.plots.stage import run_fit_quality_figure
-from facedyn.runtime import setup_logging
+from facedyn.runtime import start_job
 
-setup_logging(snakemake.log[0])
+start_job(snakemake.log[0], snakemake.threads)
 run_fit_quality_figure(
     snakemake.input.videos,
     snakemake.input.components,

@@ -1,12 +1,9 @@
 """Fit (or import) per-frame FLAME parameters for one video."""
 
-import torch
-
 from facedyn.flame.stage import run_fit
-from facedyn.runtime import provenance, setup_logging
+from facedyn.runtime import provenance, start_job
 
-setup_logging(snakemake.log[0])
-torch.set_num_threads(snakemake.threads)
+start_job(snakemake.log[0], snakemake.threads)
 run_fit(
     snakemake.input.landmarks,
     snakemake.input.model,

@@ -5,10 +5,10 @@ from pathlib import Path
 
 from facedyn.atomic import atomic_write_json
 from facedyn.flame.quality import cohort_quality, head_expression_modes
-from facedyn.runtime import provenance, setup_logging
+from facedyn.runtime import provenance, start_job
 from facedyn.tables import write_table
 
-setup_logging(snakemake.log[0])
+start_job(snakemake.log[0], snakemake.threads)
 truth = Path(snakemake.params.truth)
 pairs = [(p, truth / Path(p).parent.name / Path(p).name) for p in snakemake.input.flame]
 modes = head_expression_modes(json.loads(Path(snakemake.input.model).read_text())["model"])

@@ -1,9 +1,9 @@
 """Validate the head model and record what downstream stages will use."""
 
 from facedyn.flame.summary import describe_flame_model
-from facedyn.runtime import setup_logging
+from facedyn.runtime import start_job
 
-setup_logging(snakemake.log[0])
+start_job(snakemake.log[0], snakemake.threads)
 describe_flame_model(
     snakemake.input.model,
     snakemake.input.embedding,

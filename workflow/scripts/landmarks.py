@@ -2,9 +2,9 @@
 
 from facedyn.face.backends import make_backend
 from facedyn.face.extract import run_landmarks
-from facedyn.runtime import provenance, setup_logging
+from facedyn.runtime import provenance, start_job
 
-setup_logging(snakemake.log[0])
+start_job(snakemake.log[0], snakemake.threads)
 settings = snakemake.params.settings
 name = settings["backend"]
 backend = make_backend(name, **settings.get(name, {}))

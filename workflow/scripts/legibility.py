@@ -5,10 +5,10 @@ from pathlib import Path
 
 from facedyn.atomic import atomic_write_json
 from facedyn.face.legibility import cohort_legibility
-from facedyn.runtime import provenance, setup_logging
+from facedyn.runtime import provenance, start_job
 from facedyn.tables import write_table
 
-setup_logging(snakemake.log[0])
+start_job(snakemake.log[0], snakemake.threads)
 log = logging.getLogger("legibility")
 truth = Path(snakemake.params.truth)
 pairs = [(p, truth / Path(p).parent.name / Path(p).name) for p in snakemake.input.landmarks]

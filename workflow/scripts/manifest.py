@@ -3,9 +3,9 @@
 from pathlib import Path
 
 from facedyn.cohort.indexers import build_manifest
-from facedyn.runtime import setup_logging
+from facedyn.runtime import start_job
 
-setup_logging(snakemake.log[0])
+start_job(snakemake.log[0], snakemake.threads)
 synthetic_root = Path(snakemake.input[0]).parent if snakemake.input else None
 build_manifest(
     snakemake.params.dataset,

@@ -2,10 +2,10 @@
 
 from facedyn.cohort.indexers import read_manifest
 from facedyn.qc import build_qc, index_tables
-from facedyn.runtime import provenance, setup_logging
+from facedyn.runtime import provenance, start_job
 from facedyn.tables import write_table
 
-setup_logging(snakemake.log[0])
+start_job(snakemake.log[0], snakemake.threads)
 qc = build_qc(
     read_manifest(snakemake.input.manifest),
     index_tables(list(snakemake.input.landmarks)),

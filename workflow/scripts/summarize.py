@@ -2,9 +2,9 @@
 
 from facedyn.dynamics.experiments import ExperimentSettings
 from facedyn.identify.stage import run_summarize
-from facedyn.runtime import provenance, setup_logging
+from facedyn.runtime import provenance, start_job
 
-setup_logging(snakemake.log[0])
+start_job(snakemake.log[0], snakemake.threads)
 run_summarize(
     ExperimentSettings(**snakemake.params.settings),
     list(snakemake.input.predictions),

@@ -2,9 +2,9 @@
 and their provenance."""
 
 from facedyn.plots.summary import write_summary
-from facedyn.runtime import provenance, setup_logging
+from facedyn.runtime import provenance, start_job
 
-setup_logging(snakemake.log[0])
+start_job(snakemake.log[0], snakemake.threads)
 write_summary(
     snakemake.output[0],
     snakemake.params.run_name,

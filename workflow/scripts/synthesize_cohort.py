@@ -3,12 +3,12 @@
 from pathlib import Path
 
 from facedyn.cohort.synthetic import write_cohort
-from facedyn.runtime import setup_logging
+from facedyn.runtime import start_job
 
 # The generator's worker processes are started with "spawn", which re-imports this file:
 # the guard keeps them from running the job again.
 if __name__ == "__main__":
-    setup_logging(snakemake.log[0])
+    start_job(snakemake.log[0], snakemake.threads)
     write_cohort(
         Path(snakemake.output[0]).parent,
         snakemake.params.synthetic,

@@ -1,12 +1,12 @@
 """Measure the synthetic head's MediaPipe dense embedding."""
 
 from facedyn.cohort.dense_calibration import calibrate_dense_embedding
-from facedyn.runtime import setup_logging
+from facedyn.runtime import start_job
 
 # The calibration cohort's worker processes are started with "spawn", which re-imports this
 # file: the guard keeps them from running the job again.
 if __name__ == "__main__":
-    setup_logging(snakemake.log[0])
+    start_job(snakemake.log[0], snakemake.threads)
     calibrate_dense_embedding(
         snakemake.input.model,
         snakemake.input.embedding,

@@ -3,9 +3,9 @@
 import logging
 
 from facedyn.flame import write_synthetic_flame
-from facedyn.runtime import setup_logging
+from facedyn.runtime import start_job
 
-setup_logging(snakemake.log[0])
+start_job(snakemake.log[0], snakemake.threads)
 paths = write_synthetic_flame(
     snakemake.output.model.rsplit("/", 1)[0],
     n_shape=snakemake.params.n_shape,

@@ -1,12 +1,9 @@
 """Train one encoder on one fold of one experiment."""
 
-import torch
-
 from facedyn.identify.stage import fold_context_of_job, run_train
-from facedyn.runtime import provenance, setup_logging
+from facedyn.runtime import provenance, start_job
 
-setup_logging(snakemake.log[0])
-torch.set_num_threads(snakemake.threads)
+start_job(snakemake.log[0], snakemake.threads)
 ctx = fold_context_of_job(snakemake)
 run_train(
     ctx,

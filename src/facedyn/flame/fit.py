@@ -21,6 +21,11 @@ Objective (sum over valid frames):
   ``fit.dense_weight``;
 * priors: ``|shape|^2 + |expression|^2`` (coefficients are N(0, 1) by construction of
   FLAME's and the synthetic head's bases) and ``|jaw / fit.jaw_sd|^2``;
+* detector offsets (with ``fit.landmark_offset_sd > 0``): a constant error per iBUG-68
+  landmark and video, in inter-ocular distances, is an unknown under an
+  N(0, landmark_offset_sd^2) prior counted once per video; the data term compares the
+  projection with the landmarks minus their offset, so that the video's mean shape need not
+  absorb what the detector gets wrong the same way in every frame;
 * temporal smoothness: squared differences of expression, jaw, rotation and translation
   between consecutive sampled frames (never across a gap of invalid frames), weighted by
   ``fit.smooth_*``.
@@ -46,11 +51,13 @@ from facedyn.flame.camera import focal_from_fov
 from facedyn.flame.jacobian import LandmarkJacobian, project_landmarks
 from facedyn.flame.model import FLAMELandmarks
 from facedyn.flame.solve import (
+    N_OFFSET,
     ROT_SMOOTH_SCALE,
     TRANS_SMOOTH_SCALE,
     Params,
     Problem,
     levenberg_marquardt,
+    offset_shift,
 )
 
 log = logging.getLogger(__name__)
@@ -76,6 +83,7 @@ class FitSettings:
     dense_weight: float = 0.25
     jaw_sd: float = 0.15
     shape_frame_sd: float = 0.3
+    landmark_offset_sd: float = 0.0
     smooth_expr: float = 4.0
     smooth_pose: float = 4.0
     fov_deg: float = 60.0
@@ -180,7 +188,7 @@ def fit_landmarks(landmarks: np.ndarray, frames: np.ndarray, times: np.ndarray, 
         window=torch.as_tensor(window_ids, device=dev), n_rows=int(window_ids.max()) + 1,
         focal=float(focal), cx=cx, cy=cy, huber=settings.huber, jaw_sd=settings.jaw_sd,
         shape_frame_sd=settings.shape_frame_sd, smooth_expr=settings.smooth_expr,
-        smooth_pose=settings.smooth_pose)
+        smooth_pose=settings.smooth_pose, iod=iod, offset_sd=settings.landmark_offset_sd)
 
     def zeros(rows: int, cols: int) -> torch.Tensor:
         return torch.zeros(rows, cols, dtype=dtype, device=dev)
@@ -188,7 +196,8 @@ def fit_landmarks(landmarks: np.ndarray, frames: np.ndarray, times: np.ndarray, 
     start = Params(shape_mean=zeros(1, settings.n_shape),
                    shape=zeros(problem.n_rows, settings.n_shape), expr=zeros(m, settings.n_expr),
                    jaw=zeros(m, 3), rot=zeros(m, 3),
-                   trans=torch.as_tensor(trans0, dtype=dtype, device=dev))
+                   trans=torch.as_tensor(trans0, dtype=dtype, device=dev),
+                   offset=zeros(N_OFFSET, 2))
     history: list[float] = []
     if settings.solver == "adam":
         fitted = _adam(problem, start, model, settings, history)
@@ -227,13 +236,18 @@ def objective(problem: Problem, p: Params, model: FLAMELandmarks, use_shape: boo
     if not use_shape:
         shape = torch.zeros_like(shape)
     proj = project_landmarks(model, shape, p.expr, p.jaw, p.rot, p.trans, pr.focal, pr.cx, pr.cy)
-    r2 = ((proj - pr.target) ** 2).sum(-1) / pr.sigma[:, None] ** 2
+    offsets = use_shape and pr.offsets
+    target = pr.target - offset_shift(pr, p) if offsets else pr.target
+    r2 = ((proj - target) ** 2).sum(-1) / pr.sigma[:, None] ** 2
     data = (_pseudo_huber(r2, pr.huber) * pr.weight).sum() / m
     # Hierarchical shape prior: the video's mean shape ~ N(0, I); each frame (or window)
     # deviates from it by N(0, shape_frame_sd^2): estimated per frame, yet anchored.
     shape_prior = ((p.shape_mean ** 2).sum() / m + ((p.shape / pr.shape_frame_sd) ** 2).sum() / m)
     prior = (shape_prior * (1.0 if use_shape else 0.0)
              + (p.expr ** 2).sum() / m + ((p.jaw / pr.jaw_sd) ** 2).sum() / m)
+    if offsets:
+        # The detector's constant error per landmark ~ N(0, offset_sd^2), once per video.
+        prior = prior + ((p.offset / pr.offset_sd) ** 2).sum() / m
     smooth = torch.zeros((), dtype=proj.dtype, device=proj.device)
     if m > 1:
         n_pairs = max(int(pr.contiguous.sum()), 1)
@@ -251,7 +265,7 @@ def _adam(problem: Problem, start: Params, model: FLAMELandmarks, settings: FitS
     """Adam on scaled parameters (one step moves each by a comparable physical amount),
     first on pose, jaw and expression, then on everything, with a cosine-decayed step."""
     scale = {"shape_mean": 1.0, "shape": settings.shape_frame_sd, "expr": 1.0, "jaw": 0.1,
-             "rot": 0.1, "trans": 0.02}
+             "rot": 0.1, "trans": 0.02, "offset": max(settings.landmark_offset_sd, 1e-3)}
     params = {k: (getattr(start, k) / scale[k]).clone().requires_grad_(True) for k in scale}
 
     def unpack() -> Params:
@@ -271,6 +285,7 @@ def _adam(problem: Problem, start: Params, model: FLAMELandmarks, settings: FitS
             history.append(float(loss.detach()))
 
     run(["rot", "trans", "jaw", "expr"], settings.rigid_iterations, use_shape=False)
-    run(list(params), settings.iterations, use_shape=True)
+    run([k for k in params if k != "offset" or problem.offsets], settings.iterations,
+        use_shape=True)
     with torch.no_grad():
         return Params(**{k: v.detach() for k, v in vars(unpack()).items()})

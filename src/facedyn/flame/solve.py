@@ -2,11 +2,12 @@
 
 The unknowns of one video are per-frame blocks ``x_i = [expression, jaw, rotation,
 translation]``, shape deviations ``d_g`` (one row per frame with ``fit.shape: per_frame``,
-per window with ``per_window``) and the video's mean shape ``mu``; frame ``i`` sees the
-shape ``mu + d_g(i)``. The Gauss-Newton matrix of the objective in
+per window with ``per_window``) and the video-level block ``z``: the mean shape ``mu`` and,
+with ``fit.landmark_offset_sd > 0``, the detector's constant offset ``b`` of each iBUG-68
+landmark; frame ``i`` sees the shape ``mu + d_g(i)``. The Gauss-Newton matrix of the objective in
 :mod:`facedyn.flame.fit` (robust data term by iteratively reweighted least squares, priors,
 temporal smoothness) is therefore block-diagonal in the frames, plus the smoothness term's
-coupling of consecutive frames, plus the shape's arrow. It is never formed as one matrix: the
+coupling of consecutive frames, plus the video block's arrow. It is never formed as one matrix: the
 damped system is solved by preconditioned conjugate gradients whose matrix-vector product
 uses the blocks (per-frame ``H_xx``, ``H_xs``, ``H_ss`` built from
 :class:`facedyn.flame.jacobian.LandmarkJacobian`), with the blocks' inverses as the
@@ -48,11 +49,25 @@ class Problem:
     shape_frame_sd: float
     smooth_expr: float
     smooth_pose: float
+    iod: torch.Tensor | None = None  # (M,) pixels: the frame's inter-ocular distance
+    offset_sd: float = 0.0  # prior sd of the detector offsets (inter-ocular units); 0: none
+
+    @property
+    def offsets(self) -> bool:
+        """Whether the detector's per-landmark offsets are unknowns."""
+        return self.offset_sd > 0
+
+
+#: Landmarks with a detector offset: the iBUG-68 (dense points share the network's errors
+#: but would make the video block too large for a dense solve).
+N_OFFSET = 68
 
 
 @dataclass
 class Params:
-    """Physical parameters: ``shape_mean`` (1, S), ``shape`` (rows, S), the rest (M, .)."""
+    """Physical parameters: ``shape_mean`` (1, S), ``shape`` (rows, S), per-frame blocks
+    (M, .) and ``offset`` (68, 2): the detector's constant error per landmark, in
+    inter-ocular distances (zero and unused without ``Problem.offsets``)."""
 
     shape_mean: torch.Tensor
     shape: torch.Tensor
@@ -60,16 +75,34 @@ class Params:
     jaw: torch.Tensor
     rot: torch.Tensor
     trans: torch.Tensor
+    offset: torch.Tensor
 
     def frame_block(self) -> torch.Tensor:
         return torch.cat([self.expr, self.jaw, self.rot, self.trans], 1)
 
-    def with_step(self, dx: torch.Tensor, dd: torch.Tensor | None, dm: torch.Tensor | None,
+    def with_step(self, dx: torch.Tensor, dd: torch.Tensor | None, dz: torch.Tensor | None,
                   n_expr: int) -> Params:
+        """Params moved by a step: ``dx`` per frame, ``dd`` shape rows, ``dz`` the video block
+        (mean shape, then the offsets when the step has them)."""
         x = self.frame_block() + dx
         expr, jaw, rot, trans = x.split([n_expr, 3, 3, 3], 1)
-        return Params(self.shape_mean if dm is None else self.shape_mean + dm[None],
-                      self.shape if dd is None else self.shape + dd, expr, jaw, rot, trans)
+        mean, offset = self.shape_mean, self.offset
+        if dz is not None:
+            n_shape = mean.shape[1]
+            mean = mean + dz[None, :n_shape]
+            if len(dz) > n_shape:
+                offset = offset + dz[n_shape:].view_as(offset)
+        return Params(mean, self.shape if dd is None else self.shape + dd, expr, jaw, rot,
+                      trans, offset)
+
+
+def offset_shift(problem: Problem, params: Params) -> torch.Tensor:
+    """The landmarks' shift by the detector offsets, (M, L, 2) pixels (zero without them);
+    the residual is ``projection - (target - shift)``."""
+    shift = torch.zeros_like(problem.target)
+    if problem.offsets:
+        shift[:, :N_OFFSET] = problem.iod[:, None, None] * params.offset[None]
+    return shift
 
 
 class _System:
@@ -87,7 +120,8 @@ class _System:
         if not use_shape:
             shape = torch.zeros_like(shape)
         proj, d_beta, d_pose = jac(shape, p.expr, p.jaw, p.rot, p.trans, pr.focal, pr.cx, pr.cy)
-        err = proj - pr.target
+        self.offsets = use_shape and pr.offsets
+        err = proj - pr.target + (offset_shift(pr, p) if self.offsets else 0.0)
         r2 = (err**2).sum(-1) / pr.sigma[:, None] ** 2
         # IRLS weight of the pseudo-Huber data term: its derivative in r^2.
         w = pr.weight * torch.rsqrt(1 + r2 / pr.huber**2) / (m * pr.sigma[:, None] ** 2)
@@ -126,9 +160,29 @@ class _System:
             self.hss = torch.einsum("blcs,blct->bst", wjs, js)
             gs = torch.einsum("blcs,blc->bs", wjs, err)
             self.prior_d = 1.0 / (m * pr.shape_frame_sd**2)
-            self.prior_m = 1.0 / m
             self.gd = self._rows(gs) + self.prior_d * p.shape
-            self.gm = gs.sum(0) + self.prior_m * p.shape_mean[0]
+            # The video block z: its couplings with the frame blocks (hxz), with the shape
+            # rows (hdz, per frame) and with itself (hzz, summed over frames).
+            self.hxz, self.hdz, self.hzz = self.hxs, self.hss, self.hss.sum(0)
+            self.prior_z = torch.full((n_shape,), 1.0 / m, dtype=err.dtype, device=err.device)
+            self.gz = gs.sum(0) + self.prior_z * p.shape_mean[0]
+            if self.offsets:
+                # d err / d offset = iod per frame, on the offset landmark's own coordinate.
+                iod = pr.iod.double()[:, None, None, None]
+                hxb = (wjx[:, :N_OFFSET] * iod).flatten(1, 2).transpose(1, 2)  # (M, P, 2K)
+                hsb = (wjs[:, :N_OFFSET] * iod).flatten(1, 2).transpose(1, 2)  # (M, S, 2K)
+                hbb = ((w[:, :N_OFFSET] * pr.iod.double()[:, None] ** 2).sum(0)
+                       .repeat_interleave(2))
+                self.hxz = torch.cat([self.hxs, hxb], 2)
+                self.hdz = torch.cat([self.hss, hsb], 2)
+                hsb_sum = hsb.sum(0)
+                self.hzz = torch.cat([torch.cat([self.hzz, hsb_sum], 1),
+                                      torch.cat([hsb_sum.T, torch.diag(hbb)], 1)], 0)
+                prior_b = torch.full((2 * N_OFFSET,), 1.0 / (m * pr.offset_sd**2),
+                                     dtype=err.dtype, device=err.device)
+                gb = (iod[..., 0] * w[:, :N_OFFSET, None] * err[:, :N_OFFSET]).sum(0).reshape(-1)
+                self.prior_z = torch.cat([self.prior_z, prior_b])
+                self.gz = torch.cat([self.gz, gb + prior_b * p.offset.reshape(-1)])
 
     def _rows(self, per_frame: torch.Tensor) -> torch.Tensor:
         out = torch.zeros((self.n_rows, *per_frame.shape[1:]), dtype=per_frame.dtype,
@@ -144,18 +198,22 @@ class _System:
         return out
 
     def gradient(self) -> list[torch.Tensor]:
-        return [self.gx, self.gd, self.gm] if self.use_shape else [self.gx]
+        return [self.gx, self.gd, self.gz] if self.use_shape else [self.gx]
 
     def matvec(self, v: list[torch.Tensor], damping: list[torch.Tensor]) -> list[torch.Tensor]:
         vx = v[0]
         out_x = torch.einsum("bpq,bq->bp", self.hxx, vx) + self._laplacian(vx)
         out = [out_x]
         if self.use_shape:
-            vd, vm = v[1], v[2]
-            vs = vm[None] + vd[self.window]
-            out_x += torch.einsum("bps,bs->bp", self.hxs, vs)
-            t = torch.einsum("bps,bp->bs", self.hxs, vx) + torch.einsum("bst,bt->bs", self.hss, vs)
-            out += [self._rows(t) + self.prior_d * vd, t.sum(0) + self.prior_m * vm]
+            vd, vz = v[1], v[2]
+            vdf = vd[self.window]
+            out_x += torch.einsum("bps,bs->bp", self.hxs, vdf) + self.hxz @ vz
+            t = (torch.einsum("bps,bp->bs", self.hxs, vx) + torch.einsum("bst,bt->bs", self.hss, vdf)
+                 + self.hdz @ vz)
+            out_z = (torch.einsum("bpz,bp->z", self.hxz, vx)
+                     + torch.einsum("bsz,bs->z", self.hdz, vdf) + self.hzz @ vz
+                     + self.prior_z * vz)
+            out += [self._rows(t) + self.prior_d * vd, out_z]
         return [o + d * x for o, d, x in zip(out, damping, v, strict=True)]
 
     def diagonals(self) -> list[torch.Tensor]:
@@ -165,18 +223,18 @@ class _System:
             return [dx]
         hss_rows = self._rows(self.hss)
         dd = torch.diagonal(hss_rows, dim1=1, dim2=2) + self.prior_d
-        dm = torch.diagonal(self.hss.sum(0)) + self.prior_m
-        return [dx, dd, dm]
+        dz = torch.diagonal(self.hzz) + self.prior_z
+        return [dx, dd, dz]
 
     def preconditioner(self, damping: list[torch.Tensor]
                        ) -> Callable[[list[torch.Tensor]], list[torch.Tensor]]:
         """Block-Jacobi: the inverse of every frame's, every shape row's and the mean
-        shape's own damped block (Cholesky)."""
+        video block's own damped block (Cholesky)."""
         eye_x = torch.diag_embed(self.smooth_diag + damping[0])
         blocks = [torch.linalg.cholesky(self.hxx + eye_x)]
         if self.use_shape:
             rows = self._rows(self.hss) + torch.diag_embed(self.prior_d + damping[1])
-            mean = self.hss.sum(0) + torch.diag(self.prior_m + damping[2])
+            mean = self.hzz + torch.diag(self.prior_z + damping[2])
             blocks += [torch.linalg.cholesky(rows), torch.linalg.cholesky(mean)]
 
         def apply(r: list[torch.Tensor]) -> list[torch.Tensor]:
@@ -192,8 +250,8 @@ class _System:
     def solve(self, damping: list[torch.Tensor], cg_iterations: int, tol: float = 1e-6
               ) -> list[torch.Tensor]:
         """The damped step. With one shape row per frame, each frame's shape deviation is
-        eliminated exactly first (it sees only its own frame and the mean shape), and CG runs
-        on the per-frame blocks and the mean shape alone; otherwise CG on everything."""
+        eliminated exactly first (it sees only its own frame and the video block), and CG runs
+        on the per-frame blocks and the video block alone; otherwise CG on everything."""
         grad = self.gradient()
         if not (self.use_shape and self.per_frame_rows):
             def matvec(v: list[torch.Tensor]) -> list[torch.Tensor]:
@@ -202,24 +260,25 @@ class _System:
                                          self.preconditioner(damping), max_iter=cg_iterations,
                                          tol=tol)
             return step
-        gx, gd, gm = grad
+        gx, gd, gz = grad
         # K_i = (H_ss,i + prior + damping)^-1; the reduced blocks (Schur complements).
         k = torch.cholesky_inverse(torch.linalg.cholesky(
             self.hss + torch.diag_embed(self.prior_d + damping[1])))
         hxs_k = self.hxs @ k  # (M, P, S)
-        hss_k = self.hss @ k  # (M, S, S)
+        hdz_k = k @ self.hdz  # (M, S, Z)
         a = self.hxx - hxs_k @ self.hxs.transpose(1, 2)
-        b = self.hxs - hxs_k @ self.hss
-        c = (self.hss - hss_k @ self.hss).sum(0) + torch.diag(self.prior_m + damping[2])
+        b = self.hxz - self.hxs @ hdz_k
+        c = (self.hzz - (self.hdz.transpose(1, 2) @ hdz_k).sum(0)
+             + torch.diag(self.prior_z + damping[2]))
         kg = torch.einsum("bst,bt->bs", k, gd)
         rhs = [-gx + torch.einsum("bps,bs->bp", self.hxs, kg),
-               -gm + torch.einsum("bst,bt->s", self.hss, kg)]
+               -gz + torch.einsum("bsz,bs->z", self.hdz, kg)]
 
         def reduced(v: list[torch.Tensor]) -> list[torch.Tensor]:
-            vx, vm = v
+            vx, vz = v
             out_x = (torch.einsum("bpq,bq->bp", a, vx) + self._laplacian(vx)
-                     + damping[0] * vx + b @ vm)
-            return [out_x, torch.einsum("bps,bp->s", b, vx) + c @ vm]
+                     + damping[0] * vx + b @ vz)
+            return [out_x, torch.einsum("bpz,bp->z", b, vx) + c @ vz]
 
         block_x = torch.cholesky_inverse(torch.linalg.cholesky(
             a + torch.diag_embed(self.smooth_diag + damping[0])))
@@ -228,11 +287,11 @@ class _System:
         def precondition(r: list[torch.Tensor]) -> list[torch.Tensor]:
             return [torch.einsum("bpq,bq->bp", block_x, r[0]), block_m @ r[1]]
 
-        (dx, dm), _ = conjugate_gradient(reduced, rhs, precondition, max_iter=cg_iterations,
+        (dx, dz), _ = conjugate_gradient(reduced, rhs, precondition, max_iter=cg_iterations,
                                          tol=tol)
         dd = -torch.einsum("bst,bt->bs", k, gd + torch.einsum("bps,bp->bs", self.hxs, dx)
-                           + self.hss @ dm)
-        return [dx, dd, dm]
+                           + self.hdz @ dz)
+        return [dx, dd, dz]
 
 
 def _dot(a: list[torch.Tensor], b: list[torch.Tensor]) -> torch.Tensor:
