@@ -99,6 +99,47 @@ def test_schema_defaults_of_the_encoder_and_training_match_the_library():
             assert props[name]["default"] == default, f"identify.{key}.{name}"
 
 
+def _dataclass_defaults(cls) -> dict:
+    import dataclasses
+
+    out = {}
+    for f in dataclasses.fields(cls):
+        if f.default is not dataclasses.MISSING:
+            out[f.name] = list(f.default) if isinstance(f.default, tuple) else f.default
+        elif f.default_factory is not dataclasses.MISSING:
+            out[f.name] = f.default_factory()
+    return out
+
+
+def test_schema_defaults_of_the_cohort_fit_and_experiments_match_the_library():
+    """Every settings dataclass of the library defaults to what the schema does (the schema
+    is the one source; the dataclasses mirror it for library users)."""
+    import yaml
+
+    from facedyn.cohort.synthetic import CohortConfig
+    from facedyn.dynamics.experiments import ExperimentSettings
+    from facedyn.flame.fit import FitSettings
+
+    props = yaml.safe_load((ROOT / "workflow/schemas/config.schema.yaml").read_text())["properties"]
+    # Fields that other keys set: the shape and expression counts are the head's
+    # (flame.*), the fit's seed is the run's, the cohort's workers are the rule's threads.
+    elsewhere = {"n_shape": props["flame"]["properties"]["n_shape"]["default"],
+                 "n_expr": props["flame"]["properties"]["n_expr"]["default"],
+                 "seed": props["seed"]["default"]}
+    cases = [(FitSettings, props["fit"]["properties"], {"n_shape", "n_expr", "seed"}),
+             (CohortConfig, props["dataset"]["properties"]["synthetic"]["properties"],
+              {"workers"}),
+             (ExperimentSettings, props["identify"]["properties"], set())]
+    for cls, section, not_in_section in cases:
+        for name, default in _dataclass_defaults(cls).items():
+            if name in not_in_section:
+                if name in elsewhere and cls is FitSettings:
+                    assert default == elsewhere[name], f"{cls.__name__}.{name}"
+                continue
+            assert name in section, f"{cls.__name__}.{name} has no schema key"
+            assert section[name].get("default") == default, f"{cls.__name__}.{name}"
+
+
 def test_schema_defaults_of_the_landmark_backends_match_their_constructors():
     import inspect
 
@@ -118,3 +159,16 @@ def test_schema_defaults_of_the_landmark_backends_match_their_constructors():
         for key, spec in props.items():
             assert key in params, f"landmarks.{name}.{key} is no {cls.__name__} argument"
             assert params[key].default == spec["default"], f"landmarks.{name}.{key}"
+
+
+def test_one_safe_id_pattern_and_the_schema_repeats_it():
+    import yaml
+
+    from facedyn.cohort.indexers import SAFE_ID_PATTERN
+    from facedyn.names import SAFE_ID, is_safe_id
+
+    schema = yaml.safe_load((ROOT / "workflow/schemas/config.schema.yaml").read_text())
+    experiments = schema["properties"]["identify"]["properties"]["experiments"]
+    assert experiments["propertyNames"]["pattern"] == SAFE_ID_PATTERN == f"^{SAFE_ID}$"
+    assert is_safe_id("s-01.a_b") and not is_safe_id("id\n") and not is_safe_id(".hidden")
+    assert not is_safe_id("a/b") and not is_safe_id(7)

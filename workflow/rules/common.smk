@@ -15,10 +15,10 @@ from facedyn.dynamics.experiments import (
 )
 from facedyn.gpu import gpu_slots  # resources: gpu=0/1 (docs/cluster.md)
 from facedyn.identify.control import is_control  # the summary's control section
+from facedyn.names import IDENTIFICATION_FIGURES, SAFE_ID
 from facedyn.privacy import frames_allowed
 
 ENV = "../../envs/facedyn.yaml"
-SAFE_ID = r"[A-Za-z0-9][A-Za-z0-9_.-]*"
 
 
 wildcard_constraints:

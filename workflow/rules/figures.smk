@@ -6,41 +6,15 @@ rule figures:
     input:
         unpack(figure_inputs),
     output:
-        report(
-            f"{FIGURES}/accuracy.png",
-            caption="../report/accuracy.rst",
-            category="Identification",
-        ),
-        report(
-            f"{FIGURES}/cmc_det.png",
-            caption="../report/cmc_det.rst",
-            category="Identification",
-        ),
-        report(
-            f"{FIGURES}/dnr_vs_accuracy.png",
-            caption="../report/dnr_vs_accuracy.rst",
-            category="Drift-to-noise ratio",
-        ),
-        report(
-            f"{FIGURES}/drift_vs_noise.png",
-            caption="../report/drift_vs_noise.rst",
-            category="Drift-to-noise ratio",
-        ),
-        report(
-            f"{FIGURES}/embeddings.png",
-            caption="../report/embeddings.rst",
-            category="Identification",
-        ),
-        pdfs=[
-            f"{FIGURES}/{name}.pdf"
-            for name in (
-                "accuracy",
-                "cmc_det",
-                "dnr_vs_accuracy",
-                "drift_vs_noise",
-                "embeddings",
+        [
+            report(
+                f"{FIGURES}/{name}.png",
+                caption=f"../report/{name}.rst",
+                category=category,
             )
+            for name, category in IDENTIFICATION_FIGURES.items()
         ],
+        pdfs=[f"{FIGURES}/{name}.pdf" for name in IDENTIFICATION_FIGURES],
     log:
         "logs/figures/figures.log",
     conda:

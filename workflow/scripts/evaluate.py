@@ -1,10 +1,12 @@
 """Score every model of one experiment on one fold's test windows."""
 
-from facedyn.identify.stage import fold_context_of_job, run_evaluate
+from facedyn.identify.stage import fold_context, run_evaluate
 from facedyn.runtime import provenance, start_job
 
 start_job(snakemake.log[0], snakemake.threads)
-ctx = fold_context_of_job(snakemake)
+inp, params = snakemake.input, snakemake.params
+ctx = fold_context(params.settings, inp.qc, list(inp.flame), inp.folds, snakemake.wildcards.fold,
+                   truth_dir=params.truth_dir)
 checkpoints = {k[len("ckpt_") :]: v for k, v in snakemake.input.items() if k.startswith("ckpt_")}
 run_evaluate(
     ctx,

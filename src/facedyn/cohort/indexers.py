@@ -24,7 +24,6 @@ import json
 import logging
 import math
 import os
-import re
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -37,6 +36,7 @@ import pyarrow.parquet as pq
 
 import facedyn
 from facedyn.face.probe import VIDEO_STATUSES, VideoInfo, probe_video
+from facedyn.names import SAFE_ID, is_safe_id
 from facedyn.runtime import provenance
 from facedyn.tables import read_table, write_table
 
@@ -54,11 +54,10 @@ REQUIRED_TABLE_COLUMNS = ("speaker_id", "session_id", "video")
 OPTIONAL_TABLE_COLUMNS = ("partner_id", "channel")
 #: Ids become path components (``results/landmarks/{session}/{speaker}.parquet``) and
 #: Snakemake wildcard values, so they are restricted to this pattern.
-SAFE_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
+SAFE_ID_PATTERN = f"^{SAFE_ID}$"
 #: Key of ``DataFrame.attrs`` where :func:`index_candor` lists conversations that gave no rows.
 SKIPPED_ATTR = "facedyn_skipped"
 
-_SAFE_ID = re.compile(SAFE_ID_PATTERN[1:-1])  # used with fullmatch: `$` would accept "id\n"
 _TEXT_COLUMNS = ("session_id", "speaker_id", "video", "partner_id", "channel", "status", "reason")
 _INT_COLUMNS = ("n_frames", "width", "height")
 _FLOAT_COLUMNS = ("fps", "duration_s")
@@ -162,7 +161,7 @@ def validate_ids(df: pd.DataFrame, columns: Iterable[str] = ("session_id", "spea
         if col not in df.columns:
             raise ManifestError(f"the manifest has no {col!r} column")
         bad = sorted({"<missing>" if _is_missing(v) else repr(v) for v in df[col]
-                      if _is_missing(v) or not isinstance(v, str) or not _SAFE_ID.fullmatch(v)})
+                      if _is_missing(v) or not is_safe_id(v)})
         if bad:
             problems.append(f"{col}: {_listing(bad)}")
         folded = Counter(v.casefold() for v in set(df[col]) if isinstance(v, str))

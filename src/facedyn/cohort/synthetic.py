@@ -73,16 +73,16 @@ class CohortConfig:
     """Knobs of the synthetic cohort (``dataset.synthetic.*`` in the config)."""
 
     name: str = "default"
-    n_speakers: int = 16
+    n_speakers: int = 32
     sessions_per_speaker: int = 3
-    duration_s: float = 40.0
+    duration_s: float = 30.0
     fps: float = 30.0
     width: int = 320
     height: int = 240
-    signature_strength: float = 1.0
-    instability: tuple[float, float] = (0.1, 1.0)
+    signature_strength: float = 2.0
+    instability: tuple[float, float] = (0.05, 2.0)
     shape_sd: float = 1.0
-    shape_drift: float = 0.6
+    shape_drift: float = 1.0
     n_shape: int = 20
     focal_px: tuple[float, float] = (280.0, 420.0)
     distance_m: tuple[float, float] = (0.38, 0.55)

@@ -20,13 +20,13 @@ the experiment.
 from __future__ import annotations
 
 import dataclasses
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from facedyn.dynamics.features import FEATURE_SETS
 from facedyn.identify.settings import ENCODERS, EncoderSettings, TrainSettings
+from facedyn.names import SAFE_ID, is_safe_id
 
 PROTOCOLS = ("cross_session", "within_session")
 SOURCES = ("fitted", "truth")
@@ -34,7 +34,6 @@ SOURCES = ("fitted", "truth")
 BASELINES = ("lstm", "tcn", "stats_lr", "shape_only", "chance")
 #: Nested settings merged key by key (an experiment overriding one key keeps the others).
 NESTED = ("model", "train")
-SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
 class ExperimentError(ValueError):
@@ -152,8 +151,8 @@ def experiment_settings(identify: Mapping[str, Any], name: str) -> ExperimentSet
     if name not in experiments:
         raise ExperimentError(f"no experiment {name!r} under identify.experiments "
                               f"(configured: {sorted(experiments)})")
-    if not SAFE_NAME.match(name):
-        raise ExperimentError(f"experiment name {name!r} must match {SAFE_NAME.pattern}")
+    if not is_safe_id(name):
+        raise ExperimentError(f"experiment name {name!r} must match {SAFE_ID}")
     allowed = set(setting_names())
     overrides = experiments[name] or {}
     if not isinstance(overrides, Mapping):

@@ -87,7 +87,7 @@ class FitSettings:
     smooth_expr: float = 4.0
     smooth_pose: float = 4.0
     fov_deg: float = 60.0
-    device: str = "cpu"
+    device: str = "auto"
     seed: int = 0
 
     def __post_init__(self) -> None:

@@ -85,9 +85,7 @@ class TrainSettings:
     windows), early stopping picks the epoch by ``monitor`` with ``patience``, and ``refit``
     decides whether the encoder then trains again on all windows. Off by default because a
     validation part of the *training* sessions measures within-session recognition, which
-    does not track the cross-session test: on the default cohort its loss bottomed out
-    after 5-7 epochs on the ground truth, and fixed-length training on every window raised
-    fold 0 from 41.4 to 48.9 % (fitted) and 29.4 to 43.8 % (truth), docs/performance.md.
+    does not track the cross-session test (the measurement is in CHANGELOG.md).
     ``batches_per_epoch`` None: one pass over the training windows
     (``len(train_windows) // batch_size``), but at least ``min_batches_per_epoch``: a floor on
     optimisation steps, so that a small cohort, long windows or a sparse stride still train

@@ -1,8 +1,8 @@
 """The ``train``, ``evaluate`` and ``summarize`` rules: one experiment, one fold at a time.
 
-* ``train``: the experiment's encoder (or a baseline encoder) on the fold's training windows,
-  with a validation part of every training session for early stopping
-  (:func:`facedyn.dynamics.folds.validation_split`); writes the checkpoint and a per-epoch CSV.
+* ``train``: the experiment's encoder (or a baseline encoder) on the fold's training windows
+  (with ``identify.train.early_stopping``, minus a validation part of every training session:
+  :func:`facedyn.dynamics.folds.validation_split`); writes the checkpoint and a per-epoch CSV.
 * ``evaluate``: enrols every training speaker (centroid of its training-window embeddings),
   scores every test window against every enrolled speaker (cosine), and does the same for the
   statistical baselines (scores = log-probabilities) and chance; writes the fold's
@@ -67,10 +67,16 @@ def restrict_training(folds: pd.DataFrame, fraction: float, window_s: float) -> 
     return out
 
 
-def fold_context(settings: ExperimentSettings, qc_path: str | os.PathLike[str],
-                 flame_paths: Sequence[str], folds_path: str | os.PathLike[str], fold: int,
+def fold_context(settings: ExperimentSettings | Mapping[str, Any],
+                 qc_path: str | os.PathLike[str], flame_paths: Sequence[str],
+                 folds_path: str | os.PathLike[str], fold: int | str,
                  truth_dir: str | os.PathLike[str] | None = None) -> FoldContext:
-    """Read the experiment's features and folds (restricted by ``data_fraction``)."""
+    """Read the experiment's features and folds (restricted by ``data_fraction``).
+    ``settings`` may be the experiment's resolved settings as a mapping
+    (:meth:`ExperimentSettings.to_dict`, what the workflow passes)."""
+    if not isinstance(settings, ExperimentSettings):
+        settings = ExperimentSettings(**settings)
+    fold = int(fold)
     videos = qc_videos(qc_path, flame_paths)
     store = experiment_store(settings, videos, truth_dir)
     windows = make_windows(store, settings.window_s, settings.stride_s)
@@ -80,15 +86,6 @@ def fold_context(settings: ExperimentSettings, qc_path: str | os.PathLike[str],
     folds = restrict_training(folds, settings.data_fraction, settings.window_s)
     return FoldContext(settings, store, windows, folds, fold, videos,
                        None if truth_dir is None else str(truth_dir))
-
-
-def fold_context_of_job(job: Any) -> FoldContext:
-    """:func:`fold_context` of a ``train`` or ``evaluate`` job, from the ``snakemake`` object
-    its script receives (params ``settings``, ``truth_dir``; inputs ``qc``, ``flame``,
-    ``folds``; wildcard ``fold``)."""
-    return fold_context(ExperimentSettings(**job.params.settings), job.input.qc,
-                        list(job.input.flame), job.input.folds, int(job.wildcards.fold),
-                        truth_dir=job.params.truth_dir)
 
 
 def _speakers(store: FeatureStore, windows: Windows) -> np.ndarray:

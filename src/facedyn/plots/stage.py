@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from facedyn.names import IDENTIFICATION_FIGURES
 from facedyn.plots import figures as F
 from facedyn.plots.style import save_figure
 from facedyn.privacy import check_frames_allowed
@@ -34,8 +35,7 @@ def run_identify_figures(metrics_path: str | os.PathLike[str],
                          per_speaker_path: str, dnr_speakers_path: str,
                          out_dir: str | os.PathLike[str], cohort: str,
                          max_speakers: int = 20, seed: int = 0) -> list[Path]:
-    """The identification figures of one experiment: accuracy, cmc_det, dnr_vs_accuracy,
-    drift_vs_noise, embeddings (the outputs of ``rule figures``)."""
+    """The identification figures of one experiment (:data:`IDENTIFICATION_FIGURES`)."""
     out = Path(out_dir)
     metrics = json.loads(Path(metrics_path).read_text())
     sub = _subtitle(metrics, cohort)
@@ -47,16 +47,20 @@ def run_identify_figures(metrics_path: str | os.PathLike[str],
     corr = metrics.get("dnr_vs_accuracy") or {"model": models[0] if models else "",
                                               "spearman_rho": float("nan"),
                                               "spearman_p": float("nan")}
-    written: list[Path] = []
-    written += save_figure(F.accuracy_bars(metrics, sub), out / "accuracy")
-    written += save_figure(F.cmc_and_roc(folds, models, sub, curve="det"), out / "cmc_det")
-    written += save_figure(F.dnr_vs_accuracy(per_speaker, dnr, corr, sub),
-                           out / "dnr_vs_accuracy")
     units = ("standardised shape units" if dnr_meta.get("standardize")
              else "shape coefficient units")
-    written += save_figure(F.drift_vs_noise(dnr, f"{cohort} · {units}"), out / "drift_vs_noise")
-    written += save_figure(F.embedding_map(embeddings, max_speakers, seed,
-                                           f"{sub} · fold 0 test windows"), out / "embeddings")
+    figures = {
+        "accuracy": lambda: F.accuracy_bars(metrics, sub),
+        "cmc_det": lambda: F.cmc_and_roc(folds, models, sub, curve="det"),
+        "dnr_vs_accuracy": lambda: F.dnr_vs_accuracy(per_speaker, dnr, corr, sub),
+        "drift_vs_noise": lambda: F.drift_vs_noise(dnr, f"{cohort} · {units}"),
+        "embeddings": lambda: F.embedding_map(embeddings, max_speakers, seed,
+                                              f"{sub} · fold 0 test windows"),
+    }
+    assert figures.keys() == IDENTIFICATION_FIGURES.keys()
+    written: list[Path] = []
+    for name in IDENTIFICATION_FIGURES:
+        written += save_figure(figures[name](), out / name)
     return written
 
 
