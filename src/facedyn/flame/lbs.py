@@ -88,6 +88,10 @@ def lbs(betas: torch.Tensor, pose: torch.Tensor, v_template: torch.Tensor,
     pose_feature = (rot_mats[:, 1:] - eye).reshape(b, -1)
     v_posed = v_shaped + (pose_feature @ posedirs).view(b, -1, 3)
     posed_joints, transforms = rigid_transforms(rot_mats, joints, parents)
-    per_vertex = (weights @ transforms.reshape(b, n_j, 16)).view(b, -1, 4, 4)
-    verts = torch.einsum("bvmn,bvn->bvm", per_vertex[..., :3, :3], v_posed) + per_vertex[..., :3, 3]
+    # Blend the rotation and translation parts separately (the transforms' last row is
+    # constant): no slice of a (B, V, 4, 4) tensor reaches autograd, whose backward would fill
+    # a tensor that size, and an elementwise product replaces B x V tiny matrix products.
+    rotation = (weights @ transforms[:, :, :3, :3].reshape(b, n_j, 9)).view(b, -1, 3, 3)
+    translation = weights @ transforms[:, :, :3, 3]
+    verts = (rotation * v_posed[:, :, None, :]).sum(-1) + translation
     return verts, posed_joints
