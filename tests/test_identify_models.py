@@ -17,6 +17,7 @@ import pandas as pd
 import pytest
 import torch
 
+from facedyn.dynamics.experiments import ExperimentError
 from facedyn.dynamics.features import Normalizer, store_from_tables
 from facedyn.dynamics.folds import build_folds, fold_windows
 from facedyn.dynamics.windows import Windows, make_windows
@@ -128,6 +129,28 @@ def test_default_conformer_is_small_and_takes_any_window_length():
             torch.testing.assert_close(z.norm(dim=1), torch.ones(2))
 
 
+@pytest.mark.parametrize("subsample", [2, 3])
+def test_subsampled_conformer_runs_its_blocks_on_fewer_steps(subsample):
+    torch.manual_seed(0)
+    model = build_encoder(EncoderSettings(subsample=subsample, **SMALL), n_features=7).eval()
+    steps = []
+    handle = model.blocks[0].register_forward_hook(lambda m, i, o: steps.append(o.shape[1]))
+    with torch.no_grad():
+        for length in (1, 31, 120):
+            z = model(torch.randn(2, length, 7))
+            assert z.shape == (2, 16)
+            torch.testing.assert_close(z.norm(dim=1), torch.ones(2))
+    handle.remove()
+    assert steps == [math.ceil(t / subsample) for t in (1, 31, 120)]
+    # Frames further apart than the front end's kernel reach different steps: the
+    # front end looks at time, it does not pool it away.
+    x = torch.randn(1, 40, 7)
+    shifted = x.clone()
+    shifted[:, -1] += 1.0
+    with torch.no_grad():
+        assert not torch.allclose(model(x), model(shifted))
+
+
 def test_eval_embedding_does_not_depend_on_the_batch():
     model = build_encoder(EncoderSettings(**SMALL), n_features=7).eval()
     x = torch.randn(6, 30, 7)
@@ -137,7 +160,7 @@ def test_eval_embedding_does_not_depend_on_the_batch():
 
 @pytest.mark.parametrize(("key", "value"), [
     ("encoder", "gru"), ("d_model", 0), ("n_layers", 1.5), ("dropout", 1.0), ("conv_kernel", 4),
-    ("n_heads", 3), ("embedding_dim", True)])
+    ("n_heads", 3), ("embedding_dim", True), ("subsample", 0)])
 def test_invalid_encoder_settings_name_the_key(key, value):
     with pytest.raises(ValueError, match=f"^{key}"):
         EncoderSettings(**{key: value})
@@ -505,3 +528,31 @@ def test_run_train_refits_on_every_training_window_for_the_chosen_epochs(tmp_pat
         used = everything.train
     assert info["data_fingerprint"] == data_fingerprint(store, used)
     assert info["normalizer"].n_rows == Normalizer.fit(store, used).n_rows
+
+
+def test_train_seed_replaces_the_runs_seed_and_nothing_else(tmp_path):
+    from facedyn.dynamics.experiments import ExperimentSettings
+    from facedyn.identify.stage import FoldContext, run_train
+
+    store = _cohort(n_speakers=4, seconds=30)
+    windows = make_windows(store, WINDOW_S, STRIDE_S)
+    folds = build_folds(store, windows, "cross_session", 2, WINDOW_S, 0.8, 2)
+
+    def trained(seed: int, train_seed: int | None, name: str) -> tuple[dict, dict]:
+        settings = ExperimentSettings(name="t", window_s=WINDOW_S, stride_s=STRIDE_S,
+                                      n_folds=2, n_expr=4, model=SMALL,
+                                      train={**FAST, "epochs": 2}, train_seed=train_seed)
+        ctx = FoldContext(settings, store, windows, folds, 1, [], None)
+        summary = run_train(ctx, tmp_path / f"{name}.pt", tmp_path / f"{name}.csv",
+                            device="cpu", seed=seed)
+        model, _ = load_checkpoint(tmp_path / f"{name}.pt")
+        return summary, {k: v.clone() for k, v in model.state_dict().items()}
+
+    run_seed, run_weights = trained(3, None, "run")
+    own_seed, own_weights = trained(0, 3, "own")
+    other_seed, other_weights = trained(3, 4, "other")
+    assert run_seed["seed"] == own_seed["seed"] == 3 + 1 and other_seed["seed"] == 4 + 1
+    assert all(torch.equal(run_weights[k], own_weights[k]) for k in run_weights)
+    assert not all(torch.equal(run_weights[k], other_weights[k]) for k in run_weights)
+    with pytest.raises(ExperimentError, match="train_seed"):
+        ExperimentSettings(name="t", train_seed=-1)

@@ -64,6 +64,7 @@ class ExperimentSettings:
     stats_c: float = 1.0
     max_per_speaker: int | None = None
     shape_n: int = 20
+    train_seed: int | None = None
 
     def __post_init__(self) -> None:
         where = f"identify.experiments.{self.name}"
@@ -92,6 +93,10 @@ class ExperimentSettings:
              "max_per_speaker must be null or an integer >= 1"),
             (isinstance(self.shape_n, int) and self.shape_n >= 1,
              "shape_n must be an integer >= 1"),
+            (self.train_seed is None
+             or (isinstance(self.train_seed, int) and not isinstance(self.train_seed, bool)
+                 and self.train_seed >= 0),
+             "train_seed must be null or an integer >= 0"),
         ]
         for ok, message in checks:
             if not ok:

@@ -24,7 +24,10 @@ class EncoderSettings:
     ``d_model`` is the frame-level width of every encoder (the LSTM's two directions have
     ``d_model // 2`` units each); ``n_heads`` and ``ff_mult`` apply to the Conformer only;
     ``conv_kernel`` is the depthwise kernel of the Conformer's convolution module and the
-    kernel of the TCN's dilated convolutions.
+    kernel of the TCN's dilated convolutions. ``subsample`` (Conformer only): frames per
+    encoder step; above 1 a strided convolution front end (kernel ``2 * subsample - 1``)
+    replaces the input projection, as the Conformer's convolutional subsampling does, and
+    the blocks run on ``ceil(T / subsample)`` steps.
     """
 
     encoder: str = "conformer"
@@ -35,11 +38,13 @@ class EncoderSettings:
     conv_kernel: int = 15
     dropout: float = 0.1
     embedding_dim: int = 64
+    subsample: int = 1
 
     def __post_init__(self) -> None:
         if self.encoder not in ENCODERS:
             raise ValueError(f"encoder: unknown encoder {self.encoder!r}; choose one of {ENCODERS}")
-        for key in ("d_model", "n_layers", "n_heads", "ff_mult", "conv_kernel", "embedding_dim"):
+        for key in ("d_model", "n_layers", "n_heads", "ff_mult", "conv_kernel", "embedding_dim",
+                    "subsample"):
             value = getattr(self, key)
             if isinstance(value, bool) or not isinstance(value, Integral) or value < 1:
                 raise ValueError(f"{key}: must be a positive integer, got {value!r}")

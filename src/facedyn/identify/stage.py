@@ -95,7 +95,9 @@ def _speakers(store: FeatureStore, windows: Windows) -> np.ndarray:
 def run_train(ctx: FoldContext, out: str | os.PathLike[str], log_csv: str | os.PathLike[str],
               encoder: str | None = None, device: str = "auto", seed: int = 0,
               provenance: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """Train the experiment's encoder (``encoder=None``) or a baseline encoder on one fold."""
+    """Train the experiment's encoder (``encoder=None``) or a baseline encoder on one fold.
+    ``seed``: the run's seed, unless the experiment sets ``train_seed``; fold k trains with
+    seed + k."""
     from facedyn.identify.train import (
         data_fingerprint,
         refit_settings,
@@ -105,6 +107,8 @@ def run_train(ctx: FoldContext, out: str | os.PathLike[str], log_csv: str | os.P
     )
 
     s = ctx.settings
+    if s.train_seed is not None:
+        seed = s.train_seed
     enc = s.encoder_settings(encoder)
     ts = s.train_settings()
     data = training_data(ctx.folds, ctx.fold, ctx.store, ctx.windows, s.window_s, s.stride_s,
