@@ -35,8 +35,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from facedyn.dynamics.features import FeatureStore, Normalizer
-from facedyn.dynamics.windows import batch, make_windows
+from facedyn.dynamics.features import FeatureStore
+from facedyn.dynamics.windows import Normalizer, batch, make_windows
 from facedyn.identify.encoders import EncoderSettings, build_encoder, count_parameters
 from facedyn.identify.train import TrainSettings, embed, speaker_labels, train_encoder
 

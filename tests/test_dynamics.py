@@ -11,7 +11,7 @@ import pytest
 
 from facedyn.dynamics.dnr import SessionShapes, compute_dnr
 from facedyn.dynamics.experiments import ExperimentError, experiment_names, experiment_settings
-from facedyn.dynamics.features import Normalizer, covered_rows, store_from_tables
+from facedyn.dynamics.features import store_from_tables
 from facedyn.dynamics.folds import (
     LeakageError,
     _conflicts,
@@ -20,7 +20,14 @@ from facedyn.dynamics.folds import (
     fold_windows,
     validation_split,
 )
-from facedyn.dynamics.windows import Windows, batch, make_windows, shift_room
+from facedyn.dynamics.windows import (
+    Normalizer,
+    Windows,
+    batch,
+    covered_rows,
+    make_windows,
+    shift_room,
+)
 from facedyn.face.video import sample_indices
 
 # --- DNR -------------------------------------------------------------------------------------

@@ -172,3 +172,46 @@ def test_one_safe_id_pattern_and_the_schema_repeats_it():
     assert experiments["propertyNames"]["pattern"] == SAFE_ID_PATTERN == f"^{SAFE_ID}$"
     assert is_safe_id("s-01.a_b") and not is_safe_id("id\n") and not is_safe_id(".hidden")
     assert not is_safe_id("a/b") and not is_safe_id(7)
+
+
+def test_no_import_cycle_among_the_library_modules():
+    """Imports between facedyn's modules form no cycle, counting those inside functions (for
+    optional or heavy dependencies) and ``TYPE_CHECKING`` blocks: a cycle hidden by a late
+    import is still one module knowing the other's internals both ways."""
+    import ast
+
+    src = ROOT / "src"
+    modules = {}
+    for path in (src / "facedyn").rglob("*.py"):
+        rel = path.relative_to(src).with_suffix("")
+        name = ".".join(rel.parts[:-1] if rel.name == "__init__" else rel.parts)
+        modules[name] = path
+    graph = {}
+    for name, path in modules.items():
+        edges = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                targets = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                targets = [node.module, *(f"{node.module}.{a.name}" for a in node.names)]
+            else:
+                continue
+            edges |= {t for t in targets if t in modules and t != name}
+        graph[name] = edges
+
+    cycles, state = [], {}
+
+    def visit(name, stack):
+        state[name] = "open"
+        for nxt in sorted(graph[name]):
+            if state.get(nxt) == "open":
+                cycles.append(stack[stack.index(nxt):] + [nxt])
+            elif nxt not in state:
+                visit(nxt, [*stack, nxt])
+        state[name] = "done"
+
+    for name in sorted(graph):
+        if name not in state:
+            visit(name, [name])
+    assert "facedyn.face.types" in graph and graph["facedyn.face.insightface_backend"]
+    assert not cycles, cycles

@@ -11,7 +11,7 @@
 
 from facedyn.dynamics.dnr import DNRResult, SessionShapes, compute_dnr
 from facedyn.dynamics.experiments import ExperimentSettings, experiment_settings
-from facedyn.dynamics.features import FeatureStore, Normalizer, load_store, store_from_tables
+from facedyn.dynamics.features import FeatureStore, load_store, store_from_tables
 from facedyn.dynamics.folds import (
     LeakageError,
     assert_no_leakage,
@@ -19,7 +19,7 @@ from facedyn.dynamics.folds import (
     fold_windows,
     validation_split,
 )
-from facedyn.dynamics.windows import Windows, batch, make_windows
+from facedyn.dynamics.windows import Normalizer, Windows, batch, make_windows
 
 __all__ = [
     "DNRResult",

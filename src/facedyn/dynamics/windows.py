@@ -7,17 +7,21 @@ rows from the beginning of each run. Windows are two integer arrays, ``video`` a
 ``(B, T, F)`` float32 array with one fancy-indexing call.
 
 A window's time span is ``[time of its first row, time of its last row + 1 / rate)``; folds
-select windows whose span lies inside a time range of a session.
+select windows whose span lies inside a time range of a session. :class:`Normalizer` holds
+the per-feature statistics of the rows a set of (training) windows covers.
 """
 
 from __future__ import annotations
 
+import json
 import math
-from dataclasses import dataclass
+import os
+from dataclasses import asdict, dataclass, field
+from typing import Any
 
 import numpy as np
 
-from facedyn.dynamics.features import FeatureStore, Normalizer
+from facedyn.dynamics.features import FeatureStore
 
 #: Tolerance (seconds) on window/range boundaries: times are float sums of frame steps.
 EPS_S = 1e-6
@@ -148,3 +152,64 @@ def count_windows(store: FeatureStore, windows: Windows, video: np.ndarray,
         stop = lo + np.searchsorted(t1[lo:hi], b + EPS_S, side="right")
         out[i] = max(0, stop - first)
     return out
+
+
+# --- the training windows' normalisation -------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Normalizer:
+    """Per-feature mean and standard deviation, fitted on training rows only."""
+
+    feature_names: tuple[str, ...]
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    n_rows: int
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def fit(cls, store: FeatureStore, windows: Windows, min_std: float = 1e-6) -> Normalizer:
+        """Statistics over the rows covered by ``windows`` (each row counted once), so a
+        frame in several overlapping windows does not weigh more. Pass training windows."""
+        mask = covered_rows(store, windows)
+        x = store.features[mask].astype(np.float64)
+        if not len(x):
+            raise ValueError("no training rows to fit the normalisation on")
+        mean, std = x.mean(axis=0), x.std(axis=0)
+        std = np.where(std < min_std, 1.0, std)
+        return cls(tuple(store.feature_names), tuple(mean.tolist()), tuple(std.tolist()),
+                   int(mask.sum()))
+
+    def apply(self, x: np.ndarray) -> np.ndarray:
+        """``(x - mean) / std`` over the last axis, as float32."""
+        mean = np.asarray(self.mean, dtype=np.float32)
+        std = np.asarray(self.std, dtype=np.float32)
+        return ((np.asarray(x, dtype=np.float32) - mean) / std).astype(np.float32)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["feature_names"], d["mean"], d["std"] = (list(self.feature_names), list(self.mean),
+                                                   list(self.std))
+        return d
+
+    def save(self, path: str | os.PathLike[str]) -> None:
+        from facedyn.atomic import atomic_write_json
+
+        atomic_write_json(path, self.to_dict())
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> Normalizer:
+        with open(path) as fh:
+            d = json.load(fh)
+        return cls(tuple(d["feature_names"]), tuple(d["mean"]), tuple(d["std"]),
+                   int(d["n_rows"]), dict(d.get("extra", {})))
+
+
+def covered_rows(store: FeatureStore, windows: Windows) -> np.ndarray:
+    """Boolean mask over the store's rows: True where some window covers the row."""
+    n = len(store.time_s)
+    diff = np.zeros(n + 1, dtype=np.int64)
+    first = store.offsets[windows.video] + windows.start
+    np.add.at(diff, first, 1)
+    np.add.at(diff, first + windows.length, -1)
+    return np.cumsum(diff[:-1]) > 0

@@ -23,9 +23,9 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from facedyn.face.backends import LandmarkBackend
 from facedyn.face.probe import probe_video
 from facedyn.face.track import FaceTracker
+from facedyn.face.types import LandmarkBackend
 from facedyn.face.video import iter_sampled_frames, sample_indices
 from facedyn.tables import read_table, write_table
 

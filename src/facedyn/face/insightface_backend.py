@@ -48,7 +48,7 @@ from typing import Any
 
 import numpy as np
 
-from facedyn.face.backends import Detection
+from facedyn.face.types import Detection
 
 DEFAULT_MODEL_PACK = "buffalo_l"
 DEFAULT_ROOT = "~/.insightface"

@@ -40,8 +40,8 @@ from typing import Any
 
 import numpy as np
 
-from facedyn.face.backends import Detection, box_from_landmarks
 from facedyn.face.track import iou
+from facedyn.face.types import Detection, box_from_landmarks
 
 #: Points of MediaPipe's face mesh, with ``refine_landmarks`` (468 surface + 10 iris).
 N_MESH_POINTS = 478

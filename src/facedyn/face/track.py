@@ -28,7 +28,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from facedyn.face.backends import Detection, LandmarkBackend, box_from_landmarks
+from facedyn.face.types import Detection, LandmarkBackend, box_from_landmarks
 
 #: iBUG-68 points that expressions do not move: the nose and the eye corners.
 RIGID_LANDMARKS = np.array([27, 28, 29, 30, 31, 32, 33, 34, 35, 36, 39, 42, 45])

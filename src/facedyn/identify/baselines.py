@@ -34,8 +34,8 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from facedyn.dynamics.features import FeatureStore, Normalizer
-from facedyn.dynamics.windows import Windows, batch
+from facedyn.dynamics.features import FeatureStore
+from facedyn.dynamics.windows import Normalizer, Windows, batch
 
 #: Frequency bands (Hz) of the spectral statistics; the last one ends at Nyquist at 15 fps.
 DEFAULT_BANDS: tuple[tuple[float, float], ...] = ((0.0, 1.0), (1.0, 3.0), (3.0, 7.5))

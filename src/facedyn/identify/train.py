@@ -46,9 +46,9 @@ import torch
 from torch import nn
 
 from facedyn.atomic import atomic_write, atomic_write_bytes
-from facedyn.dynamics.features import FeatureStore, Normalizer, covered_rows
+from facedyn.dynamics.features import FeatureStore
 from facedyn.dynamics.folds import fold_windows, validation_split
-from facedyn.dynamics.windows import Windows, batch, shift_room
+from facedyn.dynamics.windows import Normalizer, Windows, batch, covered_rows, shift_room
 from facedyn.identify.encoders import EncoderSettings, build_encoder
 from facedyn.identify.settings import TrainSettings
 
