@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import itertools
+import json
 import math
 
 import numpy as np
@@ -18,9 +19,9 @@ import pytest
 import torch
 
 from facedyn.dynamics.experiments import ExperimentError
-from facedyn.dynamics.features import Normalizer, store_from_tables
+from facedyn.dynamics.features import store_from_tables
 from facedyn.dynamics.folds import build_folds, fold_windows
-from facedyn.dynamics.windows import Windows, make_windows
+from facedyn.dynamics.windows import Normalizer, Windows, make_windows
 from facedyn.identify import train as train_mod
 from facedyn.identify.encoders import EncoderSettings, build_encoder, count_parameters
 from facedyn.identify.train import (
@@ -232,7 +233,7 @@ def test_training_identifies_speakers_across_sessions(cohort, tmp_path):
 def test_random_crops_read_only_frames_of_the_training_windows(cohort):
     # Poison every frame no training window covers: a crop that slid onto one would make
     # the loss NaN (train_encoder raises on a non-finite loss).
-    from facedyn.dynamics.features import covered_rows
+    from facedyn.dynamics.windows import covered_rows
 
     d = cohort["data"]
     store = cohort["store"]
@@ -556,3 +557,41 @@ def test_train_seed_replaces_the_runs_seed_and_nothing_else(tmp_path):
     assert not all(torch.equal(run_weights[k], other_weights[k]) for k in run_weights)
     with pytest.raises(ExperimentError, match="train_seed"):
         ExperimentSettings(name="t", train_seed=-1)
+
+
+def test_training_record_beside_the_checkpoint_says_trained_or_why_not(tmp_path):
+    from facedyn.dynamics.experiments import ExperimentSettings
+    from facedyn.identify.stage import (
+        FoldContext,
+        no_data_reason,
+        run_train,
+        status_path,
+    )
+
+    store = _cohort(n_speakers=4, seconds=30)
+    windows = make_windows(store, WINDOW_S, STRIDE_S)
+    folds = build_folds(store, windows, "cross_session", 2, WINDOW_S, 0.8, 2)
+    settings = ExperimentSettings(name="t", window_s=WINDOW_S, stride_s=STRIDE_S, n_folds=2,
+                                  n_expr=4, model=SMALL, train={**FAST, "epochs": 1})
+    trained = tmp_path / "fold0" / "model.pt"
+    trained.parent.mkdir()
+    summary = run_train(FoldContext(settings, store, windows, folds, 0, [], None), trained,
+                        tmp_path / "fold0" / "log.csv", device="cpu")
+    record = json.loads(status_path(trained).read_text())
+    assert status_path(trained) == tmp_path / "fold0" / "model.json"
+    assert record["status"] == summary["status"] == "ok" and no_data_reason(trained) is None
+    assert record["train_windows"] == summary["train_windows"] > 0
+    load_checkpoint(trained)
+
+    one_speaker = folds.copy()  # training rows of a single speaker: nothing to contrast
+    first = one_speaker["speaker_id"].iloc[0]
+    drop = (one_speaker["split"] == "train") & (one_speaker["speaker_id"] != first)
+    one_speaker = one_speaker[~drop]
+    empty = tmp_path / "fold1" / "lstm.pt"
+    empty.parent.mkdir()
+    summary = run_train(FoldContext(settings, store, windows, one_speaker, 0, [], None), empty,
+                        tmp_path / "fold1" / "log.csv", encoder="lstm", device="cpu")
+    record = json.loads((tmp_path / "fold1" / "lstm.json").read_text())
+    assert record["status"] == summary["status"] == "no_data" and record["encoder"] == "lstm"
+    assert "two or more" in no_data_reason(empty) == record["reason"]
+    assert empty.stat().st_size == 0

@@ -340,12 +340,17 @@ def truth_inputs(wildcards):
 
 
 def evaluate_checkpoints(wildcards):
-    """The experiment's encoder and its neural baselines, as ckpt_<name> inputs."""
+    """The experiment's encoder and its neural baselines, as ckpt_<name> inputs, and the
+    training record beside each (status_<name>: trained, or why not)."""
     base = f"results/identify/{wildcards.experiment}/fold{wildcards.fold}"
-    inputs = {"ckpt_main": f"{base}/model.pt"}
+    files = {"main": "model"}
     for name in EXPERIMENTS[wildcards.experiment].baselines:
         if name in NEURAL_BASELINES:
-            inputs[f"ckpt_{name}"] = f"{base}/{name}.pt"
+            files[name] = name
+    inputs = {}
+    for name, stem in files.items():
+        inputs[f"ckpt_{name}"] = f"{base}/{stem}.pt"
+        inputs[f"status_{name}"] = f"{base}/{stem}.json"
     return inputs
 
 

@@ -31,10 +31,10 @@ import pandas as pd
 
 from facedyn.atomic import atomic_write, atomic_write_json
 from facedyn.dynamics.experiments import ExperimentSettings
-from facedyn.dynamics.features import FeatureStore, Normalizer
+from facedyn.dynamics.features import FeatureStore
 from facedyn.dynamics.folds import fold_windows
 from facedyn.dynamics.stage import experiment_store, qc_videos
-from facedyn.dynamics.windows import Windows, make_windows
+from facedyn.dynamics.windows import Normalizer, Windows, make_windows
 from facedyn.tables import read_table, write_table
 
 log = logging.getLogger(__name__)
@@ -121,9 +121,11 @@ def run_train(ctx: FoldContext, out: str | os.PathLike[str], log_csv: str | os.P
                   f"window_s={s.window_s} (with the validation part and guard): see the "
                   "reasons in folds.parquet, or shorten window_s / train.val_fraction")
         log.error("experiment %r fold %d: %s", s.name, ctx.fold, reason)
-        write_no_data(out, reason)
+        record = {"experiment": s.name, "fold": ctx.fold, "encoder": enc.encoder,
+                  "provenance": dict(provenance or {})}
+        write_no_data(out, reason, record)
         _write_empty_log(log_csv)
-        return {"experiment": s.name, "fold": ctx.fold, "status": NO_DATA, "reason": reason}
+        return {**record, "status": NO_DATA, "reason": reason}
     refit = ts.refit and len(data.val) > 0
     normalizer = Normalizer.fit(ctx.store, data.train)
     result = train_encoder(ctx.store, data.train, data.train_labels, data.val,
@@ -152,25 +154,36 @@ def run_train(ctx: FoldContext, out: str | os.PathLike[str], log_csv: str | os.P
     save_checkpoint(out, final.model, enc, final_settings, normalizer, data.classes,
                     data_fingerprint(ctx.store, windows),
                     extra={**summary, "experiment_settings": s.to_dict()})
+    summary = {**summary, "status": "ok"}
+    atomic_write_json(status_path(out), summary)
     return summary
 
 
 NO_DATA = "no_data"
 
 
-def write_no_data(path: str | os.PathLike[str], reason: str) -> None:
-    """A checkpoint that says why no model could be trained (the run goes on; evaluation
-    and the summary carry the reason instead of numbers)."""
-    atomic_write_json(path, {"status": NO_DATA, "reason": reason})
+def status_path(checkpoint: str | os.PathLike[str]) -> Path:
+    """The training record beside a checkpoint: ``fold<k>/model.pt`` -> ``fold<k>/model.json``
+    (``status`` ``ok`` with the training summary, or ``no_data`` with the reason)."""
+    return Path(checkpoint).with_suffix(".json")
 
 
-def no_data_reason(path: str | os.PathLike[str]) -> str | None:
-    """The reason of a :func:`write_no_data` file, None for a real checkpoint."""
-    with open(path, "rb") as fh:
-        head = fh.read(1)
-    if head != b"{":
-        return None
-    return str(json.loads(Path(path).read_text()).get("reason", "no data"))
+def write_no_data(checkpoint: str | os.PathLike[str], reason: str,
+                  record: Mapping[str, Any]) -> None:
+    """No model could be trained: the training record says why and the checkpoint is an
+    empty file (the run goes on; evaluation and the summary carry the reason instead of
+    numbers)."""
+    atomic_write_json(status_path(checkpoint), {**record, "status": NO_DATA, "reason": reason})
+    atomic_write(checkpoint, lambda tmp: Path(tmp).write_bytes(b""))
+
+
+def no_data_reason(checkpoint: str | os.PathLike[str]) -> str | None:
+    """Why the checkpoint's encoder could not be trained (its training record), None when
+    it was."""
+    record = json.loads(status_path(checkpoint).read_text())
+    if record.get("status") == NO_DATA:
+        return str(record.get("reason") or "no data")
+    return None
 
 
 def _write_empty_log(path: str | os.PathLike[str]) -> None:
