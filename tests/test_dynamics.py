@@ -10,7 +10,6 @@ import pandas as pd
 import pytest
 
 from facedyn.dynamics.dnr import SessionShapes, compute_dnr
-from facedyn.dynamics.experiments import ExperimentError, experiment_names, experiment_settings
 from facedyn.dynamics.features import store_from_tables
 from facedyn.dynamics.folds import (
     LeakageError,
@@ -29,6 +28,7 @@ from facedyn.dynamics.windows import (
     shift_room,
 )
 from facedyn.face.video import sample_indices
+from facedyn.identify.experiments import ExperimentError, experiment_names, experiment_settings
 
 # --- DNR -------------------------------------------------------------------------------------
 

@@ -18,12 +18,12 @@ import pandas as pd
 import pytest
 import torch
 
-from facedyn.dynamics.experiments import ExperimentError
 from facedyn.dynamics.features import store_from_tables
 from facedyn.dynamics.folds import build_folds, fold_windows
 from facedyn.dynamics.windows import Normalizer, Windows, make_windows
 from facedyn.identify import train as train_mod
 from facedyn.identify.encoders import EncoderSettings, build_encoder, count_parameters
+from facedyn.identify.experiments import ExperimentError
 from facedyn.identify.train import (
     LOG_COLUMNS,
     TrainSettings,
@@ -491,7 +491,7 @@ def test_refit_settings_fit_the_schedule_into_the_chosen_epochs():
 
 @pytest.mark.parametrize("mode", ["refit", "select", "fixed"])
 def test_run_train_refits_on_every_training_window_for_the_chosen_epochs(tmp_path, mode):
-    from facedyn.dynamics.experiments import ExperimentSettings
+    from facedyn.identify.experiments import ExperimentSettings
     from facedyn.identify.stage import FoldContext, run_train
 
     store = _cohort(n_speakers=4, seconds=30)
@@ -532,7 +532,7 @@ def test_run_train_refits_on_every_training_window_for_the_chosen_epochs(tmp_pat
 
 
 def test_train_seed_replaces_the_runs_seed_and_nothing_else(tmp_path):
-    from facedyn.dynamics.experiments import ExperimentSettings
+    from facedyn.identify.experiments import ExperimentSettings
     from facedyn.identify.stage import FoldContext, run_train
 
     store = _cohort(n_speakers=4, seconds=30)
@@ -560,7 +560,7 @@ def test_train_seed_replaces_the_runs_seed_and_nothing_else(tmp_path):
 
 
 def test_training_record_beside_the_checkpoint_says_trained_or_why_not(tmp_path):
-    from facedyn.dynamics.experiments import ExperimentSettings
+    from facedyn.identify.experiments import ExperimentSettings
     from facedyn.identify.stage import (
         FoldContext,
         no_data_reason,

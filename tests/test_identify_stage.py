@@ -4,8 +4,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from facedyn.dynamics.experiments import ExperimentError, experiment_settings
 from facedyn.dynamics.stage import truth_table
+from facedyn.identify.experiments import ExperimentError, experiment_settings
 from facedyn.identify.stage import restrict_training
 from facedyn.tables import write_table
 

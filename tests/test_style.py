@@ -117,8 +117,8 @@ def test_schema_defaults_of_the_cohort_fit_and_experiments_match_the_library():
     import yaml
 
     from facedyn.cohort.synthetic import CohortConfig
-    from facedyn.dynamics.experiments import ExperimentSettings
     from facedyn.flame.fit import FitSettings
+    from facedyn.identify.experiments import ExperimentSettings
 
     props = yaml.safe_load((ROOT / "workflow/schemas/config.schema.yaml").read_text())["properties"]
     # Fields that other keys set: the shape and expression counts are the head's
@@ -205,7 +205,7 @@ def test_no_import_cycle_among_the_library_modules():
         state[name] = "open"
         for nxt in sorted(graph[name]):
             if state.get(nxt) == "open":
-                cycles.append(stack[stack.index(nxt):] + [nxt])
+                cycles.append([*stack[stack.index(nxt):], nxt])
             elif nxt not in state:
                 visit(nxt, [*stack, nxt])
         state[name] = "done"

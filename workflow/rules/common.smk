@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from facedyn.dynamics.experiments import (
+from facedyn.identify.experiments import (
     ExperimentError,
     experiment_names,
     experiment_settings,

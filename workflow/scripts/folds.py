@@ -1,7 +1,7 @@
 """Folds of one identification experiment: results/identify/{experiment}/folds.parquet."""
 
-from facedyn.dynamics.experiments import ExperimentSettings
 from facedyn.dynamics.stage import run_folds
+from facedyn.identify.experiments import ExperimentSettings
 from facedyn.runtime import provenance, start_job
 
 start_job(snakemake.log[0], snakemake.threads)

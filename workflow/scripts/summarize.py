@@ -1,6 +1,6 @@
 """Pool the folds of one experiment: metrics.json and per_speaker.parquet."""
 
-from facedyn.dynamics.experiments import ExperimentSettings
+from facedyn.identify.experiments import ExperimentSettings
 from facedyn.identify.stage import run_summarize
 from facedyn.runtime import provenance, start_job
 

@@ -2,15 +2,14 @@
 
 - :mod:`facedyn.dynamics.dnr`: the drift-to-noise ratio of the estimated face shape.
 - :mod:`facedyn.dynamics.features`: expression/jaw features of valid frames, runs between
-  gaps, the cohort's :class:`FeatureStore` and the training-only :class:`Normalizer`.
-- :mod:`facedyn.dynamics.windows`: fixed-length windows as (video, start row) arrays.
+  gaps and the cohort's :class:`FeatureStore`.
+- :mod:`facedyn.dynamics.windows`: fixed-length windows as (video, start row) arrays and
+  the training-only :class:`Normalizer`.
 - :mod:`facedyn.dynamics.folds`: protocol folds, their expansion into windows, the
   validation split and the leakage check.
-- :mod:`facedyn.dynamics.experiments`: ``identify`` defaults merged with an experiment.
 """
 
 from facedyn.dynamics.dnr import DNRResult, SessionShapes, compute_dnr
-from facedyn.dynamics.experiments import ExperimentSettings, experiment_settings
 from facedyn.dynamics.features import FeatureStore, load_store, store_from_tables
 from facedyn.dynamics.folds import (
     LeakageError,
@@ -23,7 +22,6 @@ from facedyn.dynamics.windows import Normalizer, Windows, batch, make_windows
 
 __all__ = [
     "DNRResult",
-    "ExperimentSettings",
     "FeatureStore",
     "LeakageError",
     "Normalizer",
@@ -33,7 +31,6 @@ __all__ = [
     "batch",
     "build_folds",
     "compute_dnr",
-    "experiment_settings",
     "fold_windows",
     "load_store",
     "make_windows",

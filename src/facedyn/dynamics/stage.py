@@ -16,7 +16,6 @@ import pandas as pd
 
 from facedyn.atomic import atomic_write_json
 from facedyn.dynamics.dnr import compute_dnr, shape_sessions_from_tables, spearman_check
-from facedyn.dynamics.experiments import ExperimentSettings
 from facedyn.dynamics.features import FeatureStore, load_store
 from facedyn.dynamics.folds import (
     assert_no_leakage,
@@ -25,6 +24,7 @@ from facedyn.dynamics.folds import (
     summarize,
 )
 from facedyn.dynamics.windows import make_windows
+from facedyn.identify.experiments import ExperimentSettings
 from facedyn.qc import index_tables
 from facedyn.tables import read_table, write_table
 

@@ -30,11 +30,11 @@ import numpy as np
 import pandas as pd
 
 from facedyn.atomic import atomic_write, atomic_write_json
-from facedyn.dynamics.experiments import ExperimentSettings
 from facedyn.dynamics.features import FeatureStore
 from facedyn.dynamics.folds import fold_windows
 from facedyn.dynamics.stage import experiment_store, qc_videos
 from facedyn.dynamics.windows import Normalizer, Windows, make_windows
+from facedyn.identify.experiments import ExperimentSettings
 from facedyn.tables import read_table, write_table
 
 log = logging.getLogger(__name__)
