@@ -22,17 +22,15 @@ from facedyn.dynamics.features import store_from_tables
 from facedyn.dynamics.folds import build_folds, fold_windows
 from facedyn.dynamics.windows import Normalizer, Windows, make_windows
 from facedyn.identify import train as train_mod
+from facedyn.identify.checkpoint import data_fingerprint, load_checkpoint, save_checkpoint
 from facedyn.identify.encoders import EncoderSettings, build_encoder, count_parameters
 from facedyn.identify.experiments import ExperimentError
 from facedyn.identify.train import (
     LOG_COLUMNS,
     TrainSettings,
-    data_fingerprint,
     embed,
-    load_checkpoint,
     lr_factor,
     nearest_centroid_top1,
-    save_checkpoint,
     speaker_labels,
     train_encoder,
     training_data,

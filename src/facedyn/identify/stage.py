@@ -98,13 +98,8 @@ def run_train(ctx: FoldContext, out: str | os.PathLike[str], log_csv: str | os.P
     """Train the experiment's encoder (``encoder=None``) or a baseline encoder on one fold.
     ``seed``: the run's seed, unless the experiment sets ``train_seed``; fold k trains with
     seed + k."""
-    from facedyn.identify.train import (
-        data_fingerprint,
-        refit_settings,
-        save_checkpoint,
-        train_encoder,
-        training_data,
-    )
+    from facedyn.identify.checkpoint import data_fingerprint, save_checkpoint
+    from facedyn.identify.train import refit_settings, train_encoder, training_data
 
     s = ctx.settings
     if s.train_seed is not None:
@@ -224,6 +219,7 @@ def run_evaluate(ctx: FoldContext, checkpoints: Mapping[str, str | os.PathLike[s
         statistics_of_windows,
         window_means,
     )
+    from facedyn.identify.checkpoint import load_checkpoint
     from facedyn.identify.metrics import (
         centroids,
         cosine_scores,
@@ -231,7 +227,7 @@ def run_evaluate(ctx: FoldContext, checkpoints: Mapping[str, str | os.PathLike[s
         json_ready,
         predictions_frame,
     )
-    from facedyn.identify.train import embed, load_checkpoint
+    from facedyn.identify.train import embed
 
     s, store = ctx.settings, ctx.store
     train, test, train_spk, test_spk = _enrolment(ctx)

@@ -1,4 +1,4 @@
-"""Training of identity encoders with supervised contrastive learning, embedding, checkpoints.
+"""Training of identity encoders with supervised contrastive learning, and embedding.
 
 One fold's training (:func:`train_encoder`):
 
@@ -20,7 +20,8 @@ Data never leave the :class:`~facedyn.dynamics.features.FeatureStore`: every bat
 with :func:`facedyn.dynamics.windows.batch` and normalised with the fold's training-only
 :class:`~facedyn.dynamics.features.Normalizer`. Runs are seeded: on CPU two runs with the same
 seed (and thread count) give identical weights; on CUDA they are close but not bitwise equal
-(non-deterministic kernels, atomics in reductions).
+(non-deterministic kernels, atomics in reductions). Checkpoints:
+:mod:`facedyn.identify.checkpoint`.
 """
 
 from __future__ import annotations
@@ -28,7 +29,6 @@ from __future__ import annotations
 import contextlib
 import csv
 import dataclasses
-import hashlib
 import io
 import logging
 import math
@@ -45,10 +45,10 @@ import pandas as pd
 import torch
 from torch import nn
 
-from facedyn.atomic import atomic_write, atomic_write_bytes
+from facedyn.atomic import atomic_write_bytes
 from facedyn.dynamics.features import FeatureStore
 from facedyn.dynamics.folds import fold_windows, validation_split
-from facedyn.dynamics.windows import Normalizer, Windows, batch, covered_rows, shift_room
+from facedyn.dynamics.windows import Normalizer, Windows, batch, shift_room
 from facedyn.identify.encoders import EncoderSettings, build_encoder
 from facedyn.identify.settings import TrainSettings
 
@@ -57,8 +57,6 @@ log = logging.getLogger(__name__)
 #: Per-epoch log columns; ``phase``: ``train`` (one pass), or ``select`` (early stopping on
 #: the validation part) then ``refit`` (all training windows, :func:`refit_settings`).
 LOG_COLUMNS = ["epoch", "train_loss", "val_loss", "val_top1", "lr", "seconds", "phase"]
-CHECKPOINT_FORMAT = "facedyn-encoder"
-CHECKPOINT_VERSION = 1
 #: Validation batches per epoch at most (the loss is an average; more adds little).
 MAX_VAL_BATCHES = 200
 
@@ -129,7 +127,8 @@ def training_data(folds: pd.DataFrame, fold: int, store: FeatureStore, windows: 
 # --- helpers ------------------------------------------------------------------------------------
 
 
-def _as_device(device: str | torch.device) -> torch.device:
+def as_device(device: str | torch.device) -> torch.device:
+    """A torch device from a device setting (``auto`` resolved: CUDA when available)."""
     from facedyn.runtime import resolve_device
 
     if isinstance(device, str):
@@ -324,7 +323,7 @@ def embed(model: nn.Module, store: FeatureStore, windows: Windows, normalizer: N
     """Embeddings of ``windows`` as a float32 ``(N, D)`` array (eval mode, no gradients,
     full precision), gathered from the store ``batch_size`` windows at a time (one batch
     ahead, in a worker thread). The model's train/eval mode is restored afterwards."""
-    device = _as_device(device)
+    device = as_device(device)
     was_training = model.training
     model.eval()
     out = []
@@ -364,7 +363,7 @@ def train_encoder(store: FeatureStore, train_windows: Windows, train_labels: np.
     last epoch's weights are kept. ``log_csv``: per-epoch log, rewritten after every epoch,
     with ``log_before`` (an earlier pass's history) first and ``phase`` in every new row.
     """
-    dev = _as_device(device)
+    dev = as_device(device)
     ts = train_settings
     labels = _check_labels("train_labels", train_windows, train_labels)
     classes = np.unique(labels)
@@ -533,94 +532,3 @@ def _progress(total: int, desc: str, enabled: bool):
     interactive = sys.stderr.isatty()
     return tqdm(total=total, desc=desc, file=sys.stderr, disable=not enabled, leave=interactive,
                 mininterval=0.1 if interactive else 30.0, dynamic_ncols=interactive)
-
-
-# --- checkpoints and fingerprints ---------------------------------------------------------------
-
-
-def data_fingerprint(store: FeatureStore, windows: Windows, chunk_rows: int = 1 << 20) -> str:
-    """sha256 of what a model was trained on: feature names, rate, window length, the window
-    index arrays, the speaker/session ids of their videos and the feature bytes of every row
-    the windows cover (each row once, streamed in chunks: about 2 s per GB of features)."""
-    digest = hashlib.sha256()
-    header = {"features": list(store.feature_names), "rate": float(store.rate),
-              "length": int(windows.length), "n": len(windows)}
-    digest.update(repr(sorted(header.items())).encode())
-    digest.update(np.ascontiguousarray(windows.video, dtype=np.int64).tobytes())
-    digest.update(np.ascontiguousarray(windows.start, dtype=np.int64).tobytes())
-    for s, p in zip(store.session_id, store.speaker_id, strict=True):
-        digest.update(f"{s}\x1f{p}\x1e".encode())
-    if store.features.shape[1]:
-        mask = covered_rows(store, windows)
-        for lo in range(0, len(mask), chunk_rows):
-            rows = store.features[lo:lo + chunk_rows][mask[lo:lo + chunk_rows]]
-            digest.update(np.ascontiguousarray(rows).tobytes())
-    return digest.hexdigest()
-
-
-def _plain(obj: Any, where: str) -> Any:
-    """``obj`` with numpy values and paths turned into plain Python ones (recursively)."""
-    if obj is None or isinstance(obj, str | bool | int | float):
-        return obj
-    if isinstance(obj, np.generic | np.ndarray):
-        return obj.tolist()
-    if isinstance(obj, os.PathLike):
-        return os.fspath(obj)
-    if isinstance(obj, Mapping):
-        return {str(k): _plain(v, f"{where}.{k}") for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return type(obj)(_plain(v, f"{where}[{i}]") for i, v in enumerate(obj))
-    raise TypeError(f"{where}: {type(obj).__name__} cannot be stored in a checkpoint")
-
-
-def save_checkpoint(path: str | os.PathLike[str], model: nn.Module,
-                    encoder_settings: EncoderSettings, train_settings: TrainSettings,
-                    normalizer: Normalizer, classes: Sequence[str], data_fingerprint: str,
-                    extra: Mapping[str, Any] | None = None) -> None:
-    """Write the weights with everything needed to use them (architecture, normaliser,
-    speaker ids of the class labels, fingerprint of the training data) atomically.
-
-    ``extra`` (e.g. fold, seed, history, provenance) is converted to plain Python values
-    (numpy scalars and arrays, paths too): checkpoints are loaded with ``weights_only=True``,
-    which refuses other objects, so anything else is an error here rather than at load.
-    """
-    from facedyn import __version__
-
-    payload = {
-        "format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION,
-        "facedyn_version": __version__,
-        "encoder_settings": encoder_settings.to_dict(),
-        "train_settings": train_settings.to_dict(),
-        "n_features": len(normalizer.feature_names),
-        "normalizer": normalizer.to_dict(),
-        "classes": [str(c) for c in classes],
-        "data_fingerprint": str(data_fingerprint),
-        "extra": _plain(dict(extra or {}), "extra"),
-        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
-    }
-    atomic_write(path, lambda tmp: torch.save(payload, tmp))
-
-
-def load_checkpoint(path: str | os.PathLike[str],
-                    device: str | torch.device = "cpu") -> tuple[nn.Module, dict[str, Any]]:
-    """The encoder of a checkpoint (rebuilt from its settings, eval mode, on ``device``) and
-    the checkpoint's other entries, with ``encoder_settings``/``train_settings`` as settings
-    objects and ``normalizer`` as a :class:`Normalizer`."""
-    dev = _as_device(device)
-    payload = torch.load(path, map_location="cpu", weights_only=True)
-    if payload.get("format") != CHECKPOINT_FORMAT:
-        raise ValueError(f"{path} is not a facedyn encoder checkpoint")
-    if payload.get("version") != CHECKPOINT_VERSION:
-        raise ValueError(f"{path}: checkpoint version {payload.get('version')} is not "
-                         f"supported (this facedyn reads version {CHECKPOINT_VERSION})")
-    enc = EncoderSettings.from_mapping(payload["encoder_settings"])
-    model = build_encoder(enc, int(payload["n_features"]))
-    model.load_state_dict(payload["state_dict"])
-    model.to(dev).eval()
-    n = payload["normalizer"]
-    info = {k: v for k, v in payload.items() if k != "state_dict"}
-    info["encoder_settings"] = enc
-    info["train_settings"] = TrainSettings.from_mapping(payload["train_settings"])
-    info["normalizer"] = Normalizer(tuple(n["feature_names"]), tuple(n["mean"]), tuple(n["std"]),
-                                    int(n["n_rows"]), dict(n.get("extra") or {}))
-    return model, info
