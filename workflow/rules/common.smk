@@ -9,6 +9,7 @@ from pathlib import Path
 import pandas as pd
 
 from facedyn.identify.experiments import (
+    ENCODER_BASELINES,
     ExperimentError,
     experiment_names,
     experiment_settings,
@@ -303,13 +304,9 @@ def _check_identify_roles():
 _check_identify_roles()
 
 
-#: Baselines that are encoders trained per fold (rule train_baseline_encoder).
-NEURAL_BASELINES = ("lstm", "tcn")
-
-
 wildcard_constraints:
     fold=r"\d+",
-    encoder="|".join(NEURAL_BASELINES),
+    encoder="|".join(ENCODER_BASELINES),
 
 
 def n_folds(name):
@@ -345,7 +342,7 @@ def evaluate_checkpoints(wildcards):
     base = f"results/identify/{wildcards.experiment}/fold{wildcards.fold}"
     files = {"main": "model"}
     for name in EXPERIMENTS[wildcards.experiment].baselines:
-        if name in NEURAL_BASELINES:
+        if name in ENCODER_BASELINES:
             files[name] = name
     inputs = {}
     for name, stem in files.items():

@@ -32,6 +32,10 @@ PROTOCOLS = ("cross_session", "within_session")
 SOURCES = ("fitted", "truth")
 #: Models an experiment may compare with its encoder on the same folds and metrics.
 BASELINES = ("lstm", "tcn", "stats_lr", "shape_only", "chance")
+#: The baselines that are encoders, trained per fold like the experiment's own (rule
+#: ``train_baseline_encoder``); the others are scored by
+#: :data:`facedyn.identify.stage.BASELINE_SCORERS`.
+ENCODER_BASELINES = ("lstm", "tcn")
 #: Nested settings merged key by key (an experiment overriding one key keeps the others).
 NESTED = ("model", "train")
 

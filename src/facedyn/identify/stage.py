@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -210,15 +210,7 @@ def run_evaluate(ctx: FoldContext, checkpoints: Mapping[str, str | os.PathLike[s
                  ) -> dict[str, Any]:
     """Score the fold's test windows with every model; write predictions, embeddings and
     per-model metrics (``outputs``: ``predictions``, ``embeddings``, ``metrics``)."""
-    from facedyn.identify.baselines import (
-        ShapeOnly,
-        StatsLogReg,
-        align_windows,
-        cap_per_class,
-        chance_scores,
-        statistics_of_windows,
-        window_means,
-    )
+    from facedyn.identify.baselines import cap_per_class
     from facedyn.identify.checkpoint import load_checkpoint
     from facedyn.identify.metrics import (
         centroids,
@@ -271,24 +263,11 @@ def run_evaluate(ctx: FoldContext, checkpoints: Mapping[str, str | os.PathLike[s
             embedding_rows.insert(0, "fold", ctx.fold)
             embedding_rows.insert(0, "model", name)
 
-    keep = cap_per_class(train_spk, s.max_per_speaker, seed)
-    if "stats_lr" in s.baselines:
-        clf = StatsLogReg(store.rate, C=s.stats_c, seed=seed)
-        clf.fit_statistics(statistics_of_windows(store, train.subset(keep)), train_spk[keep])
-        score("stats_lr", clf.scores_statistics(statistics_of_windows(store, test)),
-              clf.classes_)
-    if "shape_only" in s.baselines:
-        shape_store = experiment_store(s, ctx.videos, ctx.truth_dir, feature_set="shape")
-        tr, tr_ok = align_windows(store, train.subset(keep), shape_store)
-        te, te_ok = align_windows(store, test, shape_store)
-        if not te_ok.all():
-            raise ValueError("shape_only: some test windows have no shape rows")
-        clf = ShapeOnly(C=s.stats_c, seed=seed)
-        clf.fit(window_means(shape_store, tr), train_spk[keep][tr_ok])
-        score("shape_only", clf.scores(window_means(shape_store, te)), clf.classes_)
-    if "chance" in s.baselines:
-        classes = sorted(set(train_spk.tolist()))
-        score("chance", chance_scores(len(test), classes, seed + ctx.fold), classes)
+    data = BaselineData(ctx, train, test, train_spk, cap_per_class(train_spk, s.max_per_speaker,
+                                                                    seed), seed)
+    for name, scorer in BASELINE_SCORERS.items():
+        if name in s.baselines:
+            score(name, *scorer(data))
 
     if not frames:
         return _write_no_scores(ctx, outputs, skipped, provenance)
@@ -305,6 +284,62 @@ def run_evaluate(ctx: FoldContext, checkpoints: Mapping[str, str | os.PathLike[s
                                                       "skipped": skipped,
                                                       "provenance": dict(provenance or {})}))
     return metrics
+
+
+@dataclass(frozen=True)
+class BaselineData:
+    """What a statistical baseline sees of one fold: the enrolment (training) and test
+    windows, the enrolment windows' speakers, which of them it may fit on (``keep``,
+    ``identify.max_per_speaker``) and the run's seed."""
+
+    ctx: FoldContext
+    train: Windows
+    test: Windows
+    train_speakers: np.ndarray
+    keep: np.ndarray
+    seed: int
+
+
+def _score_stats_lr(d: BaselineData) -> tuple[np.ndarray, Sequence[str]]:
+    from facedyn.identify.baselines import StatsLogReg, statistics_of_windows
+
+    s, store = d.ctx.settings, d.ctx.store
+    clf = StatsLogReg(store.rate, C=s.stats_c, seed=d.seed)
+    clf.fit_statistics(statistics_of_windows(store, d.train.subset(d.keep)),
+                       d.train_speakers[d.keep])
+    return clf.scores_statistics(statistics_of_windows(store, d.test)), clf.classes_
+
+
+def _score_shape_only(d: BaselineData) -> tuple[np.ndarray, Sequence[str]]:
+    from facedyn.identify.baselines import ShapeOnly, align_windows, window_means
+
+    s, store = d.ctx.settings, d.ctx.store
+    shape_store = experiment_store(s, d.ctx.videos, d.ctx.truth_dir, feature_set="shape")
+    tr, tr_ok = align_windows(store, d.train.subset(d.keep), shape_store)
+    te, te_ok = align_windows(store, d.test, shape_store)
+    if not te_ok.all():
+        raise ValueError("shape_only: some test windows have no shape rows")
+    clf = ShapeOnly(C=s.stats_c, seed=d.seed)
+    clf.fit(window_means(shape_store, tr), d.train_speakers[d.keep][tr_ok])
+    return clf.scores(window_means(shape_store, te)), clf.classes_
+
+
+def _score_chance(d: BaselineData) -> tuple[np.ndarray, Sequence[str]]:
+    from facedyn.identify.baselines import chance_scores
+
+    classes = sorted(set(d.train_speakers.tolist()))
+    return chance_scores(len(d.test), classes, d.seed + d.ctx.fold), classes
+
+
+#: The baselines that are not encoders: name -> scores of the fold's test windows against
+#: every enrolled speaker (higher = more likely) and the speakers, in the columns' order.
+#: Scored in this order after the encoders; a new baseline is a function and an entry here
+#: (and its name in ``facedyn.identify.experiments.BASELINES``).
+BASELINE_SCORERS: dict[str, Callable[[BaselineData], tuple[np.ndarray, Sequence[str]]]] = {
+    "stats_lr": _score_stats_lr,
+    "shape_only": _score_shape_only,
+    "chance": _score_chance,
+}
 
 
 def _write_no_scores(ctx: FoldContext, outputs: Mapping[str, str | os.PathLike[str]],
