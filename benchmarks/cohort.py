@@ -26,7 +26,7 @@ import pandas as pd
 
 from facedyn.face.backends import DlibBackend
 from facedyn.face.extract import landmarks_array
-from facedyn.face.legibility import nme
+from facedyn.face.ibug import nme
 
 
 def render_timings(n_frames: int, width: int = 320, height: int = 240) -> list[tuple[str, str]]:

@@ -24,7 +24,7 @@ import pandas as pd
 
 from facedyn.face.backends import make_backend
 from facedyn.face.extract import extract_landmarks, landmarks_array
-from facedyn.face.legibility import nme
+from facedyn.face.ibug import nme
 from facedyn.face.video import iter_sampled_frames
 
 

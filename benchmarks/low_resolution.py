@@ -48,7 +48,7 @@ from facedyn.cohort.probe_videos import (
 )
 from facedyn.face.backends import DlibBackend
 from facedyn.face.extract import extract_landmarks, landmarks_array
-from facedyn.face.legibility import nme
+from facedyn.face.ibug import nme
 
 FPS = 15.0
 FACE_FREE_SIZES = ((320, 240), (176, 144))

@@ -17,7 +17,7 @@ from facedyn.cohort.probe_videos import (
 )
 from facedyn.face.backends import HOG_WINDOW_PX, DlibBackend, plausible_face, upsampling_for
 from facedyn.face.extract import extract_landmarks, landmarks_array, run_landmarks
-from facedyn.face.legibility import nme
+from facedyn.face.ibug import nme
 from facedyn.face.video import read_all_frames
 from facedyn.qc import REASON_CODES, build_qc
 

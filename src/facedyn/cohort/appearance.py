@@ -17,6 +17,7 @@ import cv2
 import numpy as np
 
 from facedyn.face.backends import DlibBackend
+from facedyn.face.ibug import inter_ocular
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +63,7 @@ def frontal_yaw_proxy(landmarks: np.ndarray) -> float:
 
 def mouth_gap(landmarks: np.ndarray) -> float:
     """Mean inner-lip gap (62-66, 61-67, 63-65) in inter-ocular distances (outer corners)."""
-    iod = float(np.linalg.norm(landmarks[36] - landmarks[45]))
+    iod = float(inter_ocular(landmarks))
     gaps = landmarks[[66, 67, 65], 1] - landmarks[[62, 61, 63], 1]
     return float(gaps.mean() / max(iod, 1.0))
 

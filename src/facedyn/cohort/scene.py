@@ -34,6 +34,7 @@ from scipy.interpolate import RBFInterpolator
 
 from facedyn.cohort.appearance import Lighting, Portrait, similarity_transform
 from facedyn.cohort.raster import CAVITY, SKIN, TEETH, TONGUE, Rasterizer, vertex_normals
+from facedyn.face.ibug import inter_ocular
 from facedyn.flame.io import EXPR_OFFSET, FlameArrays
 from facedyn.flame.landmarks import LandmarkEmbedding, barycentric_points
 from facedyn.flame.model import FLAME
@@ -201,7 +202,7 @@ def _faceless(image: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
     second face outline that a detector would read). The fill is a normalised Gaussian
     convolution of the surroundings: smooth, and cheap enough to run once per video.
     """
-    iod = float(np.linalg.norm(landmarks[36] - landmarks[45]))
+    iod = float(inter_ocular(landmarks))
     top = landmarks[17:27].copy()
     top[:, 1] -= 0.6 * iod  # the forehead up to the hairline
     hull = cv2.convexHull(np.round(np.concatenate([landmarks[:17], top])).astype(np.int32))

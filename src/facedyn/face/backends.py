@@ -21,6 +21,7 @@ import math
 
 import numpy as np
 
+from facedyn.face.ibug import OUTER_EYE_CORNERS, inter_ocular
 from facedyn.face.models import DLIB_SHAPE_PREDICTOR_68, dlib_model_path
 from facedyn.face.types import Detection, LandmarkBackend, box_from_landmarks
 
@@ -48,8 +49,8 @@ def plausible_face(landmarks: np.ndarray, box: np.ndarray) -> bool:
     distances (IOD, outer eye corners) apart; jaw width and detector box width are 1-3.5
     IOD (faces measure 1.4-2.3 on both). A coarse gate against degenerate predictions;
     the detector score is what separates faces from false detections."""
-    a, b = landmarks[36], landmarks[45]
-    iod = float(np.linalg.norm(b - a))
+    a, b = (landmarks[i] for i in OUTER_EYE_CORNERS)
+    iod = float(inter_ocular(landmarks))
     if not np.isfinite(iod) or iod < 1.0:
         return False
     across = (b - a) / iod

@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
+from facedyn.face.ibug import OUTER_EYE_CORNERS
 from facedyn.face.probe import probe_video
 from facedyn.face.track import FaceTracker
 from facedyn.face.types import LandmarkBackend
@@ -140,7 +141,9 @@ def extract_landmarks(video: str | os.PathLike[str], backend: LandmarkBackend,
                       "video")
     found = df[df["detected"]]
     face_px = np.sqrt((found["x1"] - found["x0"]) * (found["y1"] - found["y0"]))
-    iod_px = np.hypot(found["lx45"] - found["lx36"], found["ly45"] - found["ly36"])
+    a, b = OUTER_EYE_CORNERS
+    iod_px = np.hypot(found[f"lx{b:02d}"] - found[f"lx{a:02d}"],
+                      found[f"ly{b:02d}"] - found[f"ly{a:02d}"])
     meta.update({"face_px_median": float(face_px.median()) if len(found) else None,
                  "iod_px_median": float(iod_px.median()) if len(found) else None,
                  "detector_runs_per_upsample": {

@@ -27,7 +27,7 @@ The detector's and the truth's landmarks are each aligned to their own reference
 borrows anything from the other.
 
 Per video (:func:`video_legibility`): the detection rate, Pearson r between the detector's and
-the truth's measure over the detected frames, the landmark NME (:func:`nme`) and the truth's
+the truth's measure over the detected frames, the landmark NME (:func:`facedyn.face.ibug.nme`) and the truth's
 own statistics. The cohort summary (:func:`cohort_legibility`) judges the medians against
 :data:`TARGETS`.
 """
@@ -43,6 +43,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from facedyn.face.ibug import nme
 from facedyn.face.track import RIGID_LANDMARKS
 from facedyn.tables import read_table
 
@@ -70,7 +71,6 @@ TARGETS: dict[str, tuple[str, float]] = {
 _INNER_LIPS = ((62, 66), (61, 67), (63, 65))  # (upper, lower)
 _LIDS = ((37, 41), (38, 40), (43, 47), (44, 46))  # (upper, lower)
 _BROWS = ((range(36, 42), range(17, 22)), (range(42, 48), range(22, 27)))  # (eye, brow)
-_MIN_IOD_PX = 1.0
 _MIN_SD = 1e-9  # below this a measure counts as constant (in IOD units)
 
 
@@ -84,22 +84,6 @@ def _as_landmarks(lmk: np.ndarray) -> np.ndarray:
 def landmarks_from_table(df: pd.DataFrame) -> np.ndarray:
     """(N, 68, 2) landmarks of a table with ``lx00..lx67``, ``ly00..ly67`` columns."""
     return np.stack([df[LANDMARK_X].to_numpy(float), df[LANDMARK_Y].to_numpy(float)], axis=-1)
-
-
-def nme(pred: np.ndarray, ref: np.ndarray) -> np.ndarray:
-    """Normalised mean error: per frame, the mean point-to-point distance of ``pred`` from
-    ``ref`` divided by the reference's inter-ocular distance (outer eye corners 36 and 45,
-    at least 1 px).
-
-    Args:
-        pred, ref: (..., 68, 2) landmarks in pixels, broadcastable against each other.
-
-    Returns:
-        Array of the leading shape (a 0-d array for one frame); NaN where a point is NaN.
-    """
-    p, r = _as_landmarks(pred), _as_landmarks(ref)
-    iod = np.maximum(np.linalg.norm(r[..., 36, :] - r[..., 45, :], axis=-1), _MIN_IOD_PX)
-    return np.linalg.norm(p - r, axis=-1).mean(axis=-1) / iod
 
 
 def face_axes(lmk: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -359,5 +343,5 @@ def summarize_legibility(videos: pd.DataFrame) -> dict[str, Any]:
 
 
 __all__ = ["GAP_MEASURES", "MEASURES", "TARGETS", "check_targets", "cohort_legibility",
-           "face_axes", "landmark_measures", "landmarks_from_table", "nme",
+           "face_axes", "landmark_measures", "landmarks_from_table",
            "summarize_legibility", "video_columns", "video_legibility"]

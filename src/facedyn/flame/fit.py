@@ -47,6 +47,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from facedyn.face.ibug import MIN_IOD_PX, inter_ocular, nme
 from facedyn.flame.camera import focal_from_fov
 from facedyn.flame.jacobian import LandmarkJacobian, project_landmarks
 from facedyn.flame.model import FLAMELandmarks
@@ -133,8 +134,8 @@ def _pseudo_huber(x2: torch.Tensor, delta: float) -> torch.Tensor:
 def _initial_pose(lmk: np.ndarray, model_lmk: np.ndarray, focal: float, cx: float, cy: float
                   ) -> np.ndarray:
     """Translation per frame from the landmarks' centre and size (rotation starts at 0)."""
-    iod_img = np.linalg.norm(lmk[:, 36] - lmk[:, 45], axis=1)
-    iod_model = float(np.linalg.norm(model_lmk[36, :2] - model_lmk[45, :2]))
+    iod_img = inter_ocular(lmk)
+    iod_model = float(inter_ocular(model_lmk[:, :2]))
     depth = focal * iod_model / np.maximum(iod_img, 1e-3)
     centre_img = lmk[:, 17:].mean(1)
     centre_model = model_lmk[17:].mean(0)
@@ -168,7 +169,7 @@ def fit_landmarks(landmarks: np.ndarray, frames: np.ndarray, times: np.ndarray, 
     focal = focal_from_fov(width, settings.fov_deg)
     cx, cy = (width - 1) / 2, (height - 1) / 2
     target = torch.as_tensor(landmarks, dtype=dtype, device=dev)
-    iod = torch.linalg.norm(target[:, 36] - target[:, 45], dim=1).clamp_min(1.0)
+    iod = inter_ocular(target).clamp_min(MIN_IOD_PX)
     # Jaw-line (contour) landmarks follow the silhouette, which detectors and the model's
     # yaw-dependent embedding define differently; contour_weight < 1 trusts them less.
     weight = torch.full((landmarks.shape[1],), settings.dense_weight, dtype=dtype, device=dev)
@@ -217,12 +218,13 @@ def fit_landmarks(landmarks: np.ndarray, frames: np.ndarray, times: np.ndarray, 
         _, proj = objective(problem, fitted, model, True)
         err = torch.linalg.norm(proj - target, dim=-1)
         shape = fitted.shape_mean + fitted.shape[problem.window]
+        proj_px, target_px = proj.cpu().numpy(), target.cpu().numpy()
     return FitResult(
         shape=shape.cpu().numpy(), expression=fitted.expr.detach().cpu().numpy(),
         jaw=fitted.jaw.detach().cpu().numpy(), rotation=fitted.rot.detach().cpu().numpy(),
         translation=fitted.trans.detach().cpu().numpy(), focal=float(focal),
         rmse_px=torch.sqrt((err**2).mean(1)).cpu().numpy(),
-        nme=(err.mean(1) / iod).cpu().numpy(), loss_history=history,
+        nme=nme(proj_px, target_px), loss_history=history,
         settings=asdict(settings),
     )
 

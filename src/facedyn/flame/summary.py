@@ -11,6 +11,7 @@ from typing import Any
 import torch
 
 from facedyn.atomic import atomic_write_json
+from facedyn.face.ibug import inter_ocular
 from facedyn.flame.io import FlameModelError, load_flame_arrays
 from facedyn.flame.landmarks import load_landmark_embedding
 from facedyn.flame.model import load_flame
@@ -75,7 +76,7 @@ def describe_flame_model(model: str | os.PathLike[str], embedding: str | os.Path
                        dtype=torch.float64, yaw_sign=yaw_sign, dense_embedding=dense_embedding)
     lmk = flame.landmarks()[0]
     fast = flame.landmark_model()
-    iod = float((lmk[36] - lmk[45]).norm())
+    iod = float(inter_ocular(lmk))
     if not iod > 0:
         raise ValueError(f"{model}: outer eye corners coincide; wrong landmark embedding?")
     info = {

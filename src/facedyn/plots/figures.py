@@ -19,7 +19,7 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 from scipy.stats import norm
 
-from facedyn.face.legibility import nme
+from facedyn.face.ibug import nme
 from facedyn.plots.style import (
     CYCLE,
     DOUBLE_COL,
@@ -729,7 +729,7 @@ def landmark_nme(points: np.ndarray, reference: np.ndarray) -> float:
     """Mean landmark distance of ``points`` (68, 2) from ``reference`` (68, 2) divided by the
     reference's inter-ocular distance (outer eye corners 36 and 45, at least 1 px): the
     fitter's NME (``nme`` column of a FLAME table when ``reference`` is the detection);
-    :func:`facedyn.face.legibility.nme` for one frame."""
+    :func:`facedyn.face.ibug.nme` for one frame."""
     p = np.asarray(points, dtype=float).reshape(68, 2)
     r = np.asarray(reference, dtype=float).reshape(68, 2)
     return float(nme(p, r))

@@ -1,0 +1,55 @@
+"""The iBUG-68 landmark scheme's measures that every stage shares: the inter-ocular
+distance (IOD, between the outer eye corners) and the normalised mean error (NME).
+
+The one definition of both: detection quality (legibility, benchmarks), the fitter's
+per-frame ``nme`` column (over the 68 points, dense points aside), QC's thresholds and the
+figures all use these functions.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, TypeVar
+
+import numpy as np
+
+if TYPE_CHECKING:  # torch only where a caller passes tensors: landmark jobs never import it
+    import torch
+
+#: Outer eye corners of iBUG-68 (0-based): the inter-ocular distance runs between them.
+OUTER_EYE_CORNERS = (36, 45)
+#: Floor of an inter-ocular distance in pixels (a degenerate face must not divide by 0).
+MIN_IOD_PX = 1.0
+N_IBUG = 68
+
+Points = TypeVar("Points", np.ndarray, "torch.Tensor")
+
+
+def inter_ocular(landmarks: Points) -> Points:
+    """Distance between the outer eye corners of (..., 68 + P, 2 or 3) landmarks (numpy or
+    torch, kept); not floored."""
+    a, b = OUTER_EYE_CORNERS
+    span = landmarks[..., b, :] - landmarks[..., a, :]
+    if isinstance(span, np.ndarray):
+        return np.linalg.norm(span, axis=-1)
+    return span.norm(dim=-1)  # a torch tensor
+
+
+def nme(pred: np.ndarray, ref: np.ndarray) -> np.ndarray:
+    """Normalised mean error: per frame, the mean point-to-point distance of ``pred`` from
+    ``ref`` over the 68 iBUG points, divided by the reference's inter-ocular distance (at
+    least :data:`MIN_IOD_PX`).
+
+    Args:
+        pred, ref: (..., 68, 2) landmarks in pixels, broadcastable against each other; further
+            points after the 68 (dense landmarks) are ignored.
+
+    Returns:
+        Array of the leading shape (a 0-d array for one frame); NaN where a point is NaN.
+    """
+    p, r = np.asarray(pred, dtype=float), np.asarray(ref, dtype=float)
+    for name, arr in (("pred", p), ("ref", r)):
+        if arr.ndim < 2 or arr.shape[-2] < N_IBUG or arr.shape[-1] != 2:
+            raise ValueError(f"{name}: landmarks must have shape (..., 68, 2), got {arr.shape}")
+    p, r = p[..., :N_IBUG, :], r[..., :N_IBUG, :]
+    iod = np.maximum(inter_ocular(r), MIN_IOD_PX)
+    return np.linalg.norm(p - r, axis=-1).mean(axis=-1) / iod
