@@ -1,4 +1,9 @@
-"""Fixtures shared by test modules."""
+"""Fixtures shared by test modules.
+
+Markers (pyproject.toml): ``workflow`` on every test that starts Snakemake on a cohort (and on
+most dry runs), ``slow`` on the longest. ``python -m pytest -m "not workflow"`` is the fast
+inner loop; CI runs everything.
+"""
 
 from __future__ import annotations
 

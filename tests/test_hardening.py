@@ -9,9 +9,11 @@ QC section and the output scanner the privacy test relies on.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import pickle
+import re
 import signal
 import subprocess
 import sys
@@ -295,7 +297,13 @@ def test_input_fingerprint_follows_the_inputs(tmp_path, monkeypatch):
     b.write_bytes(b"video" * 100)
     first = input_fingerprint([a, b])
     assert first == input_fingerprint([str(b), a, a])  # order and repeats do not matter
-    assert len(first) == 16 and int(first, 16) >= 0
+    # 16 hex digits: the head of sha256 over the sorted identities (path and content hash of
+    # a small file), one a line, recomputed here from the files' bytes
+    assert re.fullmatch(r"[0-9a-f]{16}", first)
+    identities = sorted(f"{p}\0sha256:{hashlib.sha256(p.read_bytes()).hexdigest()}"
+                        for p in (a, b))
+    assert first == hashlib.sha256("".join(f"{i}\n" for i in identities).encode()
+                                   ).hexdigest()[:16]
     a.write_bytes(b"tablE")  # same size, other content
     assert input_fingerprint([a, b]) != first
     assert input_fingerprint([a]) != input_fingerprint([a, b])

@@ -53,9 +53,22 @@ def test_slurm_profile_asks_for_gpus_and_keeps_rules_portable():
     for rule in GPU_RULES:
         res = profile["set-resources"][rule]
         assert res["gpu"] == 1 and res["cpus_per_gpu"] >= 1, rule
-    text = SLURM_PROFILE.read_text()
-    assert '# slurm_account: "' in text and '# slurm_partition: "' in text  # placeholders
-    assert "# landmarks:" in text  # the insightface GPU request, commented
+    # account, partitions and the insightface GPU request are placeholders (comments): the
+    # repo's profile sets none of them ...
+    assert not {"slurm_account", "slurm_partition"} & set(profile["default-resources"])
+    assert "landmarks" not in profile["set-resources"]
+    for rule in GPU_RULES:
+        assert "slurm_partition" not in profile["set-resources"][rule], rule
+    # ... and the installer's rendering of the placeholders is a profile that sets them all
+    filled = yaml.safe_load(install_slurm_profile.render(
+        SLURM_PROFILE.read_text(), account="acc", partition="cpu", gpu_partition="gpu",
+        insightface=True))
+    assert filled["default-resources"] == {**profile["default-resources"],
+                                           "slurm_account": "acc", "slurm_partition": "cpu"}
+    for rule in GPU_RULES:
+        assert filled["set-resources"][rule]["slurm_partition"] == "gpu", rule
+    assert filled["set-resources"]["landmarks"] == {"gpu": 1, "cpus_per_gpu": 4,
+                                                    "slurm_partition": "gpu"}
     # cluster specifics stay out of the rules
     cluster_only = re.compile(r"^\s+(slurm_\w+|cpus_per_\w+|gres|gpu_model|gpu=\d)", re.M)
     for smk in (ROOT / "workflow/rules").glob("*.smk"):
