@@ -16,7 +16,7 @@ the block between ``<!-- seed-spread -->`` markers in docs/performance.md.
 A folder that already holds a finished run is reused (Snakemake runs only what is missing).
 
     python benchmarks/seed_spread.py [--cohort-seeds 0,2] [--cores 8] [--workdir runs/seeds]
-                                     [--write-docs]
+                                     [--folder 0=DIR] [--write-docs]
 """
 
 from __future__ import annotations
@@ -123,12 +123,14 @@ def write_docs(text: str, doc: Path = DOC) -> None:
     doc.write_text(content[: start + len(MARKERS[0])] + "\n" + text + "\n" + content[end:])
 
 
-def run_cohort(seed: int, folder: Path, experiments: list[str], cores: int) -> None:
+def run_cohort(seed: int, folder: Path, experiments: list[str], cores: int,
+               workdir: Path) -> None:
     folder.mkdir(parents=True, exist_ok=True)
-    cohort_config = folder.parent / f"cohort{seed}.yaml"
+    workdir.mkdir(parents=True, exist_ok=True)
+    cohort_config = workdir / f"cohort{seed}.yaml"
     cohort_config.write_text(yaml.safe_dump({"dataset": {"synthetic": {"seed": seed}}}))
     targets = [f"results/identify/{name}/metrics.json" for name in experiments]
-    log = folder.parent / f"cohort{seed}.log"
+    log = workdir / f"cohort{seed}.log"
     with log.open("w") as fh:
         proc = subprocess.run(
             [sys.executable, "-m", "snakemake", "--cores", str(cores), "--configfile",
@@ -146,14 +148,23 @@ def main() -> None:
                     help="comma-separated dataset.synthetic.seed values")
     ap.add_argument("--cores", type=int, default=8)
     ap.add_argument("--workdir", type=Path, default=ROOT / "runs" / "seeds")
+    ap.add_argument("--folder", action="append", default=[], metavar="SEED=DIR",
+                    help="run cohort SEED in DIR instead of <workdir>/cohort<SEED>, e.g. the "
+                         "clone of a default run (cohort seed 0) whose upstream stages it "
+                         "reuses; repeatable")
     ap.add_argument("--write-docs", action="store_true")
     args = ap.parse_args()
     cohort_seeds = [int(s) for s in args.cohort_seeds.split(",")]
     experiments = spread_experiments()
     run_seed = int(yaml.safe_load((ROOT / "config" / "config.yaml").read_text())["seed"])
     runs = {s: args.workdir.resolve() / f"cohort{s}" for s in cohort_seeds}
+    for item in args.folder:
+        seed, _, folder = item.partition("=")
+        if int(seed) not in runs or not folder:
+            raise SystemExit(f"--folder {item!r}: expected SEED=DIR for one of {cohort_seeds}")
+        runs[int(seed)] = Path(folder).resolve()
     for seed, folder in runs.items():
-        run_cohort(seed, folder, list(experiments), args.cores)
+        run_cohort(seed, folder, list(experiments), args.cores, args.workdir.resolve())
     rows = collect(runs, experiments, run_seed)
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, check=True,
                             capture_output=True, text=True).stdout.strip()

@@ -288,13 +288,14 @@ def test_masking_changes_training_and_is_validated(cohort):
         TrainSettings(feature_masks=-1)
 
 
-def test_pair_indices_keep_cross_session_positives_and_every_negative():
-    from facedyn.identify.train import pair_indices
+def test_cross_session_miner_keeps_cross_session_positives_and_every_negative():
+    from facedyn.identify.mining import CrossSessionMiner
 
     labels = torch.tensor([0, 0, 0, 1, 1, 2, 2])
     sessions = torch.tensor([5, 5, 6, 7, 7, 8, 9])
     single = torch.tensor([False, True, False])  # class 1 has one training session
-    a1, p, a2, n = pair_indices(labels, sessions, single)
+    miner = CrossSessionMiner(single).for_batch(sessions)
+    a1, p, a2, n = miner(torch.randn(7, 4), labels)
     positives = set(zip(a1.tolist(), p.tolist(), strict=True))
     # class 0: only pairs across its sessions 5 / 6; class 1: its one session's pair;
     # class 2: its two sessions' pair; no window is its own positive

@@ -113,7 +113,7 @@ class TrainSettings:
     sessions (videos) of the speaker; same-session pairs are left out of the loss (neither
     positive nor negative), so matching the shared session conditions earns nothing and
     the encoder has to learn what stays the same across sessions. A speaker with a single
-    training session keeps its same-session pairs (:func:`facedyn.identify.train.pair_indices`).
+    training session keeps its same-session pairs (:class:`facedyn.identify.mining.CrossSessionMiner`).
     """
 
     epochs: int = 30

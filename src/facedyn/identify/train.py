@@ -50,6 +50,7 @@ from facedyn.dynamics.features import FeatureStore
 from facedyn.dynamics.folds import fold_windows, validation_split
 from facedyn.dynamics.windows import Normalizer, Windows, batch, shift_room
 from facedyn.identify.encoders import EncoderSettings, build_encoder
+from facedyn.identify.mining import CrossSessionMiner
 from facedyn.identify.settings import TrainSettings
 
 log = logging.getLogger(__name__)
@@ -217,26 +218,6 @@ def mask_batch(x: torch.Tensor, time_mask: float, feature_masks: int,
     return x.masked_fill(masked, 0.0)
 
 
-def pair_indices(labels: torch.Tensor, sessions: torch.Tensor,
-                 single_session: torch.Tensor) -> tuple[torch.Tensor, ...]:
-    """Positive and negative pairs of a batch for ``positives: cross_session``.
-
-    ``labels``/``sessions``: class and session (video) of every window of the batch;
-    ``single_session``: a boolean per class, True where the class has one training session.
-    Returns ``(a1, p, a2, n)`` (pytorch-metric-learning's pair ``indices_tuple``): positives
-    are same-class pairs from different sessions, or from any two windows of a
-    single-session class; negatives are all different-class pairs. Same-session pairs of a
-    multi-session class are in neither set, so the loss ignores them.
-    """
-    same = labels[:, None] == labels[None, :]
-    other_window = ~torch.eye(len(labels), dtype=torch.bool, device=labels.device)
-    cross = sessions[:, None] != sessions[None, :]
-    pos = same & other_window & (cross | single_session[labels][:, None])
-    a1, p = pos.nonzero(as_tuple=True)
-    a2, n = (~same).nonzero(as_tuple=True)
-    return a1, p, a2, n
-
-
 def lr_factor(step: int, total_steps: int, warmup_steps: int) -> float:
     """Multiplier of the base learning rate at optimiser step ``step`` (0-based): linear
     warm-up from ``1 / warmup_steps`` to 1, then a cosine down to 0 at ``total_steps``."""
@@ -392,12 +373,14 @@ def train_encoder(store: FeatureStore, train_windows: Windows, train_labels: np.
             log.warning("positives: cross_session, but no speaker has two training sessions: "
                         "every pair is a same-session pair (as with positives: all)")
 
-    def pairs(y: torch.Tensor, session: np.ndarray) -> tuple[torch.Tensor, ...] | None:
+    miner = None if single_session is None else CrossSessionMiner(single_session)
+
+    def pairs(z: torch.Tensor, y: torch.Tensor, session: np.ndarray
+              ) -> tuple[torch.Tensor, ...] | None:
         """The loss's pair list; None: it forms every pair from the labels."""
-        if single_session is None:
+        if miner is None:
             return None
-        return pair_indices(y, torch.from_numpy(session).to(y.device),
-                            single_session.to(y.device))
+        return miner.for_batch(torch.from_numpy(session).to(y.device))(z, y)
 
     k = min(ts.classes_per_batch, len(classes))
     batch_size = ts.m_per_class * k
@@ -460,7 +443,8 @@ def train_encoder(store: FeatureStore, train_windows: Windows, train_labels: np.
                 x = mask_batch(x, ts.time_mask, ts.feature_masks, mask_generator)
                 with torch.autocast(dev.type, dtype=torch.float16, enabled=use_amp):
                     z = model(x)
-                loss = loss_fn(z.float(), y, indices_tuple=pairs(y, train_sessions[order[b]]))
+                z = z.float()
+                loss = loss_fn(z, y, indices_tuple=pairs(z, y, train_sessions[order[b]]))
                 if not use_amp and not torch.isfinite(loss):
                     raise FloatingPointError(f"non-finite training loss at epoch {epoch}, "
                                              f"batch {b + 1}; lower identify lr?")
@@ -489,7 +473,7 @@ def train_encoder(store: FeatureStore, train_windows: Windows, train_labels: np.
                     ve, vl = torch.from_numpy(val_emb), torch.from_numpy(vlabels)
                     val_sessions = val_windows.video.astype(np.int64)
                     val_loss = float(np.mean([
-                        loss_fn(ve[i], vl[i], indices_tuple=pairs(vl[i], val_sessions[i])).item()
+                        loss_fn(ve[i], vl[i], indices_tuple=pairs(ve[i], vl[i], val_sessions[i])).item()
                         for i in val_batches]))
             row = {"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss,
                    "val_top1": val_top1, "lr": optimizer.param_groups[0]["lr"],
