@@ -37,6 +37,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 DOC = ROOT / "docs" / "performance.md"
 CONFIG = ROOT / "config" / "seeds.yaml"
+SCHEMA = ROOT / "workflow" / "schemas" / "config.schema.yaml"
 MARKERS = ("<!-- seed-spread -->", "<!-- /seed-spread -->")
 
 
@@ -156,7 +157,8 @@ def main() -> None:
     args = ap.parse_args()
     cohort_seeds = [int(s) for s in args.cohort_seeds.split(",")]
     experiments = spread_experiments()
-    run_seed = int(yaml.safe_load((ROOT / "config" / "config.yaml").read_text())["seed"])
+    run_seed = int((yaml.safe_load((ROOT / "config" / "config.yaml").read_text()) or {}).get(
+        "seed", yaml.safe_load(SCHEMA.read_text())["properties"]["seed"]["default"]))
     runs = {s: args.workdir.resolve() / f"cohort{s}" for s in cohort_seeds}
     for item in args.folder:
         seed, _, folder = item.partition("=")

@@ -215,3 +215,24 @@ def test_no_import_cycle_among_the_library_modules():
             visit(name, [name])
     assert "facedyn.face.types" in graph and graph["facedyn.face.insightface_backend"]
     assert not cycles, cycles
+
+
+def test_the_default_config_holds_only_deviations_from_the_schema():
+    """config/config.yaml sets a key only where the default run deviates from the schema's
+    default (the one source of every default)."""
+    import yaml
+
+    config = yaml.safe_load((ROOT / "config/config.yaml").read_text())
+    schema = yaml.safe_load((ROOT / "workflow/schemas/config.schema.yaml").read_text())
+    same = []
+
+    def walk(values, node, path):
+        for key, value in values.items():
+            sub = (node.get("properties") or {}).get(key, {})
+            if isinstance(value, dict) and "properties" in sub:
+                walk(value, sub, f"{path}{key}.")
+            elif "default" in sub and sub["default"] == value:
+                same.append(f"{path}{key}")
+
+    walk(config, schema, "")
+    assert config and not same, f"config/config.yaml repeats schema defaults: {same}"
