@@ -81,3 +81,12 @@ def test_a_job_holds_every_library_to_its_threads():
 def test_zero_threads_is_an_error():
     with pytest.raises(ValueError, match="threads"):
         limit_threads(0)
+
+
+def test_sorted_config_does_not_depend_on_key_order():
+    from facedyn.runtime import sorted_config
+
+    a = {"b": 1, "a": {"y": [{"q": 1, "p": 2}], "x": None}}
+    b = {"a": {"x": None, "y": [{"p": 2, "q": 1}]}, "b": 1}
+    assert repr(sorted_config(a)) == repr(sorted_config(b))
+    assert list(sorted_config(a)) == ["a", "b"] and sorted_config(a) == a

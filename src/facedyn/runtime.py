@@ -124,6 +124,17 @@ def canonical_json(obj: Any) -> str:
     return json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str)
 
 
+def sorted_config(config: Any) -> Any:
+    """A config section with every mapping's keys sorted (recursively): rule params that do
+    not depend on the order in which config files list their keys, so that reordering a
+    file (or moving a key to the schema's defaults) reruns nothing."""
+    if isinstance(config, Mapping):
+        return {k: sorted_config(config[k]) for k in sorted(config)}
+    if isinstance(config, list | tuple):
+        return [sorted_config(v) for v in config]
+    return config
+
+
 def config_hash(config: Mapping[str, Any]) -> str:
     """Short sha256 of a (sub-)configuration."""
     return hashlib.sha256(canonical_json(config).encode()).hexdigest()[:16]

@@ -20,7 +20,7 @@ rule synthesize_cohort:
         mem_mb=lambda wildcards, threads: 1500 + 1000 * threads,
         runtime=120,
     params:
-        synthetic=config["dataset"]["synthetic"],
+        synthetic=sorted_config(config["dataset"]["synthetic"]),
     script:
         "../scripts/synthesize_cohort.py"
 
@@ -40,6 +40,6 @@ checkpoint manifest:
         mem_mb=2000,
         runtime=60,
     params:
-        dataset=config["dataset"],
+        dataset=sorted_config(config["dataset"]),
     script:
         "../scripts/manifest.py"

@@ -18,6 +18,7 @@ from facedyn.gpu import gpu_slots  # resources: gpu=0/1 (docs/cluster.md)
 from facedyn.identify.control import is_control  # the summary's control section
 from facedyn.names import IDENTIFICATION_FIGURES, SAFE_ID
 from facedyn.privacy import frames_allowed
+from facedyn.runtime import sorted_config  # params independent of config key order
 
 ENV = "../../envs/facedyn.yaml"
 

@@ -23,7 +23,7 @@ rule dnr:
         mem_mb=4000,
         runtime=30,
     params:
-        dnr=config["dnr"],
+        dnr=sorted_config(config["dnr"]),
     script:
         "../scripts/dnr.py"
 

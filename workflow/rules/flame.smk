@@ -15,8 +15,8 @@ rule synthetic_flame:
         mem_mb=2000,
         runtime=10,
     params:
-        n_shape=config["flame"]["synthetic"]["n_shape"],
-        n_expr=config["flame"]["synthetic"]["n_expr"],
+        n_shape=config["flame"]["n_shape"],
+        n_expr=config["flame"]["n_expr"],
         seed=config["flame"]["synthetic"]["seed"],
     script:
         "../scripts/synthetic_flame.py"
@@ -88,7 +88,7 @@ rule fit_flame:
         runtime=lambda wildcards, attempt: 60 * attempt,
         gpu=gpu_slots(config["fit"]["device"]),
     params:
-        fit=config["fit"],
+        fit=sorted_config(config["fit"]),
         seed=config["seed"],
     script:
         "../scripts/fit_flame.py"
