@@ -89,11 +89,16 @@ def markdown(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def replace_block(text: str, doc: Path, markers: tuple[str, str]) -> None:
+    """Replace what lies between the two ``markers`` of ``doc`` with ``text``."""
+    content = doc.read_text()
+    start, end = content.index(markers[0]), content.index(markers[1])
+    doc.write_text(content[: start + len(markers[0])] + "\n" + text + "\n" + content[end:])
+
+
 def write_docs(text: str, doc: Path = DOC) -> None:
     """Replace the block between the default-run markers of ``doc``."""
-    content = doc.read_text()
-    start, end = content.index(MARKERS[0]), content.index(MARKERS[1])
-    doc.write_text(content[: start + len(MARKERS[0])] + "\n" + text + "\n" + content[end:])
+    replace_block(text, doc, MARKERS)
 
 
 def main() -> None:

@@ -34,6 +34,9 @@ from typing import Any
 import numpy as np
 import yaml
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from default_run import replace_block
+
 ROOT = Path(__file__).resolve().parents[1]
 DOC = ROOT / "docs" / "performance.md"
 CONFIG = ROOT / "config" / "seeds.yaml"
@@ -119,9 +122,7 @@ def markdown(report: dict[str, Any]) -> str:
 
 def write_docs(text: str, doc: Path = DOC) -> None:
     """Replace the block between the seed-spread markers of ``doc``."""
-    content = doc.read_text()
-    start, end = content.index(MARKERS[0]), content.index(MARKERS[1])
-    doc.write_text(content[: start + len(MARKERS[0])] + "\n" + text + "\n" + content[end:])
+    replace_block(text, doc, MARKERS)
 
 
 def run_cohort(seed: int, folder: Path, experiments: list[str], cores: int,

@@ -276,7 +276,7 @@ def test_cross_session_round_robin_tests_every_session_once():
     for speaker in ("p0", "p1", "p2"):
         tested = test.loc[test["speaker_id"] == speaker, "session_id"]
         assert sorted(tested) == [f"s{k}_{speaker}" for k in range(3)]  # each exactly once
-    # two sessions, three folds: the modulo wraps, session 0 is tested in folds 0 and 2
+    # two sessions, three folds: the modulo wraps, the first session is tested in folds 0 and 2
     assert test.loc[test["speaker_id"] == "p3", "session_id"].tolist() == ["s0_p3", "s1_p3",
                                                                           "s0_p3"]
     one = folds[folds["speaker_id"] == "p4"]

@@ -297,7 +297,7 @@ def test_cross_session_miner_keeps_cross_session_positives_and_every_negative():
     miner = CrossSessionMiner(single).for_batch(sessions)
     a1, p, a2, n = miner(torch.randn(7, 4), labels)
     positives = set(zip(a1.tolist(), p.tolist(), strict=True))
-    # class 0: only pairs across its sessions 5 / 6; class 1: its one session's pair;
+    # class 0: only pairs across its two sessions (ids 5, 6); class 1: its one session's pair;
     # class 2: its two sessions' pair; no window is its own positive
     assert positives == {(0, 2), (2, 0), (1, 2), (2, 1), (3, 4), (4, 3), (5, 6), (6, 5)}
     negatives = set(zip(a2.tolist(), n.tolist(), strict=True))

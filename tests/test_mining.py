@@ -13,7 +13,7 @@ def test_positives_cross_sessions_unless_the_speaker_has_one_session():
     miner = CrossSessionMiner(single)
     a1, p, a2, n = miner.for_batch(sessions)(torch.randn(6, 4), labels)
     positives = set(zip(a1.tolist(), p.tolist(), strict=True))
-    # speaker 0: windows 0, 1 share session 10 (ignored), window 2 is session 11
+    # speaker 0: windows 0 and 1 share a session (id 10: ignored), window 2 is in id 11
     assert positives == {(0, 2), (2, 0), (1, 2), (2, 1), (3, 4), (4, 3)}
     negatives = set(zip(a2.tolist(), n.tolist(), strict=True))
     assert len(negatives) == 36 - 14 and (0, 3) in negatives and (0, 1) not in negatives
