@@ -80,8 +80,9 @@ def render_timings(n_frames: int, width: int = 320, height: int = 240) -> list[t
     screen, depth, lmk, cam = (np.concatenate(a) for a in (screens, depths, lmks, cams))
     portrait = load_portraits()[0]
     start = time.perf_counter()
-    renderer = HeadRenderer(mesh, neutral, neutral_lmk, portrait, width, height,
-                            neutral_vertices=neutral_cam)
+    renderer = HeadRenderer(
+        mesh, neutral, neutral_lmk, portrait, width, height, neutral_vertices=neutral_cam
+    )
     setup_ms = 1000 * (time.perf_counter() - start)
     renderer.render(screen[0], depth[0], lmk[0], cam[0])  # compiled (or loaded from the cache)
     frames = []
@@ -91,8 +92,9 @@ def render_timings(n_frames: int, width: int = 320, height: int = 240) -> list[t
     draw_ms = 1000 * (time.perf_counter() - start) / n_frames
     bank = rng.normal(0, 2.0, (16, height, width, 3)).astype(np.int16)
     with tempfile.TemporaryDirectory() as tmp:
-        writer = cv2.VideoWriter(str(Path(tmp) / "v.mp4"), cv2.VideoWriter_fourcc(*"mp4v"), 30,
-                                 (width, height))
+        writer = cv2.VideoWriter(
+            str(Path(tmp) / "v.mp4"), cv2.VideoWriter_fourcc(*"mp4v"), 30, (width, height)
+        )
         start = time.perf_counter()
         for f, frame in enumerate(frames):
             noisy = np.clip(frame.astype(np.int16) + bank[f % 16], 0, 255).astype(np.uint8)
@@ -101,8 +103,10 @@ def render_timings(n_frames: int, width: int = 320, height: int = 240) -> list[t
         write_ms = 1000 * (time.perf_counter() - start) / n_frames
     return [
         ("frames timed", f"{n_frames} at {width}x{height}, one core"),
-        ("render-mesh vertices / faces", f"{len(mesh.arrays.v_template):,} / "
-                                         f"{len(mesh.arrays.faces):,}"),
+        (
+            "render-mesh vertices / faces",
+            f"{len(mesh.arrays.v_template):,} / {len(mesh.arrays.faces):,}",
+        ),
         ("pose (skinning + projection), ms/frame", f"{pose_ms:.2f}"),
         ("**draw (background, normals, z-buffer, texturing), ms/frame**", f"**{draw_ms:.2f}**"),
         ("write (noise + encode), ms/frame", f"{write_ms:.2f}"),
@@ -130,8 +134,9 @@ def main() -> None:
     start = time.perf_counter()
     for row in sessions.itertuples():
         video = args.root / row.session_id / "processed" / f"{row.speaker_id}.mp4"
-        truth = pd.read_parquet(args.root / "truth" / "frames" / row.session_id
-                                / f"{row.speaker_id}.parquet")
+        truth = pd.read_parquet(
+            args.root / "truth" / "frames" / row.session_id / f"{row.speaker_id}.parquet"
+        )
         target = landmarks_array(truth)
         cap = cv2.VideoCapture(str(video))
         frame_index = 0

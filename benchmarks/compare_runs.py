@@ -80,8 +80,9 @@ def weight_difference(a: Path, b: Path) -> float | None:
     wa, wb = weights(a), weights(b)
     if not wa or wa.keys() != (wb or {}).keys():
         return None
-    return max(float((wa[k].double() - wb[k].double()).abs().max()) if wa[k].numel() else 0.0
-               for k in wa)
+    return max(
+        float((wa[k].double() - wb[k].double()).abs().max()) if wa[k].numel() else 0.0 for k in wa
+    )
 
 
 def compare_stage(a: Path, b: Path, pattern: str) -> dict[str, Any]:
@@ -102,23 +103,33 @@ def compare_stage(a: Path, b: Path, pattern: str) -> dict[str, Any]:
         if diff is not None:
             equal_values += diff == 0.0
             worst = diff if worst is None else max(worst, diff)
-    return {"files": len(shared), "only_in_one": len(files_a ^ files_b),
-            "identical_bytes": identical, "equal_values": equal_values,
-            "max_abs_difference": worst}
+    return {
+        "files": len(shared),
+        "only_in_one": len(files_a ^ files_b),
+        "identical_bytes": identical,
+        "equal_values": equal_values,
+        "max_abs_difference": worst,
+    }
 
 
 def compare(a: Path, b: Path) -> list[dict[str, Any]]:
-    return [{"stage": stage, "pattern": pattern, **compare_stage(a, b, pattern)}
-            for stage, pattern in STAGES]
+    return [
+        {"stage": stage, "pattern": pattern, **compare_stage(a, b, pattern)}
+        for stage, pattern in STAGES
+    ]
 
 
 def markdown(rows: list[dict[str, Any]]) -> str:
-    lines = ["| stage | files | identical bytes | equal values | largest difference |",
-             "|---|---|---|---|---|"]
+    lines = [
+        "| stage | files | identical bytes | equal values | largest difference |",
+        "|---|---|---|---|---|",
+    ]
     for r in rows:
         worst = "" if r["max_abs_difference"] is None else f"{r['max_abs_difference']:.3g}"
-        lines.append(f"| {r['stage']} | {r['files']} | {r['identical_bytes']} | "
-                     f"{r['equal_values']} | {worst} |")
+        lines.append(
+            f"| {r['stage']} | {r['files']} | {r['identical_bytes']} | "
+            f"{r['equal_values']} | {worst} |"
+        )
     return "\n".join(lines)
 
 

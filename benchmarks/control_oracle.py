@@ -38,9 +38,12 @@ def exact_landmark_tables(run: Path, out: Path, cohort: str) -> int:
     truth = run / "resources/synthetic" / cohort / "truth/frames"
     paths = sorted(map(Path, glob.glob(str(run / "results/landmarks/*/*.parquet"))))
     for path in paths:
-        with_true_landmarks(path, truth / path.parent.name / path.name,
-                            out / "results/landmarks" / path.parent.name / path.name,
-                            landmarks="exact (cohort truth)")
+        with_true_landmarks(
+            path,
+            truth / path.parent.name / path.name,
+            out / "results/landmarks" / path.parent.name / path.name,
+            landmarks="exact (cohort truth)",
+        )
     return len(paths)
 
 
@@ -56,12 +59,16 @@ def shape_leak_r2(run: Path, cohort: str) -> dict[str, float]:
 def report(runs: dict[str, Path], cohort: str) -> None:
     for name, run in runs.items():
         metrics = json.loads((run / "results/identify/main/metrics.json").read_text())
-        top1 = {m: f"{v['top1']:.1%} [{v['top1_ci'][0]:.1%}, {v['top1_ci'][1]:.1%}]"
-                for m, v in metrics["models"].items()}
+        top1 = {
+            m: f"{v['top1']:.1%} [{v['top1_ci'][0]:.1%}, {v['top1_ci'][1]:.1%}]"
+            for m, v in metrics["models"].items()
+        }
         r2 = shape_leak_r2(run, cohort)
         print(f"{name}: chance {metrics['chance']:.1%}; top-1 {top1}")
-        print("  shape -> mean expression error, R^2 per component",
-              {c: round(v, 2) for c, v in r2.items()})
+        print(
+            "  shape -> mean expression error, R^2 per component",
+            {c: round(v, 2) for c, v in r2.items()},
+        )
 
 
 def main() -> None:
@@ -83,9 +90,21 @@ def main() -> None:
     shutil.copy2(run / "results/flame/model.json", out / "results/flame/model.json")
     n = exact_landmark_tables(run, out, args.cohort)
     print(f"{n} landmark tables with exact landmarks")
-    cmd = [sys.executable, "-m", "snakemake", "results/identify/main/metrics.json", "--cores", str(args.cores),
-           "--configfile", *CONFIGS, *args.configfile, "--directory", str(out),
-           "--rerun-triggers", "mtime"]  # only what depends on the rewritten tables reruns
+    cmd = [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "results/identify/main/metrics.json",
+        "--cores",
+        str(args.cores),
+        "--configfile",
+        *CONFIGS,
+        *args.configfile,
+        "--directory",
+        str(out),
+        "--rerun-triggers",
+        "mtime",
+    ]  # only what depends on the rewritten tables reruns
     print(" ".join(cmd))
     if rc := subprocess.call(cmd):
         sys.exit(rc)

@@ -39,8 +39,9 @@ DURATION_S = 1872.0
 FPS = 30.0
 
 
-def candor_shaped_manifest(videos_dir: Path, conversations: int = CONVERSATIONS,
-                           speakers: int = SPEAKERS, seed: int = 0) -> pd.DataFrame:
+def candor_shaped_manifest(
+    videos_dir: Path, conversations: int = CONVERSATIONS, speakers: int = SPEAKERS, seed: int = 0
+) -> pd.DataFrame:
     """Manifest rows of a CANDOR-shaped cohort, with an empty placeholder file per video.
 
     Every speaker takes part in at least one conversation (most in one, some in several,
@@ -49,8 +50,9 @@ def candor_shaped_manifest(videos_dir: Path, conversations: int = CONVERSATIONS,
     rng = np.random.default_rng(seed)
     speaker_ids = [f"{i:08x}{rng.integers(0, 2**32):08x}" for i in range(speakers)]
     # 2 * conversations seats: every speaker once, the remaining seats drawn at random
-    seats = np.array(list(range(speakers))
-                     + list(rng.integers(0, speakers, 2 * conversations - speakers)))
+    seats = np.array(
+        list(range(speakers)) + list(rng.integers(0, speakers, 2 * conversations - speakers))
+    )
     for _ in range(1000):  # reshuffle until nobody talks to themselves
         rng.shuffle(seats)
         if not (seats[0::2] == seats[1::2]).any():
@@ -63,17 +65,26 @@ def candor_shaped_manifest(videos_dir: Path, conversations: int = CONVERSATIONS,
         session = f"{c:04x}{rng.integers(0, 2**48):012x}"
         for channel, (me, partner) in enumerate(((a, b), (b, a))):
             video = videos_dir / session / f"{speaker_ids[me]}.mp4"
-            rows.append({
-                "session_id": session, "speaker_id": speaker_ids[me], "video": str(video),
-                "fps": FPS, "n_frames": int(DURATION_S * FPS), "width": 1280, "height": 720,
-                "duration_s": DURATION_S, "partner_id": speaker_ids[partner],
-                "channel": "LR"[channel], "status": "ok", "reason": None,
-            })
+            rows.append(
+                {
+                    "session_id": session,
+                    "speaker_id": speaker_ids[me],
+                    "video": str(video),
+                    "fps": FPS,
+                    "n_frames": int(DURATION_S * FPS),
+                    "width": 1280,
+                    "height": 720,
+                    "duration_s": DURATION_S,
+                    "partner_id": speaker_ids[partner],
+                    "channel": "LR"[channel],
+                    "status": "ok",
+                    "reason": None,
+                }
+            )
     return pd.DataFrame(rows)
 
 
-def prepare(workdir: Path, conversations: int = CONVERSATIONS, speakers: int = SPEAKERS
-            ) -> dict:
+def prepare(workdir: Path, conversations: int = CONVERSATIONS, speakers: int = SPEAKERS) -> dict:
     """Scratch cohort under ``workdir``: placeholder videos, the user table the config
     names, the manifest the DAG reads, and the config override. Returns the override."""
     from facedyn.cohort.indexers import write_manifest
@@ -88,8 +99,11 @@ def prepare(workdir: Path, conversations: int = CONVERSATIONS, speakers: int = S
     # What `rule manifest` would write after probing every video: written here so that
     # nothing is decoded (the checkpoint has no inputs for dataset.kind: manifest and its
     # output exists, so Snakemake takes it as done).
-    write_manifest(df, workdir / "results/cohort/manifest.parquet",
-                   {"dataset_kind": "manifest", "table": str(table)})
+    write_manifest(
+        df,
+        workdir / "results/cohort/manifest.parquet",
+        {"dataset_kind": "manifest", "table": str(table)},
+    )
     override = {"run_name": "candor_scale", "dataset": {"kind": "manifest", "table": str(table)}}
     (workdir / "scale.yaml").write_text(yaml.safe_dump(override))
     return override
@@ -98,12 +112,26 @@ def prepare(workdir: Path, conversations: int = CONVERSATIONS, speakers: int = S
 def dry_run(workdir: Path, *extra: str, targets: tuple[str, ...] = ()) -> dict:
     """Time ``snakemake -n`` of ``targets`` (default: the default target); count its jobs
     per rule."""
-    cmd = [SNAKEMAKE, "-n", "-s", str(ROOT / "Snakefile"), "--directory", str(workdir),
-           "--cores", "2", *extra, "--configfile", str(ROOT / "config/config.yaml"),
-           str(workdir / "scale.yaml"), "--", *targets]
+    cmd = [
+        SNAKEMAKE,
+        "-n",
+        "-s",
+        str(ROOT / "Snakefile"),
+        "--directory",
+        str(workdir),
+        "--cores",
+        "2",
+        *extra,
+        "--configfile",
+        str(ROOT / "config/config.yaml"),
+        str(workdir / "scale.yaml"),
+        "--",
+        *targets,
+    ]
     start = time.perf_counter()
-    res = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True,
-                         env={**os.environ, "PYTHONHASHSEED": "0"})
+    res = subprocess.run(
+        cmd, cwd=workdir, capture_output=True, text=True, env={**os.environ, "PYTHONHASHSEED": "0"}
+    )
     seconds = time.perf_counter() - start
     if res.returncode != 0:
         raise RuntimeError(f"snakemake -n failed ({res.returncode}):\n{res.stderr[-4000:]}")
@@ -128,19 +156,26 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--conversations", type=int, default=CONVERSATIONS)
     parser.add_argument("--speakers", type=int, default=SPEAKERS)
-    parser.add_argument("--workdir", type=Path, default=None,
-                        help="scratch folder (default: a temporary one, removed afterwards)")
+    parser.add_argument(
+        "--workdir",
+        type=Path,
+        default=None,
+        help="scratch folder (default: a temporary one, removed afterwards)",
+    )
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="dag_scale_") as tmp:
         workdir = args.workdir or Path(tmp)
         start = time.perf_counter()
         prepare(workdir, args.conversations, args.speakers)
         setup_s = time.perf_counter() - start
-        record = {"conversations": args.conversations, "videos": 2 * args.conversations,
-                  "setup_seconds": round(setup_s, 2),
-                  "dry_run": dry_run(workdir),
-                  "dry_run_quiet": dry_run(workdir, "--quiet", "rules"),
-                  "cpus": os.cpu_count()}
+        record = {
+            "conversations": args.conversations,
+            "videos": 2 * args.conversations,
+            "setup_seconds": round(setup_s, 2),
+            "dry_run": dry_run(workdir),
+            "dry_run_quiet": dry_run(workdir, "--quiet", "rules"),
+            "cpus": os.cpu_count(),
+        }
     print(json.dumps(record, indent=1))
     return 0
 

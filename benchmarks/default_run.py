@@ -46,8 +46,9 @@ def stage_of(record: Path, benchmarks: Path) -> str:
 
 def stage_table(benchmarks: Path) -> list[dict[str, Any]]:
     """Jobs, summed wall seconds and summed CPU seconds per stage."""
-    rows: dict[str, dict[str, float]] = defaultdict(lambda: {"jobs": 0, "wall_s": 0.0,
-                                                             "cpu_s": 0.0})
+    rows: dict[str, dict[str, float]] = defaultdict(
+        lambda: {"jobs": 0, "wall_s": 0.0, "cpu_s": 0.0}
+    )
     for record in sorted(benchmarks.rglob("*.tsv")):
         table = pd.read_csv(record, sep="\t")
         stage = rows[stage_of(record, benchmarks)]
@@ -62,30 +63,37 @@ def headline(results: Path) -> dict[str, dict[str, float]]:
     out = {}
     for path in sorted(results.glob("identify/*/metrics.json")):
         models = json.loads(path.read_text()).get("models", {})
-        out[path.parent.name] = {name: {"top1": m.get("top1"), "top1_ci": m.get("top1_ci")}
-                                 for name, m in models.items()}
+        out[path.parent.name] = {
+            name: {"top1": m.get("top1"), "top1_ci": m.get("top1_ci")} for name, m in models.items()
+        }
     return out
 
 
 def markdown(report: dict[str, Any]) -> str:
-    lines = [f"`python benchmarks/default_run.py --cores {report['cores']}` on "
-             f"{report['cpu_count']} CPU cores, commit {report['commit']}, {report['date']}:",
-             "",
-             f"- **wall time: {report['wall_s'] / 60:.1f} min** for {report['jobs']} jobs "
-             f"(`snakemake --cores {report['cores']}`);",
-             "- each stage's jobs (Snakemake benchmark records: wall and CPU time summed over "
-             "the stage's jobs; CPU time is what the stage costs on any number of cores):",
-             "",
-             "| stage | jobs | wall s (sum) | CPU min (sum) |", "|---|---|---|---|"]
+    lines = [
+        f"`python benchmarks/default_run.py --cores {report['cores']}` on "
+        f"{report['cpu_count']} CPU cores, commit {report['commit']}, {report['date']}:",
+        "",
+        f"- **wall time: {report['wall_s'] / 60:.1f} min** for {report['jobs']} jobs "
+        f"(`snakemake --cores {report['cores']}`);",
+        "- each stage's jobs (Snakemake benchmark records: wall and CPU time summed over "
+        "the stage's jobs; CPU time is what the stage costs on any number of cores):",
+        "",
+        "| stage | jobs | wall s (sum) | CPU min (sum) |",
+        "|---|---|---|---|",
+    ]
     for row in report["stages"]:
-        lines.append(f"| {row['stage']} | {row['jobs']} | {row['wall_s']:.0f} | "
-                     f"{row['cpu_s'] / 60:.1f} |")
+        lines.append(
+            f"| {row['stage']} | {row['jobs']} | {row['wall_s']:.0f} | {row['cpu_s'] / 60:.1f} |"
+        )
     lines += ["", "| experiment | model | top-1 [95 % CI] |", "|---|---|---|"]
     for experiment, models in report["top1"].items():
         for model, m in models.items():
             lo, hi = m["top1_ci"] or (float("nan"), float("nan"))
-            lines.append(f"| {experiment} | {model} | {100 * m['top1']:.1f} % "
-                         f"[{100 * lo:.1f}, {100 * hi:.1f}] |")
+            lines.append(
+                f"| {experiment} | {model} | {100 * m['top1']:.1f} % "
+                f"[{100 * lo:.1f}, {100 * hi:.1f}] |"
+            )
     return "\n".join(lines)
 
 
@@ -104,31 +112,54 @@ def write_docs(text: str, doc: Path = DOC) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--cores", type=int, default=8)
-    ap.add_argument("--workdir", type=Path, default=None,
-                    help="where to clone (default: a new temporary folder, kept)")
+    ap.add_argument(
+        "--workdir",
+        type=Path,
+        default=None,
+        help="where to clone (default: a new temporary folder, kept)",
+    )
     ap.add_argument("--write-docs", action="store_true")
     args = ap.parse_args()
     work = args.workdir or Path(tempfile.mkdtemp(prefix="facedyn-default-run-"))
     clone = work / "facedyn"
     subprocess.run(["git", "clone", "--quiet", str(ROOT), str(clone)], check=True)
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=clone, check=True,
-                            capture_output=True, text=True).stdout.strip()
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
-        [str(clone / "src"), *filter(None, [os.environ.get("PYTHONPATH")])])}
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"],
+        cwd=clone,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(
+            [str(clone / "src"), *filter(None, [os.environ.get("PYTHONPATH")])]
+        ),
+    }
     log = work / "snakemake.log"
     start = time.perf_counter()
     with log.open("w") as fh:
-        proc = subprocess.run([sys.executable, "-m", "snakemake", "--cores", str(args.cores)],
-                              cwd=clone, env=env, stdout=fh, stderr=subprocess.STDOUT)
+        proc = subprocess.run(
+            [sys.executable, "-m", "snakemake", "--cores", str(args.cores)],
+            cwd=clone,
+            env=env,
+            stdout=fh,
+            stderr=subprocess.STDOUT,
+        )
     wall = time.perf_counter() - start
     if proc.returncode:
         raise SystemExit(f"snakemake failed (exit {proc.returncode}); see {log}")
     done = re.findall(r"(\d+) of (\d+) steps \(100%\) done", log.read_text())
-    report = {"commit": commit, "date": datetime.date.today().isoformat(), "cores": args.cores,
-              "cpu_count": os.cpu_count(), "wall_s": wall,
-              "jobs": int(done[-1][1]) if done else None,
-              "stages": stage_table(clone / "results" / "benchmarks"),
-              "top1": headline(clone / "results")}
+    report = {
+        "commit": commit,
+        "date": datetime.date.today().isoformat(),
+        "cores": args.cores,
+        "cpu_count": os.cpu_count(),
+        "wall_s": wall,
+        "jobs": int(done[-1][1]) if done else None,
+        "stages": stage_table(clone / "results" / "benchmarks"),
+        "top1": headline(clone / "results"),
+    }
     out = clone / "results" / "benchmarks" / "default_run.json"
     out.write_text(json.dumps(report, indent=2))
     text = markdown(report)

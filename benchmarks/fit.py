@@ -44,8 +44,13 @@ class FullMeshLandmarks(nn.Module):
         self.flame = flame
         self.v_template = flame.v_template
 
-    def forward(self, shape: torch.Tensor | None = None, expression: torch.Tensor | None = None,
-                pose: torch.Tensor | None = None, kind: str = "2d") -> torch.Tensor:
+    def forward(
+        self,
+        shape: torch.Tensor | None = None,
+        expression: torch.Tensor | None = None,
+        pose: torch.Tensor | None = None,
+        kind: str = "2d",
+    ) -> torch.Tensor:
         return self.flame.landmarks(shape, expression, pose, kind=kind)
 
 
@@ -74,8 +79,13 @@ def known_track(flame: FLAME, n_frames: int, n_moving: int = 15, seed: int = 0):
     trans = np.tile([0.0, -0.03, -0.55], (n_frames, 1))
     f = lambda a: torch.as_tensor(a, dtype=torch.float32)  # noqa: E731
     with torch.no_grad():
-        lmk = project(flame.landmark_model()(f(shape), f(expr), f(pose), kind="2d"), f(trans),
-                      focal_from_fov(320, 60.0), 159.5, 119.5).numpy()
+        lmk = project(
+            flame.landmark_model()(f(shape), f(expr), f(pose), kind="2d"),
+            f(trans),
+            focal_from_fov(320, 60.0),
+            159.5,
+            119.5,
+        ).numpy()
     return lmk, t, expr[:, :n_moving], pose[:, 6]
 
 
@@ -83,24 +93,37 @@ def compare_solvers(flame: FLAME, n_frames: int) -> None:
     lmk, t, expr, jaw = known_track(flame, n_frames)
     frames = np.arange(n_frames)
     model = flame.landmark_model()
-    print(f"| solver, budget ({n_frames} frames, {flame.n_shape} shape / {flame.n_expr} "
-          "expression, exact landmarks, 1 CPU thread) | objective | expression RMSE | "
-          "expression r (median) | jaw r | s |")
+    print(
+        f"| solver, budget ({n_frames} frames, {flame.n_shape} shape / {flame.n_expr} "
+        "expression, exact landmarks, 1 CPU thread) | objective | expression RMSE | "
+        "expression r (median) | jaw r | s |"
+    )
     print("|---|---|---|---|---|---|")
-    budgets = [("adam", 30, 60), ("adam", 30, 200), ("adam", 30, 600),
-               ("lm", 1, 2), ("lm", 2, 5), ("lm", 4, 12)]
+    budgets = [
+        ("adam", 30, 60),
+        ("adam", 30, 200),
+        ("adam", 30, 600),
+        ("lm", 1, 2),
+        ("lm", 2, 5),
+        ("lm", 4, 12),
+    ]
     for solver, rigid, full in budgets:
-        keys = ({"rigid_iterations": rigid, "iterations": full} if solver == "adam"
-                else {"lm_rigid_iterations": rigid, "lm_iterations": full})
+        keys = (
+            {"rigid_iterations": rigid, "iterations": full}
+            if solver == "adam"
+            else {"lm_rigid_iterations": rigid, "lm_iterations": full}
+        )
         settings = FitSettings(n_shape=flame.n_shape, n_expr=flame.n_expr, solver=solver, **keys)
         start = time.perf_counter()
         res = fit_landmarks(lmk, frames, t, 320, 240, model, settings)
         seconds = time.perf_counter() - start
-        fitted = res.expression[:, :expr.shape[1]]
+        fitted = res.expression[:, : expr.shape[1]]
         r = [np.corrcoef(fitted[:, k], expr[:, k])[0, 1] for k in range(expr.shape[1])]
-        print(f"| {solver}, {rigid}+{full} | {res.loss_history[-1]:.3f} | "
-              f"{np.sqrt(((fitted - expr) ** 2).mean()):.3f} | {np.median(r):.3f} | "
-              f"{np.corrcoef(res.jaw[:, 0], jaw)[0, 1]:.3f} | {seconds:.1f} |")
+        print(
+            f"| {solver}, {rigid}+{full} | {res.loss_history[-1]:.3f} | "
+            f"{np.sqrt(((fitted - expr) ** 2).mean()):.3f} | {np.median(r):.3f} | "
+            f"{np.corrcoef(res.jaw[:, 0], jaw)[0, 1]:.3f} | {seconds:.1f} |"
+        )
 
 
 def main() -> None:
@@ -111,17 +134,26 @@ def main() -> None:
     ap.add_argument("--n-expr", type=int, default=50)
     ap.add_argument("--iterations", type=int, default=60)
     ap.add_argument("--rigid-iterations", type=int, default=30)
-    ap.add_argument("--solvers", action="store_true",
-                    help="compare Adam and Levenberg-Marquardt on a track with known parameters")
+    ap.add_argument(
+        "--solvers",
+        action="store_true",
+        help="compare Adam and Levenberg-Marquardt on a track with known parameters",
+    )
     args = ap.parse_args()
     torch.set_num_threads(1)
-    head = write_synthetic_flame("results/benchmarks/head", n_shape=args.n_shape, n_expr=args.n_expr)
+    head = write_synthetic_flame(
+        "results/benchmarks/head", n_shape=args.n_shape, n_expr=args.n_expr
+    )
     flame = load_flame(head["model"], args.n_shape, args.n_expr, head["landmark_embedding"])
     if args.solvers:
         compare_solvers(flame, args.frames)
         return
-    settings = FitSettings(n_shape=args.n_shape, n_expr=args.n_expr, iterations=args.iterations,
-                           rigid_iterations=args.rigid_iterations)
+    settings = FitSettings(
+        n_shape=args.n_shape,
+        n_expr=args.n_expr,
+        iterations=args.iterations,
+        rigid_iterations=args.rigid_iterations,
+    )
     lmk, frames, times = load_track(args.frames)
 
     start = time.perf_counter()
@@ -131,15 +163,21 @@ def main() -> None:
     reference = FullMeshLandmarks(flame)
     start = time.perf_counter()
     for k in range(args.reference_frames):
-        fit_landmarks(lmk[k:k + 1], frames[k:k + 1], times[k:k + 1], 320, 240, reference, settings)
+        fit_landmarks(
+            lmk[k : k + 1], frames[k : k + 1], times[k : k + 1], 320, 240, reference, settings
+        )
     reference_fps = args.reference_frames / (time.perf_counter() - start)
 
-    print(f"| fitter, {args.n_shape} shape / {args.n_expr} expression, "
-          f"{args.rigid_iterations}+{args.iterations} Adam steps, 1 CPU thread | frames/s |")
+    print(
+        f"| fitter, {args.n_shape} shape / {args.n_expr} expression, "
+        f"{args.rigid_iterations}+{args.iterations} Adam steps, 1 CPU thread | frames/s |"
+    )
     print("|---|---|")
     print(f"| batched, landmark-only fast path ({len(lmk)} frames) | {batched_fps:.1f} |")
-    print(f"| reference: frame by frame, full mesh ({args.reference_frames} frames) "
-          f"| {reference_fps:.2f} |")
+    print(
+        f"| reference: frame by frame, full mesh ({args.reference_frames} frames) "
+        f"| {reference_fps:.2f} |"
+    )
     print(f"| speed-up | {batched_fps / reference_fps:.0f}x |")
     if torch.cuda.is_available():
         gpu = flame.to("cuda").landmark_model()
@@ -148,7 +186,9 @@ def main() -> None:
         start = time.perf_counter()
         fit_landmarks(lmk, frames, times, 320, 240, gpu, settings)
         torch.cuda.synchronize()
-        print(f"| batched on {torch.cuda.get_device_name()} | {len(lmk) / (time.perf_counter() - start):.0f} |")
+        print(
+            f"| batched on {torch.cuda.get_device_name()} | {len(lmk) / (time.perf_counter() - start):.0f} |"
+        )
 
 
 if __name__ == "__main__":

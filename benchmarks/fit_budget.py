@@ -36,8 +36,10 @@ def main() -> None:
     torch.set_num_threads(1)
     videos = sorted(Path("results/landmarks").glob("*/*.parquet"))[: args.videos]
     modes = head_expression_modes(json.loads(Path(MODEL).read_text())["model"])
-    print("| Adam steps (rigid + full) | expression r, modes | expression r, components | "
-          "jaw opening r | NME | CPU s / video |")
+    print(
+        "| Adam steps (rigid + full) | expression r, modes | expression r, components | "
+        "jaw opening r | NME | CPU s / video |"
+    )
     print("|---|---|---|---|---|---|")
     with tempfile.TemporaryDirectory() as tmp:
         for budget in args.budgets.split(","):
@@ -51,11 +53,15 @@ def main() -> None:
                 run_fit(video, MODEL, out, fit)
                 outs.append(out)
             cpu = (time.process_time() - start) / len(videos)
-            _, _, s = cohort_quality([(o, TRUTH / o.parent.name / o.name) for o in outs],
-                                     modes=modes)
-            print(f"| {rigid} + {full} | {s['expression_mode_r_median']:.2f} | "
-                  f"{s['expression_r_median']:.2f} | {s['jaw_open_r_median']:.2f} | "
-                  f"{s['nme_median']:.3f} | {cpu:.1f} |", flush=True)
+            _, _, s = cohort_quality(
+                [(o, TRUTH / o.parent.name / o.name) for o in outs], modes=modes
+            )
+            print(
+                f"| {rigid} + {full} | {s['expression_mode_r_median']:.2f} | "
+                f"{s['expression_r_median']:.2f} | {s['jaw_open_r_median']:.2f} | "
+                f"{s['nme_median']:.3f} | {cpu:.1f} |",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

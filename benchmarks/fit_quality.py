@@ -57,9 +57,11 @@ TRUTH = Path("resources/synthetic/default/truth/frames")
 MODEL = "results/flame/model.json"
 COMPONENTS = Path("resources/flame/synthetic/components.json")
 DENSE = Path("resources/flame/synthetic/mediapipe_landmark_embedding.npz")
-NAMES = ({f"expr_{c['index']:03d}": c["name"]
-          for c in json.loads(COMPONENTS.read_text())["expression"]}
-         if COMPONENTS.is_file() else {})
+NAMES = (
+    {f"expr_{c['index']:03d}": c["name"] for c in json.loads(COMPONENTS.read_text())["expression"]}
+    if COMPONENTS.is_file()
+    else {}
+)
 
 
 def default_fit_settings() -> dict[str, Any]:
@@ -91,12 +93,16 @@ def measure_detector_error(detected: list[Path]) -> dict[str, np.ndarray]:
         centred = err - err.mean(0)
         sds.append(centred.std(0))
         lag1.append((centred[1:] * centred[:-1]).mean(0) / np.maximum(centred.var(0), 1e-12))
-    return {"offset_sd": np.std(means, axis=0), "sd": np.mean(sds, axis=0),
-            "lag1": np.clip(np.mean(lag1, axis=0), 0.0, 0.99)}
+    return {
+        "offset_sd": np.std(means, axis=0),
+        "sd": np.mean(sds, axis=0),
+        "lag1": np.clip(np.mean(lag1, axis=0), 0.0, 0.99),
+    }
 
 
-def noisy_true_landmark_table(detected: Path, out: Path, error: dict[str, np.ndarray],
-                              rng: np.random.Generator) -> Path:
+def noisy_true_landmark_table(
+    detected: Path, out: Path, error: dict[str, np.ndarray], rng: np.random.Generator
+) -> Path:
     """(b): the exact landmarks at the detected table's frames plus dlib-like error."""
     df, meta, _, true = _aligned(detected)
     n = len(df)
@@ -136,10 +142,16 @@ def dense_model_json(dense: Path, out: Path) -> Path:
     from facedyn.flame.summary import describe_flame_model
 
     info = json.loads(Path(MODEL).read_text())
-    describe_flame_model(info["model"], info["landmark_embedding"], out,
-                         n_shape=info["n_shape"], n_expr=info["n_expr"],
-                         yaw_sign=info["yaw_sign"], synthetic=info["synthetic"],
-                         dense_embedding=dense)
+    describe_flame_model(
+        info["model"],
+        info["landmark_embedding"],
+        out,
+        n_shape=info["n_shape"],
+        n_expr=info["n_expr"],
+        yaw_sign=info["yaw_sign"],
+        synthetic=info["synthetic"],
+        dense_embedding=dense,
+    )
     return out
 
 
@@ -148,12 +160,17 @@ def main() -> None:
     ap.add_argument("--videos", type=int, default=12)
     ap.add_argument("--oracle-sigma", type=float, default=0.01)
     ap.add_argument("--workers", type=int, default=2)
-    ap.add_argument("--solver", choices=["adam", "lm"], default=None,
-                    help="fit.solver (default: the schema's)")
+    ap.add_argument(
+        "--solver", choices=["adam", "lm"], default=None, help="fit.solver (default: the schema's)"
+    )
     ap.add_argument("--seed", type=int, default=0, help="seed of the drawn detector error")
-    ap.add_argument("--dense-embedding", type=Path, default=DENSE,
-                    help="dense embedding for the '(c) mediapipe + dense points' row "
-                         "(default: the synthetic head's, when a run has measured it)")
+    ap.add_argument(
+        "--dense-embedding",
+        type=Path,
+        default=DENSE,
+        help="dense embedding for the '(c) mediapipe + dense points' row "
+        "(default: the synthetic head's, when a run has measured it)",
+    )
     args = ap.parse_args()
     detected = [Path(p) for p in sorted(glob.glob("results/landmarks/*/*.parquet"))]
     detected = detected[: args.videos]
@@ -164,21 +181,31 @@ def main() -> None:
         fit["solver"] = args.solver
     error = measure_detector_error(detected)
     results: dict[str, Any] = {
-        "videos": len(detected), "fit": fit,
-        "dlib_error": {k: float(np.median(v)) for k, v in error.items()}}
+        "videos": len(detected),
+        "fit": fit,
+        "dlib_error": {k: float(np.median(v)) for k, v in error.items()},
+    }
     rng = np.random.default_rng(args.seed)
     modes = head_expression_modes(json.loads(Path(MODEL).read_text())["model"])
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        truth_lmk = [with_true_landmarks(p, TRUTH / p.parent.name / p.name,
-                                         root / "lmk" / p.parent.name / p.name)
-                     for p in detected]
-        noisy_lmk = [noisy_true_landmark_table(p, root / "noisy" / p.parent.name / p.name,
-                                               error, rng) for p in detected]
+        truth_lmk = [
+            with_true_landmarks(
+                p, TRUTH / p.parent.name / p.name, root / "lmk" / p.parent.name / p.name
+            )
+            for p in detected
+        ]
+        noisy_lmk = [
+            noisy_true_landmark_table(p, root / "noisy" / p.parent.name / p.name, error, rng)
+            for p in detected
+        ]
         variants = {
             "(a) true landmarks": (truth_lmk, fit, MODEL),
-            f"(a) true landmarks, landmark_sigma {args.oracle_sigma}":
-                (truth_lmk, {**fit, "landmark_sigma": args.oracle_sigma}, MODEL),
+            f"(a) true landmarks, landmark_sigma {args.oracle_sigma}": (
+                truth_lmk,
+                {**fit, "landmark_sigma": args.oracle_sigma},
+                MODEL,
+            ),
             "(b) true landmarks + dlib-like error": (noisy_lmk, fit, MODEL),
             "(c) dlib": (detected, fit, MODEL),
         }
@@ -186,8 +213,9 @@ def main() -> None:
             from facedyn.face.mediapipe_backend import MediaPipeBackend
 
             backend = MediaPipeBackend()
-            mp_lmk = [mediapipe_table(p, root / "mp" / p.parent.name / p.name, backend)
-                      for p in detected]
+            mp_lmk = [
+                mediapipe_table(p, root / "mp" / p.parent.name / p.name, backend) for p in detected
+            ]
             backend.close()
             variants["(c) mediapipe"] = (mp_lmk, fit, MODEL)
             if args.dense_embedding.is_file():
@@ -198,26 +226,40 @@ def main() -> None:
             outs = [root / slug / p.parent.name / p.name for p in inputs]
             start = time.perf_counter()
             with ProcessPoolExecutor(args.workers) as pool:
-                list(pool.map(_fit, [(str(i), str(o), settings, model)
-                                     for i, o in zip(inputs, outs, strict=True)]))
+                list(
+                    pool.map(
+                        _fit,
+                        [
+                            (str(i), str(o), settings, model)
+                            for i, o in zip(inputs, outs, strict=True)
+                        ],
+                    )
+                )
             seconds = time.perf_counter() - start
             _, _, summary = cohort_quality(
-                [(o, TRUTH / o.parent.name / o.name) for o in outs], modes=modes)
+                [(o, TRUTH / o.parent.name / o.name) for o in outs], modes=modes
+            )
             summary["seconds_per_video"] = seconds * args.workers / len(outs)
             results[name] = summary
-    print("| landmarks | expression r, dominant modes (median) | "
-          "expression r, dominant components (median) | per component | "
-          "jaw opening r (median, IQR) | shape RMSE (sd) | NME median | s per video |")
+    print(
+        "| landmarks | expression r, dominant modes (median) | "
+        "expression r, dominant components (median) | per component | "
+        "jaw opening r (median, IQR) | shape RMSE (sd) | NME median | s per video |"
+    )
     print("|---|---|---|---|---|---|---|---|")
     for name in variants:
         s = results[name]
-        comps = ", ".join(f"{NAMES.get(c, c)} {r:.2f}" for c, r in s["expression_r_by_component"].items())
+        comps = ", ".join(
+            f"{NAMES.get(c, c)} {r:.2f}" for c, r in s["expression_r_by_component"].items()
+        )
         lo, hi = s["jaw_open_r_iqr"]
-        print(f"| {name} | {s['expression_mode_r_median']:.2f} | "
-              f"{s['expression_r_median']:.2f} | {comps} | "
-              f"{s['jaw_open_r_median']:.2f} ({lo:.2f}-{hi:.2f}) | "
-              f"{s['shape_rmse_median']:.2f} | {s['nme_median']:.3f} | "
-              f"{s['seconds_per_video']:.1f} |")
+        print(
+            f"| {name} | {s['expression_mode_r_median']:.2f} | "
+            f"{s['expression_r_median']:.2f} | {comps} | "
+            f"{s['jaw_open_r_median']:.2f} ({lo:.2f}-{hi:.2f}) | "
+            f"{s['shape_rmse_median']:.2f} | {s['nme_median']:.3f} | "
+            f"{s['seconds_per_video']:.1f} |"
+        )
     atomic_write_json("results/benchmarks/fit_quality.json", results)
 
 

@@ -45,10 +45,17 @@ def explained(y: np.ndarray, x: np.ndarray) -> float:
 
 def main() -> None:
     if not MODEL.is_file():
-        raise SystemExit("needs results/flame/model.json: snakemake --cores 2 results/flame/model.json")
+        raise SystemExit(
+            "needs results/flame/model.json: snakemake --cores 2 results/flame/model.json"
+        )
     info = json.loads(MODEL.read_text())
-    flame = load_flame(info["model"], info["n_shape"], info["n_expr"],
-                       info["landmark_embedding"], dtype=torch.float64)
+    flame = load_flame(
+        info["model"],
+        info["n_shape"],
+        info["n_expr"],
+        info["landmark_embedding"],
+        dtype=torch.float64,
+    )
     lmk = flame.landmark_model()
     n_shape, n_expr = flame.n_shape, flame.n_expr
 
@@ -63,8 +70,9 @@ def main() -> None:
     mesh_expr = flame.shapedirs[:, :2, n_shape:].reshape(-1, n_expr).numpy()
     names = {k: f"expr_{k:03d}" for k in range(n_expr)}
     if COMPONENTS.is_file():
-        names.update({c["index"]: c["name"]
-                      for c in json.loads(COMPONENTS.read_text())["expression"]})
+        names.update(
+            {c["index"]: c["name"] for c in json.loads(COMPONENTS.read_text())["expression"]}
+        )
     if QUALITY.is_file():
         dominant = [int(c[-3:]) for c in json.loads(QUALITY.read_text())["dominant_components"]]
     else:
@@ -72,25 +80,35 @@ def main() -> None:
     rows: list[dict[str, Any]] = []
     for k in dominant:
         others = [d for d in dominant if d != k]
-        rows.append({
-            "component": names[k],
-            "landmark_motion_mm": 1000 * float(np.linalg.norm(j_expr[:, k])),
-            "r2_other_dominant_68": explained(j_expr[:, k], j_expr[:, others]),
-            "r2_other_expression_68": explained(j_expr[:, k], np.delete(j_expr, k, axis=1)),
-            "r2_shape_68": explained(j_expr[:, k], j_shape),
-            "r2_other_dominant_mesh": explained(mesh_expr[:, k], mesh_expr[:, others]),
-        })
+        rows.append(
+            {
+                "component": names[k],
+                "landmark_motion_mm": 1000 * float(np.linalg.norm(j_expr[:, k])),
+                "r2_other_dominant_68": explained(j_expr[:, k], j_expr[:, others]),
+                "r2_other_expression_68": explained(j_expr[:, k], np.delete(j_expr, k, axis=1)),
+                "r2_shape_68": explained(j_expr[:, k], j_shape),
+                "r2_other_dominant_mesh": explained(mesh_expr[:, k], mesh_expr[:, others]),
+            }
+        )
     singular = np.linalg.svd(mesh_expr, compute_uv=False)
-    print("| component | landmark motion (mm per unit) | R^2 on other dominant, 68 | on all other "
-          "expression, 68 | on shape, 68 | on other dominant, every vertex |")
+    print(
+        "| component | landmark motion (mm per unit) | R^2 on other dominant, 68 | on all other "
+        "expression, 68 | on shape, 68 | on other dominant, every vertex |"
+    )
     print("|---|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['component']} | {r['landmark_motion_mm']:.1f} | {r['r2_other_dominant_68']:.3f}"
-              f" | {r['r2_other_expression_68']:.3f} | {r['r2_shape_68']:.3f} | "
-              f"{r['r2_other_dominant_mesh']:.3f} |")
-    print(f"expression basis: {n_expr} components, rank {int((singular > 1e-9 * singular[0]).sum())}")
-    atomic_write_json("results/benchmarks/identifiability.json",
-                      {"components": rows, "singular_values_m": singular.tolist()})
+        print(
+            f"| {r['component']} | {r['landmark_motion_mm']:.1f} | {r['r2_other_dominant_68']:.3f}"
+            f" | {r['r2_other_expression_68']:.3f} | {r['r2_shape_68']:.3f} | "
+            f"{r['r2_other_dominant_mesh']:.3f} |"
+        )
+    print(
+        f"expression basis: {n_expr} components, rank {int((singular > 1e-9 * singular[0]).sum())}"
+    )
+    atomic_write_json(
+        "results/benchmarks/identifiability.json",
+        {"components": rows, "singular_values_m": singular.tolist()},
+    )
 
 
 if __name__ == "__main__":

@@ -51,20 +51,25 @@ def main() -> None:
         cpu_s += time.process_time() - c0
         frames += len(df)
         assert n_decoded == len(df)
-        truth = pd.read_parquet(args.root / "truth" / "frames" / row.session_id
-                                / f"{row.speaker_id}.parquet")
+        truth = pd.read_parquet(
+            args.root / "truth" / "frames" / row.session_id / f"{row.speaker_id}.parquet"
+        )
         target = landmarks_array(truth)[df["frame"]]
         nmes.append(nme(landmarks_array(df), target))
         rates.append(df["detected"].mean())
     errors = np.concatenate(nmes)
-    print(f"| landmarks, {args.backend}, {len(sessions)} videos at {args.fps:g} fps, 1 core "
-          "| |\n|---|---|")
+    print(
+        f"| landmarks, {args.backend}, {len(sessions)} videos at {args.fps:g} fps, 1 core "
+        "| |\n|---|---|"
+    )
     print(f"| processed frames | {frames:,.0f} |")
     print(f"| frames/s per core (decode + detect/track + landmarks) | {frames / total_s:.0f} |")
     print(f"| CPU time / wall time | {cpu_s / total_s:.2f} |")
     print(f"| of which decoding (share of time) | {decode_s / total_s:.0%} |")
     print(f"| detection rate | {np.mean(rates):.1%} |")
-    print(f"| NME vs truth: median / 90th pct | {np.nanmedian(errors):.3f} / {np.nanpercentile(errors, 90):.3f} |")
+    print(
+        f"| NME vs truth: median / 90th pct | {np.nanmedian(errors):.3f} / {np.nanpercentile(errors, 90):.3f} |"
+    )
 
 
 if __name__ == "__main__":

@@ -65,8 +65,11 @@ def settings_variants() -> dict[str, dict[str, Any]]:
     no upsampling or always one, landmarks on the frame itself."""
     default = schema_dlib_settings()
     plain = {**default, "min_score": 0.0, "min_predictor_px": 0}
-    return {"default": default, "upsample 0, score 0": {**plain, "upsample": 0},
-            "upsample 1, score 0": {**plain, "upsample": 1}}
+    return {
+        "default": default,
+        "upsample 0, score 0": {**plain, "upsample": 0},
+        "upsample 1, score 0": {**plain, "upsample": 1},
+    }
 
 
 def _measure(job: tuple[str, dict[str, Any], str | None, float]) -> dict[str, Any]:
@@ -77,8 +80,13 @@ def _measure(job: tuple[str, dict[str, Any], str | None, float]) -> dict[str, An
     c0 = time.process_time()
     df, meta = extract_landmarks(video, backend, FPS)
     cpu = time.process_time() - c0
-    out = {"frames": len(df), "detected": int(df["detected"].sum()), "cpu_s": cpu,
-           "status": meta["status"], "face_px": meta["face_px_median"]}
+    out = {
+        "frames": len(df),
+        "detected": int(df["detected"].sum()),
+        "cpu_s": cpu,
+        "status": meta["status"],
+        "face_px": meta["face_px_median"],
+    }
     if truth_path is not None:
         truth = pd.read_parquet(truth_path)
         target = scale_points(landmarks_array(truth)[df["frame"]], factor)
@@ -128,8 +136,11 @@ def main() -> None:
                 downscale_jobs.append((str(video), str(dst), factor))
                 scaled.append((label, str(dst if factor < 1 else video), factor, str(truth)))
         list(pool.map(_downscaled, downscale_jobs))
-        jobs = [(video, settings, truth, factor) for _, video, factor, truth in scaled
-                for settings in variants.values()]
+        jobs = [
+            (video, settings, truth, factor)
+            for _, video, factor, truth in scaled
+            for settings in variants.values()
+        ]
         keys = [(label, name) for label, *_ in scaled for name in variants]
         for (label, name), res in zip(keys, pool.map(_measure, jobs), strict=True):
             results["cohort"].setdefault(label, {}).setdefault(name, []).append(res)
@@ -146,8 +157,7 @@ def main() -> None:
                 path = root / f"texture_{k}_{size[0]}.mp4"
                 write_video(path, drifting_texture_frames(size, n_frames, rng))
                 free.append((str(size[0]), str(path)))
-        jobs = [(video, settings, None, 1.0) for _, video in free
-                for settings in variants.values()]
+        jobs = [(video, settings, None, 1.0) for _, video in free for settings in variants.values()]
         keys = [(width, name) for width, _ in free for name in variants]
         for (width, name), res in zip(keys, pool.map(_measure, jobs), strict=True):
             results["face_free"].setdefault(width, {}).setdefault(name, []).append(res)
@@ -162,25 +172,33 @@ def _totals(runs: list[dict[str, Any]]) -> tuple[int, int, float]:
 
 
 def print_tables(results: dict[str, Any], variants: dict[str, Any], n_videos: int) -> None:
-    print(f"| face size ({n_videos} cohort videos) | setting | detection | "
-          "NME median | frames/s per core |")
+    print(
+        f"| face size ({n_videos} cohort videos) | setting | detection | "
+        "NME median | frames/s per core |"
+    )
     print("|---|---|---|---|---|")
     for label, by_setting in results["cohort"].items():
         for name in variants:
             frames, detected, fps = _totals(by_setting[name])
             errors = np.concatenate([r["nme"] for r in by_setting[name]] + [[np.nan]])
-            print(f"| {label} | {name} | {detected / frames:.1%} | "
-                  f"{np.nanmedian(errors) if detected else np.nan:.3f} | {fps:.0f} |")
+            print(
+                f"| {label} | {name} | {detected / frames:.1%} | "
+                f"{np.nanmedian(errors) if detected else np.nan:.3f} | {fps:.0f} |"
+            )
     print()
-    print("| face-free videos | setting | videos | frames with a false face | statuses | "
-          "frames/s per core |")
+    print(
+        "| face-free videos | setting | videos | frames with a false face | statuses | "
+        "frames/s per core |"
+    )
     print("|---|---|---|---|---|---|")
     for width, by_setting in results["face_free"].items():
         for name in variants:
             frames, detected, fps = _totals(by_setting[name])
             statuses = pd.Series([r["status"] for r in by_setting[name]]).value_counts()
-            print(f"| width {width} | {name} | {len(by_setting[name])} | {detected} of {frames} "
-                  f"({detected / frames:.2%}) | {statuses.to_dict()} | {fps:.0f} |")
+            print(
+                f"| width {width} | {name} | {len(by_setting[name])} | {detected} of {frames} "
+                f"({detected / frames:.2%}) | {statuses.to_dict()} | {fps:.0f} |"
+            )
 
 
 if __name__ == "__main__":

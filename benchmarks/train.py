@@ -42,8 +42,16 @@ from facedyn.identify.train import TrainSettings, embed, speaker_labels, train_e
 
 FPS = 15.0
 N_FEATURES = 53
-CANDOR = {"speakers": 1429, "frames": 31_000_000, "n_folds": 3, "stride_s": 2.0,
-          "window_s": 8.0, "val_fraction": 0.1, "epochs": 30, "centroid_windows": 32}
+CANDOR = {
+    "speakers": 1429,
+    "frames": 31_000_000,
+    "n_folds": 3,
+    "stride_s": 2.0,
+    "window_s": 8.0,
+    "val_fraction": 0.1,
+    "epochs": 30,
+    "centroid_windows": 32,
+}
 
 
 def random_store(n_videos: int, rows_per_video: int, seed: int = 0) -> FeatureStore:
@@ -58,9 +66,13 @@ def random_store(n_videos: int, rows_per_video: int, seed: int = 0) -> FeatureSt
         speaker_id=np.array([f"p{v:04d}" for v in range(n_videos)], dtype=object),
         reason=[""] * n_videos,
         offsets=np.arange(n_videos + 1, dtype=np.int64) * rows_per_video,
-        time_s=t, frame=np.tile(np.arange(rows_per_video), n_videos), new_run=new_run,
+        time_s=t,
+        frame=np.tile(np.arange(rows_per_video), n_videos),
+        new_run=new_run,
         features=rng.standard_normal((n, N_FEATURES), dtype=np.float32),
-        feature_names=[f"f{k}" for k in range(N_FEATURES)], rate=FPS)
+        feature_names=[f"f{k}" for k in range(N_FEATURES)],
+        rate=FPS,
+    )
 
 
 def saved_activation_bytes(model: torch.nn.Module, x: torch.Tensor) -> int:
@@ -81,8 +93,7 @@ def saved_activation_bytes(model: torch.nn.Module, x: torch.Tensor) -> int:
     return sum(b for ptr, b in seen.items() if ptr not in params)
 
 
-def cuda_step_peak(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor,
-                   amp: bool) -> int:
+def cuda_step_peak(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, amp: bool) -> int:
     """Peak CUDA bytes of one full training step above the memory held before it."""
     from pytorch_metric_learning.losses import SupConLoss
 
@@ -103,17 +114,33 @@ def cuda_step_peak(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor,
     return torch.cuda.max_memory_allocated() - base
 
 
-def measure(encoder: str, device: str, threads: int | None, batch_size: int, steps: int,
-            store: FeatureStore, normalizer: Normalizer, embed_windows: int) -> dict[str, Any]:
+def measure(
+    encoder: str,
+    device: str,
+    threads: int | None,
+    batch_size: int,
+    steps: int,
+    store: FeatureStore,
+    normalizer: Normalizer,
+    embed_windows: int,
+) -> dict[str, Any]:
     """Training and embedding rates of one encoder on one device."""
     windows = make_windows(store, CANDOR["window_s"], 1.0)
     labels, _ = speaker_labels(store, windows)
     m = 4
-    ts = TrainSettings(epochs=2, m_per_class=m, classes_per_batch=batch_size // m,
-                       batches_per_epoch=steps, warmup_epochs=1, num_threads=threads, amp=True)
+    ts = TrainSettings(
+        epochs=2,
+        m_per_class=m,
+        classes_per_batch=batch_size // m,
+        batches_per_epoch=steps,
+        warmup_epochs=1,
+        num_threads=threads,
+        amp=True,
+    )
     es = EncoderSettings(encoder=encoder)
-    res = train_encoder(store, windows, labels, None, None, normalizer, es, ts, device, seed=0,
-                        progress=False)
+    res = train_encoder(
+        store, windows, labels, None, None, normalizer, es, ts, device, seed=0, progress=False
+    )
     # epoch 1 warms up (allocator, kernels, caches); epoch 2 is the measurement
     train_rate = steps * res.batch_size / res.history[1]["seconds"]
     subset = windows.subset(np.linspace(0, len(windows) - 1, embed_windows).astype(np.int64))
@@ -141,14 +168,22 @@ def measure(encoder: str, device: str, threads: int | None, batch_size: int, ste
     finally:
         torch.set_num_threads(saved)
     n_params = count_parameters(model)
-    return {"encoder": encoder, "device": device, "threads": threads,
-            "batch_size": res.batch_size, "params": n_params,
-            "train_windows_per_s": train_rate, "embed_windows_per_s": embed_rate,
-            "batch_activation_bytes": act, "activation_measure": act_kind}
+    return {
+        "encoder": encoder,
+        "device": device,
+        "threads": threads,
+        "batch_size": res.batch_size,
+        "params": n_params,
+        "train_windows_per_s": train_rate,
+        "embed_windows_per_s": embed_rate,
+        "batch_activation_bytes": act,
+        "activation_measure": act_kind,
+    }
 
 
-def gather_ms(store: FeatureStore, normalizer: Normalizer, batch_size: int, reps: int = 100,
-              seed: int = 0) -> float:
+def gather_ms(
+    store: FeatureStore, normalizer: Normalizer, batch_size: int, reps: int = 100, seed: int = 0
+) -> float:
     """Milliseconds to gather and normalise one batch of random windows from the store."""
     windows = make_windows(store, CANDOR["window_s"], 1.0)
     rng = np.random.default_rng(seed)
@@ -172,7 +207,9 @@ def candor_estimate(rows: list[dict[str, Any]]) -> dict[str, Any]:
     store_bytes = c["frames"] * (N_FEATURES * 4 + 8 + 8 + 1)  # features, time_s, frame, run
     out: dict[str, Any] = {
         "assumptions": {**c, "train_share": "(n_folds-1)/n_folds of all windows, less val"},
-        "windows_total": windows, "train_windows_per_fold": train, "val_windows_per_fold": val,
+        "windows_total": windows,
+        "train_windows_per_fold": train,
+        "val_windows_per_fold": val,
         "feature_store_bytes": store_bytes,
         "window_index_bytes": windows * 12,
         "embeddings_bytes_all_windows": windows * 64 * 4,
@@ -183,10 +220,13 @@ def candor_estimate(rows: list[dict[str, Any]]) -> dict[str, Any]:
         params = r["params"] * 4
         epoch_s = train / r["train_windows_per_s"] + per_epoch_eval / r["embed_windows_per_s"]
         out["per_model"][key] = {
-            "params_bytes": params, "grads_bytes": params, "adamw_state_bytes": 2 * params,
+            "params_bytes": params,
+            "grads_bytes": params,
+            "adamw_state_bytes": 2 * params,
             "batch_activation_bytes": r["batch_activation_bytes"],
             "training_bytes": 4 * params + r["batch_activation_bytes"],
-            "epoch_s": epoch_s, "epochs_30_h": 30 * epoch_s / 3600,
+            "epoch_s": epoch_s,
+            "epochs_30_h": 30 * epoch_s / 3600,
             "embed_all_windows_s": windows / r["embed_windows_per_s"],
         }
     return out
@@ -215,8 +255,7 @@ def main() -> None:
     windows = make_windows(store, CANDOR["window_s"], 1.0)
     normalizer = Normalizer.fit(store, windows)
     encoders = args.encoders.split(",")
-    runs: list[tuple[str, int | None, int]] = [("cpu", int(t), 64)
-                                                for t in args.threads.split(",")]
+    runs: list[tuple[str, int | None, int]] = [("cpu", int(t), 64) for t in args.threads.split(",")]
     if torch.cuda.is_available():
         runs += [("cuda", None, 64), ("cuda", None, 256)]
     load_before = os.getloadavg()
@@ -224,48 +263,74 @@ def main() -> None:
     for device, threads, bsz in runs:
         for enc in encoders:
             steps = args.steps * (4 if device == "cuda" else 1)
-            row = measure(enc, device, threads, bsz, steps, store, normalizer,
-                          args.embed_windows * (4 if device == "cuda" else 1))
+            row = measure(
+                enc,
+                device,
+                threads,
+                bsz,
+                steps,
+                store,
+                normalizer,
+                args.embed_windows * (4 if device == "cuda" else 1),
+            )
             rows.append(row)
-            print(f"{enc:9s} {device:4s} threads={threads} batch={bsz}: "
-                  f"train {row['train_windows_per_s']:.0f} windows/s, "
-                  f"embed {row['embed_windows_per_s']:.0f} windows/s", flush=True)
+            print(
+                f"{enc:9s} {device:4s} threads={threads} batch={bsz}: "
+                f"train {row['train_windows_per_s']:.0f} windows/s, "
+                f"embed {row['embed_windows_per_s']:.0f} windows/s",
+                flush=True,
+            )
     torch.set_num_threads(1)
-    gather = {"batch_64_ms": gather_ms(store, normalizer, 64),
-              "batch_256_ms": gather_ms(store, normalizer, 256)}
+    gather = {
+        "batch_64_ms": gather_ms(store, normalizer, 64),
+        "batch_256_ms": gather_ms(store, normalizer, 256),
+    }
     estimate = candor_estimate(rows)
     result = {
         "shape": {"T": round(CANDOR["window_s"] * FPS), "F": N_FEATURES},
         "encoder_defaults": EncoderSettings().to_dict(),
         "train_defaults": TrainSettings().to_dict(),
-        "rows": rows, "gather": gather, "candor": estimate,
-        "machine": {"platform": platform.platform(), "cpus": os.cpu_count(),
-                    "torch": torch.__version__,
-                    "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
-                    "loadavg_before": load_before, "loadavg_after": os.getloadavg()},
+        "rows": rows,
+        "gather": gather,
+        "candor": estimate,
+        "machine": {
+            "platform": platform.platform(),
+            "cpus": os.cpu_count(),
+            "torch": torch.__version__,
+            "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+            "loadavg_before": load_before,
+            "loadavg_after": os.getloadavg(),
+        },
     }
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
 
-    print("\n| encoder | device | threads | batch | params | train windows/s | "
-          "embed windows/s | activations/batch | CANDOR epoch | 30 epochs |")
+    print(
+        "\n| encoder | device | threads | batch | params | train windows/s | "
+        "embed windows/s | activations/batch | CANDOR epoch | 30 epochs |"
+    )
     print("|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         key = f"{r['encoder']}/{r['device']}/{r['threads'] or 'all'}t/b{r['batch_size']}"
         e = estimate["per_model"][key]
-        print(f"| {r['encoder']} | {r['device']} | {r['threads'] or '-'} | {r['batch_size']} | "
-              f"{r['params']:,} | {r['train_windows_per_s']:.0f} | "
-              f"{r['embed_windows_per_s']:.0f} | {fmt_bytes(r['batch_activation_bytes'])} | "
-              f"{e['epoch_s'] / 60:.0f} min | {e['epochs_30_h']:.1f} h |")
-    print(f"\nBatch gather + normalise (1 thread): {gather['batch_64_ms']:.2f} ms for 64 "
-          f"windows, {gather['batch_256_ms']:.2f} ms for 256.")
-    print(f"CANDOR: {estimate['windows_total']:,} windows (stride {CANDOR['stride_s']} s), "
-          f"{estimate['train_windows_per_fold']:,} training windows per fold; feature store "
-          f"{fmt_bytes(estimate['feature_store_bytes'])}, window index "
-          f"{fmt_bytes(estimate['window_index_bytes'])}, all embeddings "
-          f"{fmt_bytes(estimate['embeddings_bytes_all_windows'])}.")
-    print(f"Load average before/after: {load_before} / {os.getloadavg()} "
-          f"on {os.cpu_count()} CPUs.")
+        print(
+            f"| {r['encoder']} | {r['device']} | {r['threads'] or '-'} | {r['batch_size']} | "
+            f"{r['params']:,} | {r['train_windows_per_s']:.0f} | "
+            f"{r['embed_windows_per_s']:.0f} | {fmt_bytes(r['batch_activation_bytes'])} | "
+            f"{e['epoch_s'] / 60:.0f} min | {e['epochs_30_h']:.1f} h |"
+        )
+    print(
+        f"\nBatch gather + normalise (1 thread): {gather['batch_64_ms']:.2f} ms for 64 "
+        f"windows, {gather['batch_256_ms']:.2f} ms for 256."
+    )
+    print(
+        f"CANDOR: {estimate['windows_total']:,} windows (stride {CANDOR['stride_s']} s), "
+        f"{estimate['train_windows_per_fold']:,} training windows per fold; feature store "
+        f"{fmt_bytes(estimate['feature_store_bytes'])}, window index "
+        f"{fmt_bytes(estimate['window_index_bytes'])}, all embeddings "
+        f"{fmt_bytes(estimate['embeddings_bytes_all_windows'])}."
+    )
+    print(f"Load average before/after: {load_before} / {os.getloadavg()} on {os.cpu_count()} CPUs.")
     print(f"Wrote {args.out}")
 
 

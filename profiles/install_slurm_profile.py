@@ -46,9 +46,14 @@ def _check(option: str, value: str | None) -> None:
         raise SystemExit(f"{option} {value!r}: use letters, digits and _ . , : + - only")
 
 
-def render(text: str, account: str | None = None, partition: str | None = None,
-           gpu_partition: str | None = None, no_account: bool = False,
-           insightface: bool = False) -> str:
+def render(
+    text: str,
+    account: str | None = None,
+    partition: str | None = None,
+    gpu_partition: str | None = None,
+    no_account: bool = False,
+    insightface: bool = False,
+) -> str:
     """The profile text with the commented placeholders filled in (comments kept)."""
     _check("--account", account)
     _check("--partition", partition)
@@ -100,8 +105,10 @@ def install(dest: Path, force: bool = False, **values) -> Path:
     """Write the rendered profile to ``dest/config.yaml``; returns the file."""
     target = dest / "config.yaml"
     if target.exists() and not force:
-        raise SystemExit(f"{target} exists; rerun with --force to replace it "
-                         "(the old file is kept as config.yaml.bak)")
+        raise SystemExit(
+            f"{target} exists; rerun with --force to replace it "
+            "(the old file is kept as config.yaml.bak)"
+        )
     dest.mkdir(parents=True, exist_ok=True)
     if target.exists():
         shutil.copy2(target, target.with_name("config.yaml.bak"))
@@ -111,24 +118,39 @@ def install(dest: Path, force: bool = False, **values) -> Path:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        description="Install profiles/slurm as your `slurm` Snakemake profile.")
+        description="Install profiles/slurm as your `slurm` Snakemake profile."
+    )
     parser.add_argument("--account", help="SLURM account (sbatch -A)")
-    parser.add_argument("--no-account", action="store_true",
-                        help="the cluster has no accounts (slurm-no-account: true)")
-    parser.add_argument("--partition", help="partition for CPU jobs (and GPU jobs unless "
-                        "--gpu-partition is given)")
+    parser.add_argument(
+        "--no-account",
+        action="store_true",
+        help="the cluster has no accounts (slurm-no-account: true)",
+    )
+    parser.add_argument(
+        "--partition", help="partition for CPU jobs (and GPU jobs unless --gpu-partition is given)"
+    )
     parser.add_argument("--gpu-partition", help="partition for the rules that request a GPU")
-    parser.add_argument("--insightface", action="store_true",
-                        help="request a GPU for landmarks (landmarks.backend: insightface)")
-    parser.add_argument("--dest", type=Path, default=None,
-                        help=f"profile folder (default: {user_profile_dir()})")
+    parser.add_argument(
+        "--insightface",
+        action="store_true",
+        help="request a GPU for landmarks (landmarks.backend: insightface)",
+    )
+    parser.add_argument(
+        "--dest", type=Path, default=None, help=f"profile folder (default: {user_profile_dir()})"
+    )
     parser.add_argument("--force", action="store_true", help="replace an existing profile")
     args = parser.parse_args(argv)
     if not (args.account or args.no_account):
         parser.error("give --account ACCOUNT, or --no-account for a cluster without accounts")
-    target = install(args.dest or user_profile_dir(), force=args.force, account=args.account,
-                     partition=args.partition, gpu_partition=args.gpu_partition,
-                     no_account=args.no_account, insightface=args.insightface)
+    target = install(
+        args.dest or user_profile_dir(),
+        force=args.force,
+        account=args.account,
+        partition=args.partition,
+        gpu_partition=args.gpu_partition,
+        no_account=args.no_account,
+        insightface=args.insightface,
+    )
     print(f"installed {target}; run: snakemake --profile slurm  (from this repository)")
     return 0
 

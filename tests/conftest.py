@@ -29,9 +29,14 @@ def rendered_cohort(tmp_path_factory: pytest.TempPathFactory, synthetic_head) ->
 
     head = synthetic_head
     root = tmp_path_factory.mktemp("cohort")
-    write_cohort(root, {"n_speakers": 2, "sessions_per_speaker": 2, "duration_s": 5},
-                 head_model=str(head["model"]), head_embedding=str(head["landmark_embedding"]),
-                 head_components=str(head["components"]), workers=2)
+    write_cohort(
+        root,
+        {"n_speakers": 2, "sessions_per_speaker": 2, "duration_s": 5},
+        head_model=str(head["model"]),
+        head_embedding=str(head["landmark_embedding"]),
+        head_components=str(head["components"]),
+        workers=2,
+    )
     return root
 
 
@@ -40,6 +45,10 @@ def rendered_videos(rendered_cohort: Path) -> list[tuple[Path, pd.DataFrame]]:
     """(video, truth frames) of every video of :func:`rendered_cohort`."""
     root = rendered_cohort
     sessions = pd.read_parquet(root / "truth" / "sessions.parquet")
-    return [(root / r.session_id / "processed" / f"{r.speaker_id}.mp4",
-             pd.read_parquet(root / "truth" / "frames" / r.session_id / f"{r.speaker_id}.parquet"))
-            for r in sessions.itertuples()]
+    return [
+        (
+            root / r.session_id / "processed" / f"{r.speaker_id}.mp4",
+            pd.read_parquet(root / "truth" / "frames" / r.session_id / f"{r.speaker_id}.parquet"),
+        )
+        for r in sessions.itertuples()
+    ]

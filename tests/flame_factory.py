@@ -17,8 +17,9 @@ import scipy.sparse as sp
 FLAME_V, FLAME_F = 5023, 9976
 
 
-def random_flame_dict(seed: int = 0, n_v: int = FLAME_V, n_f: int = FLAME_F,
-                      n_dirs: int = 400) -> dict[str, object]:
+def random_flame_dict(
+    seed: int = 0, n_v: int = FLAME_V, n_f: int = FLAME_F, n_dirs: int = 400
+) -> dict[str, object]:
     """A random model with FLAME's keys, shapes and dtypes (float64, csc J_regressor)."""
     rng = np.random.default_rng(seed)
     v_template = rng.normal(scale=0.05, size=(n_v, 3))

@@ -22,8 +22,19 @@ BASE64_IMAGE_PREFIXES = (b"iVBORw0KGgo", b"/9j/4AAQSkZJRg", b"/9j/4QA")
 FIGURE_SUFFIXES = (".png", ".pdf", ".svg")
 FRAME_FIGURE = "landmark_frame"
 #: Raw pixels or video of any kind.
-MEDIA_SUFFIXES = (".npy", ".npz", ".jpg", ".jpeg", ".bmp", ".gif", ".mp4", ".avi", ".mov",
-                  ".mkv", ".webm")
+MEDIA_SUFFIXES = (
+    ".npy",
+    ".npz",
+    ".jpg",
+    ".jpeg",
+    ".bmp",
+    ".gif",
+    ".mp4",
+    ".avi",
+    ".mov",
+    ".mkv",
+    ".webm",
+)
 
 
 def image_findings(root: Path) -> list[str]:
@@ -56,9 +67,14 @@ def image_findings(root: Path) -> list[str]:
         if path.suffix == ".parquet":
             for field in pq.read_schema(path):
                 t = field.type
-                flat = (pa.types.is_integer(t) or pa.types.is_floating(t)
-                        or pa.types.is_boolean(t) or pa.types.is_string(t)
-                        or pa.types.is_large_string(t) or pa.types.is_null(t))
+                flat = (
+                    pa.types.is_integer(t)
+                    or pa.types.is_floating(t)
+                    or pa.types.is_boolean(t)
+                    or pa.types.is_string(t)
+                    or pa.types.is_large_string(t)
+                    or pa.types.is_null(t)
+                )
                 if not flat:
                     findings.append(f"{rel}: column {field.name!r} has type {t}")
     return findings

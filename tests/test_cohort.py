@@ -33,10 +33,15 @@ def head(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 
 def _generate(root: Path, head: dict[str, Path], **overrides) -> dict:
-    return write_cohort(root, {**TINY, **overrides}, head_model=str(head["model"]),
-                        head_embedding=str(head["landmark_embedding"]),
-                        head_components=str(head["components"]), workers=2,
-                        summary_path=root / "cohort.json")
+    return write_cohort(
+        root,
+        {**TINY, **overrides},
+        head_model=str(head["model"]),
+        head_embedding=str(head["landmark_embedding"]),
+        head_components=str(head["components"]),
+        workers=2,
+        summary_path=root / "cohort.json",
+    )
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +61,10 @@ def test_candor_layout_and_metadata(cohort):
         assert sorted(s["channel"] for s in meta["speakers"]) == ["L", "R"]
         for user in users:
             cap = cv2.VideoCapture(str(conv / "processed" / f"{user}.mp4"))
-            assert (cap.get(cv2.CAP_PROP_FRAME_WIDTH), cap.get(cv2.CAP_PROP_FRAME_HEIGHT)) == (320, 240)
+            assert (cap.get(cv2.CAP_PROP_FRAME_WIDTH), cap.get(cv2.CAP_PROP_FRAME_HEIGHT)) == (
+                320,
+                240,
+            )
             assert cap.get(cv2.CAP_PROP_FPS) == pytest.approx(30)
             cap.release()
         assert (conv / "processed" / f"{conv.name}.mp4").is_file()  # combined, CANDOR-style
@@ -85,8 +93,9 @@ def test_truth_lines_up_with_video_frame_by_frame(cohort):
     sessions = pd.read_parquet(cohort / "truth" / "sessions.parquet")
     row = sessions.iloc[0]
     video = cohort / row["session_id"] / "processed" / f"{row['speaker_id']}.mp4"
-    truth = pd.read_parquet(cohort / "truth" / "frames" / row["session_id"]
-                            / f"{row['speaker_id']}.parquet")
+    truth = pd.read_parquet(
+        cohort / "truth" / "frames" / row["session_id"] / f"{row['speaker_id']}.parquet"
+    )
     frames = read_all_frames(video)
     assert len(frames) == len(truth)
     target = landmarks_array(truth)
@@ -150,8 +159,13 @@ def test_photo_is_drawn_independently_of_speaker_settings():
     base = CohortConfig(n_speakers=200, sessions_per_speaker=3)
     _, sessions = plan_cohort(base, 20)
     # A separate random stream: changing every speaker-related setting keeps the photos.
-    other = CohortConfig(n_speakers=200, sessions_per_speaker=3, signature_strength=3.0,
-                         shape_sd=2.0, instability=(0.5, 0.6))
+    other = CohortConfig(
+        n_speakers=200,
+        sessions_per_speaker=3,
+        signature_strength=3.0,
+        shape_sd=2.0,
+        instability=(0.5, 0.6),
+    )
     _, sessions2 = plan_cohort(other, 20)
     assert sessions["photo_index"].tolist() == sessions2["photo_index"].tolist()
     # portrait: speaker (the default): a person keeps one face in every session.
@@ -207,8 +221,11 @@ def test_expression_roles_from_head_names(head):
     roles = ExpressionRoles.from_names(names)
     assert names[roles.smile] == "smile" and names[roles.frown] == "brow_lower"
     assert names[roles.blink] == "blink"
-    assert [names[k] for k in roles.texture] == ["upper_lip_raise", "mouth_frown",
-                                                 "inner_brow_raise"]
+    assert [names[k] for k in roles.texture] == [
+        "upper_lip_raise",
+        "mouth_frown",
+        "inner_brow_raise",
+    ]
     assert roles.texture_positive == (0,)  # the upper-lip raise only ever opens the lips
     assert names[roles.lips_part] == "lips_part" and names[roles.pucker] == "pucker"
     assert names[roles.lip_stretch] == "lip_stretch" and names[roles.eyes_wide] == "eyes_wide"

@@ -16,8 +16,9 @@ def _table(path, values, meta="a"):
     from facedyn.tables import write_table
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    write_table(pd.DataFrame({"frame": range(len(values)), "x": values}), path,
-                {"provenance": meta})
+    write_table(
+        pd.DataFrame({"frame": range(len(values)), "x": values}), path, {"provenance": meta}
+    )
 
 
 def test_runs_are_compared_stage_by_stage_on_values_not_metadata(tmp_path):

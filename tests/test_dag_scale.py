@@ -26,7 +26,6 @@ import dag_scale
 pytestmark = [pytest.mark.workflow, pytest.mark.slow]
 
 
-
 def _budget(variable: str) -> float | None:
     """Seconds from the environment, or None: no timing assertion (measured on the 2-core
     reference machine: about 17 s for the whole DAG, 1.4 s for one job's)."""
@@ -58,7 +57,8 @@ def test_whole_pipeline_dry_run_at_candor_scale(tmp_path):
     assert "manifest" not in per_rule  # the table was given: no video is opened
     assert BUDGET_S is None or result["seconds"] <= BUDGET_S, (
         f"snakemake -n at CANDOR scale took {result['seconds']} s (budget {BUDGET_S} s): "
-        "something heavy runs while the DAG is built (profile it: benchmarks/dag_scale.py)")
+        "something heavy runs while the DAG is built (profile it: benchmarks/dag_scale.py)"
+    )
     print(f"\nCANDOR-scale dry run: {result['jobs']} jobs in {result['seconds']} s")
 
     # one cluster job: the DAG of a single fit_flame target
@@ -69,5 +69,6 @@ def test_whole_pipeline_dry_run_at_candor_scale(tmp_path):
     seconds = time.perf_counter() - start
     assert single["per_rule"]["fit_flame"] == 1 and single["per_rule"]["landmarks"] == 1
     assert SINGLE_JOB_BUDGET_S is None or seconds <= SINGLE_JOB_BUDGET_S, (
-        f"a single job's DAG took {seconds:.1f} s (budget {SINGLE_JOB_BUDGET_S} s)")
+        f"a single job's DAG took {seconds:.1f} s (budget {SINGLE_JOB_BUDGET_S} s)"
+    )
     print(f"one cluster job's DAG: {seconds:.1f} s")

@@ -16,26 +16,46 @@ HEADER = "s\th:m:s\tmax_rss\tmax_vms\tmax_uss\tmax_pss\tio_in\tio_out\tmean_load
 
 def test_stages_sum_their_jobs_wall_and_cpu_time(tmp_path):
     bench = tmp_path / "results" / "benchmarks"
-    for rel, s, cpu in [("fit_flame/s1/a.tsv", 10.0, 9.0), ("fit_flame/s1/b.tsv", 12.0, 11.0),
-                        ("train/main/fold0.tsv", 100.0, 190.0),
-                        ("synthesize_default.tsv", 60.0, 110.0)]:
+    for rel, s, cpu in [
+        ("fit_flame/s1/a.tsv", 10.0, 9.0),
+        ("fit_flame/s1/b.tsv", 12.0, 11.0),
+        ("train/main/fold0.tsv", 100.0, 190.0),
+        ("synthesize_default.tsv", 60.0, 110.0),
+    ]:
         (bench / rel).parent.mkdir(parents=True, exist_ok=True)
         (bench / rel).write_text(HEADER + f"{s}\t0:00:10\t1\t1\t1\t1\t0\t0\t90\t{cpu}\n")
     rows = {r["stage"]: r for r in default_run.stage_table(bench)}
     assert rows["fit_flame"] == {"stage": "fit_flame", "jobs": 2, "wall_s": 22.0, "cpu_s": 20.0}
     assert rows["synthesize"]["cpu_s"] == 110.0
-    assert [r["stage"] for r in default_run.stage_table(bench)] == ["train", "synthesize", "fit_flame"]
+    assert [r["stage"] for r in default_run.stage_table(bench)] == [
+        "train",
+        "synthesize",
+        "fit_flame",
+    ]
 
     (tmp_path / "results" / "identify" / "main").mkdir(parents=True)
-    (tmp_path / "results" / "identify" / "main" / "metrics.json").write_text(json.dumps(
-        {"models": {"conformer": {"top1": 0.4, "top1_ci": [0.3, 0.5], "eer": 0.2}}}))
+    (tmp_path / "results" / "identify" / "main" / "metrics.json").write_text(
+        json.dumps({"models": {"conformer": {"top1": 0.4, "top1_ci": [0.3, 0.5], "eer": 0.2}}})
+    )
     top1 = default_run.headline(tmp_path / "results")
     assert top1 == {"main": {"conformer": {"top1": 0.4, "top1_ci": [0.3, 0.5]}}}
-    text = default_run.markdown({"cores": 8, "cpu_count": 2, "commit": "abc", "date": "d",
-                                 "wall_s": 600.0, "jobs": 5,
-                                 "stages": default_run.stage_table(bench), "top1": top1})
+    text = default_run.markdown(
+        {
+            "cores": 8,
+            "cpu_count": 2,
+            "commit": "abc",
+            "date": "d",
+            "wall_s": 600.0,
+            "jobs": 5,
+            "stages": default_run.stage_table(bench),
+            "top1": top1,
+        }
+    )
     assert "**wall time: 10.0 min** for 5 jobs" in text
-    assert "| fit_flame | 2 | 22 | 0.3 |" in text and "| main | conformer | 40.0 % [30.0, 50.0] |" in text
+    assert (
+        "| fit_flame | 2 | 22 | 0.3 |" in text
+        and "| main | conformer | 40.0 % [30.0, 50.0] |" in text
+    )
 
     doc = tmp_path / "performance.md"
     doc.write_text("# P\n\n<!-- default-run -->\nold\n<!-- /default-run -->\n\nrest\n")

@@ -27,8 +27,11 @@ def head(tmp_path_factory):
 def _dense(n_faces: int, p: int = 40, seed: int = 0) -> DenseEmbedding:
     rng = np.random.default_rng(seed)
     bary = rng.dirichlet(np.ones(3), size=p)
-    return DenseEmbedding(faces=rng.choice(n_faces, p, replace=False), bary=bary,
-                          landmark_indices=rng.choice(478, p, replace=False))
+    return DenseEmbedding(
+        faces=rng.choice(n_faces, p, replace=False),
+        bary=bary,
+        landmark_indices=rng.choice(478, p, replace=False),
+    )
 
 
 def test_file_round_trip_and_metrical_tracker_keys(tmp_path):
@@ -41,13 +44,16 @@ def test_file_round_trip_and_metrical_tracker_keys(tmp_path):
         np.testing.assert_array_equal(getattr(back, name), getattr(emb, name))
 
 
-@pytest.mark.parametrize(("change", "message"), [
-    (lambda e: DenseEmbedding(e.faces + 5000, e.bary, e.landmark_indices), "triangles outside"),
-    (lambda e: DenseEmbedding(e.faces, e.bary * 2, e.landmark_indices), "barycentric"),
-    (lambda e: DenseEmbedding(e.faces, e.bary, e.landmark_indices + 478), "landmark_indices"),
-    (lambda e: DenseEmbedding(e.faces, e.bary, np.zeros_like(e.landmark_indices)), "repeats"),
-    (lambda e: DenseEmbedding(e.faces, e.bary[:, :2], e.landmark_indices), "must be"),
-])
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda e: DenseEmbedding(e.faces + 5000, e.bary, e.landmark_indices), "triangles outside"),
+        (lambda e: DenseEmbedding(e.faces, e.bary * 2, e.landmark_indices), "barycentric"),
+        (lambda e: DenseEmbedding(e.faces, e.bary, e.landmark_indices + 478), "landmark_indices"),
+        (lambda e: DenseEmbedding(e.faces, e.bary, np.zeros_like(e.landmark_indices)), "repeats"),
+        (lambda e: DenseEmbedding(e.faces, e.bary[:, :2], e.landmark_indices), "must be"),
+    ],
+)
 def test_bad_embeddings_are_named(change, message):
     with pytest.raises(FlameModelError, match=message):
         change(_dense(1000)).check(1000, 478)
@@ -64,19 +70,27 @@ def test_missing_file_and_keys_say_what_to_use(tmp_path):
 def test_model_gives_the_68_then_the_dense_points(head):
     plain = load_flame(head["model"], 10, 10, head["landmark_embedding"], dtype=torch.float64)
     dense = _dense(len(plain.faces))
-    both = load_flame(head["model"], 10, 10, head["landmark_embedding"], dtype=torch.float64,
-                      dense_embedding=dense)
+    both = load_flame(
+        head["model"],
+        10,
+        10,
+        head["landmark_embedding"],
+        dtype=torch.float64,
+        dense_embedding=dense,
+    )
     rng = np.random.default_rng(1)
     expr = torch.as_tensor(rng.normal(size=(2, 10)))
     pose = torch.zeros(2, 15, dtype=torch.float64)
     pose[:, 1], pose[:, 6] = 0.3, 0.1  # yawed, jaw open: the contour slides, dense points not
     for kind in ("2d", "3d"):
         got = both.landmarks(expression=expr, pose=pose, kind=kind)
-        np.testing.assert_allclose(got[:, :68], plain.landmarks(expression=expr, pose=pose,
-                                                                kind=kind))
+        np.testing.assert_allclose(
+            got[:, :68], plain.landmarks(expression=expr, pose=pose, kind=kind)
+        )
         verts = both(expression=expr, pose=pose)
-        expected = barycentric_points(verts, both.faces, torch.as_tensor(dense.faces),
-                                      torch.as_tensor(dense.bary))
+        expected = barycentric_points(
+            verts, both.faces, torch.as_tensor(dense.faces), torch.as_tensor(dense.bary)
+        )
         np.testing.assert_allclose(got[:, 68:], expected, atol=1e-12)
         fast = both.landmark_model()(expression=expr, pose=pose, kind=kind)
         np.testing.assert_allclose(fast, got, atol=1e-10)
@@ -93,18 +107,25 @@ def test_fit_with_dense_points_recovers_expression_better_under_noise(head):
     rng = np.random.default_rng(0)
     n = 60
     t = np.arange(n) / 15.0
-    expr = 0.8 * np.sin(2 * np.pi * (0.3 + 0.1 * np.arange(10))[None] * t[:, None]
-                        + rng.uniform(0, 6, 10))
+    expr = 0.8 * np.sin(
+        2 * np.pi * (0.3 + 0.1 * np.arange(10))[None] * t[:, None] + rng.uniform(0, 6, 10)
+    )
     pose = np.zeros((n, 15))
     pose[:, 6] = 0.1
     trans = np.tile([0.0, -0.03, -0.55], (n, 1))
     f = lambda a: torch.as_tensor(a, dtype=torch.float32)  # noqa: E731
     with torch.no_grad():
-        pts = project(fast_all(None, f(expr), f(pose), kind="2d"), f(trans),
-                      focal_from_fov(320, 60.0), 159.5, 119.5).numpy()
+        pts = project(
+            fast_all(None, f(expr), f(pose), kind="2d"),
+            f(trans),
+            focal_from_fov(320, 60.0),
+            159.5,
+            119.5,
+        ).numpy()
     noisy = pts + rng.normal(0, 1.5, pts.shape)
-    settings = FitSettings(n_shape=10, n_expr=10, iterations=120, rigid_iterations=40,
-                           dense_weight=1.0)
+    settings = FitSettings(
+        n_shape=10, n_expr=10, iterations=120, rigid_iterations=40, dense_weight=1.0
+    )
     frames = np.arange(n)
     err = {}
     for name, model, lmk in (("68", fast68, noisy[:, :68]), ("dense", fast_all, noisy)):
@@ -126,9 +147,15 @@ def test_stage_fits_dense_columns_and_names_a_table_without_them(head, tmp_path)
     plain = load_flame(head["model"], 10, 10, head["landmark_embedding"])
     dense = _dense(len(plain.faces), p=30, seed=5)
     dense_path = save_dense_embedding(tmp_path / "dense.npz", dense)
-    info = describe_flame_model(head["model"], head["landmark_embedding"], tmp_path / "model.json",
-                                n_shape=10, n_expr=10, synthetic=True,
-                                dense_embedding=dense_path)
+    info = describe_flame_model(
+        head["model"],
+        head["landmark_embedding"],
+        tmp_path / "model.json",
+        n_shape=10,
+        n_expr=10,
+        synthetic=True,
+        dense_embedding=dense_path,
+    )
     assert info["dense_points"] == 30 and len(info["dense_embedding_sha256"]) == 64
     both = load_flame(head["model"], 10, 10, head["landmark_embedding"], dense_embedding=dense)
     n = 20
@@ -137,22 +164,38 @@ def test_stage_fits_dense_columns_and_names_a_table_without_them(head, tmp_path)
     pose = torch.zeros(n, 15)
     trans = torch.tensor([[0.0, -0.03, -0.55]]).repeat(n, 1)
     with torch.no_grad():
-        pts = project(both.landmark_model()(None, expr, pose), trans,
-                      focal_from_fov(320, 60.0), 159.5, 119.5).numpy()
-    cols = {"frame": np.arange(n), "time_s": np.arange(n) / 15, "detected": True,
-            "tracked": False, "score": 1.0, "x0": 0.0, "y0": 0.0, "x1": 1.0, "y1": 1.0}
+        pts = project(
+            both.landmark_model()(None, expr, pose), trans, focal_from_fov(320, 60.0), 159.5, 119.5
+        ).numpy()
+    cols = {
+        "frame": np.arange(n),
+        "time_s": np.arange(n) / 15,
+        "detected": True,
+        "tracked": False,
+        "score": 1.0,
+        "x0": 0.0,
+        "y0": 0.0,
+        "x1": 1.0,
+        "y1": 1.0,
+    }
     cols.update({f"lx{k:02d}": pts[:, k, 0] for k in range(68)})
     cols.update({f"ly{k:02d}": pts[:, k, 1] for k in range(68)})
     dense_xy = np.full((n, 2 * 478), np.nan, np.float32)
     dense_xy[:, dense.landmark_indices] = pts[:, 68:, 0]
     dense_xy[:, 478 + dense.landmark_indices] = pts[:, 68:, 1]
     dense_xy[3] = np.nan  # a frame without dense points is not fitted
-    table = pd.concat([pd.DataFrame(cols)[COLUMNS],
-                       pd.DataFrame(dense_xy, columns=dense_columns(478))], axis=1)
+    table = pd.concat(
+        [pd.DataFrame(cols)[COLUMNS], pd.DataFrame(dense_xy, columns=dense_columns(478))], axis=1
+    )
     meta = {"session_id": "s", "speaker_id": "p", "width": 320, "height": 240}
     write_table(table, tmp_path / "lmk.parquet", meta)
-    fit = {"backend": "optimize", "device": "cpu", "iterations": 40, "rigid_iterations": 20,
-           "dense_weight": 1.0}
+    fit = {
+        "backend": "optimize",
+        "device": "cpu",
+        "iterations": 40,
+        "rigid_iterations": 20,
+        "dense_weight": 1.0,
+    }
     run_fit(tmp_path / "lmk.parquet", tmp_path / "model.json", tmp_path / "flame.parquet", fit)
     out, stored = read_table(tmp_path / "flame.parquet")
     assert stored["status"] == "ok" and stored["frames_valid"] == n - 1

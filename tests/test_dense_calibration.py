@@ -33,19 +33,32 @@ def test_closest_point_on_a_triangle():
 @pytest.fixture(scope="module")
 def calibrated(synthetic_head, tmp_path_factory):
     out = tmp_path_factory.mktemp("dense") / "mediapipe_landmark_embedding.npz"
-    calibrate_dense_embedding(synthetic_head["model"], synthetic_head["landmark_embedding"],
-                              synthetic_head["components"], out, every_n_frames=15, workers=2,
-                              cohort={"n_speakers": 2, "duration_s": 3.0})
+    calibrate_dense_embedding(
+        synthetic_head["model"],
+        synthetic_head["landmark_embedding"],
+        synthetic_head["components"],
+        out,
+        every_n_frames=15,
+        workers=2,
+        cohort={"n_speakers": 2, "duration_s": 3.0},
+    )
     return load_dense_embedding(out)
 
 
-def test_embedding_puts_the_points_where_mediapipe_reads_them(calibrated, synthetic_head,
-                                                              rendered_videos):
+def test_embedding_puts_the_points_where_mediapipe_reads_them(
+    calibrated, synthetic_head, rendered_videos
+):
     """On another cohort's frames (other speakers, other seed), the embedding's points
     projected from the truth land where MediaPipe puts them."""
     assert len(calibrated) >= 300 and calibrated.landmark_indices.max() < 468
-    head = load_flame(synthetic_head["model"], 20, 15, synthetic_head["landmark_embedding"],
-                      dtype=torch.float64, dense_embedding=calibrated)
+    head = load_flame(
+        synthetic_head["model"],
+        20,
+        15,
+        synthetic_head["landmark_embedding"],
+        dtype=torch.float64,
+        dense_embedding=calibrated,
+    )
     backend = MediaPipeBackend(max_faces=1)
     errors = []
     for video, truth in rendered_videos[:2]:
@@ -62,8 +75,13 @@ def test_embedding_puts_the_points_where_mediapipe_reads_them(calibrated, synthe
             h, w = image.shape[:2]
             trans = torch.tensor([[row["tx"], row["ty"], row["tz"]]], dtype=torch.float64)
             with torch.no_grad():
-                pts = project(head.landmarks(shape, expr, pose), trans, row["focal_px"],
-                              (w - 1) / 2, (h - 1) / 2)[0].numpy()
+                pts = project(
+                    head.landmarks(shape, expr, pose),
+                    trans,
+                    row["focal_px"],
+                    (w - 1) / 2,
+                    (h - 1) / 2,
+                )[0].numpy()
             true68 = landmarks_array(truth.iloc[[int(row["frame"])]])[0]
             np.testing.assert_allclose(pts[:68], true68, atol=1e-3)  # the truth's own 68
             iod = np.linalg.norm(true68[36] - true68[45])

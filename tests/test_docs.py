@@ -34,12 +34,16 @@ def _rule_table(text: str) -> list[str]:
 
 
 def _workflow_rules() -> set[str]:
-    res = subprocess.run([sys.executable, "-m", "snakemake", "--list-rules"], cwd=ROOT,
-                         capture_output=True, text=True, timeout=300)
+    res = subprocess.run(
+        [sys.executable, "-m", "snakemake", "--list-rules"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert res.returncode == 0, res.stdout + res.stderr
     # one rule per line, its docstring after the name (continuation lines are indented)
-    return {line.split()[0] for line in res.stdout.splitlines()
-            if line and not line[0].isspace()}
+    return {line.split()[0] for line in res.stdout.splitlines() if line and not line[0].isspace()}
 
 
 def test_pipeline_rule_table_lists_every_rule_of_the_workflow():
@@ -49,20 +53,26 @@ def test_pipeline_rule_table_lists_every_rule_of_the_workflow():
     assert "manifest" in rules and "fit_flame" in rules, rules  # the parse found rules
     assert set(documented) == rules, (
         f"docs/pipeline.md lacks {sorted(rules - set(documented))}, "
-        f"lists rules that do not exist: {sorted(set(documented) - rules)}")
+        f"lists rules that do not exist: {sorted(set(documented) - rules)}"
+    )
 
 
 def test_pipeline_names_its_one_checkpoint():
     text = PIPELINE.read_text()
-    checkpoints = re.findall(r"^checkpoint (\w+):", "\n".join(
-        p.read_text() for p in sorted((ROOT / "workflow/rules").glob("*.smk"))), re.MULTILINE)
+    checkpoints = re.findall(
+        r"^checkpoint (\w+):",
+        "\n".join(p.read_text() for p in sorted((ROOT / "workflow/rules").glob("*.smk"))),
+        re.MULTILINE,
+    )
     assert checkpoints == ["manifest"]
     assert "checkpoint" in text.split(f"\n{RULES_HEADING}\n", 1)[1]
 
 
 @pytest.mark.parametrize("path", REFERENCE_DOCS, ids=lambda p: str(p.relative_to(ROOT)))
 def test_reference_docs_carry_no_development_history(path):
-    hits = [f"{path.relative_to(ROOT)}:{n}: {line.strip()}"
-            for n, line in enumerate(path.read_text().splitlines(), start=1)
-            if DEVELOPMENT_HISTORY.search(line)]
+    hits = [
+        f"{path.relative_to(ROOT)}:{n}: {line.strip()}"
+        for n, line in enumerate(path.read_text().splitlines(), start=1)
+        if DEVELOPMENT_HISTORY.search(line)
+    ]
     assert not hits, "\n".join(hits)

@@ -39,13 +39,13 @@ def _exact_speaker(rng, speaker, n_sessions, drift, noises, dims=6, frames=200, 
     m = rng.normal(size=(n_sessions, dims))
     m -= m.mean(axis=0)
     if n_sessions > 1:
-        m *= drift / math.sqrt(((m ** 2).sum(axis=1)).mean())
+        m *= drift / math.sqrt(((m**2).sum(axis=1)).mean())
     m += rng.normal(size=dims) * 3 if center is None else center
     out = []
     for k in range(n_sessions):
         e = rng.normal(size=(frames, dims))
         e -= e.mean(axis=0)
-        e *= noises[k] / math.sqrt(((e ** 2).sum(axis=1)).mean())
+        e *= noises[k] / math.sqrt(((e**2).sum(axis=1)).mean())
         out.append(SessionShapes(speaker, f"s{speaker}_{k}", m[k] + e))
     return out
 
@@ -53,8 +53,9 @@ def _exact_speaker(rng, speaker, n_sessions, drift, noises, dims=6, frames=200, 
 def test_dnr_recovers_constructed_drift_and_noise_within_5_percent():
     rng = np.random.default_rng(0)
     truth = {"a": (2.0, [0.5, 1.0, 1.5]), "b": (0.4, [1.0, 1.0]), "c": (5.0, [0.2, 0.3, 0.4, 0.1])}
-    sessions = [s for name, (d, n) in truth.items()
-                for s in _exact_speaker(rng, name, len(n), d, n)]
+    sessions = [
+        s for name, (d, n) in truth.items() for s in _exact_speaker(rng, name, len(n), d, n)
+    ]
     res = compute_dnr(sessions, n_shape=6, standardize=False, min_valid_frames=10)
     sp = res.speakers.set_index("speaker_id")
     for name, (drift, noises) in truth.items():
@@ -67,8 +68,14 @@ def test_dnr_recovers_constructed_drift_and_noise_within_5_percent():
     assert res.summary["dnr"]["median"] == pytest.approx(sp["dnr"].median())
     per_session = res.sessions.set_index("session_id")
     assert per_session.loc["sa_2", "noise"] == pytest.approx(1.5)
-    assert list(res.sessions.columns[:6]) == ["speaker_id", "session_id", "n_valid", "noise",
-                                             "used", "reason"]
+    assert list(res.sessions.columns[:6]) == [
+        "speaker_id",
+        "session_id",
+        "n_valid",
+        "noise",
+        "used",
+        "reason",
+    ]
     assert "mean_shape_005" in res.sessions
 
 
@@ -78,9 +85,10 @@ def test_dnr_recovers_sampled_population_values():
     rng = np.random.default_rng(1)
     dims, sd_between, sd_within, k = 10, 0.8, 0.5, 400
     means = rng.normal(scale=sd_between, size=(k, dims))
-    sessions = [SessionShapes("p", f"s{i}", means[i] + rng.normal(scale=sd_within,
-                                                                  size=(500, dims)))
-                for i in range(k)]
+    sessions = [
+        SessionShapes("p", f"s{i}", means[i] + rng.normal(scale=sd_within, size=(500, dims)))
+        for i in range(k)
+    ]
     sp = compute_dnr(sessions, n_shape=dims, standardize=False).speakers.iloc[0]
     # population: E|m_k - mbar|^2 = dims sd_b^2 (K-1)/K, E n_k^2 = dims sd_w^2 (T-1)/T
     assert sp["drift"] == pytest.approx(sd_between * math.sqrt(dims * (k - 1) / k), rel=0.05)
@@ -93,31 +101,44 @@ def _scaled(sessions, factors):
 
 def test_standardized_dnr_is_invariant_to_per_dimension_scaling():
     rng = np.random.default_rng(2)
-    sessions = [s for i in range(5)
-                for s in _exact_speaker(rng, f"p{i}", 3, rng.uniform(0.5, 3),
-                                        rng.uniform(0.5, 2, size=3), dims=4)]
+    sessions = [
+        s
+        for i in range(5)
+        for s in _exact_speaker(
+            rng, f"p{i}", 3, rng.uniform(0.5, 3), rng.uniform(0.5, 2, size=3), dims=4
+        )
+    ]
     factors = np.array([1.0, 10.0, 0.1, 3.0])
     base = compute_dnr(sessions, n_shape=4, standardize=True).speakers["dnr"].to_numpy()
-    scaled = compute_dnr(_scaled(sessions, factors), n_shape=4,
-                         standardize=True).speakers["dnr"].to_numpy()
+    scaled = (
+        compute_dnr(_scaled(sessions, factors), n_shape=4, standardize=True)
+        .speakers["dnr"]
+        .to_numpy()
+    )
     np.testing.assert_allclose(scaled, base, rtol=1e-9)
     raw = compute_dnr(sessions, n_shape=4, standardize=False).speakers["dnr"].to_numpy()
-    raw_scaled = compute_dnr(_scaled(sessions, factors), n_shape=4,
-                             standardize=False).speakers["dnr"].to_numpy()
+    raw_scaled = (
+        compute_dnr(_scaled(sessions, factors), n_shape=4, standardize=False)
+        .speakers["dnr"]
+        .to_numpy()
+    )
     assert not np.allclose(raw_scaled, raw, rtol=0.01)
     # a global scaling never matters: both D and N are RMS distances in the same units
-    raw_global = compute_dnr(_scaled(sessions, 7.0), n_shape=4,
-                             standardize=False).speakers["dnr"].to_numpy()
+    raw_global = (
+        compute_dnr(_scaled(sessions, 7.0), n_shape=4, standardize=False).speakers["dnr"].to_numpy()
+    )
     np.testing.assert_allclose(raw_global, raw, rtol=1e-9)
 
 
 def test_one_session_speaker_and_short_sessions_get_no_dnr_with_a_reason():
     rng = np.random.default_rng(3)
-    sessions = [*_exact_speaker(rng, "two", 2, 1.0, [1.0, 1.0], dims=3),
-                *_exact_speaker(rng, "one", 1, 0.0, [1.0], dims=3),
-                SessionShapes("short", "x0", rng.normal(size=(5, 3))),
-                SessionShapes("short", "x1", rng.normal(size=(50, 3))),
-                SessionShapes("qc", "q0", np.zeros((0, 3)), reason="QC excluded: no face")]
+    sessions = [
+        *_exact_speaker(rng, "two", 2, 1.0, [1.0, 1.0], dims=3),
+        *_exact_speaker(rng, "one", 1, 0.0, [1.0], dims=3),
+        SessionShapes("short", "x0", rng.normal(size=(5, 3))),
+        SessionShapes("short", "x1", rng.normal(size=(50, 3))),
+        SessionShapes("qc", "q0", np.zeros((0, 3)), reason="QC excluded: no face"),
+    ]
     # NaN rows (invalid frames) do not count
     nan_rows = np.vstack([rng.normal(size=(40, 3)), np.full((100, 3), np.nan)])
     sessions.append(SessionShapes("two", "z_extra", nan_rows))
@@ -139,16 +160,18 @@ def test_one_session_speaker_and_short_sessions_get_no_dnr_with_a_reason():
 # --- features and windows --------------------------------------------------------------------
 
 
-def flame_like(n=60, n_expr=4, step=2, fps=30.0, invalid=(), jump_after=None, jump=10,
-               seed=0, values=None):
+def flame_like(
+    n=60, n_expr=4, step=2, fps=30.0, invalid=(), jump_after=None, jump=10, seed=0, values=None
+):
     """A FLAME-shaped table sampled every ``step`` source frames."""
     frame = np.arange(n) * step
     if jump_after is not None:
-        frame[jump_after + 1:] += jump
+        frame[jump_after + 1 :] += jump
     rng = np.random.default_rng(seed)
     x = rng.normal(size=(n, n_expr + 3)) if values is None else values
-    df = pd.DataFrame(x, columns=[*(f"expr_{k:03d}" for k in range(n_expr)),
-                                  "jaw_0", "jaw_1", "jaw_2"])
+    df = pd.DataFrame(
+        x, columns=[*(f"expr_{k:03d}" for k in range(n_expr)), "jaw_0", "jaw_1", "jaw_2"]
+    )
     df.insert(0, "frame", frame)
     df.insert(1, "time_s", frame / fps)
     valid = np.ones(n, dtype=bool)
@@ -180,8 +203,9 @@ def test_windows_break_at_invalid_frames_and_frame_jumps():
     assert set(frames.ravel()) <= valid_frames
     x = batch(store, win)
     assert x.shape == (len(win), 6, 7) and x.dtype == np.float32
-    np.testing.assert_array_equal(x[3], table.loc[table["frame"].isin(frames[3]),
-                                                  store.feature_names].to_numpy(np.float32))
+    np.testing.assert_array_equal(
+        x[3], table.loc[table["frame"].isin(frames[3]), store.feature_names].to_numpy(np.float32)
+    )
 
 
 def test_random_crop_room_never_leaves_the_windows_nor_crosses_a_gap():
@@ -256,8 +280,7 @@ def cohort(sessions_per_speaker=(3, 3, 3, 2, 1), n=150, seed=0, excluded=()):
     for i, k_s in enumerate(sessions_per_speaker):
         for k in range(k_s):
             session = f"s{k}_p{i}"
-            videos.append(_video(session, f"p{i}", "QC excluded: x" if session in excluded
-                                 else ""))
+            videos.append(_video(session, f"p{i}", "QC excluded: x" if session in excluded else ""))
             tables.append(flame_like(n, seed=seed + 10 * i + k, invalid=[70 + k]))
     return videos, tables
 
@@ -270,15 +293,26 @@ def test_cross_session_round_robin_tests_every_session_once():
     store = _store(sessions_per_speaker=(3, 3, 3, 2, 1))
     win = make_windows(store, 1.0, 0.5)
     folds = build_folds(store, win, "cross_session", n_folds=3, min_windows=2)
-    assert list(folds.columns) == ["fold", "speaker_id", "session_id", "split", "start_time_s",
-                                   "stop_time_s", "n_windows", "reason"]
+    assert list(folds.columns) == [
+        "fold",
+        "speaker_id",
+        "session_id",
+        "split",
+        "start_time_s",
+        "stop_time_s",
+        "n_windows",
+        "reason",
+    ]
     test = folds[folds["split"] == "test"]
     for speaker in ("p0", "p1", "p2"):
         tested = test.loc[test["speaker_id"] == speaker, "session_id"]
         assert sorted(tested) == [f"s{k}_{speaker}" for k in range(3)]  # each exactly once
     # two sessions, three folds: the modulo wraps, the first session is tested in folds 0 and 2
-    assert test.loc[test["speaker_id"] == "p3", "session_id"].tolist() == ["s0_p3", "s1_p3",
-                                                                          "s0_p3"]
+    assert test.loc[test["speaker_id"] == "p3", "session_id"].tolist() == [
+        "s0_p3",
+        "s1_p3",
+        "s0_p3",
+    ]
     one = folds[folds["speaker_id"] == "p4"]
     assert (one["split"] == "excluded").all() and len(one) == 3
     assert "1 usable session" in one["reason"].iloc[0]
@@ -334,9 +368,18 @@ def test_folds_have_no_leakage_and_corrupted_folds_are_caught():
     assert_no_leakage(cross, "cross_session", store, win)
     row = cross[(cross["fold"] == 0) & (cross["split"] == "test")].iloc[[0]].copy()
     row["split"] = "train"
-    leaked = pd.concat([cross[~((cross["fold"] == 0) & (cross["session_id"] == row["session_id"]
-                                                        .iloc[0]) & (cross["split"] == "train"))],
-                        row])
+    leaked = pd.concat(
+        [
+            cross[
+                ~(
+                    (cross["fold"] == 0)
+                    & (cross["session_id"] == row["session_id"].iloc[0])
+                    & (cross["split"] == "train")
+                )
+            ],
+            row,
+        ]
+    )
     with pytest.raises(LeakageError, match="also in training"):
         assert_no_leakage(leaked, "cross_session", store, win)
 
@@ -357,8 +400,9 @@ def test_interval_conflicts_are_checked_within_groups_only():
 def test_within_session_excludes_sessions_without_enough_windows():
     store = _store(sessions_per_speaker=(2, 1))
     win = make_windows(store, 4.0, 1.0)
-    folds = build_folds(store, win, "within_session", window_s=4.0, train_fraction=0.8,
-                        min_windows=2)
+    folds = build_folds(
+        store, win, "within_session", window_s=4.0, train_fraction=0.8, min_windows=2
+    )
     # 10 s sessions: test part after a 4 s guard is 2 s < one window
     assert (folds["split"] == "excluded").all()
     assert folds["reason"].str.contains("0 test windows").all()
@@ -368,8 +412,9 @@ def test_validation_split_comes_from_training_sessions_with_a_guard():
     store = _store(sessions_per_speaker=(3, 3))
     win = make_windows(store, 1.0, 0.5)
     folds = build_folds(store, win, "cross_session", n_folds=3)
-    val = validation_split(folds, 1, window_s=1.0, stride_s=0.5, val_fraction=0.1,
-                           store=store, windows=win)
+    val = validation_split(
+        folds, 1, window_s=1.0, stride_s=0.5, val_fraction=0.1, store=store, windows=win
+    )
     assert set(val["fold"]) == {1}
     assert set(val["split"]) == {"train", "val", "test"}
     tr, va = val[val["split"] == "train"], val[val["split"] == "val"]
@@ -410,11 +455,13 @@ def test_normalisation_uses_training_windows_only(tmp_path):
     test = fold_windows(folds, 0, "test", store, win)
     norm = Normalizer.fit(store, train)
     # changing the test sessions' data changes nothing
-    test_sessions = set(folds.loc[(folds["fold"] == 0) & (folds["split"] == "test"),
-                                  "session_id"])
-    tables2 = [t.assign(**{c: t[c] * 100 + 5 for c in t.columns[3:]})
-               if v["session_id"] in test_sessions else t for v, t in zip(videos, tables,
-                                                                          strict=True)]
+    test_sessions = set(folds.loc[(folds["fold"] == 0) & (folds["split"] == "test"), "session_id"])
+    tables2 = [
+        t.assign(**{c: t[c] * 100 + 5 for c in t.columns[3:]})
+        if v["session_id"] in test_sessions
+        else t
+        for v, t in zip(videos, tables, strict=True)
+    ]
     store2 = store_from_tables(videos, tables2, n_expr=4)
     assert Normalizer.fit(store2, train) == norm
     # statistics are those of the rows training windows cover, each row once
@@ -437,15 +484,25 @@ def test_experiments_set_to_false_are_left_out():
 
 
 def test_experiment_settings_merge_defaults_and_overrides():
-    identify = {"protocol": "cross_session", "window_s": 8, "stride_s": 2, "n_folds": 3,
-                "experiments": {"main": {}, "short": {"window_s": 4}, "none": None,
-                                "ws": {"protocol": "within_session", "train_fraction": 0.5}}}
+    identify = {
+        "protocol": "cross_session",
+        "window_s": 8,
+        "stride_s": 2,
+        "n_folds": 3,
+        "experiments": {
+            "main": {},
+            "short": {"window_s": 4},
+            "none": None,
+            "ws": {"protocol": "within_session", "train_fraction": 0.5},
+        },
+    }
     main = experiment_settings(identify, "main")
     assert main.name == "main" and main.window_s == 8 and main.features == "expr_jaw"
     assert experiment_settings(identify, "short").window_s == 4
     assert experiment_settings(identify, "short").stride_s == 2
     assert experiment_settings(identify, "none") == experiment_settings(
-        {**identify, "experiments": {"none": {}}}, "none")
+        {**identify, "experiments": {"none": {}}}, "none"
+    )
     ws = experiment_settings(identify, "ws")
     assert ws.protocol == "within_session" and ws.guard_s == 8.0
     assert ws.to_dict()["train_fraction"] == 0.5
@@ -461,8 +518,14 @@ def test_spearman_check_reports_the_ratio_and_its_parts():
     from facedyn.dynamics.dnr import spearman_check
 
     knob = np.linspace(0.1, 2.0, 8)
-    speakers = pd.DataFrame({"speaker_id": [f"s{i}" for i in range(8)], "drift": knob,
-                             "noise": knob[::-1], "dnr": knob / knob[::-1]})
+    speakers = pd.DataFrame(
+        {
+            "speaker_id": [f"s{i}" for i in range(8)],
+            "drift": knob,
+            "noise": knob[::-1],
+            "dnr": knob / knob[::-1],
+        }
+    )
     truth = pd.DataFrame({"speaker_id": [f"s{i}" for i in range(8)], "instability": knob})
     out = spearman_check(speakers, truth)
     assert out["n_speakers"] == 8

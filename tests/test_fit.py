@@ -15,8 +15,9 @@ from facedyn.flame.fit import FitSettings, fit_landmarks
 @pytest.fixture(scope="module")
 def fast(tmp_path_factory):
     head = write_synthetic_flame(tmp_path_factory.mktemp("head"), n_shape=10, n_expr=10)
-    flame = load_flame(head["model"], n_shape=10, n_expr=10,
-                       landmark_embedding=head["landmark_embedding"])
+    flame = load_flame(
+        head["model"], n_shape=10, n_expr=10, landmark_embedding=head["landmark_embedding"]
+    )
     return flame.landmark_model()
 
 
@@ -24,7 +25,9 @@ def _synthetic_track(fast, n: int = 60, seed: int = 0):
     rng = np.random.default_rng(seed)
     t = np.arange(n) / 15.0
     shape = np.repeat(rng.normal(0, 0.8, (1, 10)), n, 0)
-    expr = 0.8 * np.sin(2 * np.pi * (0.3 + 0.1 * np.arange(10))[None] * t[:, None] + rng.uniform(0, 6, 10))
+    expr = 0.8 * np.sin(
+        2 * np.pi * (0.3 + 0.1 * np.arange(10))[None] * t[:, None] + rng.uniform(0, 6, 10)
+    )
     pose = np.zeros((n, 15))
     pose[:, 0] = 0.1 * np.sin(2 * np.pi * 0.2 * t)
     pose[:, 1] = 0.2 * np.sin(2 * np.pi * 0.15 * t)
@@ -57,8 +60,9 @@ def test_fit_is_deterministic_on_cpu(fast):
 
 def test_per_window_shape_is_shared_within_windows(fast):
     lmk2, t, _ = _synthetic_track(fast, n=60)
-    settings = FitSettings(n_shape=10, n_expr=10, shape="per_window", window_s=2.0,
-                           iterations=20, rigid_iterations=10)
+    settings = FitSettings(
+        n_shape=10, n_expr=10, shape="per_window", window_s=2.0, iterations=20, rigid_iterations=10
+    )
     res = fit_landmarks(lmk2, np.arange(60), t, 320, 240, fast, settings)
     windows = np.floor(t / 2.0).astype(int)
     for w in np.unique(windows):
@@ -69,11 +73,25 @@ def test_per_window_shape_is_shared_within_windows(fast):
 
 def test_bad_input_is_refused(fast):
     with pytest.raises(ValueError, match="no valid frames"):
-        fit_landmarks(np.zeros((0, 68, 2)), np.zeros(0), np.zeros(0), 320, 240, fast,
-                      FitSettings(n_shape=10, n_expr=10))
+        fit_landmarks(
+            np.zeros((0, 68, 2)),
+            np.zeros(0),
+            np.zeros(0),
+            320,
+            240,
+            fast,
+            FitSettings(n_shape=10, n_expr=10),
+        )
     with pytest.raises(ValueError, match="finite"):
-        fit_landmarks(np.full((2, 68, 2), np.nan), np.arange(2), np.arange(2.0), 320, 240, fast,
-                      FitSettings(n_shape=10, n_expr=10))
+        fit_landmarks(
+            np.full((2, 68, 2), np.nan),
+            np.arange(2),
+            np.arange(2.0),
+            320,
+            240,
+            fast,
+            FitSettings(n_shape=10, n_expr=10),
+        )
     with pytest.raises(ValueError, match="per_frame"):
         FitSettings(shape="per_video")
 
@@ -84,8 +102,14 @@ def model_json(tmp_path_factory):
 
     root = tmp_path_factory.mktemp("model")
     head = write_synthetic_flame(root, n_shape=10, n_expr=10)
-    describe_flame_model(head["model"], head["landmark_embedding"], root / "model.json",
-                         n_shape=10, n_expr=10, synthetic=True)
+    describe_flame_model(
+        head["model"],
+        head["landmark_embedding"],
+        root / "model.json",
+        n_shape=10,
+        n_expr=10,
+        synthetic=True,
+    )
     return root / "model.json"
 
 
@@ -96,33 +120,62 @@ def _landmark_table(tmp_path, fast, valid_every: int = 1):
     from facedyn.tables import write_table
 
     lmk2, t, _ = _synthetic_track(fast, n=30)
-    cols = {"frame": np.arange(30) * 2, "time_s": t, "detected": True, "tracked": False,
-            "score": 1.0, "x0": 0.0, "y0": 0.0, "x1": 1.0, "y1": 1.0}
+    cols = {
+        "frame": np.arange(30) * 2,
+        "time_s": t,
+        "detected": True,
+        "tracked": False,
+        "score": 1.0,
+        "x0": 0.0,
+        "y0": 0.0,
+        "x1": 1.0,
+        "y1": 1.0,
+    }
     cols.update({f"lx{k:02d}": lmk2[:, k, 0] for k in range(68)})
     cols.update({f"ly{k:02d}": lmk2[:, k, 1] for k in range(68)})
     df = pd.DataFrame(cols)
     df.loc[np.arange(30) % valid_every != 0, "detected"] = False
     path = tmp_path / "lmk.parquet"
-    write_table(df[COLUMNS], path, {"session_id": "s1", "speaker_id": "1e5", "width": 320,
-                                    "height": 240, "sampled_fps": 15.0})
+    write_table(
+        df[COLUMNS],
+        path,
+        {"session_id": "s1", "speaker_id": "1e5", "width": 320, "height": 240, "sampled_fps": 15.0},
+    )
     return path
 
 
-FIT = {"backend": "optimize", "device": "auto", "iterations": 20, "rigid_iterations": 10,
-       "import": {"dir": None, "tracker": "unknown"}}
+FIT = {
+    "backend": "optimize",
+    "device": "auto",
+    "iterations": 20,
+    "rigid_iterations": 10,
+    "import": {"dir": None, "tracker": "unknown"},
+}
 
 
 def test_stage_writes_contract_table_with_invalid_frames_kept(tmp_path, fast, model_json):
     from facedyn.flame.stage import run_fit
     from facedyn.tables import read_table
 
-    meta = run_fit(_landmark_table(tmp_path, fast, valid_every=3), model_json,
-                   tmp_path / "flame.parquet", FIT)
+    meta = run_fit(
+        _landmark_table(tmp_path, fast, valid_every=3), model_json, tmp_path / "flame.parquet", FIT
+    )
     table, stored = read_table(tmp_path / "flame.parquet")
     assert len(table) == 30 and table["valid"].sum() == 10
     assert table.loc[~table["valid"], "expr_000"].isna().all()  # never invented
-    for col in ("frame", "time_s", "shape_009", "expr_009", "jaw_2", "rot_2", "tx", "tz",
-                "focal_px", "rmse_px", "nme"):
+    for col in (
+        "frame",
+        "time_s",
+        "shape_009",
+        "expr_009",
+        "jaw_2",
+        "rot_2",
+        "tx",
+        "tz",
+        "focal_px",
+        "rmse_px",
+        "nme",
+    ):
         assert col in table
     assert stored["status"] == "ok" and stored["device"] == "cpu" and stored["speaker_id"] == "1e5"
     assert len(stored["model_sha256"]) == 64 and meta["frames_valid"] == 10
@@ -148,8 +201,13 @@ def test_stage_import_backend(tmp_path, fast, model_json):
     from facedyn.tables import read_table
 
     (tmp_path / "deca" / "s1").mkdir(parents=True)
-    np.savez(tmp_path / "deca" / "s1" / "1e5.npz", expression=np.ones((30, 50)),
-             pose=np.zeros((30, 6)), shape=np.zeros(100), frame=np.arange(30) * 2)
+    np.savez(
+        tmp_path / "deca" / "s1" / "1e5.npz",
+        expression=np.ones((30, 50)),
+        pose=np.zeros((30, 6)),
+        shape=np.zeros(100),
+        frame=np.arange(30) * 2,
+    )
     fit = {**FIT, "backend": "import", "import": {"dir": str(tmp_path / "deca"), "tracker": "deca"}}
     run_fit(_landmark_table(tmp_path, fast), model_json, tmp_path / "f.parquet", fit)
     out, stored = read_table(tmp_path / "f.parquet")

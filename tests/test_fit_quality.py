@@ -21,11 +21,16 @@ def _tables(seed=0, n=300, noise=0.1, n_expr=6):
     sd = np.array([2.0, 1.0, 0.5, 0.05, 0.05, 0.0])[:n_expr]
     true_expr = rng.normal(size=(2 * n, n_expr)) * sd
     shape = rng.normal(size=4)
-    truth = pd.DataFrame({"frame": truth_frames,
-                          **{f"expr_{k:03d}": true_expr[:, k] for k in range(n_expr)},
-                          "jaw_0": np.abs(rng.normal(size=2 * n)) * 0.1, "jaw_1": 0.0,
-                          "jaw_2": 0.0,
-                          **{f"shape_{k:03d}": shape[k] for k in range(4)}})
+    truth = pd.DataFrame(
+        {
+            "frame": truth_frames,
+            **{f"expr_{k:03d}": true_expr[:, k] for k in range(n_expr)},
+            "jaw_0": np.abs(rng.normal(size=2 * n)) * 0.1,
+            "jaw_1": 0.0,
+            "jaw_2": 0.0,
+            **{f"shape_{k:03d}": shape[k] for k in range(4)},
+        }
+    )
     sampled = truth.iloc[frames]
     fitted = pd.DataFrame({"frame": frames, "valid": True, "nme": 0.01 + 0.001 * rng.random(n)})
     for k in range(n_expr):
@@ -93,8 +98,10 @@ def test_cohort_summary_judges_the_dominant_components(tmp_path):
     pairs.append((tmp_path / "empty.parquet", tmp_path / "truth0.parquet"))
     comps, _videos, summary = cohort_quality(pairs, n_shape_truth=4)
     assert summary["videos"] == 4 and summary["videos_fitted"] == 3
-    assert summary["dominant_components"] == ["expr_000", "expr_001", "expr_002"][
-        : len(summary["dominant_components"])]
+    assert (
+        summary["dominant_components"]
+        == ["expr_000", "expr_001", "expr_002"][: len(summary["dominant_components"])]
+    )
     assert summary["dominant_variance_share"] >= 0.9
     by_comp = summary["expression_r_by_component"]
     assert by_comp["expr_000"] > by_comp[summary["dominant_components"][-1]]
@@ -158,10 +165,14 @@ def _leak_videos(coupling: float, n_speakers: int = 10, sessions: int = 3, seed:
     for s in range(n_speakers):
         shape = rng.normal(size=4)
         for _ in range(sessions):
-            rows.append({"speaker_id": f"p{s}",
-                         **{f"shape:shape_{k:03d}": shape[k] for k in range(4)},
-                         "err:expr_000": coupling * shape[0] + 0.1 * rng.normal(),
-                         "err:expr_001": 0.1 * rng.normal()})
+            rows.append(
+                {
+                    "speaker_id": f"p{s}",
+                    **{f"shape:shape_{k:03d}": shape[k] for k in range(4)},
+                    "err:expr_000": coupling * shape[0] + 0.1 * rng.normal(),
+                    "err:expr_001": 0.1 * rng.normal(),
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -177,6 +188,5 @@ def test_cohort_summary_reports_the_shape_leak(tmp_path):
     pairs = _write_pairs(tmp_path, 5, noise=0.3)
     _, videos, summary = cohort_quality(pairs, n_shape_truth=4)
     assert {"err:expr_000", "err:jaw_0", "shape:shape_000"} <= set(videos.columns)
-    assert set(summary["shape_leak_r2_by_component"]) <= {*summary["dominant_components"],
-                                                          "jaw_0"}
+    assert set(summary["shape_leak_r2_by_component"]) <= {*summary["dominant_components"], "jaw_0"}
     assert np.isfinite(summary["shape_leak_r2_median"])

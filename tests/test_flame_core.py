@@ -31,8 +31,7 @@ def real_sized(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
     return path, model
 
 
-def reference_lbs(model: dict, shape: np.ndarray, expr: np.ndarray,
-                  pose: np.ndarray) -> np.ndarray:
+def reference_lbs(model: dict, shape: np.ndarray, expr: np.ndarray, pose: np.ndarray) -> np.ndarray:
     """Independent float64 LBS: scipy rotations, explicit per-joint world matrices."""
     vt = np.asarray(model["v_template"])
     dirs = np.asarray(model["shapedirs"])
@@ -67,9 +66,11 @@ def test_real_sized_chumpy_model_matches_independent_lbs(real_sized):
         shape, expr = rng.normal(size=300), rng.normal(size=100)
         pose = rng.normal(scale=0.3, size=15)
         ref = reference_lbs(model, shape, expr, pose)
-        got = flame(torch.tensor(shape[None], dtype=torch.float32),
-                    torch.tensor(expr[None], dtype=torch.float32),
-                    torch.tensor(pose[None], dtype=torch.float32))[0].numpy()
+        got = flame(
+            torch.tensor(shape[None], dtype=torch.float32),
+            torch.tensor(expr[None], dtype=torch.float32),
+            torch.tensor(pose[None], dtype=torch.float32),
+        )[0].numpy()
         rel = np.abs(got - ref).max() / np.abs(ref).max()
         assert rel < 1e-5, rel
 
@@ -194,14 +195,17 @@ def test_missing_key_is_named(tmp_path, key):
         load_flame(_write(tmp_path, model), n_shape=10, n_expr=10)
 
 
-@pytest.mark.parametrize(("key", "value"), [
-    ("v_template", np.zeros((30, 2))),
-    ("shapedirs", np.zeros((29, 3, 400))),
-    ("posedirs", np.zeros((30, 3, 35))),
-    ("weights", np.zeros((30, 4))),
-    ("J_regressor", np.zeros((4, 30))),
-    ("f", np.full((5, 3), 99)),
-])
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("v_template", np.zeros((30, 2))),
+        ("shapedirs", np.zeros((29, 3, 400))),
+        ("posedirs", np.zeros((30, 3, 35))),
+        ("weights", np.zeros((30, 4))),
+        ("J_regressor", np.zeros((4, 30))),
+        ("f", np.full((5, 3), 99)),
+    ],
+)
 def test_wrong_shape_is_named(tmp_path, key, value):
     model = random_flame_dict(seed=5, n_v=30, n_f=20)
     model[key] = value

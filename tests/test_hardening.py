@@ -47,15 +47,32 @@ from facedyn.tables import read_table, write_table
 
 def _landmark_table(path: Path, n: int = 60, detected: bool = True, **meta) -> Path:
     df = pd.DataFrame({c: [0.0] * n for c in COLUMNS}).assign(
-        detected=detected, tracked=False, frame=range(0, 2 * n, 2),
-        time_s=np.arange(n) / 15.0)
-    return write_table(df, path, {"status": "ok", "session_id": "001", "speaker_id": "00123",
-                                  "sampled_fps": 15.0, "width": 320, "height": 240, **meta})
+        detected=detected, tracked=False, frame=range(0, 2 * n, 2), time_s=np.arange(n) / 15.0
+    )
+    return write_table(
+        df,
+        path,
+        {
+            "status": "ok",
+            "session_id": "001",
+            "speaker_id": "00123",
+            "sampled_fps": 15.0,
+            "width": 320,
+            "height": 240,
+            **meta,
+        },
+    )
 
 
 def _manifest(*keys: tuple[str, str]) -> pd.DataFrame:
-    return pd.DataFrame({"session_id": [k[0] for k in keys], "speaker_id": [k[1] for k in keys],
-                         "status": "ok", "reason": ""})
+    return pd.DataFrame(
+        {
+            "session_id": [k[0] for k in keys],
+            "speaker_id": [k[1] for k in keys],
+            "status": "ok",
+            "reason": "",
+        }
+    )
 
 
 # --------------------------------------------------------------------------- two faces
@@ -73,8 +90,9 @@ class _TwoFaces:
         return {"backend": self.name}
 
     def _face(self, box: np.ndarray) -> Detection:
-        grid = np.stack(np.meshgrid(np.linspace(box[0], box[2], 17),
-                                    np.linspace(box[1], box[3], 4)), -1).reshape(-1, 2)[:68]
+        grid = np.stack(
+            np.meshgrid(np.linspace(box[0], box[2], 17), np.linspace(box[1], box[3], 4)), -1
+        ).reshape(-1, 2)[:68]
         return Detection(box.copy(), 1.0, grid)
 
     def detect(self, rgb: np.ndarray) -> list[Detection]:
@@ -112,8 +130,9 @@ def test_qc_excludes_videos_that_keep_showing_two_faces(tmp_path, multi, status)
         assert qc.loc[0, "reason_code"] == "multiple_faces"
         assert "10 of 10 detector runs" in qc.loc[0, "reason"]
         assert "qc.max_multi_face_fraction" in qc.loc[0, "reason"]
-    loose = build_qc(_manifest(("001", "00123")), {("001", "00123"): str(table)},
-                     max_multi_face_fraction=1.0)
+    loose = build_qc(
+        _manifest(("001", "00123")), {("001", "00123"): str(table)}, max_multi_face_fraction=1.0
+    )
     assert loose.loc[0, "status"] == "ok"
 
 
@@ -124,23 +143,32 @@ def _fit_import(tmp_path: Path, arrays: dict[str, np.ndarray] | None) -> tuple[P
     """run_fit with fit.backend import on one video; ``arrays`` None: no .npz at all."""
     landmarks = _landmark_table(tmp_path / "landmarks.parquet", n=12)
     model = tmp_path / "model.json"
-    model.write_text(json.dumps({"n_shape": 20, "n_expr": 10, "model_sha256": "0" * 64,
-                                 "synthetic": True}))
+    model.write_text(
+        json.dumps({"n_shape": 20, "n_expr": 10, "model_sha256": "0" * 64, "synthetic": True})
+    )
     npz_dir = tmp_path / "npz"
     (npz_dir / "001").mkdir(parents=True)
     if arrays is not None:
         np.savez(npz_dir / "001" / "00123.npz", **arrays)
     out = tmp_path / "flame.parquet"
-    run_fit(landmarks, model, out, {"backend": "import",
-                                    "import": {"dir": str(npz_dir), "tracker": "deca"}},
-            provenance=provenance({"a": 1}, inputs=[landmarks, model]))
+    run_fit(
+        landmarks,
+        model,
+        out,
+        {"backend": "import", "import": {"dir": str(npz_dir), "tracker": "deca"}},
+        provenance=provenance({"a": 1}, inputs=[landmarks, model]),
+    )
     return landmarks, out
 
 
 def _deca(n: int = 12) -> dict[str, np.ndarray]:
     rng = np.random.default_rng(0)
-    return {"shape": rng.normal(size=(n, 100)), "expression": rng.normal(size=(n, 50)),
-            "pose": rng.normal(scale=0.2, size=(n, 6)), "cam": rng.normal(size=(n, 3))}
+    return {
+        "shape": rng.normal(size=(n, 100)),
+        "expression": rng.normal(size=(n, 50)),
+        "pose": rng.normal(scale=0.2, size=(n, 6)),
+        "cam": rng.normal(size=(n, 3)),
+    }
 
 
 @pytest.mark.parametrize("case", ["mismatched_lengths", "missing_file", "too_few_components"])
@@ -153,21 +181,30 @@ def test_bad_importer_file_is_a_qc_exclusion_not_a_failed_job(tmp_path, case):
     landmarks, out = _fit_import(tmp_path, None if case == "missing_file" else arrays)
     table, meta = read_table(out)
     assert meta["status"] == "import_failed" and len(table) == 12 and not table["valid"].any()
-    expected = {"mismatched_lengths": "'cam' has 11 rows but 'expression' has 12",
-                "missing_file": "not a readable .npz",
-                "too_few_components": "flame.n_expr"}[case]
+    expected = {
+        "mismatched_lengths": "'cam' has 11 rows but 'expression' has 12",
+        "missing_file": "not a readable .npz",
+        "too_few_components": "flame.n_expr",
+    }[case]
     assert expected in meta["reason"]
     assert meta["provenance"]["input_fingerprint"]
-    qc = build_qc(_manifest(("001", "00123")), {("001", "00123"): str(landmarks)},
-                  flame_paths={("001", "00123"): str(out)})
+    qc = build_qc(
+        _manifest(("001", "00123")),
+        {("001", "00123"): str(landmarks)},
+        flame_paths={("001", "00123"): str(out)},
+    )
     assert qc.loc[0, "status"] == "excluded" and qc.loc[0, "reason_code"] == "fit_import_failed"
     assert expected in qc.loc[0, "reason"]
 
 
 def test_good_importer_file_passes_qc(tmp_path):
     landmarks, out = _fit_import(tmp_path, _deca())
-    qc = build_qc(_manifest(("001", "00123")), {("001", "00123"): str(landmarks)},
-                  flame_paths={("001", "00123"): str(out)}, min_valid_frames=10)
+    qc = build_qc(
+        _manifest(("001", "00123")),
+        {("001", "00123"): str(landmarks)},
+        flame_paths={("001", "00123"): str(out)},
+        min_valid_frames=10,
+    )
     assert qc.loc[0, "status"] == "ok", qc.loc[0, "reason"]
 
 
@@ -189,11 +226,13 @@ def test_video_without_read_permission_is_unreadable(tmp_path, monkeypatch):
 
 
 def test_table_check_names_duplicates_and_keeps_numeric_looking_ids(tmp_path):
-    (tmp_path / "ok.csv").write_text("speaker_id,session_id,video\n00123,001,a.mp4\n"
-                                     "1e5,001,b.mp4\n00123,002,missing.mp4\n")
+    (tmp_path / "ok.csv").write_text(
+        "speaker_id,session_id,video\n00123,001,a.mp4\n1e5,001,b.mp4\n00123,002,missing.mp4\n"
+    )
     assert check_table(tmp_path / "ok.csv") == 3  # videos are not probed here
-    (tmp_path / "dup.csv").write_text("speaker_id,session_id,video\n00123,001,a.mp4\n"
-                                      "123,001,b.mp4\n00123,001,c.mp4\n")
+    (tmp_path / "dup.csv").write_text(
+        "speaker_id,session_id,video\n00123,001,a.mp4\n123,001,b.mp4\n00123,001,c.mp4\n"
+    )
     with pytest.raises(ManifestError, match=r"\('001', '00123'\) x2 \(rows 1, 3\)"):
         check_table(tmp_path / "dup.csv")
 
@@ -205,11 +244,16 @@ def _table(tmp_path: Path, text: str) -> dict:
 
 
 @pytest.mark.workflow
-@pytest.mark.parametrize(("text", "named"), [
-    ("speaker_id,session_id,video\n00123,001,a.mp4\n00123,001,b.mp4\n",
-     "('001', '00123') x2 (rows 1, 2)"),
-    ("speaker,session_id,video\np1,001,a.mp4\n", "lacks required column(s) speaker_id"),
-])
+@pytest.mark.parametrize(
+    ("text", "named"),
+    [
+        (
+            "speaker_id,session_id,video\n00123,001,a.mp4\n00123,001,b.mp4\n",
+            "('001', '00123') x2 (rows 1, 2)",
+        ),
+        ("speaker,session_id,video\np1,001,a.mp4\n", "lacks required column(s) speaker_id"),
+    ],
+)
 def test_bad_manifest_table_fails_before_any_job(tmp_path, text, named):
     res = run_snakemake(tmp_path, "-n", overrides=_table(tmp_path, text))  # fails parsing
     out = res.stdout + res.stderr
@@ -238,12 +282,17 @@ def _flame_files(tmp_path: Path, case: str) -> tuple[Path, Path]:
     return model_path, emb_path
 
 
-FLAME_CASES = [("missing_key", "flame.model", "missing key(s) ['shapedirs']"),
-               ("wrong_shape", "flame.model", "'weights' must have shape (60, 5)"),
-               ("too_many_components", "flame.n_expr", "set flame.n_expr to at most 100"),
-               ("embedding_empty", "flame.landmark_embedding", "missing key(s)"),
-               ("embedding_wrong_shape", "flame.landmark_embedding",
-                "'static_lmk_faces_idx' must have shape (51,)")]
+FLAME_CASES = [
+    ("missing_key", "flame.model", "missing key(s) ['shapedirs']"),
+    ("wrong_shape", "flame.model", "'weights' must have shape (60, 5)"),
+    ("too_many_components", "flame.n_expr", "set flame.n_expr to at most 100"),
+    ("embedding_empty", "flame.landmark_embedding", "missing key(s)"),
+    (
+        "embedding_wrong_shape",
+        "flame.landmark_embedding",
+        "'static_lmk_faces_idx' must have shape (51,)",
+    ),
+]
 
 
 @pytest.mark.parametrize(("case", "key", "message"), FLAME_CASES)
@@ -261,13 +310,21 @@ def test_good_head_model_passes_the_check(tmp_path):
 
 
 @pytest.mark.workflow
-@pytest.mark.parametrize(("case", "key", "message"),
-                         [FLAME_CASES[0], FLAME_CASES[4]])
+@pytest.mark.parametrize(("case", "key", "message"), [FLAME_CASES[0], FLAME_CASES[4]])
 def test_bad_flame_file_fails_before_any_job(tmp_path, case, key, message):
     model, embedding = _flame_files(tmp_path, case)
-    res = run_snakemake(tmp_path, "-n", overrides={"flame": {  # a dry run fails too
-        "model": str(model), "landmark_embedding": str(embedding), "n_shape": 10,
-        "n_expr": 10}})
+    res = run_snakemake(
+        tmp_path,
+        "-n",
+        overrides={
+            "flame": {  # a dry run fails too
+                "model": str(model),
+                "landmark_embedding": str(embedding),
+                "n_shape": 10,
+                "n_expr": 10,
+            }
+        },
+    )
     out = res.stdout + res.stderr
     assert res.returncode != 0
     assert key in out and message in out
@@ -278,10 +335,13 @@ def test_bad_flame_file_fails_before_any_job(tmp_path, case, key, message):
 
 
 @pytest.mark.workflow
-@pytest.mark.parametrize(("override", "named"), [
-    ({"qc": {"max_multi_face_fraction": 1.5}}, "max_multi_face_fraction"),
-    ({"privacy": {"frames_in_figures": "yes"}}, "frames_in_figures"),
-])
+@pytest.mark.parametrize(
+    ("override", "named"),
+    [
+        ({"qc": {"max_multi_face_fraction": 1.5}}, "max_multi_face_fraction"),
+        ({"privacy": {"frames_in_figures": "yes"}}, "frames_in_figures"),
+    ],
+)
 def test_more_invalid_config_values_fail_before_any_job(tmp_path, override, named):
     res = run_snakemake(tmp_path, "-n", overrides=override)
     assert res.returncode != 0 and named in res.stdout + res.stderr
@@ -300,10 +360,8 @@ def test_input_fingerprint_follows_the_inputs(tmp_path, monkeypatch):
     # 16 hex digits: the head of sha256 over the sorted identities (path and content hash of
     # a small file), one a line, recomputed here from the files' bytes
     assert re.fullmatch(r"[0-9a-f]{16}", first)
-    identities = sorted(f"{p}\0sha256:{hashlib.sha256(p.read_bytes()).hexdigest()}"
-                        for p in (a, b))
-    assert first == hashlib.sha256("".join(f"{i}\n" for i in identities).encode()
-                                   ).hexdigest()[:16]
+    identities = sorted(f"{p}\0sha256:{hashlib.sha256(p.read_bytes()).hexdigest()}" for p in (a, b))
+    assert first == hashlib.sha256("".join(f"{i}\n" for i in identities).encode()).hexdigest()[:16]
     a.write_bytes(b"tablE")  # same size, other content
     assert input_fingerprint([a, b]) != first
     assert input_fingerprint([a]) != input_fingerprint([a, b])
@@ -374,16 +432,35 @@ def test_atomic_write_never_shows_a_partial_file(tmp_path):
 
 
 def test_summary_counts_every_qc_exclusion_and_fold_exclusion():
-    qc = pd.DataFrame({
-        "session_id": ["1", "1", "2", "2", "3", "3"],
-        "speaker_id": ["a", "b", "a", "b", "a", "c"],
-        "status": ["ok", "excluded", "excluded", "ok", "excluded", "ok"],
-        "reason": ["", "video missing: ...", "video missing: ...", "decoding stopped",
-                   "landmarks no_face: ...", ""],
-        "reason_code": ["", "video_missing", "video_missing", "truncated",
-                        "landmarks_no_face", ""]})
-    folds = {"main": {"1/b": "video missing: ...", "3/c": "speaker has 1 usable session "
-                      "(cross_session needs 2)"}}
+    qc = pd.DataFrame(
+        {
+            "session_id": ["1", "1", "2", "2", "3", "3"],
+            "speaker_id": ["a", "b", "a", "b", "a", "c"],
+            "status": ["ok", "excluded", "excluded", "ok", "excluded", "ok"],
+            "reason": [
+                "",
+                "video missing: ...",
+                "video missing: ...",
+                "decoding stopped",
+                "landmarks no_face: ...",
+                "",
+            ],
+            "reason_code": [
+                "",
+                "video_missing",
+                "video_missing",
+                "truncated",
+                "landmarks_no_face",
+                "",
+            ],
+        }
+    )
+    folds = {
+        "main": {
+            "1/b": "video missing: ...",
+            "3/c": "speaker has 1 usable session (cross_session needs 2)",
+        }
+    }
     text = "\n".join(qc_section(qc, folds))
     assert "6 videos, 3 ok, 3 excluded" in text
     assert f"| {REASON_CODES['video_missing']} | `video_missing` | 2 |" in text
@@ -408,16 +485,22 @@ def test_image_scan_finds_embedded_images(tmp_path):
     assert image_findings(results) == []
     write_table(pd.DataFrame({"x": [1.0]}), results / "clean.parquet", {"a": 1})
     write_table(pd.DataFrame({"frame": [png]}), results / "blob.parquet")
-    (results / "meta.json").write_text(json.dumps(
-        {"thumb": "data:image/png;base64," + base64.b64encode(png).decode()}))
+    (results / "meta.json").write_text(
+        json.dumps({"thumb": "data:image/png;base64," + base64.b64encode(png).decode()})
+    )
     (results / "x.bin").write_bytes(b"\x00\xff\xd8\xff\xe0\x00\x10JFIF\x00")
     (results / "figures/landmark_frame.png").write_bytes(png)
     (results / "figures/cmc.pdf").write_bytes(b"%PDF-1.4 /Subtype /Image")
     (results / "frames.npy").write_bytes(b"\x93NUMPY")
     found = "\n".join(image_findings(results))
-    for expected in ("blob.parquet: contains a PNG", "blob.parquet: column 'frame'",
-                     "meta.json: contains a base64", "x.bin: contains a JPEG",
-                     "landmark_frame.png: the video-frame figure",
-                     "cmc.pdf: the PDF embeds a raster image", "frames.npy: image or video"):
+    for expected in (
+        "blob.parquet: contains a PNG",
+        "blob.parquet: column 'frame'",
+        "meta.json: contains a base64",
+        "x.bin: contains a JPEG",
+        "landmark_frame.png: the video-frame figure",
+        "cmc.pdf: the PDF embeds a raster image",
+        "frames.npy: image or video",
+    ):
         assert expected in found
     assert "clean.parquet" not in found

@@ -21,8 +21,9 @@ def test_inter_ocular_distance_of_numpy_and_torch_landmarks():
     both = np.stack([face, _face(25.0)])
     np.testing.assert_allclose(inter_ocular(both), [40.0, 25.0])
     t = inter_ocular(torch.as_tensor(np.concatenate([both, np.zeros((2, 5, 2))], 1)))
-    assert isinstance(t, torch.Tensor) and torch.allclose(t, torch.tensor([40.0, 25.0],
-                                                                         dtype=t.dtype))
+    assert isinstance(t, torch.Tensor) and torch.allclose(
+        t, torch.tensor([40.0, 25.0], dtype=t.dtype)
+    )
 
 
 def test_nme_is_the_mean_error_over_the_68_points_in_reference_iod():

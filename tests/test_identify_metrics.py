@@ -37,8 +37,7 @@ CLASSES = ["a", "b", "c"]
 
 def _metrics(scores, true, sessions=None, classes=CLASSES):
     sessions = [f"s_{t}" for t in true] if sessions is None else sessions
-    return M.identification_metrics(np.asarray(scores, dtype=np.float32), classes, true,
-                                    sessions)
+    return M.identification_metrics(np.asarray(scores, dtype=np.float32), classes, true, sessions)
 
 
 # --- enrolment, ranks, top-k -----------------------------------------------------------------
@@ -57,27 +56,32 @@ def test_centroids_are_normalised_speaker_means_and_cosine_scores_rank_them():
 
 
 def test_topk_ranks_and_cmc_hand_computed():
-    scores = [[0.9, 0.1, 0.0],   # a: rank 1
-              [0.9, 0.5, 0.1],   # b: rank 2
-              [0.9, 0.5, 0.1],   # c: rank 3
-              [0.2, 0.3, 0.4]]   # c: rank 1
+    scores = [
+        [0.9, 0.1, 0.0],  # a: rank 1
+        [0.9, 0.5, 0.1],  # b: rank 2
+        [0.9, 0.5, 0.1],  # c: rank 3
+        [0.2, 0.3, 0.4],
+    ]  # c: rank 1
     true = ["a", "b", "c", "c"]
     m = _metrics(scores, true)
     assert m["top1"] == pytest.approx(0.5)
     assert m["top5"] == pytest.approx(1.0)  # k clipped to S = 3
     assert m["cmc"] == pytest.approx([0.5, 0.75, 1.0])
     assert m["chance"] == pytest.approx(1 / 3) and m["top1_over_chance"] == pytest.approx(1.5)
-    df = M.predictions_frame(np.asarray(scores), CLASSES, true, ["s"] * 4, np.arange(4),
-                             "m", 0)
+    df = M.predictions_frame(np.asarray(scores), CLASSES, true, ["s"] * 4, np.arange(4), "m", 0)
     assert df["rank"].tolist() == [1, 2, 3, 1]
     assert df["predicted_speaker_id"].tolist() == ["a", "a", "a", "c"]
     assert df["score"].tolist() == pytest.approx([0.9, 0.5, 0.1, 0.4])
 
 
 def test_ties_count_pessimistically_and_prediction_agrees_with_rank():
-    scores = np.array([[0.5, 0.5, 0.1],    # a tied with b at the top: rank 2, predicted b
-                       [0.5, 0.5, 0.5],    # constant row: rank 3
-                       [0.7, 0.2, 0.2]])   # b tied with c below a: rank 3
+    scores = np.array(
+        [
+            [0.5, 0.5, 0.1],  # a tied with b at the top: rank 2, predicted b
+            [0.5, 0.5, 0.5],  # constant row: rank 3
+            [0.7, 0.2, 0.2],
+        ]
+    )  # b tied with c below a: rank 3
     df = M.predictions_frame(scores, CLASSES, ["a", "b", "b"], ["s"] * 3, np.arange(3), "m", 0)
     assert df["rank"].tolist() == [2, 3, 3]
     assert df["predicted_speaker_id"].tolist() == ["b", "a", "a"]
@@ -99,9 +103,15 @@ def test_cmc_is_monotone_and_ends_at_one():
 
 def test_session_level_averages_score_vectors_per_speaker_and_session():
     # speaker a, session s1: windows vote b, a, a with margins; mean favours a
-    scores = [[0.0, 1.0, 0.0], [0.8, 0.1, 0.0], [0.8, 0.1, 0.0],
-              # speaker b, session s2: one strong wrong window outweighs two weak right ones
-              [0.0, 0.2, 0.9], [0.0, 0.3, 0.2], [0.0, 0.3, 0.2]]
+    scores = [
+        [0.0, 1.0, 0.0],
+        [0.8, 0.1, 0.0],
+        [0.8, 0.1, 0.0],
+        # speaker b, session s2: one strong wrong window outweighs two weak right ones
+        [0.0, 0.2, 0.9],
+        [0.0, 0.3, 0.2],
+        [0.0, 0.3, 0.2],
+    ]
     true = ["a", "a", "a", "b", "b", "b"]
     m = _metrics(scores, true, ["s1", "s1", "s1", "s2", "s2", "s2"])
     assert m["top1"] == pytest.approx(4 / 6)
@@ -119,11 +129,19 @@ def test_unenrolled_test_speaker_is_an_error():
 
 
 def test_predictions_frame_has_exactly_the_design_columns():
-    df = M.predictions_frame(np.eye(3), CLASSES, CLASSES, ["s1", "s2", "s3"],
-                             np.array([0, 15, 30]), "conformer", 2)
+    df = M.predictions_frame(
+        np.eye(3), CLASSES, CLASSES, ["s1", "s2", "s3"], np.array([0, 15, 30]), "conformer", 2
+    )
     assert list(df.columns) == [
-        "model", "fold", "speaker_id", "session_id", "window_start", "predicted_speaker_id",
-        "rank", "score"]
+        "model",
+        "fold",
+        "speaker_id",
+        "session_id",
+        "window_start",
+        "predicted_speaker_id",
+        "rank",
+        "score",
+    ]
     assert df["model"].unique().tolist() == ["conformer"] and (df["fold"] == 2).all()
     assert df["window_start"].dtype == np.int64 and df["rank"].dtype == np.int64
     assert all(isinstance(v, str) for v in df["speaker_id"])
@@ -199,8 +217,9 @@ def test_compressed_roc_matches_roc_curve_on_all_trials(decimals, monkeypatch):
     # and the chunked ranks and sessions equal the unchunked ones
     m = M.identification_metrics(scores, classes, true, rng.choice(["s1", "s2"], size=300))
     monkeypatch.setattr(M, "CHUNK_ELEMENTS", 1 << 25)
-    m2 = M.identification_metrics(scores, classes, true,
-                                  np.random.default_rng(3).choice(["s1", "s2"], size=300))
+    m2 = M.identification_metrics(
+        scores, classes, true, np.random.default_rng(3).choice(["s1", "s2"], size=300)
+    )
     assert m["top1"] == m2["top1"] and m["cmc"] == m2["cmc"]
 
 
@@ -225,9 +244,18 @@ def _predictions(acc_by_speaker, n_windows=20, model="m", fold=0, seed=0):
     for s, acc in acc_by_speaker.items():
         hits = rng.permutation(np.arange(n_windows) < round(acc * n_windows))
         for w, hit in enumerate(hits):
-            rows.append({"model": model, "fold": fold, "speaker_id": s, "session_id": f"{s}_x",
-                         "window_start": w * 30, "predicted_speaker_id": s if hit else "other",
-                         "rank": 1 if hit else 1 + int(rng.integers(1, 10)), "score": 0.0})
+            rows.append(
+                {
+                    "model": model,
+                    "fold": fold,
+                    "speaker_id": s,
+                    "session_id": f"{s}_x",
+                    "window_start": w * 30,
+                    "predicted_speaker_id": s if hit else "other",
+                    "rank": 1 if hit else 1 + int(rng.integers(1, 10)),
+                    "score": 0.0,
+                }
+            )
     return pd.DataFrame(rows, columns=M.PREDICTION_COLUMNS)
 
 
@@ -257,8 +285,9 @@ def test_paired_comparison_of_two_models_on_the_same_windows():
     acc = {f"p{i}": a for i, a in enumerate(rng.uniform(0.2, 0.6, 40))}
     ref = _predictions(acc, model="ref", seed=1)
     gain = rng.uniform(0.1, 0.4, len(acc))  # every speaker gains, by different amounts
-    better = _predictions({s: a + g for (s, a), g in zip(acc.items(), gain, strict=True)},
-                          model="new", seed=2)
+    better = _predictions(
+        {s: a + g for (s, a), g in zip(acc.items(), gain, strict=True)}, model="new", seed=2
+    )
     both = pd.concat([better, ref], ignore_index=True)
     c = M.paired_comparison(both, "new", "ref", n_boot=2000)
     expected = M.recompute_top1(better) - M.recompute_top1(ref)
@@ -316,7 +345,8 @@ def test_summary_pools_folds_and_recomputed_top1_matches_metrics():
     assert s["eer"] == pytest.approx(np.mean([fold_metrics[f]["eer"] for f in range(3)]))
     n_sess = [fold_metrics[f]["n_sessions"] for f in range(3)]
     assert s["session_top1"] == pytest.approx(
-        sum(fold_metrics[f]["session_top1"] * n_sess[f] for f in range(3)) / sum(n_sess))
+        sum(fold_metrics[f]["session_top1"] * n_sess[f] for f in range(3)) / sum(n_sess)
+    )
     json.dumps(M.json_ready(s), allow_nan=False)
     no_verification = M.summarize_model(merged, None, n_boot=50)
     assert no_verification["eer"] is None and no_verification["top1"] == s["top1"]
@@ -328,12 +358,14 @@ def test_summary_pools_folds_and_recomputed_top1_matches_metrics():
 
 def test_identification_metrics_are_strict_json():
     rng = np.random.default_rng(7)
-    m = M.identification_metrics(rng.normal(size=(50, 4)).astype(np.float32),
-                                 ["a", "b", "c", "d"], rng.choice(list("abcd"), 50),
-                                 rng.choice(["x", "y"], 50))
+    m = M.identification_metrics(
+        rng.normal(size=(50, 4)).astype(np.float32),
+        ["a", "b", "c", "d"],
+        rng.choice(list("abcd"), 50),
+        rng.choice(["x", "y"], 50),
+    )
     json.dumps(m, allow_nan=False)
-    assert M.json_ready({"x": np.float32(np.nan), "y": np.arange(2)}) == {"x": None,
-                                                                          "y": [0, 1]}
+    assert M.json_ready({"x": np.float32(np.nan), "y": np.arange(2)}) == {"x": None, "y": [0, 1]}
 
 
 # --- DNR against accuracy --------------------------------------------------------------------
@@ -346,8 +378,9 @@ def test_dnr_vs_accuracy_recovers_a_planted_negative_monotone_relation():
     acc = np.exp(-dnr)  # monotone decreasing, not linear
     speakers = [f"p{i}" for i in range(n)]
     per_speaker = pd.DataFrame({"model": "m", "speaker_id": speakers, "top1": acc})
-    dnr_df = pd.DataFrame({"speaker_id": [*speakers, "q1", "q2"],
-                           "dnr": [*dnr, np.nan, 1.0]})  # q1: no DNR, q2: no accuracy
+    dnr_df = pd.DataFrame(
+        {"speaker_id": [*speakers, "q1", "q2"], "dnr": [*dnr, np.nan, 1.0]}
+    )  # q1: no DNR, q2: no accuracy
     out = M.dnr_vs_accuracy(per_speaker, dnr_df, n_boot=300)
     assert out["n"] == n
     assert out["spearman_rho"] == pytest.approx(-1.0)
@@ -409,7 +442,7 @@ def test_stats_logreg_identifies_speakers_by_dynamics_and_not_shuffled_labels():
     x, y = _oscillators(seed=0)
     rng = np.random.default_rng(11)
     order = rng.permutation(len(x))
-    train, test = order[: len(x) // 2], order[len(x) // 2:]
+    train, test = order[: len(x) // 2], order[len(x) // 2 :]
     model = StatsLogReg(rate=RATE, C=1.0).fit(x[train], y[train])
     s = model.scores(x[test])
     assert s.shape == (len(test), 6) and model.classes_ == sorted(set(y))
@@ -459,8 +492,13 @@ def test_cap_per_class_and_chance_scores():
 
 def _flame_table(n, seed, invalid=(), n_expr=4, n_shape=5):
     rng = np.random.default_rng(seed)
-    cols = [*(f"shape_{k:03d}" for k in range(n_shape)),
-            *(f"expr_{k:03d}" for k in range(n_expr)), "jaw_0", "jaw_1", "jaw_2"]
+    cols = [
+        *(f"shape_{k:03d}" for k in range(n_shape)),
+        *(f"expr_{k:03d}" for k in range(n_expr)),
+        "jaw_0",
+        "jaw_1",
+        "jaw_2",
+    ]
     df = pd.DataFrame(rng.normal(size=(n, len(cols))), columns=cols)
     df.insert(0, "frame", np.arange(n) * 2)
     df.insert(1, "time_s", np.arange(n) / RATE)
@@ -475,8 +513,7 @@ def test_shape_feature_set_and_window_alignment(tmp_path, caplog):
     assert feature_columns("shape", 50, n_shape=3) == ["shape_000", "shape_001", "shape_002"]
     assert feature_columns("shape", 50)[-1] == "shape_019"
     assert feature_names("shape", 4, True, n_shape=2)[-1] == "d_shape_001"
-    assert feature_columns("expr_jaw", 2) == ["expr_000", "expr_001", "jaw_0", "jaw_1",
-                                              "jaw_2"]
+    assert feature_columns("expr_jaw", 2) == ["expr_000", "expr_001", "jaw_0", "jaw_1", "jaw_2"]
     videos = [{"session_id": f"s{i}", "speaker_id": f"p{i}"} for i in range(2)]
     tables = [_flame_table(90, 0, invalid=[30]), _flame_table(90, 1)]
     with caplog.at_level(logging.WARNING):
@@ -487,8 +524,11 @@ def test_shape_feature_set_and_window_alignment(tmp_path, caplog):
     for v, t in zip(videos, tables, strict=True):
         paths.append(tmp_path / f"{v['session_id']}.parquet")
         write_table(t, paths[-1])
-    loaded = load_store([{**v, "path": str(p)} for v, p in zip(videos, paths, strict=True)],
-                        feature_set="shape", n_shape=3)
+    loaded = load_store(
+        [{**v, "path": str(p)} for v, p in zip(videos, paths, strict=True)],
+        feature_set="shape",
+        n_shape=3,
+    )
     assert loaded.feature_names == ["shape_000", "shape_001", "shape_002"]
     np.testing.assert_array_equal(loaded.features, shape.features[:, :3])
     # the dynamics store drops each run's first row (velocity): other rows, same frames
@@ -497,13 +537,23 @@ def test_shape_feature_set_and_window_alignment(tmp_path, caplog):
     aligned, found = align_windows(dyn, win, shape)
     assert found.all() and len(aligned) == len(win)
     assert (aligned.start != win.start).any()
-    np.testing.assert_array_equal(shape.frame[aligned.first_rows(shape)],
-                                  dyn.frame[win.first_rows(dyn)])
+    np.testing.assert_array_equal(
+        shape.frame[aligned.first_rows(shape)], dyn.frame[win.first_rows(dyn)]
+    )
     x = batch(shape, aligned)
-    ref = np.stack([tables[v].loc[tables[v]["frame"].isin(
-        dyn.frame[dyn.offsets[v] + s: dyn.offsets[v] + s + win.length]),
-        [f"shape_{k:03d}" for k in range(5)]].to_numpy() for v, s in zip(win.video, win.start,
-                                                                          strict=True)])
+    ref = np.stack(
+        [
+            tables[v]
+            .loc[
+                tables[v]["frame"].isin(
+                    dyn.frame[dyn.offsets[v] + s : dyn.offsets[v] + s + win.length]
+                ),
+                [f"shape_{k:03d}" for k in range(5)],
+            ]
+            .to_numpy()
+            for v, s in zip(win.video, win.start, strict=True)
+        ]
+    )
     np.testing.assert_allclose(x, ref, atol=1e-6)
     np.testing.assert_allclose(window_means(shape, aligned), ref.mean(axis=1), atol=1e-6)
     # a frame invalid only for shape: the windows covering it are not found

@@ -38,8 +38,15 @@ from facedyn.identify.train import (
 
 WINDOW_S, STRIDE_S = 2.0, 0.5
 SMALL = {"d_model": 32, "n_layers": 1, "n_heads": 2, "conv_kernel": 7, "embedding_dim": 16}
-FAST = {"epochs": 3, "m_per_class": 4, "classes_per_batch": 6, "warmup_epochs": 1, "lr": 3e-3,
-        "num_threads": 1, "batches_per_epoch": 6}
+FAST = {
+    "epochs": 3,
+    "m_per_class": 4,
+    "classes_per_batch": 6,
+    "warmup_epochs": 1,
+    "lr": 3e-3,
+    "num_threads": 1,
+    "batches_per_epoch": 6,
+}
 
 
 @pytest.fixture(autouse=True)
@@ -52,8 +59,9 @@ def _one_thread():
     torch.set_num_threads(saved)
 
 
-def _cohort(n_speakers: int = 6, n_sessions: int = 2, seconds: float = 40, fps: float = 15,
-            seed: int = 0):
+def _cohort(
+    n_speakers: int = 6, n_sessions: int = 2, seconds: float = 40, fps: float = 15, seed: int = 0
+):
     """FLAME-like tables: every feature is ``a_c sin(2 pi f_s t + phi) + noise`` with a
     speaker-specific frequency ``f_s``, fixed per-feature amplitudes ``a_c`` and a random
     phase per session."""
@@ -84,21 +92,41 @@ def cohort():
     test = fold_windows(folds, 0, "test", store, windows)
     test_labels, _ = speaker_labels(store, test, data.classes)
     normalizer = Normalizer.fit(store, data.train)
-    return {"store": store, "data": data, "test": test, "test_labels": test_labels,
-            "normalizer": normalizer}
+    return {
+        "store": store,
+        "data": data,
+        "test": test,
+        "test_labels": test_labels,
+        "normalizer": normalizer,
+    }
 
 
 def _train(cohort, enc=None, seed=0, log_csv=None, **overrides):
     d = cohort["data"]
-    return train_encoder(cohort["store"], d.train, d.train_labels, d.val, d.val_labels,
-                         cohort["normalizer"], EncoderSettings(**{**SMALL, **(enc or {})}),
-                         TrainSettings(**{**FAST, **overrides}), "cpu", seed=seed,
-                         log_csv=log_csv, progress=False)
+    return train_encoder(
+        cohort["store"],
+        d.train,
+        d.train_labels,
+        d.val,
+        d.val_labels,
+        cohort["normalizer"],
+        EncoderSettings(**{**SMALL, **(enc or {})}),
+        TrainSettings(**{**FAST, **overrides}),
+        "cpu",
+        seed=seed,
+        log_csv=log_csv,
+        progress=False,
+    )
 
 
 def _embed(cohort, model, windows=None):
-    return embed(model, cohort["store"], cohort["test"] if windows is None else windows,
-                 cohort["normalizer"], "cpu")
+    return embed(
+        model,
+        cohort["store"],
+        cohort["test"] if windows is None else windows,
+        cohort["normalizer"],
+        "cpu",
+    )
 
 
 # --- encoders -----------------------------------------------------------------------------------
@@ -157,9 +185,19 @@ def test_eval_embedding_does_not_depend_on_the_batch():
         torch.testing.assert_close(model(x)[:2], model(x[:2]), atol=1e-5, rtol=1e-5)
 
 
-@pytest.mark.parametrize(("key", "value"), [
-    ("encoder", "gru"), ("d_model", 0), ("n_layers", 1.5), ("dropout", 1.0), ("conv_kernel", 4),
-    ("n_heads", 3), ("embedding_dim", True), ("subsample", 0)])
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("encoder", "gru"),
+        ("d_model", 0),
+        ("n_layers", 1.5),
+        ("dropout", 1.0),
+        ("conv_kernel", 4),
+        ("n_heads", 3),
+        ("embedding_dim", True),
+        ("subsample", 0),
+    ],
+)
 def test_invalid_encoder_settings_name_the_key(key, value):
     with pytest.raises(ValueError, match=f"^{key}"):
         EncoderSettings(**{key: value})
@@ -175,11 +213,26 @@ def test_lstm_needs_even_width_and_unknown_keys_are_named():
         build_encoder(EncoderSettings(), 0)
 
 
-@pytest.mark.parametrize(("key", "value"), [
-    ("epochs", 0), ("m_per_class", 1), ("classes_per_batch", 1), ("lr", 0.0), ("lr", math.nan),
-    ("weight_decay", -1.0), ("temperature", 0), ("patience", 0), ("val_fraction", 0.0),
-    ("batches_per_epoch", 0), ("min_batches_per_epoch", 0), ("amp", "yes"), ("num_threads", 0), ("monitor", "loss"),
-    ("warmup_epochs", -1)])
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("epochs", 0),
+        ("m_per_class", 1),
+        ("classes_per_batch", 1),
+        ("lr", 0.0),
+        ("lr", math.nan),
+        ("weight_decay", -1.0),
+        ("temperature", 0),
+        ("patience", 0),
+        ("val_fraction", 0.0),
+        ("batches_per_epoch", 0),
+        ("min_batches_per_epoch", 0),
+        ("amp", "yes"),
+        ("num_threads", 0),
+        ("monitor", "loss"),
+        ("warmup_epochs", -1),
+    ],
+)
 def test_invalid_train_settings_name_the_key(key, value):
     with pytest.raises(ValueError, match=f"^{key}"):
         TrainSettings(**{key: value})
@@ -208,15 +261,16 @@ def test_training_identifies_speakers_across_sessions(cohort, tmp_path):
     torch.manual_seed(0)
     untrained = build_encoder(EncoderSettings(**SMALL), 7)
     ref = embed(untrained, store, d.train, norm, "cpu")
-    base = nearest_centroid_top1(ref, d.train_labels, _embed(cohort, untrained),
-                                 cohort["test_labels"])
+    base = nearest_centroid_top1(
+        ref, d.train_labels, _embed(cohort, untrained), cohort["test_labels"]
+    )
     log_csv = tmp_path / "log.csv"
-    res = _train(cohort, epochs=6, batches_per_epoch=None, min_batches_per_epoch=1,
-                 log_csv=log_csv)
+    res = _train(cohort, epochs=6, batches_per_epoch=None, min_batches_per_epoch=1, log_csv=log_csv)
     assert res.batches_per_epoch == len(d.train) // 24 > 1 and res.batch_size == 24
     ref = embed(res.model, store, d.train, norm, "cpu")
-    acc = nearest_centroid_top1(ref, d.train_labels, _embed(cohort, res.model),
-                                cohort["test_labels"])
+    acc = nearest_centroid_top1(
+        ref, d.train_labels, _embed(cohort, res.model), cohort["test_labels"]
+    )
     assert acc >= 0.8 and acc > base + 0.3, (acc, base)
     assert res.history[-1]["train_loss"] < res.history[0]["train_loss"]
     assert res.history[res.best_epoch - 1]["val_top1"] >= 0.8
@@ -238,9 +292,19 @@ def test_random_crops_read_only_frames_of_the_training_windows(cohort):
     saved = store.features.copy()
     try:
         store.features[~covered_rows(store, d.train)] = np.nan
-        res = train_encoder(store, d.train, d.train_labels, None, None, cohort["normalizer"],
-                            EncoderSettings(**SMALL), TrainSettings(**{**FAST, "epochs": 3}),
-                            "cpu", seed=0, progress=False)
+        res = train_encoder(
+            store,
+            d.train,
+            d.train_labels,
+            None,
+            None,
+            cohort["normalizer"],
+            EncoderSettings(**SMALL),
+            TrainSettings(**{**FAST, "epochs": 3}),
+            "cpu",
+            seed=0,
+            progress=False,
+        )
         assert all(math.isfinite(h["train_loss"]) for h in res.history)
     finally:
         store.features[:] = saved
@@ -306,8 +370,9 @@ def test_cross_session_miner_keeps_cross_session_positives_and_every_negative():
     # the loss takes them: same-session pairs of class 0 are out of numerator and denominator
     from pytorch_metric_learning.losses import SupConLoss
 
-    z = torch.nn.functional.normalize(torch.randn(7, 4, generator=torch.Generator()
-                                                  .manual_seed(0)), dim=1)
+    z = torch.nn.functional.normalize(
+        torch.randn(7, 4, generator=torch.Generator().manual_seed(0)), dim=1
+    )
     assert torch.isfinite(SupConLoss()(z, labels, indices_tuple=(a1, p, a2, n)))
 
 
@@ -327,10 +392,17 @@ def test_cross_session_positives_change_training_and_are_validated(cohort, caplo
     runs = {}
     for positives in ("all", "cross_session"):
         runs[positives] = train_encoder(
-            store, data.train, data.train_labels, data.val, data.val_labels,
-            Normalizer.fit(store, data.train), EncoderSettings(**SMALL),
-            TrainSettings(**{**FAST, "epochs": 2, "classes_per_batch": 4,
-                             "positives": positives}), "cpu", progress=False)
+            store,
+            data.train,
+            data.train_labels,
+            data.val,
+            data.val_labels,
+            Normalizer.fit(store, data.train),
+            EncoderSettings(**SMALL),
+            TrainSettings(**{**FAST, "epochs": 2, "classes_per_batch": 4, "positives": positives}),
+            "cpu",
+            progress=False,
+        )
     plain, cross = runs["all"].history[-1], runs["cross_session"].history[-1]
     assert plain["train_loss"] != cross["train_loss"]
     assert math.isfinite(cross["val_loss"])
@@ -374,9 +446,18 @@ def test_early_stopping_keeps_the_best_epoch(cohort, monkeypatch):
 
 def test_without_validation_all_epochs_run_and_the_last_is_kept(cohort):
     d = cohort["data"]
-    res = train_encoder(cohort["store"], d.train, d.train_labels, None, None,
-                        cohort["normalizer"], EncoderSettings(**SMALL),
-                        TrainSettings(**{**FAST, "epochs": 2}), "cpu", progress=False)
+    res = train_encoder(
+        cohort["store"],
+        d.train,
+        d.train_labels,
+        None,
+        None,
+        cohort["normalizer"],
+        EncoderSettings(**SMALL),
+        TrainSettings(**{**FAST, "epochs": 2}),
+        "cpu",
+        progress=False,
+    )
     assert res.best_epoch == 2 and not res.stopped_early
     assert all(math.isnan(h["val_loss"]) for h in res.history)
 
@@ -389,10 +470,18 @@ def test_small_data_with_fewer_windows_than_m_per_class(encoder):
     windows = make_windows(store, WINDOW_S, STRIDE_S)
     labels, _ = speaker_labels(store, windows)
     assert len(windows) == 24 and np.bincount(labels).tolist() == [6] * 4
-    res = train_encoder(store, windows, labels, windows, labels, Normalizer.fit(store, windows),
-                        EncoderSettings(**{**SMALL, "encoder": encoder}),
-                        TrainSettings(epochs=2, m_per_class=8, classes_per_batch=16,
-                                      num_threads=1), "cpu", progress=False)
+    res = train_encoder(
+        store,
+        windows,
+        labels,
+        windows,
+        labels,
+        Normalizer.fit(store, windows),
+        EncoderSettings(**{**SMALL, "encoder": encoder}),
+        TrainSettings(epochs=2, m_per_class=8, classes_per_batch=16, num_threads=1),
+        "cpu",
+        progress=False,
+    )
     # one pass would be a single batch: the floor on optimisation steps applies
     assert res.batch_size == 32 and res.batches_per_epoch == 32 and res.n_classes == 4
     assert len(res.history) == 2 and math.isfinite(res.history[-1]["val_loss"])
@@ -402,13 +491,31 @@ def test_training_needs_two_speakers_and_matching_labels(cohort):
     d = cohort["data"]
     one = d.train.subset(d.train_labels == 0)
     with pytest.raises(ValueError, match="at least two speakers"):
-        train_encoder(cohort["store"], one, np.zeros(len(one), int), None, None,
-                      cohort["normalizer"], EncoderSettings(**SMALL), TrainSettings(**FAST),
-                      "cpu", progress=False)
+        train_encoder(
+            cohort["store"],
+            one,
+            np.zeros(len(one), int),
+            None,
+            None,
+            cohort["normalizer"],
+            EncoderSettings(**SMALL),
+            TrainSettings(**FAST),
+            "cpu",
+            progress=False,
+        )
     with pytest.raises(ValueError, match="train_labels"):
-        train_encoder(cohort["store"], d.train, d.train_labels[:-1], None, None,
-                      cohort["normalizer"], EncoderSettings(**SMALL), TrainSettings(**FAST),
-                      "cpu", progress=False)
+        train_encoder(
+            cohort["store"],
+            d.train,
+            d.train_labels[:-1],
+            None,
+            None,
+            cohort["normalizer"],
+            EncoderSettings(**SMALL),
+            TrainSettings(**FAST),
+            "cpu",
+            progress=False,
+        )
 
 
 # --- embedding, checkpoints, fingerprints ----------------------------------------------------
@@ -419,10 +526,21 @@ def test_checkpoint_round_trip(cohort, tmp_path):
     res = _train(cohort, enc={"encoder": "conformer"}, epochs=1)
     fp = data_fingerprint(cohort["store"], d.train)
     path = tmp_path / "fold0" / "model.pt"
-    save_checkpoint(path, res.model, EncoderSettings(**SMALL), TrainSettings(**FAST),
-                    cohort["normalizer"], d.classes, fp,
-                    {"fold": np.int64(0), "seed": 0, "history": res.history,
-                     "settings": {"baselines": ("lstm",), "out": tmp_path}})
+    save_checkpoint(
+        path,
+        res.model,
+        EncoderSettings(**SMALL),
+        TrainSettings(**FAST),
+        cohort["normalizer"],
+        d.classes,
+        fp,
+        {
+            "fold": np.int64(0),
+            "seed": 0,
+            "history": res.history,
+            "settings": {"baselines": ("lstm",), "out": tmp_path},
+        },
+    )
     model, info = load_checkpoint(path, "cpu")
     assert not model.training
     assert info["classes"] == d.classes and info["data_fingerprint"] == fp
@@ -438,8 +556,16 @@ def test_checkpoint_round_trip(cohort, tmp_path):
 def test_checkpoint_extra_must_be_plain_values(cohort, tmp_path):
     model = build_encoder(EncoderSettings(**SMALL), 7)
     with pytest.raises(TypeError, match=r"extra\.bad: object"):
-        save_checkpoint(tmp_path / "m.pt", model, EncoderSettings(**SMALL), TrainSettings(),
-                        cohort["normalizer"], cohort["data"].classes, "fp", {"bad": object()})
+        save_checkpoint(
+            tmp_path / "m.pt",
+            model,
+            EncoderSettings(**SMALL),
+            TrainSettings(),
+            cohort["normalizer"],
+            cohort["data"].classes,
+            "fp",
+            {"bad": object()},
+        )
     assert not list(tmp_path.iterdir())
 
 
@@ -497,9 +623,20 @@ def test_run_train_refits_on_every_training_window_for_the_chosen_epochs(tmp_pat
     windows = make_windows(store, WINDOW_S, STRIDE_S)
     folds = build_folds(store, windows, "cross_session", 2, WINDOW_S, 0.8, 2)
     settings = ExperimentSettings(
-        name="t", window_s=WINDOW_S, stride_s=STRIDE_S, n_folds=2, n_expr=4, model=SMALL,
-        train={**FAST, "epochs": 4, "patience": 1, "refit": mode == "refit",
-               "early_stopping": mode != "fixed"})
+        name="t",
+        window_s=WINDOW_S,
+        stride_s=STRIDE_S,
+        n_folds=2,
+        n_expr=4,
+        model=SMALL,
+        train={
+            **FAST,
+            "epochs": 4,
+            "patience": 1,
+            "refit": mode == "refit",
+            "early_stopping": mode != "fixed",
+        },
+    )
     ctx = FoldContext(settings, store, windows, folds, 0, [], None)
     out, log_csv = tmp_path / "model.pt", tmp_path / "log.csv"
     summary = run_train(ctx, out, log_csv, device="cpu")
@@ -539,12 +676,20 @@ def test_train_seed_replaces_the_runs_seed_and_nothing_else(tmp_path):
     folds = build_folds(store, windows, "cross_session", 2, WINDOW_S, 0.8, 2)
 
     def trained(seed: int, train_seed: int | None, name: str) -> tuple[dict, dict]:
-        settings = ExperimentSettings(name="t", window_s=WINDOW_S, stride_s=STRIDE_S,
-                                      n_folds=2, n_expr=4, model=SMALL,
-                                      train={**FAST, "epochs": 2}, train_seed=train_seed)
+        settings = ExperimentSettings(
+            name="t",
+            window_s=WINDOW_S,
+            stride_s=STRIDE_S,
+            n_folds=2,
+            n_expr=4,
+            model=SMALL,
+            train={**FAST, "epochs": 2},
+            train_seed=train_seed,
+        )
         ctx = FoldContext(settings, store, windows, folds, 1, [], None)
-        summary = run_train(ctx, tmp_path / f"{name}.pt", tmp_path / f"{name}.csv",
-                            device="cpu", seed=seed)
+        summary = run_train(
+            ctx, tmp_path / f"{name}.pt", tmp_path / f"{name}.csv", device="cpu", seed=seed
+        )
         model, _ = load_checkpoint(tmp_path / f"{name}.pt")
         return summary, {k: v.clone() for k, v in model.state_dict().items()}
 
@@ -570,12 +715,23 @@ def test_training_record_beside_the_checkpoint_says_trained_or_why_not(tmp_path)
     store = _cohort(n_speakers=4, seconds=30)
     windows = make_windows(store, WINDOW_S, STRIDE_S)
     folds = build_folds(store, windows, "cross_session", 2, WINDOW_S, 0.8, 2)
-    settings = ExperimentSettings(name="t", window_s=WINDOW_S, stride_s=STRIDE_S, n_folds=2,
-                                  n_expr=4, model=SMALL, train={**FAST, "epochs": 1})
+    settings = ExperimentSettings(
+        name="t",
+        window_s=WINDOW_S,
+        stride_s=STRIDE_S,
+        n_folds=2,
+        n_expr=4,
+        model=SMALL,
+        train={**FAST, "epochs": 1},
+    )
     trained = tmp_path / "fold0" / "model.pt"
     trained.parent.mkdir()
-    summary = run_train(FoldContext(settings, store, windows, folds, 0, [], None), trained,
-                        tmp_path / "fold0" / "log.csv", device="cpu")
+    summary = run_train(
+        FoldContext(settings, store, windows, folds, 0, [], None),
+        trained,
+        tmp_path / "fold0" / "log.csv",
+        device="cpu",
+    )
     record = json.loads(status_path(trained).read_text())
     assert status_path(trained) == tmp_path / "fold0" / "model.json"
     assert record["status"] == summary["status"] == "ok" and no_data_reason(trained) is None
@@ -588,8 +744,13 @@ def test_training_record_beside_the_checkpoint_says_trained_or_why_not(tmp_path)
     one_speaker = one_speaker[~drop]
     empty = tmp_path / "fold1" / "lstm.pt"
     empty.parent.mkdir()
-    summary = run_train(FoldContext(settings, store, windows, one_speaker, 0, [], None), empty,
-                        tmp_path / "fold1" / "log.csv", encoder="lstm", device="cpu")
+    summary = run_train(
+        FoldContext(settings, store, windows, one_speaker, 0, [], None),
+        empty,
+        tmp_path / "fold1" / "log.csv",
+        encoder="lstm",
+        device="cpu",
+    )
     record = json.loads((tmp_path / "fold1" / "lstm.json").read_text())
     assert record["status"] == summary["status"] == "no_data" and record["encoder"] == "lstm"
     assert "two or more" in no_data_reason(empty) == record["reason"]

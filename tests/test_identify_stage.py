@@ -11,9 +11,12 @@ from facedyn.tables import write_table
 
 
 def test_nested_model_and_train_overrides_merge_key_by_key():
-    identify = {"window_s": 4, "model": {"d_model": 32, "n_layers": 3},
-                "train": {"epochs": 5},
-                "experiments": {"small": {"model": {"n_layers": 1}, "baselines": ["lstm"]}}}
+    identify = {
+        "window_s": 4,
+        "model": {"d_model": 32, "n_layers": 3},
+        "train": {"epochs": 5},
+        "experiments": {"small": {"model": {"n_layers": 1}, "baselines": ["lstm"]}},
+    }
     s = experiment_settings(identify, "small")
     enc = s.encoder_settings()
     assert (enc.d_model, enc.n_layers, enc.encoder) == (32, 1, "conformer")
@@ -22,15 +25,18 @@ def test_nested_model_and_train_overrides_merge_key_by_key():
     assert s.to_dict()["model"] == {"d_model": 32, "n_layers": 1}
 
 
-@pytest.mark.parametrize("override, named", [
-    ({"baselines": ["svm"]}, "baselines"),
-    ({"source": "oracle"}, "source"),
-    ({"encoder": "transformer"}, "encoder"),
-    ({"data_fraction": 0}, "data_fraction"),
-    ({"model": {"d_modle": 8}}, "d_modle"),
-    ({"train": {"epochs": 0}}, "epochs"),
-    ({"model": 3}, "model"),
-])
+@pytest.mark.parametrize(
+    "override, named",
+    [
+        ({"baselines": ["svm"]}, "baselines"),
+        ({"source": "oracle"}, "source"),
+        ({"encoder": "transformer"}, "encoder"),
+        ({"data_fraction": 0}, "data_fraction"),
+        ({"model": {"d_modle": 8}}, "d_modle"),
+        ({"train": {"epochs": 0}}, "epochs"),
+        ({"model": 3}, "model"),
+    ],
+)
 def test_bad_identification_settings_name_the_key(override, named):
     with pytest.raises(ExperimentError, match=named) as err:
         experiment_settings({"experiments": {"x": override}}, "x")
@@ -38,20 +44,36 @@ def test_bad_identification_settings_name_the_key(override, named):
 
 
 def test_restrict_training_keeps_the_first_part_of_training_rows_only():
-    folds = pd.DataFrame({"fold": 0, "speaker_id": ["a", "a", "b"],
-                          "session_id": ["s1", "s2", "s3"], "split": ["train", "test", "train"],
-                          "start_time_s": [0.0, 0.0, 10.0], "stop_time_s": [40.0, 40.0, 14.0],
-                          "n_windows": 1, "reason": ""})
+    folds = pd.DataFrame(
+        {
+            "fold": 0,
+            "speaker_id": ["a", "a", "b"],
+            "session_id": ["s1", "s2", "s3"],
+            "split": ["train", "test", "train"],
+            "start_time_s": [0.0, 0.0, 10.0],
+            "stop_time_s": [40.0, 40.0, 14.0],
+            "n_windows": 1,
+            "reason": "",
+        }
+    )
     out = restrict_training(folds, 0.25, window_s=8.0)
     assert out["stop_time_s"].tolist() == [10.0, 40.0, 14.0]  # b keeps >= one window
     assert restrict_training(folds, 1.0, 8.0) is folds
 
 
 def test_truth_table_samples_the_fitted_frames(tmp_path):
-    fitted = pd.DataFrame({"frame": [0, 2, 4], "time_s": [0.0, 1 / 15, 2 / 15],
-                           "valid": [True, False, True]})
-    truth = pd.DataFrame({"frame": np.arange(6), "expr_000": np.arange(6.0),
-                          "jaw_0": 0.0, "shape_000": 1.0, "lx00": 5.0})
+    fitted = pd.DataFrame(
+        {"frame": [0, 2, 4], "time_s": [0.0, 1 / 15, 2 / 15], "valid": [True, False, True]}
+    )
+    truth = pd.DataFrame(
+        {
+            "frame": np.arange(6),
+            "expr_000": np.arange(6.0),
+            "jaw_0": 0.0,
+            "shape_000": 1.0,
+            "lx00": 5.0,
+        }
+    )
     write_table(fitted, tmp_path / "f.parquet")
     write_table(truth, tmp_path / "t.parquet")
     table = truth_table(tmp_path / "f.parquet", tmp_path / "t.parquet")
@@ -67,9 +89,20 @@ def test_center_removes_each_videos_static_offset_only():
     from facedyn.dynamics.stage import center_videos
 
     t = np.arange(40) / 15
-    tables = [pd.DataFrame({"frame": np.arange(40), "time_s": t, "valid": True,
-                            "expr_000": offset + np.sin(2 * np.pi * t), "jaw_0": offset,
-                            "jaw_1": 0.0, "jaw_2": 0.0}) for offset in (5.0, -3.0)]
+    tables = [
+        pd.DataFrame(
+            {
+                "frame": np.arange(40),
+                "time_s": t,
+                "valid": True,
+                "expr_000": offset + np.sin(2 * np.pi * t),
+                "jaw_0": offset,
+                "jaw_1": 0.0,
+                "jaw_2": 0.0,
+            }
+        )
+        for offset in (5.0, -3.0)
+    ]
     videos = [{"session_id": f"s{i}", "speaker_id": f"p{i}", "path": ""} for i in range(2)]
     store = store_from_tables(videos, tables, "expr_jaw", n_expr=1)
     before = store.features.copy()
@@ -78,8 +111,9 @@ def test_center_removes_each_videos_static_offset_only():
         block = store.features[store.rows(v)]
         assert np.abs(block.mean(axis=0)).max() < 1e-5
         # the movement is untouched: differences between frames are the same
-        np.testing.assert_allclose(np.diff(block, axis=0),
-                                   np.diff(before[store.rows(v)], axis=0), atol=1e-5)
+        np.testing.assert_allclose(
+            np.diff(block, axis=0), np.diff(before[store.rows(v)], axis=0), atol=1e-5
+        )
 
 
 def test_every_baseline_is_an_encoder_or_has_a_scorer():

@@ -14,8 +14,12 @@ from facedyn.flame.table import JAW_COLUMNS, ROT_COLUMNS, expr_columns, shape_co
 
 def _deca(n: int = 12, seed: int = 0) -> dict[str, np.ndarray]:
     rng = np.random.default_rng(seed)
-    return {"shape": rng.normal(size=(n, 100)), "expression": rng.normal(size=(n, 50)),
-            "pose": rng.normal(scale=0.2, size=(n, 6)), "cam": rng.normal(size=(n, 3))}
+    return {
+        "shape": rng.normal(size=(n, 100)),
+        "expression": rng.normal(size=(n, 50)),
+        "pose": rng.normal(scale=0.2, size=(n, 6)),
+        "cam": rng.normal(size=(n, 3)),
+    }
 
 
 def test_deca_round_trip(tmp_path):
@@ -45,9 +49,15 @@ def test_vggheads_6d_rotation_and_translation(tmp_path):
     rot = Rotation.from_rotvec(np.random.default_rng(1).normal(scale=0.3, size=(n, 3)))
     mats = rot.as_matrix()
     r6 = np.concatenate([mats[:, :, 0], mats[:, :, 1]], 1)
-    np.savez(tmp_path / "v.npz", expression=np.zeros((n, 100)), jaw=np.zeros((n, 3)),
-             rotation_6d=r6, shape=np.ones(300), translation=np.tile([0, 0, -0.6], (n, 1)),
-             frame=np.arange(0, 10, 2))
+    np.savez(
+        tmp_path / "v.npz",
+        expression=np.zeros((n, 100)),
+        jaw=np.zeros((n, 3)),
+        rotation_6d=r6,
+        shape=np.ones(300),
+        translation=np.tile([0, 0, -0.6], (n, 1)),
+        frame=np.arange(0, 10, 2),
+    )
     t = import_npz(tmp_path / "v.npz", n_shape=300, n_expr=100, fps=30).table
     np.testing.assert_allclose(t[ROT_COLUMNS].to_numpy(), rot.as_rotvec(), atol=1e-9)
     assert (t["shape_000"] == 1).all() and (t["tz"] == -0.6).all()
@@ -65,14 +75,17 @@ def test_nan_rows_become_invalid_not_invented(tmp_path):
     assert t.loc[[3, 5], expr_columns(50)].isna().all().all()
 
 
-@pytest.mark.parametrize(("edit", "message"), [
-    (lambda a: a.pop("expression"), "'expression' .* is required"),
-    (lambda a: a.update(cam=a["cam"][:-1]), "'cam' has 11 rows but 'expression' has 12"),
-    (lambda a: a.update(pose=a["pose"][:, :5]), r"'pose' must be \(N, 6\)"),
-    (lambda a: (a.pop("pose"), a.update(rotation=np.zeros((12, 3)))), "give 'jaw'"),
-    (lambda a: a.update(expression=a["expression"][:, :10]), "has 10 coefficients.*n_expr"),
-    (lambda a: a.update(frame=np.zeros(12)), "strictly increasing"),
-])
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (lambda a: a.pop("expression"), "'expression' .* is required"),
+        (lambda a: a.update(cam=a["cam"][:-1]), "'cam' has 11 rows but 'expression' has 12"),
+        (lambda a: a.update(pose=a["pose"][:, :5]), r"'pose' must be \(N, 6\)"),
+        (lambda a: (a.pop("pose"), a.update(rotation=np.zeros((12, 3)))), "give 'jaw'"),
+        (lambda a: a.update(expression=a["expression"][:, :10]), "has 10 coefficients.*n_expr"),
+        (lambda a: a.update(frame=np.zeros(12)), "strictly increasing"),
+    ],
+)
 def test_errors_name_the_problem(tmp_path, edit, message):
     arrays = _deca()
     edit(arrays)
@@ -86,7 +99,9 @@ def test_unreadable_file_and_unknown_arrays(tmp_path, caplog):
     with pytest.raises(TrackerImportError, match="not a readable"):
         import_npz(tmp_path / "bad.npz", 100, 50, 15)
     arrays = _deca()
-    np.savez(tmp_path / "v.npz", **arrays, eyelid=np.zeros((12, 2)), landmarks=np.zeros((12, 68, 2)))
+    np.savez(
+        tmp_path / "v.npz", **arrays, eyelid=np.zeros((12, 2)), landmarks=np.zeros((12, 68, 2))
+    )
     with caplog.at_level(logging.WARNING):
         import_npz(tmp_path / "v.npz", 100, 50, 15)
     assert "landmarks" in caplog.text and "eyelid" not in caplog.text

@@ -46,26 +46,41 @@ def template_video(tmp_path_factory) -> bytes:
     return make_video(tmp_path_factory.mktemp("v") / "t.mp4").read_bytes()
 
 
-def add_conversation(root: Path, conv: str, speakers: list[tuple[str, str]], video: bytes,
-                     metadata: str | None = None, channel_map: bool = True,
-                     skip_videos: tuple[str, ...] = ()) -> Path:
+def add_conversation(
+    root: Path,
+    conv: str,
+    speakers: list[tuple[str, str]],
+    video: bytes,
+    metadata: str | None = None,
+    channel_map: bool = True,
+    skip_videos: tuple[str, ...] = (),
+) -> Path:
     """A CANDOR conversation folder; ``metadata`` overrides metadata.json's text."""
     d = root / conv
     (d / "processed").mkdir(parents=True)
     if metadata is None:
-        metadata = json.dumps({"id": conv, "sessionId": "s", "createdAt": 1600000000000,
-                               "speakers": [{"user_id": u, "channel": c} for u, c in speakers]})
+        metadata = json.dumps(
+            {
+                "id": conv,
+                "sessionId": "s",
+                "createdAt": 1600000000000,
+                "speakers": [{"user_id": u, "channel": c} for u, c in speakers],
+            }
+        )
     (d / "metadata.json").write_text(metadata)
     if channel_map:
-        (d / "processed" / "channel_map.json").write_text(
-            json.dumps({c: u for u, c in speakers}))
+        (d / "processed" / "channel_map.json").write_text(json.dumps({c: u for u, c in speakers}))
     (d / "processed" / f"{conv}.mp4").write_bytes(video)  # combined video: must be ignored
     for user, _ in speakers:
         if user not in skip_videos:
             (d / "processed" / f"{user}.mp4").write_bytes(video)
-    pd.DataFrame({"user_id": [u for u, _ in speakers],
-                  "partner_id": [u for u, _ in reversed(speakers)],
-                  "convo_id": conv}).to_csv(d / "survey.csv", index=False)
+    pd.DataFrame(
+        {
+            "user_id": [u for u, _ in speakers],
+            "partner_id": [u for u, _ in reversed(speakers)],
+            "convo_id": conv,
+        }
+    ).to_csv(d / "survey.csv", index=False)
     return d
 
 
@@ -76,8 +91,14 @@ def candor(tmp_path, template_video) -> Path:
     add_conversation(root, "c2", [("5e3", "L"), ("00012", "R")], template_video)
     add_conversation(root, "a1", [("1e5", "L"), ("00012", "R")], template_video)
     # metadata lists no speakers: participants come from channel_map.json; one video missing
-    add_conversation(root, "b7", [("nan", "L"), ("123e4567", "R")], template_video,
-                     metadata=json.dumps({"id": "b7"}), skip_videos=("123e4567",))
+    add_conversation(
+        root,
+        "b7",
+        [("nan", "L"), ("123e4567", "R")],
+        template_video,
+        metadata=json.dumps({"id": "b7"}),
+        skip_videos=("123e4567",),
+    )
     (root / "b7" / "processed" / "stray.mp4").write_bytes(template_video)  # ignored
     (root / ".hidden").mkdir()
     return root
@@ -124,8 +145,14 @@ def test_index_candor_rows_ids_partners(candor, tmp_path, caplog):
         df = index_candor(candor, workers=2)
     assert list(df.columns) == MANIFEST_COLUMNS
     keys = list(zip(df["session_id"], df["speaker_id"], strict=True))
-    assert keys == [("a1", "00012"), ("a1", "1e5"), ("b7", "123e4567"), ("b7", "nan"),
-                    ("c2", "00012"), ("c2", "5e3")]
+    assert keys == [
+        ("a1", "00012"),
+        ("a1", "1e5"),
+        ("b7", "123e4567"),
+        ("b7", "nan"),
+        ("c2", "00012"),
+        ("c2", "5e3"),
+    ]
     by = df.set_index(["session_id", "speaker_id"])
     assert by.loc[("a1", "1e5"), "partner_id"] == "00012"
     assert by.loc[("a1", "00012"), "partner_id"] == "1e5"
@@ -190,8 +217,9 @@ def test_unreadable_metadata(tmp_path, template_video):
     # metadata broken but channel_map usable: rows are fine, the reason notes it
     add_conversation(root, "s1", [("u1", "L"), ("u2", "R")], template_video, metadata="{oops")
     # metadata broken, no channel_map: videos listed as unreadable_metadata
-    add_conversation(root, "s2", [("u3", "L"), ("u4", "R")], template_video, metadata="{oops",
-                     channel_map=False)
+    add_conversation(
+        root, "s2", [("u3", "L"), ("u4", "R")], template_video, metadata="{oops", channel_map=False
+    )
     # nothing at all: skipped, recorded in attrs
     add_conversation(root, "s3", [], template_video, metadata="[]", channel_map=False)
     (root / "s3" / "processed" / "s3.mp4").unlink()
@@ -218,8 +246,12 @@ def test_nothing_indexable_raises(tmp_path):
 
 def test_metadata_id_differs_from_folder(tmp_path, template_video, caplog):
     root = tmp_path / "c"
-    meta = json.dumps({"id": "other", "speakers": [{"user_id": "u1", "channel": "L"},
-                                                   {"user_id": "u2", "channel": "R"}]})
+    meta = json.dumps(
+        {
+            "id": "other",
+            "speakers": [{"user_id": "u1", "channel": "L"}, {"user_id": "u2", "channel": "R"}],
+        }
+    )
     add_conversation(root, "folder", [("u1", "L"), ("u2", "R")], template_video, metadata=meta)
     with caplog.at_level(logging.WARNING):
         df = index_candor(root)
@@ -233,8 +265,7 @@ def test_candor_root_errors(tmp_path, template_video):
     (tmp_path / "empty").mkdir()
     with pytest.raises(ManifestError, match="no conversation folders"):
         index_candor(tmp_path / "empty")
-    add_conversation(tmp_path / "outer" / "inner", "s1", [("u1", "L"), ("u2", "R")],
-                     template_video)
+    add_conversation(tmp_path / "outer" / "inner", "s1", [("u1", "L"), ("u2", "R")], template_video)
     with pytest.raises(ManifestError, match="one level down"):
         index_candor(tmp_path / "outer")
     with pytest.raises(ManifestError, match="single conversation"):
@@ -243,13 +274,15 @@ def test_candor_root_errors(tmp_path, template_video):
 
 def test_candor_unsafe_and_duplicate_ids(tmp_path, template_video):
     root = tmp_path / "c"
-    add_conversation(root, "s1", [("../evil", "L"), ("u2", "R")], template_video,
-                     skip_videos=("../evil",))
+    add_conversation(
+        root, "s1", [("../evil", "L"), ("u2", "R")], template_video, skip_videos=("../evil",)
+    )
     with pytest.raises(ManifestError, match=r"unsafe ids.*'\.\./evil'"):
         index_candor(root)
     root = tmp_path / "d"
-    meta = json.dumps({"speakers": [{"user_id": "u1", "channel": "L"},
-                                    {"user_id": "u1", "channel": "R"}]})
+    meta = json.dumps(
+        {"speakers": [{"user_id": "u1", "channel": "L"}, {"user_id": "u1", "channel": "R"}]}
+    )
     add_conversation(root, "s1", [("u1", "L")], template_video, metadata=meta)
     with pytest.raises(ManifestError, match=r"\('s1', 'u1'\) x2"):
         index_candor(root)
@@ -283,9 +316,15 @@ def test_index_csv_keeps_ids_verbatim_and_resolves_paths(tmp_path, template_vide
 
 def test_index_parquet_table(tmp_path, template_video):
     (tmp_path / "a.mp4").write_bytes(template_video)
-    table = pd.DataFrame({"session_id": ["s2", "s1"], "speaker_id": ["1e5", "00012"],
-                          "video": [str(tmp_path / "a.mp4"), "a.mp4"],
-                          "partner_id": ["00012", None], "channel": ["L", "R"]})
+    table = pd.DataFrame(
+        {
+            "session_id": ["s2", "s1"],
+            "speaker_id": ["1e5", "00012"],
+            "video": [str(tmp_path / "a.mp4"), "a.mp4"],
+            "partner_id": ["00012", None],
+            "channel": ["L", "R"],
+        }
+    )
     write_table(table, tmp_path / "sub" / "t.parquet")
     (tmp_path / "sub" / "a.mp4").write_bytes(template_video)
     df = index_table(tmp_path / "sub" / "t.parquet")
@@ -297,7 +336,8 @@ def test_index_parquet_table(tmp_path, template_video):
 
 def test_parquet_float_ids_refused(tmp_path):
     pd.DataFrame({"session_id": ["s"], "speaker_id": [1e5], "video": ["v.mp4"]}).to_parquet(
-        tmp_path / "t.parquet")
+        tmp_path / "t.parquet"
+    )
     with pytest.raises(ManifestError, match=r"speaker_id.*store it as strings"):
         index_table(tmp_path / "t.parquet")
 
@@ -315,11 +355,13 @@ def test_table_errors(tmp_path):
     with pytest.raises(ManifestError, match="empty"):
         index_table(tmp_path / "blank.csv")
     (tmp_path / "dup.csv").write_text(
-        "speaker_id,session_id,video\n1e5,s1,a.mp4\nb,s1,b.mp4\n1e5,s1,c.mp4\n")
+        "speaker_id,session_id,video\n1e5,s1,a.mp4\nb,s1,b.mp4\n1e5,s1,c.mp4\n"
+    )
     with pytest.raises(ManifestError, match=r"\('s1', '1e5'\) x2 \(rows 1, 3\)"):
         index_table(tmp_path / "dup.csv")
     (tmp_path / "unsafe.csv").write_text(
-        "speaker_id,session_id,video\nJane Doe,s/1,a.mp4\n,s2,b.mp4\n")
+        "speaker_id,session_id,video\nJane Doe,s/1,a.mp4\n,s2,b.mp4\n"
+    )
     with pytest.raises(ManifestError, match=r"session_id: 's/1'.*speaker_id: ''.*'Jane Doe'"):
         index_table(tmp_path / "unsafe.csv")
     (tmp_path / "t.xlsx").write_text("x")
@@ -353,8 +395,9 @@ def test_build_manifest_kinds(candor, tmp_path, template_video):
 
     (tmp_path / "v.mp4").write_bytes(template_video)
     (tmp_path / "t.csv").write_text("speaker_id,session_id,video\n00012,s1,v.mp4\n")
-    tab = build_manifest({"kind": "manifest", "table": str(tmp_path / "t.csv")},
-                         tmp_path / "tab.parquet")
+    tab = build_manifest(
+        {"kind": "manifest", "table": str(tmp_path / "t.csv")}, tmp_path / "tab.parquet"
+    )
     assert read_manifest(tmp_path / "tab.parquet")["speaker_id"].tolist() == ["00012"]
     assert tab["status"].tolist() == ["ok"]
     assert read_metadata(tmp_path / "tab.parquet")["table"] == str(tmp_path / "t.csv")

@@ -64,8 +64,12 @@ class FakeModel:
 class FakeFaceAnalysis:
     """Stands in for ``insightface.app.FaceAnalysis``: records images and prepare() args."""
 
-    def __init__(self, faces: list[Face] | None = None, tasks=("detection", "landmark_3d_68"),
-                 model_dir: str = "/packs/buffalo_l") -> None:
+    def __init__(
+        self,
+        faces: list[Face] | None = None,
+        tasks=("detection", "landmark_3d_68"),
+        model_dir: str = "/packs/buffalo_l",
+    ) -> None:
         self.faces = faces or []
         self.model_dir = model_dir
         files = {"detection": "det_10g.onnx", "landmark_3d_68": "1k3d68.onnx"}
@@ -83,8 +87,12 @@ class FakeFaceAnalysis:
 
 
 def _face(box, score, landmarks) -> Face:
-    return Face(bbox=np.asarray(box, np.float32), kps=None, det_score=np.float32(score),
-                landmark_3d_68=landmarks)
+    return Face(
+        bbox=np.asarray(box, np.float32),
+        kps=None,
+        det_score=np.float32(score),
+        landmark_3d_68=landmarks,
+    )
 
 
 @pytest.fixture
@@ -97,8 +105,11 @@ def rgb() -> np.ndarray:
 def cpu_only(monkeypatch):
     import onnxruntime
 
-    monkeypatch.setattr(onnxruntime, "get_available_providers",
-                        lambda: ["AzureExecutionProvider", "CPUExecutionProvider"])
+    monkeypatch.setattr(
+        onnxruntime,
+        "get_available_providers",
+        lambda: ["AzureExecutionProvider", "CPUExecutionProvider"],
+    )
 
 
 def _write_pack(folder: Path, names=BUFFALO_L) -> Path:
@@ -131,9 +142,11 @@ def test_detect_maps_one_face_and_converts_rgb_to_bgr(rgb):
 
 
 def test_detect_several_faces_keeps_order(rgb):
-    faces = [_face([0, 0, 10, 10], 0.9, _landmarks(0.0)),
-             _face([20, 5, 35, 30], 0.7, _landmarks(10.0)),
-             _face([40, 1, 60, 21], 0.6, _landmarks(20.0))]
+    faces = [
+        _face([0, 0, 10, 10], 0.9, _landmarks(0.0)),
+        _face([20, 5, 35, 30], 0.7, _landmarks(10.0)),
+        _face([40, 1, 60, 21], 0.6, _landmarks(20.0)),
+    ]
     backend = InsightFaceBackend(face_analysis=FakeFaceAnalysis(faces))
     dets = backend.detect(rgb)
     assert [d.score for d in dets] == pytest.approx([0.9, 0.7, 0.6])
@@ -177,8 +190,9 @@ def test_refine_rejects_degenerate_box(rgb):
 
 def test_prepare_and_describe(tmp_path):
     app = FakeFaceAnalysis()
-    backend = InsightFaceBackend(root=str(tmp_path), det_size=320, det_thresh=0.4,
-                                 face_analysis=app)
+    backend = InsightFaceBackend(
+        root=str(tmp_path), det_size=320, det_thresh=0.4, face_analysis=app
+    )
     assert app.prepared == {"ctx_id": -1, "det_thresh": 0.4, "det_size": (320, 320)}
     info = backend.describe()
     assert info["backend"] == "insightface" == backend.name
@@ -208,8 +222,11 @@ def test_providers_cpu_only_when_no_cuda():
 def test_providers_cuda_when_available(monkeypatch):
     import onnxruntime
 
-    monkeypatch.setattr(onnxruntime, "get_available_providers",
-                        lambda: ["CUDAExecutionProvider", "CPUExecutionProvider"])
+    monkeypatch.setattr(
+        onnxruntime,
+        "get_available_providers",
+        lambda: ["CUDAExecutionProvider", "CPUExecutionProvider"],
+    )
     assert select_providers() == (["CUDAExecutionProvider", "CPUExecutionProvider"], 0)
     app = FakeFaceAnalysis()
     backend = InsightFaceBackend(face_analysis=app)
@@ -248,9 +265,16 @@ def test_default_root_is_insightfaces(monkeypatch, tmp_path):
 def test_pack_with_detector_and_3d68_passes(tmp_path):
     folder = _write_pack(tmp_path / "models" / "buffalo_l")
     assert check_model_pack("buffalo_l", tmp_path) == folder
-    ante = _write_pack(tmp_path / "models" / "antelopev2",
-                       ["1k3d68.onnx", "2d106det.onnx", "genderage.onnx", "glintr100.onnx",
-                        "scrfd_10g_bnkps.onnx"])
+    ante = _write_pack(
+        tmp_path / "models" / "antelopev2",
+        [
+            "1k3d68.onnx",
+            "2d106det.onnx",
+            "genderage.onnx",
+            "glintr100.onnx",
+            "scrfd_10g_bnkps.onnx",
+        ],
+    )
     assert check_model_pack("antelopev2", tmp_path) == ante
     direct = _write_pack(tmp_path / "elsewhere" / "mypack", ["det_500m.onnx", "1k3d68.onnx"])
     assert check_model_pack(str(direct), "/nonexistent/root") == direct
@@ -272,19 +296,22 @@ def test_incomplete_packs_fail(tmp_path):
 
 
 def test_zip_unpacked_one_level_too_deep_gets_a_hint(tmp_path):
-    _write_pack(tmp_path / "models" / "antelopev2" / "antelopev2",
-                ["1k3d68.onnx", "scrfd_10g_bnkps.onnx"])
+    _write_pack(
+        tmp_path / "models" / "antelopev2" / "antelopev2", ["1k3d68.onnx", "scrfd_10g_bnkps.onnx"]
+    )
     with pytest.raises(FileNotFoundError, match="one level down"):
         check_model_pack("antelopev2", tmp_path)
 
 
 def test_check_model_pack_imports_neither_insightface_nor_onnxruntime(tmp_path):
-    code = ("import sys\n"
-            "from facedyn.face.insightface_backend import check_model_pack\n"
-            f"try:\n    check_model_pack('buffalo_l', {str(tmp_path)!r})\n"
-            "except FileNotFoundError:\n    pass\n"
-            "heavy = {'insightface', 'onnxruntime', 'onnx', 'cv2'} & set(sys.modules)\n"
-            "assert not heavy, heavy\n")
+    code = (
+        "import sys\n"
+        "from facedyn.face.insightface_backend import check_model_pack\n"
+        f"try:\n    check_model_pack('buffalo_l', {str(tmp_path)!r})\n"
+        "except FileNotFoundError:\n    pass\n"
+        "heavy = {'insightface', 'onnxruntime', 'onnx', 'cv2'} & set(sys.modules)\n"
+        "assert not heavy, heavy\n"
+    )
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert res.returncode == 0, res.stderr
 
@@ -310,8 +337,8 @@ class RecordingFaceAnalysis(FakeFaceAnalysis):
 
     def __init__(self, name, root, allowed_modules, providers) -> None:
         RecordingFaceAnalysis.created.append(
-            {"name": name, "root": root, "allowed_modules": allowed_modules,
-             "providers": providers})
+            {"name": name, "root": root, "allowed_modules": allowed_modules, "providers": providers}
+        )
         if RecordingFaceAnalysis.on_create is not None:
             RecordingFaceAnalysis.on_create()
         super().__init__()
@@ -331,9 +358,12 @@ def test_constructor_loads_the_checked_folder_with_two_modules(tmp_path, recordi
     folder = _write_pack(tmp_path / "models" / "buffalo_l")
     backend = InsightFaceBackend(root=str(tmp_path))
     (args,) = recording.created
-    assert args == {"name": str(folder), "root": str(tmp_path),
-                    "allowed_modules": ["detection", "landmark_3d_68"],
-                    "providers": ["CPUExecutionProvider"]}
+    assert args == {
+        "name": str(folder),
+        "root": str(tmp_path),
+        "allowed_modules": ["detection", "landmark_3d_68"],
+        "providers": ["CPUExecutionProvider"],
+    }
     assert backend.pack_dir == folder
 
 
@@ -392,8 +422,10 @@ def _constant_model(path: Path, input_hw: tuple[int, int], outputs: dict[str, np
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
-    nodes = [helper.make_node("ReduceMean", ["input.1"], ["mean"], keepdims=0),
-             helper.make_node("Mul", ["mean", "zero"], ["nothing"])]
+    nodes = [
+        helper.make_node("ReduceMean", ["input.1"], ["mean"], keepdims=0),
+        helper.make_node("Mul", ["mean", "zero"], ["nothing"]),
+    ]
     inits = [numpy_helper.from_array(np.zeros((), np.float32), "zero")]
     outs = []
     for name, value in outputs.items():
@@ -401,8 +433,12 @@ def _constant_model(path: Path, input_hw: tuple[int, int], outputs: dict[str, np
         nodes.append(helper.make_node("Add", [f"{name}_const", "nothing"], [name]))
         outs.append(helper.make_tensor_value_info(name, TensorProto.FLOAT, list(value.shape)))
     graph = helper.make_graph(
-        nodes, "synthetic", [helper.make_tensor_value_info("input.1", TensorProto.FLOAT,
-                                                           [1, 3, *input_hw])], outs, inits)
+        nodes,
+        "synthetic",
+        [helper.make_tensor_value_info("input.1", TensorProto.FLOAT, [1, 3, *input_hw])],
+        outs,
+        inits,
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
     model.ir_version = 8
     onnx.save(model, str(path))
@@ -433,7 +469,7 @@ def _write_synthetic_pack(folder: Path) -> Path:
     outputs |= {f"kps_{s}": kps[s] for s in (8, 16, 32)}
     _constant_model(folder / "det_10g.onnx", (640, 640), outputs)
     pred = np.zeros((1, 3309), np.float32)
-    pred[0, -68 * 3:] = NORM_LANDMARKS.reshape(-1)
+    pred[0, -68 * 3 :] = NORM_LANDMARKS.reshape(-1)
     _constant_model(folder / "1k3d68.onnx", (192, 192), {"fc1": pred})
     return folder
 

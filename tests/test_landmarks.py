@@ -95,8 +95,15 @@ def test_detector_runs_on_keyframes_only():
     assert backend.detect_calls == [0, 1, 6, 11, 16]
     assert all(r.detection is not None for r in res)
     assert not any(r.retract_previous for r in res)
-    assert [r.detected_by_detector for r in res[:7]] == [True, True, False, False, False, False,
-                                                         True]
+    assert [r.detected_by_detector for r in res[:7]] == [
+        True,
+        True,
+        False,
+        False,
+        False,
+        False,
+        True,
+    ]
 
 
 def test_an_unconfirmed_track_is_withdrawn():
@@ -107,8 +114,16 @@ def test_an_unconfirmed_track_is_withdrawn():
     boxes = [[], [box], [], [], [elsewhere], [box], [box], [box]]
     backend = FakeBackend(boxes)
     res = _run(backend, len(boxes), redetect=5)
-    assert [r.retract_previous for r in res] == [False, False, True, False, False, True, False,
-                                                 False]
+    assert [r.retract_previous for r in res] == [
+        False,
+        False,
+        True,
+        False,
+        False,
+        True,
+        False,
+        False,
+    ]
     assert backend.detect_calls == [0, 1, 2, 3, 4, 5, 6]
     assert res[6].detection is not None and res[7].detection is not None
     tracker = FaceTracker(FakeBackend([[box]]), redetect_every=5)
@@ -200,7 +215,9 @@ def test_two_faces_in_frame_keeps_the_speaker(rendered_videos, dlib_backend, tmp
 
 def _noise_video(path: Path, n: int = 30) -> Path:
     rng = np.random.default_rng(0)
-    return write_video(path, [rng.integers(0, 255, (240, 320, 3), dtype=np.uint8) for _ in range(n)])
+    return write_video(
+        path, [rng.integers(0, 255, (240, 320, 3), dtype=np.uint8) for _ in range(n)]
+    )
 
 
 @pytest.mark.parametrize("kind", ["missing", "empty", "garbage", "no_face", "truncated"])
@@ -217,13 +234,18 @@ def test_bad_videos_give_a_table_with_a_reason(rendered_videos, dlib_backend, tm
         data = video.read_bytes()
         path.write_bytes(data[: len(data) // 2])
     out = tmp_path / "out.parquet"
-    meta = run_landmarks(path, out, dlib_backend, {"fps": 15},
-                         ids={"session_id": "s", "speaker_id": "p"})
+    meta = run_landmarks(
+        path, out, dlib_backend, {"fps": 15}, ids={"session_id": "s", "speaker_id": "p"}
+    )
     df, stored = read_table(out)
     assert list(df.columns) == COLUMNS
     assert stored["status"] == meta["status"] and stored["reason"]
-    expected = {"missing": "missing", "empty": "empty", "garbage": "unreadable",
-                "no_face": "no_face"}
+    expected = {
+        "missing": "missing",
+        "empty": "empty",
+        "garbage": "unreadable",
+        "no_face": "no_face",
+    }
     if kind in expected:
         assert stored["status"] == expected[kind]
         assert df["detected"].sum() == 0
@@ -232,12 +254,22 @@ def test_bad_videos_give_a_table_with_a_reason(rendered_videos, dlib_backend, tm
 
 
 def test_qc_excludes_with_reasons(tmp_path, dlib_backend):
-    manifest = pd.DataFrame({"session_id": ["a", "a", "b"], "speaker_id": ["x", "y", "x"],
-                             "status": ["ok", "ok", "missing"],
-                             "reason": ["", "", "file not found"]})
+    manifest = pd.DataFrame(
+        {
+            "session_id": ["a", "a", "b"],
+            "speaker_id": ["x", "y", "x"],
+            "status": ["ok", "ok", "missing"],
+            "reason": ["", "", "file not found"],
+        }
+    )
     ok_path, face_less = tmp_path / "ok.parquet", tmp_path / "noface.parquet"
-    run_landmarks(_noise_video(tmp_path / "n.mp4"), face_less, dlib_backend, {"fps": 15},
-                  ids={"session_id": "a", "speaker_id": "y"})
+    run_landmarks(
+        _noise_video(tmp_path / "n.mp4"),
+        face_less,
+        dlib_backend,
+        {"fps": 15},
+        ids={"session_id": "a", "speaker_id": "y"},
+    )
     df = pd.DataFrame({c: [0.0] * 40 for c in COLUMNS}).assign(detected=True, frame=range(40))
     from facedyn.tables import write_table
 

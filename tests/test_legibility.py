@@ -19,8 +19,9 @@ SHIFT = np.array([3.0, 4.0])  # 5 px
 def _face() -> np.ndarray:
     """A frontal iBUG-68 face in pixels: IOD 50 px (outer eye corners at x 100 and 150)."""
     p = np.zeros((68, 2))
-    p[:17] = np.stack([np.linspace(90, 160, 17), 130 + 50 * np.sin(np.linspace(0, np.pi, 17))],
-                      axis=1)  # jaw line, chin (8) at the bottom
+    p[:17] = np.stack(
+        [np.linspace(90, 160, 17), 130 + 50 * np.sin(np.linspace(0, np.pi, 17))], axis=1
+    )  # jaw line, chin (8) at the bottom
     p[17:22] = np.stack([np.linspace(98, 118, 5), np.full(5, 85.0)], axis=1)
     p[22:27] = np.stack([np.linspace(132, 152, 5), np.full(5, 85.0)], axis=1)
     p[27:36] = [125, 110]
@@ -54,8 +55,10 @@ def test_measures_of_a_hand_made_face():
     assert m["eye_opening"] == pytest.approx(4 / 50)
 
 
-@pytest.mark.parametrize(("angle", "scale", "shift"),
-                         [(0.4, 1.0, (0, 0)), (-1.2, 2.5, (30, -7)), (np.pi, 0.6, (300, 200))])
+@pytest.mark.parametrize(
+    ("angle", "scale", "shift"),
+    [(0.4, 1.0, (0, 0)), (-1.2, 2.5, (30, -7)), (np.pi, 0.6, (300, 200))],
+)
 def test_measures_ignore_scale_rotation_and_position(angle, scale, shift):
     base = L.landmark_measures(_face())
     moved = L.landmark_measures(_rotate(_face(), angle, scale, shift))
@@ -64,8 +67,9 @@ def test_measures_ignore_scale_rotation_and_position(angle, scale, shift):
 
 def test_mirrored_face_keeps_down_towards_the_chin():
     mirrored = _face() * [-1, 1]  # eye corner 36 now to the right of 45
-    pd.testing.assert_frame_equal(L.landmark_measures(mirrored), L.landmark_measures(_face()),
-                                  atol=1e-12, check_exact=False)
+    pd.testing.assert_frame_equal(
+        L.landmark_measures(mirrored), L.landmark_measures(_face()), atol=1e-12, check_exact=False
+    )
 
 
 def test_lips_through_each_other_give_a_negative_opening():
@@ -90,18 +94,21 @@ def test_rigid_head_motion_is_removed_over_a_video():
         p[65:68, 1] += k  # the mouth opens by k px
         p[[48, 54], 0] += np.array([-1.0, 1.0]) * 0.5 * k  # and widens
         frames.append(p)
-        moved.append(_rotate(p, rng.uniform(-0.5, 0.5), rng.uniform(0.7, 1.6),
-                             rng.uniform(-40, 40, 2)))
+        moved.append(
+            _rotate(p, rng.uniform(-0.5, 0.5), rng.uniform(0.7, 1.6), rng.uniform(-40, 40, 2))
+        )
     still = L.landmark_measures(np.array(frames))
-    pd.testing.assert_frame_equal(L.landmark_measures(np.array(moved)), still, atol=1e-9,
-                                  check_exact=False)
+    pd.testing.assert_frame_equal(
+        L.landmark_measures(np.array(moved)), still, atol=1e-9, check_exact=False
+    )
     assert still["mouth_opening"].iloc[-1] == pytest.approx((5 + 11) / 50)
     # Noise on one eye corner moves a per-frame IOD; the thirteen rigid points barely notice.
     noisy = np.array(frames)
     noisy[:, 45, 0] += rng.normal(0, 2.0, len(noisy))
     width = L.landmark_measures(noisy)["mouth_width"]
-    per_frame_iod = (np.linalg.norm(noisy[:, 54] - noisy[:, 48], axis=1)
-                     / np.linalg.norm(noisy[:, 45] - noisy[:, 36], axis=1))
+    per_frame_iod = np.linalg.norm(noisy[:, 54] - noisy[:, 48], axis=1) / np.linalg.norm(
+        noisy[:, 45] - noisy[:, 36], axis=1
+    )
     truth = still["mouth_width"]
     assert np.abs(width - truth).mean() < 0.5 * np.abs(per_frame_iod - truth).mean()
 
@@ -150,8 +157,9 @@ def _animated(n: int, seed: int = 0) -> np.ndarray:
     faces[:, [40, 41, 46, 47], 1] -= 4.5 * blink[:, None]  # the 4 px lid gap closes past zero
     out = np.empty_like(faces)
     for k in range(n):  # head roll, scale and position change frame by frame
-        out[k] = _rotate(faces[k], 0.2 * np.sin(k / 13.0), 1 + 0.1 * np.cos(k / 17.0),
-                         (5 * np.sin(k / 9.0), 0.0))
+        out[k] = _rotate(
+            faces[k], 0.2 * np.sin(k / 13.0), 1 + 0.1 * np.cos(k / 17.0), (5 * np.sin(k / 9.0), 0.0)
+        )
     return out
 
 
@@ -162,8 +170,9 @@ def _truth_table(xy: np.ndarray) -> pd.DataFrame:
     return pd.DataFrame(cols)
 
 
-def _landmark_table(xy: np.ndarray, every: int = 2, noise: float = 0.0, missing=(),
-                    seed: int = 1) -> pd.DataFrame:
+def _landmark_table(
+    xy: np.ndarray, every: int = 2, noise: float = 0.0, missing=(), seed: int = 1
+) -> pd.DataFrame:
     """A landmark table sampling every ``every``-th frame of ``xy``; ``missing`` sampled rows
     have no face."""
     rng = np.random.default_rng(seed)
@@ -172,8 +181,13 @@ def _landmark_table(xy: np.ndarray, every: int = 2, noise: float = 0.0, missing=
     detected = np.ones(len(frames), bool)
     detected[list(missing)] = False
     pts[~detected] = np.nan
-    cols = {"frame": frames, "time_s": frames / 30.0, "detected": detected,
-            "tracked": False, "score": 1.0}
+    cols = {
+        "frame": frames,
+        "time_s": frames / 30.0,
+        "detected": detected,
+        "tracked": False,
+        "score": 1.0,
+    }
     cols.update({f"lx{k:02d}": pts[:, k, 0] for k in range(68)})
     cols.update({f"ly{k:02d}": pts[:, k, 1] for k in range(68)})
     return pd.DataFrame(cols)
@@ -250,8 +264,9 @@ def _detected_pairs(root, n_videos: int, frames: int, noise: float, speaker: str
     pairs = []
     for k in range(n_videos):
         xy = _animated(frames, seed=k)
-        pairs.append(_write_pair(root, f"s{k}", speaker, _landmark_table(xy, noise=noise),
-                                 _truth_table(xy)))
+        pairs.append(
+            _write_pair(root, f"s{k}", speaker, _landmark_table(xy, noise=noise), _truth_table(xy))
+        )
     return pairs
 
 
@@ -271,8 +286,7 @@ def test_cohort_rows_summary_and_targets(tmp_path):
     assert summary["videos"] == 5 and summary["videos_detected"] == 4
     assert summary["detection_rate"] == pytest.approx(400 / 500)
     assert summary["detection_rate_median"] == 1.0
-    assert summary["r_median"]["mouth_opening"] == pytest.approx(
-        videos["mouth_opening_r"].median())
+    assert summary["r_median"]["mouth_opening"] == pytest.approx(videos["mouth_opening_r"].median())
     assert summary["truth"]["eye_opening"]["videos_below_zero"] == 5
     assert summary["truth"]["eye_opening"]["min"] < 0
     targets = summary["targets"]
@@ -284,12 +298,23 @@ def test_cohort_rows_summary_and_targets(tmp_path):
 
 
 def test_check_targets_pass_fail_and_missing_values():
-    values = {"mouth_opening_r": 0.9, "mouth_width_r": 0.84, "brow_height_r": None,
-              "eye_opening_r": float("nan"), "nme": 0.04, "detection_rate": 0.99}
+    values = {
+        "mouth_opening_r": 0.9,
+        "mouth_width_r": 0.84,
+        "brow_height_r": None,
+        "eye_opening_r": float("nan"),
+        "nme": 0.04,
+        "detection_rate": 0.99,
+    }
     res = L.check_targets(values)
     assert {n: t["met"] for n, t in res.items()} == {
-        "mouth_opening_r": True, "mouth_width_r": False, "brow_height_r": False,
-        "eye_opening_r": False, "nme": True, "detection_rate": True}
+        "mouth_opening_r": True,
+        "mouth_width_r": False,
+        "brow_height_r": False,
+        "eye_opening_r": False,
+        "nme": True,
+        "detection_rate": True,
+    }
     assert res["eye_opening_r"]["value"] is None
     assert res["nme"] == {"op": "<=", "threshold": 0.04, "value": 0.04, "met": True}
 
@@ -308,9 +333,12 @@ def _legibility_json(tmp_path):
     videos, summary = L.cohort_legibility(_detected_pairs(tmp_path, 3, 120, 1.0, "a"))
     write_table(videos, tmp_path / "legibility.parquet", {})
     path = tmp_path / "legibility.json"
-    path.write_text(json.dumps({**summary, "provenance": {"config_hash": "c0ffee",
-                                                          "facedyn_version": "0.1.0"}},
-                               sort_keys=True))  # as facedyn.atomic.atomic_write_json
+    path.write_text(
+        json.dumps(
+            {**summary, "provenance": {"config_hash": "c0ffee", "facedyn_version": "0.1.0"}},
+            sort_keys=True,
+        )
+    )  # as facedyn.atomic.atomic_write_json
     return path, summary
 
 
@@ -319,10 +347,12 @@ def test_summary_page_has_the_legibility_section(tmp_path):
 
     path, summary = _legibility_json(tmp_path)
     metrics = tmp_path / "main.json"
-    metrics.write_text(json.dumps({"experiment": "main", "protocol": "cross_session",
-                                   "models": {}}))
-    text = write_summary(tmp_path / "summary.md", "smoke", [str(metrics)], main="main",
-                         legibility=str(path)).read_text()
+    metrics.write_text(
+        json.dumps({"experiment": "main", "protocol": "cross_session", "models": {}})
+    )
+    text = write_summary(
+        tmp_path / "summary.md", "smoke", [str(metrics)], main="main", legibility=str(path)
+    ).read_text()
     r = summary["r_median"]["mouth_opening"]
     assert "## Landmark legibility" in text
     assert f"over 3 videos, median per-video Pearson r: mouth opening {r:.2f}" in text
@@ -332,13 +362,19 @@ def test_summary_page_has_the_legibility_section(tmp_path):
     assert f"| `{path}` | 0.1.0 | `c0ffee` |" in text  # its provenance is listed
     # the JSON file sorts its keys; the page lists the targets in TARGETS order
     assert text.index("mouth opening r \u2265") < text.index("NME \u2264")
-    fake = {"videos": 2, "measures": ["mouth_opening"], "r_median": {"mouth_opening": None},
-            "nme_median": 0.05, "detection_rate": 1.0,
-            "targets": L.check_targets({"nme": 0.05, "detection_rate": 1.0})}
+    fake = {
+        "videos": 2,
+        "measures": ["mouth_opening"],
+        "r_median": {"mouth_opening": None},
+        "nme_median": 0.05,
+        "detection_rate": 1.0,
+        "targets": L.check_targets({"nme": 0.05, "detection_rate": 1.0}),
+    }
     line = "\n".join(legibility_section(fake))
     assert "mouth opening n/a" in line
-    assert ("Targets met: 1 of 6 (detection \u2265 98 %); not met: mouth opening r \u2265 0.9;"
-            in line)
+    assert (
+        "Targets met: 1 of 6 (detection \u2265 98 %); not met: mouth opening r \u2265 0.9;" in line
+    )
     assert "NME \u2264 0.04." in line
 
 
@@ -351,7 +387,8 @@ def test_legibility_figure(tmp_path):
     labels = [t.get_text() for t in fig.axes[0].get_xticklabels()]
     assert labels == ["mouth\nopening", "mouth\nwidth", "brow\nheight", "eye\nopening"]
     assert len(fig.axes[0].collections) >= 4 + 4  # a strip and a target line per measure
-    written = run_legibility_figure(tmp_path / "legibility.parquet", path, tmp_path / "fig",
-                                    cohort="smoke")
+    written = run_legibility_figure(
+        tmp_path / "legibility.parquet", path, tmp_path / "fig", cohort="smoke"
+    )
     assert [p.name for p in written] == ["legibility.png", "legibility.pdf"]
     assert all(p.stat().st_size > 1000 for p in written)

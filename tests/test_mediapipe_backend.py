@@ -71,7 +71,8 @@ def test_landmark_table_carries_dense_columns(backend, rendered_videos):
     xs = dense[found][:, :N_MESH_POINTS].reshape(-1, N_MESH_POINTS)
     ys = dense[found][:, N_MESH_POINTS:].reshape(-1, N_MESH_POINTS)
     np.testing.assert_allclose(
-        ibug68_from_mesh(np.stack([xs, ys], -1)), landmarks_array(df)[found], atol=1e-3)
+        ibug68_from_mesh(np.stack([xs, ys], -1)), landmarks_array(df)[found], atol=1e-3
+    )
     leg = video_legibility(df, truth)
     print({k: round(v, 3) for k, v in leg.items() if k.endswith("_r") or k == "nme_median"})
     assert leg["mouth_opening_r"] > 0.8 and leg["nme_median"] < 0.08
@@ -83,7 +84,10 @@ def test_missing_install_is_named_before_any_job(monkeypatch):
     from facedyn.face import mediapipe_backend
 
     real = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec",
-                        lambda name, *a: None if name == "mediapipe" else real(name, *a))
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, *a: None if name == "mediapipe" else real(name, *a),
+    )
     with pytest.raises(ImportError, match=r"pip install -e '\.\[mediapipe\]'"):
         mediapipe_backend.check_available()

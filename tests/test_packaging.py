@@ -44,18 +44,27 @@ def _pins(lines: list[str]) -> dict[str, str]:
     def norm(name: str) -> str:
         return re.sub(r"[-_.]+", "-", name).lower()
 
-    return {norm(r.name): str(r.specifier)[2:] for r in map(Requirement, lines)
-            if str(r.specifier).startswith("==")}
+    return {
+        norm(r.name): str(r.specifier)[2:]
+        for r in map(Requirement, lines)
+        if str(r.specifier).startswith("==")
+    }
 
 
 def test_constraints_pin_every_dependency_within_its_range_and_the_conda_env_agrees():
     root = Path(__file__).resolve().parents[1]
     project = tomllib.loads((root / "pyproject.toml").read_text())["project"]
-    lines = [line.split("#")[0].strip() for line in (root / "constraints.txt").read_text().splitlines()]
+    lines = [
+        line.split("#")[0].strip() for line in (root / "constraints.txt").read_text().splitlines()
+    ]
     pins = _pins([line for line in lines if line])
     required = [Requirement(r) for r in project["dependencies"]]
-    required += [Requirement(r) for extra in project["optional-dependencies"].values()
-                 for r in extra if not r.startswith("facedyn")]
+    required += [
+        Requirement(r)
+        for extra in project["optional-dependencies"].values()
+        for r in extra
+        if not r.startswith("facedyn")
+    ]
     for req in required:
         key = re.sub(r"[-_.]+", "-", req.name).lower()
         assert key in pins, f"constraints.txt does not pin {req.name}"

@@ -51,10 +51,17 @@ from facedyn.tables import read_table
 
 pytestmark = [pytest.mark.workflow, pytest.mark.slow]
 
-TRIM = {"identify": {"ceiling_experiment": None,
-                     "experiments": {"main": {"baselines": ["stats_lr", "shape_only", "chance"]}}}}
-TARGETS = ("results/qc/videos.parquet", "results/dnr/summary.json",
-           "results/identify/main/metrics.json")
+TRIM = {
+    "identify": {
+        "ceiling_experiment": None,
+        "experiments": {"main": {"baselines": ["stats_lr", "shape_only", "chance"]}},
+    }
+}
+TARGETS = (
+    "results/qc/videos.parquet",
+    "results/dnr/summary.json",
+    "results/identify/main/metrics.json",
+)
 #: The manifest run also draws the main experiment's figures (scanned for image data).
 MANIFEST_TARGETS = (*TARGETS, "results/figures/accuracy.png")
 
@@ -64,15 +71,20 @@ MANIFEST_TARGETS = (*TARGETS, "results/figures/accuracy.png")
 
 def _per_video_outputs(workdir: Path) -> dict[Path, int]:
     """Landmark and FLAME tables that exist, with their modification times (ns)."""
-    found = [*workdir.glob("results/landmarks/*/*.parquet"),
-             *workdir.glob("results/flame/*/*.parquet")]
+    found = [
+        *workdir.glob("results/landmarks/*/*.parquet"),
+        *workdir.glob("results/flame/*/*.parquet"),
+    ]
     return {p: p.stat().st_mtime_ns for p in found}
 
 
 def _job_outputs(log: str) -> set[str]:
     """Every output path of the jobs a snakemake log says it ran."""
-    return {p.strip() for line in re.findall(r"^\s+output: (.+)$", log, re.MULTILINE)
-            for p in line.split(",")}
+    return {
+        p.strip()
+        for line in re.findall(r"^\s+output: (.+)$", log, re.MULTILINE)
+        for p in line.split(",")
+    }
 
 
 def _settled(workdir: Path, settle_s: float = 3.0) -> dict[Path, int]:
@@ -88,15 +100,20 @@ def _interrupt(workdir: Path, name: str, ready, sig: int) -> tuple[dict[Path, in
     and the run's log."""
     log_path = workdir / f"{name}.log"
     with open(log_path, "w") as log:
-        proc = subprocess.Popen(snakemake_command(workdir, *TARGETS, overrides=TRIM),
-                                cwd=workdir, stdout=log, stderr=subprocess.STDOUT,
-                                start_new_session=True)
+        proc = subprocess.Popen(
+            snakemake_command(workdir, *TARGETS, overrides=TRIM),
+            cwd=workdir,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         deadline = time.monotonic() + 600
         try:
             while not ready():
                 assert proc.poll() is None, (
                     f"snakemake ended (rc {proc.returncode}) before it could be interrupted:\n"
-                    + log_path.read_text()[-3000:])
+                    + log_path.read_text()[-3000:]
+                )
                 assert time.monotonic() < deadline, "the run did not get far enough in 600 s"
                 time.sleep(0.2)
             snapshot = _settled(workdir)
@@ -124,8 +141,7 @@ def interrupted(tmp_path_factory) -> Interrupted:
     n_flame = lambda: len(list(workdir.glob("results/flame/*/*.parquet")))  # noqa: E731
     # 1. SIGTERM (Ctrl-C, a cluster time limit) once three videos have had their landmark
     #    tables for a few seconds (finished and recorded jobs).
-    finished, _ = _interrupt(workdir, "run1", lambda: len(_settled(workdir)) >= 3,
-                             signal.SIGTERM)
+    finished, _ = _interrupt(workdir, "run1", lambda: len(_settled(workdir)) >= 3, signal.SIGTERM)
     assert not (workdir / "results/qc/videos.parquet").exists(), "not interrupted mid-way"
     unreadable = unreadable_outputs(workdir / "results")
     # 2. Restart, then SIGKILL (a lost node, the OOM killer) once two more videos are fitted.
@@ -137,8 +153,9 @@ def interrupted(tmp_path_factory) -> Interrupted:
     assert unlock.returncode == 0, unlock.stderr[-2000:]
     res = run_snakemake(workdir, *TARGETS, overrides=TRIM)
     (workdir / "run3.log").write_text(res.stdout + res.stderr)
-    return Interrupted(workdir, finished, unreadable, log2 + res.stdout + res.stderr,
-                       res.returncode)
+    return Interrupted(
+        workdir, finished, unreadable, log2 + res.stdout + res.stderr, res.returncode
+    )
 
 
 @pytest.fixture(scope="module")
@@ -166,8 +183,10 @@ def test_killed_run_resumes_without_redoing_finished_videos(interrupted):
         assert path.stat().st_mtime_ns == mtime, f"{rel} was rewritten"
     # and the restarts did do the rest: every video has both tables
     outputs = _per_video_outputs(interrupted.workdir)
-    assert len(outputs) == 16 and len(redone & {str(p.relative_to(interrupted.workdir))
-                                                for p in outputs}) >= 8
+    assert (
+        len(outputs) == 16
+        and len(redone & {str(p.relative_to(interrupted.workdir)) for p in outputs}) >= 8
+    )
 
 
 def test_killed_run_leaves_no_half_written_outputs(interrupted):
@@ -183,8 +202,11 @@ def test_killed_run_leaves_no_half_written_outputs(interrupted):
 def _comparable_json(obj, workdir: str):
     """JSON without provenance and timings, with the run folder replaced by a placeholder."""
     if isinstance(obj, dict):
-        return {k: _comparable_json(v, workdir) for k, v in obj.items()
-                if k != "provenance" and not k.endswith("seconds")}
+        return {
+            k: _comparable_json(v, workdir)
+            for k, v in obj.items()
+            if k != "provenance" and not k.endswith("seconds")
+        }
     if isinstance(obj, list):
         return [_comparable_json(v, workdir) for v in obj]
     if isinstance(obj, str):
@@ -193,24 +215,31 @@ def _comparable_json(obj, workdir: str):
 
 
 def _results_files(workdir: Path) -> list[Path]:
-    return sorted(p.relative_to(workdir) for p in (workdir / "results").rglob("*")
-                  if p.suffix in (".parquet", ".json") and "benchmarks" not in p.parts)
+    return sorted(
+        p.relative_to(workdir)
+        for p in (workdir / "results").rglob("*")
+        if p.suffix in (".parquet", ".json") and "benchmarks" not in p.parts
+    )
 
 
 def test_same_seed_gives_identical_results(interrupted, repeat):
     first, second = interrupted.workdir, repeat
     files = _results_files(first)
     assert files == _results_files(second)
-    assert {"metrics.json", "predictions.parquet", "per_speaker.parquet",
-            "fold_metrics.json"} <= {f.name for f in files}
+    assert {"metrics.json", "predictions.parquet", "per_speaker.parquet", "fold_metrics.json"} <= {
+        f.name for f in files
+    }
     for rel in files:
         if rel.suffix == ".json":
-            a, b = (_comparable_json(json.loads((d / rel).read_text()), str(d))
-                    for d in (first, second))
+            a, b = (
+                _comparable_json(json.loads((d / rel).read_text()), str(d)) for d in (first, second)
+            )
             assert a == b, f"{rel} differs between two runs with the same seed"
         else:
-            a, b = (read_table(d / rel)[0].replace(re.escape(str(d)), "<run>", regex=True)
-                    for d in (first, second))
+            a, b = (
+                read_table(d / rel)[0].replace(re.escape(str(d)), "<run>", regex=True)
+                for d in (first, second)
+            )
             pd.testing.assert_frame_equal(a, b, check_exact=True, obj=str(rel))
     metrics = json.loads((first / "results/identify/main/metrics.json").read_text())
     assert {"conformer", "stats_lr", "chance"} <= set(metrics["models"])
@@ -252,8 +281,10 @@ def bad_inputs(interrupted) -> BadInputs:
     videos = workdir / "videos"
     videos.mkdir(parents=True)
     manifest, _ = read_table(interrupted.workdir / "results/cohort/manifest.parquet")
-    by_speaker = [g.sort_values("session_id")["video"].tolist()
-                  for _, g in manifest.groupby("speaker_id", sort=True)]
+    by_speaker = [
+        g.sort_values("session_id")["video"].tolist()
+        for _, g in manifest.groupby("speaker_id", sort=True)
+    ]
     rows, expected = [], {}
     for speaker, paths in zip(("00123", "1e5", "007"), by_speaker, strict=False):
         for session, path in zip(("001", "002"), paths, strict=True):
@@ -266,17 +297,23 @@ def bad_inputs(interrupted) -> BadInputs:
     (videos / "truncated.mp4").write_bytes(good[: len(good) // 2])
     (videos / "empty.mp4").write_bytes(b"")
     rng = np.random.default_rng(1)
-    _write_video(videos / "noise.mp4",
-                 [rng.integers(0, 255, (240, 320, 3), dtype=np.uint8) for _ in range(90)])
+    _write_video(
+        videos / "noise.mp4",
+        [rng.integers(0, 255, (240, 320, 3), dtype=np.uint8) for _ in range(90)],
+    )
     left, right = _frames(by_speaker[3][1]), _frames(by_speaker[1][0])
-    _write_video(videos / "two_faces.mp4",
-                 [np.concatenate([a, b], axis=1) for a, b in zip(left, right, strict=False)])
-    bad = [("00123", "003", "corrupt.mp4", "video_unreadable"),
-           ("1e5", "003", "truncated.mp4", "video_unreadable"),
-           ("007", "003", "empty.mp4", "video_empty"),
-           ("00123", "004", "gone.mp4", "video_missing"),
-           ("1e5", "004", "noise.mp4", "landmarks_no_face"),
-           ("007", "004", "two_faces.mp4", "multiple_faces")]
+    _write_video(
+        videos / "two_faces.mp4",
+        [np.concatenate([a, b], axis=1) for a, b in zip(left, right, strict=False)],
+    )
+    bad = [
+        ("00123", "003", "corrupt.mp4", "video_unreadable"),
+        ("1e5", "003", "truncated.mp4", "video_unreadable"),
+        ("007", "003", "empty.mp4", "video_empty"),
+        ("00123", "004", "gone.mp4", "video_missing"),
+        ("1e5", "004", "noise.mp4", "landmarks_no_face"),
+        ("007", "004", "two_faces.mp4", "multiple_faces"),
+    ]
     for speaker, session, name, code in bad:
         rows.append((speaker, session, name))
         expected[(session, speaker)] = code
@@ -320,9 +357,15 @@ def test_ids_that_look_like_numbers_stay_strings_end_to_end(bad_inputs):
     assert (results / "landmarks/001/00123.parquet").is_file()
     assert (results / "flame/001/007.parquet").is_file()
     ids = {"00123", "1e5", "007", "42"}
-    tables = ["cohort/manifest.parquet", "qc/videos.parquet", "dnr/sessions.parquet",
-              "dnr/speakers.parquet", "identify/main/folds.parquet",
-              "identify/main/fold0/predictions.parquet", "identify/main/per_speaker.parquet"]
+    tables = [
+        "cohort/manifest.parquet",
+        "qc/videos.parquet",
+        "dnr/sessions.parquet",
+        "dnr/speakers.parquet",
+        "identify/main/folds.parquet",
+        "identify/main/fold0/predictions.parquet",
+        "identify/main/per_speaker.parquet",
+    ]
     for name in tables:
         schema = pq.read_schema(results / name)
         df = pd.read_parquet(results / name)
@@ -350,8 +393,7 @@ def test_outputs_of_real_data_hold_no_image_data(bad_inputs):
 
 
 def _parquet_and_json(workdir: Path) -> list[Path]:
-    return sorted(p for p in (workdir / "results").rglob("*")
-                  if p.suffix in (".parquet", ".json"))
+    return sorted(p for p in (workdir / "results").rglob("*") if p.suffix in (".parquet", ".json"))
 
 
 def test_every_table_and_json_records_version_config_hash_and_inputs(interrupted, bad_inputs):
@@ -364,6 +406,8 @@ def test_every_table_and_json_records_version_config_hash_and_inputs(interrupted
         hashes = {provenance_of(f)["config_hash"] for f in files}
         assert len(hashes) == 1, hashes  # one run, one configuration
     # the fingerprint follows the inputs: per-video tables of different videos differ
-    fingerprints = {provenance_of(p)["input_fingerprint"]
-                    for p in interrupted.workdir.glob("results/landmarks/*/*.parquet")}
+    fingerprints = {
+        provenance_of(p)["input_fingerprint"]
+        for p in interrupted.workdir.glob("results/landmarks/*/*.parquet")
+    }
     assert len(fingerprints) == 8

@@ -264,30 +264,70 @@ def test_save_figure_atomic(tmp_path, metrics):
 def test_summary_page_is_generated_from_metrics(tmp_path):
     from facedyn.plots.summary import write_summary
 
-    metrics = {"experiment": "main", "protocol": "cross_session", "source": "fitted",
-               "n_speakers": 4, "chance": 0.25, "status": "ok",
-               "settings": {"encoder": "conformer"},
-               "models": {"conformer": {"top1": 0.5, "top1_ci": [0.4, 0.6], "top5": 1.0,
-                                        "session_top1": 0.75, "eer": 0.2, "min_dcf": 0.9},
-                          "stats_lr": {"top1": 0.625, "top1_ci": [0.5, 0.75], "top5": 1.0,
-                                       "session_top1": 1.0, "eer": 0.1, "min_dcf": 0.8}},
-               "dnr_vs_accuracy": {"model": "conformer", "spearman_rho": -0.4,
-                                   "spearman_p": 0.03, "n": 4},
-               "extraction_efficiency": 0.8,
-               "comparisons": {"stats_lr": {"model": "conformer", "reference": "stats_lr",
-                                            "top1_diff": -0.125, "top1_diff_ci": [-0.3, 0.05],
-                                            "wilcoxon_p": 0.41, "n_speakers": 4}}}
-    empty = {"experiment": "tiny", "protocol": "within_session", "source": "fitted",
-             "n_speakers": 0, "status": "no_data", "models": {}}
+    metrics = {
+        "experiment": "main",
+        "protocol": "cross_session",
+        "source": "fitted",
+        "n_speakers": 4,
+        "chance": 0.25,
+        "status": "ok",
+        "settings": {"encoder": "conformer"},
+        "models": {
+            "conformer": {
+                "top1": 0.5,
+                "top1_ci": [0.4, 0.6],
+                "top5": 1.0,
+                "session_top1": 0.75,
+                "eer": 0.2,
+                "min_dcf": 0.9,
+            },
+            "stats_lr": {
+                "top1": 0.625,
+                "top1_ci": [0.5, 0.75],
+                "top5": 1.0,
+                "session_top1": 1.0,
+                "eer": 0.1,
+                "min_dcf": 0.8,
+            },
+        },
+        "dnr_vs_accuracy": {"model": "conformer", "spearman_rho": -0.4, "spearman_p": 0.03, "n": 4},
+        "extraction_efficiency": 0.8,
+        "comparisons": {
+            "stats_lr": {
+                "model": "conformer",
+                "reference": "stats_lr",
+                "top1_diff": -0.125,
+                "top1_diff_ci": [-0.3, 0.05],
+                "wilcoxon_p": 0.41,
+                "n_speakers": 4,
+            }
+        },
+    }
+    empty = {
+        "experiment": "tiny",
+        "protocol": "within_session",
+        "source": "fitted",
+        "n_speakers": 0,
+        "status": "no_data",
+        "models": {},
+    }
     paths = []
     for m in (metrics, empty):
         paths.append(tmp_path / f"{m['experiment']}.json")
         paths[-1].write_text(json.dumps(m))
     dnr = tmp_path / "dnr.json"
-    dnr.write_text(json.dumps({"n_speakers_with_dnr": 4, "dnr": {"median": 2.0, "iqr": 1.0},
-                               "synthetic_check": {"spearman_rho": 0.5}}))
-    out = write_summary(tmp_path / "summary.md", "smoke", [str(p) for p in paths],
-                        str(dnr), None, main="main")
+    dnr.write_text(
+        json.dumps(
+            {
+                "n_speakers_with_dnr": 4,
+                "dnr": {"median": 2.0, "iqr": 1.0},
+                "synthetic_check": {"spearman_rho": 0.5},
+            }
+        )
+    )
+    out = write_summary(
+        tmp_path / "summary.md", "smoke", [str(p) for p in paths], str(dnr), None, main="main"
+    )
     text = out.read_text()
     assert "50.0 % [40.0 %, 60.0 %]" in text and "Stats + LR 62.5 %" in text
     assert "Spearman rho -0.40" in text and "0.80" in text
@@ -299,13 +339,19 @@ def test_sweep_points_take_the_swept_setting_and_shared_models(tmp_path):
     from facedyn.plots.stage import run_sweep_figure, sweep_points
 
     def m(name, window, models):
-        return {"experiment": name, "protocol": "cross_session", "n_speakers": 8,
-                "chance": 0.125, "settings": {"window_s": window, "data_fraction": 1.0},
-                "models": {k: {"top1": v, "top1_ci": [v - 0.1, v + 0.1]}
-                           for k, v in models.items()}}
+        return {
+            "experiment": name,
+            "protocol": "cross_session",
+            "n_speakers": 8,
+            "chance": 0.125,
+            "settings": {"window_s": window, "data_fraction": 1.0},
+            "models": {k: {"top1": v, "top1_ci": [v - 0.1, v + 0.1]} for k, v in models.items()},
+        }
 
-    runs = [m("w4", 4, {"conformer": 0.3, "stats_lr": 0.4, "chance": 0.1}),
-            m("w8", 8, {"conformer": 0.5, "stats_lr": 0.45, "lstm": 0.2})]
+    runs = [
+        m("w4", 4, {"conformer": 0.3, "stats_lr": 0.4, "chance": 0.1}),
+        m("w8", 8, {"conformer": 0.5, "stats_lr": 0.45, "lstm": 0.2}),
+    ]
     points = sweep_points(runs, "window_s")
     assert set(points["model"]) == {"conformer", "stats_lr"}  # shared, chance dropped
     conf = points[points["model"] == "conformer"].sort_values("setting")
@@ -321,10 +367,22 @@ def test_sweep_points_take_the_swept_setting_and_shared_models(tmp_path):
 def test_fit_traces_draw_one_panel_per_component_with_gaps():
     frames = np.arange(0, 600, 2)
     t = frames / 30
-    truth = pd.DataFrame({"frame": np.arange(600), "jaw_0": np.sin(np.arange(600) / 9),
-                          "expr_009": np.cos(np.arange(600) / 7)})
-    fitted = pd.DataFrame({"frame": frames, "time_s": t, "valid": frames % 50 != 0,
-                           "jaw_0": np.sin(frames / 9) * 0.5, "expr_009": np.cos(frames / 7)})
+    truth = pd.DataFrame(
+        {
+            "frame": np.arange(600),
+            "jaw_0": np.sin(np.arange(600) / 9),
+            "expr_009": np.cos(np.arange(600) / 7),
+        }
+    )
+    fitted = pd.DataFrame(
+        {
+            "frame": frames,
+            "time_s": t,
+            "valid": frames % 50 != 0,
+            "jaw_0": np.sin(frames / 9) * 0.5,
+            "expr_009": np.cos(frames / 7),
+        }
+    )
     fig = F.fit_traces(fitted, truth, ["jaw_0", "expr_009"], seconds=10, subtitle="x")
     assert len(fig.axes) == 2
     line = fig.axes[1].lines[1]  # fitted

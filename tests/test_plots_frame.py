@@ -25,8 +25,13 @@ from facedyn.tables import read_table, write_table
 
 W, H = 320, 240
 N = 12  # sampled frames of the tiny video
-FIT = {"backend": "optimize", "device": "cpu", "iterations": 20, "rigid_iterations": 10,
-       "import": {"dir": None, "tracker": "unknown"}}
+FIT = {
+    "backend": "optimize",
+    "device": "cpu",
+    "iterations": 20,
+    "rigid_iterations": 10,
+    "import": {"dir": None, "tracker": "unknown"},
+}
 
 
 @pytest.fixture(scope="module")
@@ -36,10 +41,17 @@ def head(tmp_path_factory):
 
     root = tmp_path_factory.mktemp("head")
     files = write_synthetic_flame(root, n_shape=10, n_expr=10)
-    describe_flame_model(files["model"], files["landmark_embedding"], root / "model.json",
-                         n_shape=10, n_expr=10, synthetic=True)
-    flame = load_flame(files["model"], n_shape=10, n_expr=10,
-                       landmark_embedding=files["landmark_embedding"])
+    describe_flame_model(
+        files["model"],
+        files["landmark_embedding"],
+        root / "model.json",
+        n_shape=10,
+        n_expr=10,
+        synthetic=True,
+    )
+    flame = load_flame(
+        files["model"], n_shape=10, n_expr=10, landmark_embedding=files["landmark_embedding"]
+    )
     return {"model_json": root / "model.json", "fast": flame.landmark_model()}
 
 
@@ -73,15 +85,27 @@ def fitted_video(tmp_path_factory, head):
     frames = np.arange(N) * 2  # 30 fps source sampled at 15 fps
     truth = _true_landmarks(head["fast"], N)
     detected = truth + np.random.default_rng(1).normal(0, 1.5, truth.shape)
-    cols = {"frame": frames, "time_s": frames / 30.0, "detected": np.arange(N) % 3 != 2,
-            "tracked": False, "score": 1.0, "x0": 0.0, "y0": 0.0, "x1": 1.0, "y1": 1.0}
+    cols = {
+        "frame": frames,
+        "time_s": frames / 30.0,
+        "detected": np.arange(N) % 3 != 2,
+        "tracked": False,
+        "score": 1.0,
+        "x0": 0.0,
+        "y0": 0.0,
+        "x1": 1.0,
+        "y1": 1.0,
+    }
     cols.update({f"lx{k:02d}": detected[:, k, 0] for k in range(68)})
     cols.update({f"ly{k:02d}": detected[:, k, 1] for k in range(68)})
     lmk = pd.DataFrame(cols)[COLUMNS]
     lmk.loc[~lmk["detected"], COLUMNS[9:]] = np.nan
     ids = {"session_id": "s1", "speaker_id": "a1"}
-    write_table(lmk, root / "landmarks.parquet",
-                {**ids, "width": W, "height": H, "source_fps": 30.0, "sampled_fps": 15.0})
+    write_table(
+        lmk,
+        root / "landmarks.parquet",
+        {**ids, "width": W, "height": H, "source_fps": 30.0, "sampled_fps": 15.0},
+    )
     run_fit(root / "landmarks.parquet", head["model_json"], root / "flame.parquet", FIT)
     true_cols = {"frame": frames}
     true_cols.update({f"lx{k:02d}": truth[:, k, 0] for k in range(68)})
@@ -92,9 +116,16 @@ def fitted_video(tmp_path_factory, head):
     for k in range(2 * N):
         writer.write(np.full((H, W, 3), 10 * k, dtype=np.uint8))
     writer.release()
-    return {"root": root, "landmarks": root / "landmarks.parquet",
-            "flame": root / "flame.parquet", "truth": root / "truth.parquet", "video": video,
-            "detected": detected, "true": truth, "frames": frames}
+    return {
+        "root": root,
+        "landmarks": root / "landmarks.parquet",
+        "flame": root / "flame.parquet",
+        "truth": root / "truth.parquet",
+        "video": video,
+        "detected": detected,
+        "true": truth,
+        "frames": frames,
+    }
 
 
 def _face(seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -112,8 +143,14 @@ def _face(seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 def test_landmark_frame_writes_png_and_pdf_with_nme(tmp_path):
     image, detected, fitted = _face()
-    fig = F.landmark_frame(image, detected, fitted, dataset_kind="synthetic",
-                           true_xy=detected + 0.5, subtitle="smoke · frame 4")
+    fig = F.landmark_frame(
+        image,
+        detected,
+        fitted,
+        dataset_kind="synthetic",
+        true_xy=detected + 0.5,
+        subtitle="smoke · frame 4",
+    )
     assert isinstance(fig, Figure) and len(fig.axes) == 2
     fig.canvas.draw()
     for ax in fig.axes:
@@ -161,9 +198,15 @@ def test_frames_of_real_data_are_refused_without_the_flag(kind):
 def test_stage_refuses_before_opening_the_video(tmp_path):
     """The gate runs first: nothing is read (the paths do not even exist)."""
     with pytest.raises(ValueError, match=r"privacy\.frames_in_figures"):
-        run_landmark_frame_figure(tmp_path / "f.parquet", tmp_path / "l.parquet",
-                                  tmp_path / "model.json", tmp_path / "v.mp4", tmp_path,
-                                  "run", dataset_kind="candor")
+        run_landmark_frame_figure(
+            tmp_path / "f.parquet",
+            tmp_path / "l.parquet",
+            tmp_path / "model.json",
+            tmp_path / "v.mp4",
+            tmp_path,
+            "run",
+            dataset_kind="candor",
+        )
     assert not list(tmp_path.iterdir())
 
 
@@ -176,8 +219,9 @@ def test_reprojected_fit_reproduces_the_fitters_nme(head, fitted_video):
     proj = fitted_landmarks(flame, head["model_json"], W, H)
     valid = flame["valid"].to_numpy(bool)
     assert valid.sum() == 8 and np.isnan(proj[~valid]).all()
-    recomputed = np.array([F.landmark_nme(proj[i], fitted_video["detected"][i])
-                           for i in np.flatnonzero(valid)])
+    recomputed = np.array(
+        [F.landmark_nme(proj[i], fitted_video["detected"][i]) for i in np.flatnonzero(valid)]
+    )
     assert 0.005 < recomputed.mean() < 0.2  # a real residual, not a trivial zero
     np.testing.assert_allclose(recomputed, flame.loc[valid, "nme"], rtol=1e-3, atol=1e-5)
     # pixel residuals agree with the table's rmse_px too
@@ -194,8 +238,13 @@ def test_reprojection_needs_the_pinhole_camera(head, fitted_video):
 
 
 def test_median_nme_frame_is_deterministic():
-    df = pd.DataFrame({"frame": [0, 2, 4, 6, 8], "valid": [True, True, False, True, True],
-                       "nme": [0.03, 0.01, np.nan, 0.02, 0.02]})
+    df = pd.DataFrame(
+        {
+            "frame": [0, 2, 4, 6, 8],
+            "valid": [True, True, False, True, True],
+            "nme": [0.03, 0.01, np.nan, 0.02, 0.02],
+        }
+    )
     assert median_nme_frame(df) == 6  # sorted (0.01, 0.02@6, 0.02@8, 0.03): lower median
     with pytest.raises(ValueError, match="no valid"):
         median_nme_frame(df.assign(valid=False))
@@ -212,14 +261,27 @@ def test_read_video_frame_returns_the_indexed_frame(fitted_video):
 
 def test_stage_draws_the_median_nme_frame(head, fitted_video, tmp_path):
     paths = run_landmark_frame_figure(
-        fitted_video["flame"], fitted_video["landmarks"], head["model_json"],
-        fitted_video["video"], tmp_path, "smoke", dataset_kind="synthetic",
-        truth_path=fitted_video["truth"])
+        fitted_video["flame"],
+        fitted_video["landmarks"],
+        head["model_json"],
+        fitted_video["video"],
+        tmp_path,
+        "smoke",
+        dataset_kind="synthetic",
+        truth_path=fitted_video["truth"],
+    )
     assert [p.name for p in paths] == ["landmark_frame.png", "landmark_frame.pdf"]
     assert all(p.stat().st_size > 1000 for p in paths)
     flame, _ = read_table(fitted_video["flame"])
     assert median_nme_frame(flame) in set(fitted_video["frames"][flame["valid"]])
     with pytest.raises(ValueError, match="no detected and fitted"):  # an undetected frame
         run_landmark_frame_figure(
-            fitted_video["flame"], fitted_video["landmarks"], head["model_json"],
-            fitted_video["video"], tmp_path, "smoke", dataset_kind="synthetic", frame=4)
+            fitted_video["flame"],
+            fitted_video["landmarks"],
+            head["model_json"],
+            fitted_video["video"],
+            tmp_path,
+            "smoke",
+            dataset_kind="synthetic",
+            frame=4,
+        )

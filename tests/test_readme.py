@@ -20,17 +20,30 @@ AFTER = "\n\n## Later\n\nNo newline at the end"
 
 
 def _metrics(top1: float) -> dict:
-    models = {m: {"top1": top1 * f, "top1_ci": [top1 * f - 0.05, top1 * f + 0.05],
-                  "top5": min(1.0, 2 * top1 * f), "session_top1": top1 * f, "eer": 0.2,
-                  "min_dcf": 0.9, "per_fold_top1": [top1 * f]}
-              for m, f in (("conformer", 1.0), ("lstm", 0.8), ("chance", 0.1))}
-    return {"experiment": "main", "protocol": "cross_session", "n_speakers": 4,
-            "chance": 0.25, "models": models, "source": "fitted",
-            "settings": {"encoder": "conformer"},
-            "dnr_vs_accuracy": {"model": "conformer", "spearman_rho": 0.4, "spearman_p": 0.3,
-                                "n": 4},
-            "extraction_efficiency": 0.7,
-            "provenance": {"config_hash": "abcdef0123456789", "facedyn_version": "0.1.0"}}
+    models = {
+        m: {
+            "top1": top1 * f,
+            "top1_ci": [top1 * f - 0.05, top1 * f + 0.05],
+            "top5": min(1.0, 2 * top1 * f),
+            "session_top1": top1 * f,
+            "eer": 0.2,
+            "min_dcf": 0.9,
+            "per_fold_top1": [top1 * f],
+        }
+        for m, f in (("conformer", 1.0), ("lstm", 0.8), ("chance", 0.1))
+    }
+    return {
+        "experiment": "main",
+        "protocol": "cross_session",
+        "n_speakers": 4,
+        "chance": 0.25,
+        "models": models,
+        "source": "fitted",
+        "settings": {"encoder": "conformer"},
+        "dnr_vs_accuracy": {"model": "conformer", "spearman_rho": 0.4, "spearman_p": 0.3, "n": 4},
+        "extraction_efficiency": 0.7,
+        "provenance": {"config_hash": "abcdef0123456789", "facedyn_version": "0.1.0"},
+    }
 
 
 def _results(root: Path, top1: float = 0.625, figures: tuple[str, ...] | None = None) -> Path:
@@ -41,8 +54,11 @@ def _results(root: Path, top1: float = 0.625, figures: tuple[str, ...] | None = 
     metrics.write_text(json.dumps(_metrics(top1)))
     write_summary(results / "summary.md", "smoke", [str(metrics)], main="main")
     (results / "figures").mkdir(exist_ok=True)
-    names = figures if figures is not None else (*R.REQUIRED_FIGURES, "fit_quality",
-                                                   "embeddings", "landmark_frame")
+    names = (
+        figures
+        if figures is not None
+        else (*R.REQUIRED_FIGURES, "fit_quality", "embeddings", "landmark_frame")
+    )
     for name in names:
         (results / "figures" / f"{name}.png").write_bytes(f"PNG {name} {top1}".encode())
     return results
@@ -85,8 +101,10 @@ def test_control_verdict_joins_the_block_when_the_control_ran(tmp_path):
     metrics = control / "identify/main/metrics.json"
     metrics.parent.mkdir(parents=True)
     doc = {**_metrics(0.25), "chance": 0.05, "n_speakers": 20}
-    doc["models"] = {"conformer": {"top1": 0.06, "top1_ci": [0.03, 0.09]},
-                     "shape_only": {"top1": 0.9, "top1_ci": [0.85, 0.95]}}
+    doc["models"] = {
+        "conformer": {"top1": 0.06, "top1_ci": [0.03, 0.09]},
+        "shape_only": {"top1": 0.9, "top1_ci": [0.85, 0.95]},
+    }
     metrics.write_text(json.dumps(doc))
     R.update_readme(results, readme, tmp_path / "docs/figures", control)
     assert "Disentanglement control" not in readme.read_text()  # no section: not a control
@@ -97,8 +115,7 @@ def test_control_verdict_joins_the_block_when_the_control_ran(tmp_path):
     assert inside.index("### Disentanglement control") < inside.index("### Key figures")
     assert "| `main` | fitted | Shape only | 90.0 %" in inside
     # A missing control folder leaves the block as the main run makes it.
-    assert R.update_readme(results, readme, tmp_path / "docs/figures",
-                           tmp_path / "nowhere") is True
+    assert R.update_readme(results, readme, tmp_path / "docs/figures", tmp_path / "nowhere") is True
     assert "Disentanglement control" not in readme.read_text()
 
 
@@ -124,12 +141,15 @@ def test_new_results_replace_the_old_block(tmp_path):
     assert (tmp_path / "docs/figures/accuracy.png").read_bytes().endswith(b"0.75")
 
 
-@pytest.mark.parametrize("text", [
-    "no markers at all\n",
-    f"{R.START}\n",
-    f"{R.START}\n{R.END}\n{R.START}\n{R.END}\n",
-    f"{R.END}\n{R.START}\n",
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "no markers at all\n",
+        f"{R.START}\n",
+        f"{R.START}\n{R.END}\n{R.START}\n{R.END}\n",
+        f"{R.END}\n{R.START}\n",
+    ],
+)
 def test_bad_markers_are_an_error_before_anything_is_written(tmp_path, text):
     results = _results(tmp_path)
     readme = tmp_path / "README.md"
@@ -155,8 +175,14 @@ def test_missing_results_are_an_error(tmp_path):
 
 def test_command_line(tmp_path, capsys):
     results, readme = _results(tmp_path), _readme(tmp_path)
-    args = ["--results", str(results), "--readme", str(readme), "--figures",
-            str(tmp_path / "docs/figures")]
+    args = [
+        "--results",
+        str(results),
+        "--readme",
+        str(readme),
+        "--figures",
+        str(tmp_path / "docs/figures"),
+    ]
     assert R.main(args) == 0
     assert "updated" in capsys.readouterr().out
     assert R.main(args) == 0

@@ -37,8 +37,11 @@ NAMES = [name for name, _ in EXPRESSION_COMPONENTS]
 
 
 def _buffers(w: int = 8, h: int = 8) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    return (np.full((h, w), np.inf, np.float32), np.full((h, w), -1, np.int32),
-            np.zeros((h, w, 2), np.float32))
+    return (
+        np.full((h, w), np.inf, np.float32),
+        np.full((h, w), -1, np.int32),
+        np.zeros((h, w, 2), np.float32),
+    )
 
 
 def test_nearer_triangle_wins_and_back_faces_are_culled_or_flagged():
@@ -70,11 +73,17 @@ def test_draw_colours_inside_of_skin_as_cavity_and_textures_the_outside():
     screen = np.array([[0, 0], [7, 0], [0, 7]], np.float32)
     faces = np.array([[0, 2, 1]], np.int32)
     texture = np.full((8, 8, 3), 200, np.uint8)
-    args = dict(screen=screen, depth=np.ones(3, np.float32), two_sided=np.ones(1, bool),
-                material=np.array([SKIN], np.int8), tex_coords=screen.copy(), texture=texture,
-                vertex_colour=np.zeros((3, 3), np.float32),
-                vertex_light=np.ones(3, np.float32),
-                cavity_colour=np.array(CAVITY_RGB, np.float32))
+    args = dict(
+        screen=screen,
+        depth=np.ones(3, np.float32),
+        two_sided=np.ones(1, bool),
+        material=np.array([SKIN], np.int8),
+        tex_coords=screen.copy(),
+        texture=texture,
+        vertex_colour=np.zeros((3, 3), np.float32),
+        vertex_light=np.ones(3, np.float32),
+        cavity_colour=np.array(CAVITY_RGB, np.float32),
+    )
     r = Rasterizer(8, 8)
     frame = np.zeros((8, 8, 3), np.uint8)
     r.draw(frame, faces=faces, **args)
@@ -102,8 +111,13 @@ def scene():
     return head, mesh, render_model(mesh, 20, 15), load_portraits()
 
 
-def _frame(scene, portrait: int = 0, jaw: float = 0.0, expression: dict | None = None,
-           renderer: HeadRenderer | None = None):
+def _frame(
+    scene,
+    portrait: int = 0,
+    jaw: float = 0.0,
+    expression: dict | None = None,
+    renderer: HeadRenderer | None = None,
+):
     head, mesh, model, portraits = scene
     shape = torch.zeros(1, 20)
     expr = torch.zeros(1, 15)
@@ -117,10 +131,13 @@ def _frame(scene, portrait: int = 0, jaw: float = 0.0, expression: dict | None =
 
         def screen(e, p):
             verts = model(shape, e, p)
-            return (project(verts, trans, 350.0, (W - 1) / 2, (H - 1) / 2)[0].numpy(),
-                    -(verts[0, :, 2] + trans[0, 2]).numpy(),
-                    project(head.landmarks(shape, e, p), trans, 350.0, (W - 1) / 2,
-                            (H - 1) / 2)[0].numpy())
+            return (
+                project(verts, trans, 350.0, (W - 1) / 2, (H - 1) / 2)[0].numpy(),
+                -(verts[0, :, 2] + trans[0, 2]).numpy(),
+                project(head.landmarks(shape, e, p), trans, 350.0, (W - 1) / 2, (H - 1) / 2)[
+                    0
+                ].numpy(),
+            )
 
         neutral, _, neutral_lmk = screen(None, None)
         sv, depth, lmk = screen(expr, pose)
@@ -149,7 +166,7 @@ def test_render_mesh_adds_teeth_and_tongue_skinned_to_skull_and_jaw(scene):
 def test_neutral_frame_is_the_portrait_warped_onto_the_head(scene):
     frame, _, renderer = _frame(scene)
     m = renderer.margin
-    diff = np.abs(frame.astype(float) - renderer.canvas[m:m + H, m:m + W].astype(float)).mean()
+    diff = np.abs(frame.astype(float) - renderer.canvas[m : m + H, m : m + W].astype(float)).mean()
     assert diff < 2.0  # texture and background are one image at the neutral pose
 
 
@@ -178,15 +195,20 @@ def test_skin_is_shaded_as_the_head_turns_from_the_light(scene):
             pose = torch.zeros(1, 15)
             pose[0, 1] = yaw
             verts = model(shape, None, pose)
-            return (project(verts, trans, 350.0, (W - 1) / 2, (H - 1) / 2)[0].numpy(),
-                    -(verts[0, :, 2] + trans[0, 2]).numpy(),
-                    project(head.landmarks(shape, None, pose), trans, 350.0, (W - 1) / 2,
-                            (H - 1) / 2)[0].numpy(), (verts[0] + trans[0]).numpy())
+            return (
+                project(verts, trans, 350.0, (W - 1) / 2, (H - 1) / 2)[0].numpy(),
+                -(verts[0, :, 2] + trans[0, 2]).numpy(),
+                project(head.landmarks(shape, None, pose), trans, 350.0, (W - 1) / 2, (H - 1) / 2)[
+                    0
+                ].numpy(),
+                (verts[0] + trans[0]).numpy(),
+            )
 
         neutral = view(0.0)
         turned = view(0.5)
-    renderer = HeadRenderer(mesh, neutral[0], neutral[2], portraits[0], W, H,
-                            neutral_vertices=neutral[3])
+    renderer = HeadRenderer(
+        mesh, neutral[0], neutral[2], portraits[0], W, H, neutral_vertices=neutral[3]
+    )
     np.testing.assert_array_equal(renderer.render(*neutral), renderer.render(*neutral[:3]))
     # Positive yaw turns the nose to the image right: the cheek on that side turns away from
     # a light at the camera (darker), the other one towards it (brighter).

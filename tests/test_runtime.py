@@ -31,14 +31,22 @@ def test_a_jobs_output_goes_to_its_log_file_only(tmp_path):
         os.write(2, b"from C\\n")
         raise RuntimeError("the failure")
     """)
-    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                          timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120
+    )
     assert proc.returncode == 1
     assert proc.stdout == "" and proc.stderr == ""
     text = log.read_text()
     assert "a previous run's log" not in text
-    for expected in ("INFO facedyn.x: a message", "UserWarning: a warning", "printed", "bar:",
-                     "from C", "uncaught error", "RuntimeError: the failure"):
+    for expected in (
+        "INFO facedyn.x: a message",
+        "UserWarning: a warning",
+        "printed",
+        "bar:",
+        "from C",
+        "uncaught error",
+        "RuntimeError: the failure",
+    ):
         assert expected in text, expected
     assert text.count("a message") == 1
 
@@ -50,8 +58,9 @@ def test_without_a_log_file_logging_goes_to_stderr():
         setup_logging(None)
         logging.getLogger("facedyn.x").info("a message")
     """)
-    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                          timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120
+    )
     assert proc.returncode == 0 and "a message" in proc.stderr
 
 
@@ -69,8 +78,9 @@ def test_a_job_holds_every_library_to_its_threads():
             "env": [os.environ[v] for v in THREAD_VARIABLES]}))
     """)
     env = {k: v for k, v in os.environ.items() if k not in THREAD_VARIABLES}
-    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                          timeout=120, env=env)
+    proc = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, env=env
+    )
     assert proc.returncode == 0, proc.stderr
     seen = json.loads(proc.stdout)
     assert seen["torch"] == 1 and seen["interop"] == 1 and seen["cv2"] == 1

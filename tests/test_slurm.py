@@ -60,15 +60,27 @@ def test_slurm_profile_asks_for_gpus_and_keeps_rules_portable():
     for rule in GPU_RULES:
         assert "slurm_partition" not in profile["set-resources"][rule], rule
     # ... and the installer's rendering of the placeholders is a profile that sets them all
-    filled = yaml.safe_load(install_slurm_profile.render(
-        SLURM_PROFILE.read_text(), account="acc", partition="cpu", gpu_partition="gpu",
-        insightface=True))
-    assert filled["default-resources"] == {**profile["default-resources"],
-                                           "slurm_account": "acc", "slurm_partition": "cpu"}
+    filled = yaml.safe_load(
+        install_slurm_profile.render(
+            SLURM_PROFILE.read_text(),
+            account="acc",
+            partition="cpu",
+            gpu_partition="gpu",
+            insightface=True,
+        )
+    )
+    assert filled["default-resources"] == {
+        **profile["default-resources"],
+        "slurm_account": "acc",
+        "slurm_partition": "cpu",
+    }
     for rule in GPU_RULES:
         assert filled["set-resources"][rule]["slurm_partition"] == "gpu", rule
-    assert filled["set-resources"]["landmarks"] == {"gpu": 1, "cpus_per_gpu": 4,
-                                                    "slurm_partition": "gpu"}
+    assert filled["set-resources"]["landmarks"] == {
+        "gpu": 1,
+        "cpus_per_gpu": 4,
+        "slurm_partition": "gpu",
+    }
     # cluster specifics stay out of the rules
     cluster_only = re.compile(r"^\s+(slurm_\w+|cpus_per_\w+|gres|gpu_model|gpu=\d)", re.M)
     for smk in (ROOT / "workflow/rules").glob("*.smk"):
@@ -116,17 +128,31 @@ def test_rules_request_a_gpu_only_when_their_device_is_one(tmp_path):
     dag_scale.prepare(tmp_path, conversations=2)
     target = _flame_target(tmp_path)
     has_gpu = nvidia_gpu_visible()
-    cmd = [SNAKEMAKE, "-n", "-s", str(ROOT / "Snakefile"), "--directory", str(tmp_path),
-           "--cores", "1", "--configfile", str(ROOT / "config/config.yaml"),
-           str(tmp_path / "scale.yaml")]
+    cmd = [
+        SNAKEMAKE,
+        "-n",
+        "-s",
+        str(ROOT / "Snakefile"),
+        "--directory",
+        str(tmp_path),
+        "--cores",
+        "1",
+        "--configfile",
+        str(ROOT / "config/config.yaml"),
+        str(tmp_path / "scale.yaml"),
+    ]
     res = subprocess.run([*cmd, "--", target], cwd=tmp_path, capture_output=True, text=True)
     assert res.returncode == 0, res.stderr[-3000:]
     assert "workflow specific profile" in res.stderr  # profiles/default was read
     assert f"gpu={int(has_gpu)}" in _resources_of(res.stdout, "fit_flame")
     assert "gpu=0" in _resources_of(res.stdout, "landmarks")  # dlib: CPU only
     (tmp_path / "cuda.yaml").write_text("fit: {device: cuda}\n")
-    res = subprocess.run([*cmd, str(tmp_path / "cuda.yaml"), "--", target], cwd=tmp_path,
-                         capture_output=True, text=True)
+    res = subprocess.run(
+        [*cmd, str(tmp_path / "cuda.yaml"), "--", target],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+    )
     assert res.returncode == 0, res.stderr[-3000:]
     assert "gpu=1" in _resources_of(res.stdout, "fit_flame")
 
@@ -136,23 +162,40 @@ def test_rules_request_a_gpu_only_when_their_device_is_one(tmp_path):
 
 def test_installer_fills_account_and_partitions_and_keeps_the_rest(tmp_path):
     dest = tmp_path / "slurm"
-    install_slurm_profile.main(["--account", "lab42", "--partition", "cpu",
-                                "--gpu-partition", "gpu_a100", "--insightface",
-                                "--dest", str(dest)])
+    install_slurm_profile.main(
+        [
+            "--account",
+            "lab42",
+            "--partition",
+            "cpu",
+            "--gpu-partition",
+            "gpu_a100",
+            "--insightface",
+            "--dest",
+            str(dest),
+        ]
+    )
     installed = _profile(dest / "config.yaml")
     repo = _profile()
-    assert installed["default-resources"] == {**repo["default-resources"],
-                                              "slurm_account": "lab42",
-                                              "slurm_partition": "cpu"}
+    assert installed["default-resources"] == {
+        **repo["default-resources"],
+        "slurm_account": "lab42",
+        "slurm_partition": "cpu",
+    }
     for rule in GPU_RULES:
-        assert installed["set-resources"][rule] == {**repo["set-resources"][rule],
-                                                    "slurm_partition": "gpu_a100"}
-    assert installed["set-resources"]["landmarks"] == {"gpu": 1, "cpus_per_gpu": 4,
-                                                       "slurm_partition": "gpu_a100"}
-    rest = {k: v for k, v in installed.items() if k not in ("default-resources",
-                                                            "set-resources")}
-    assert rest == {k: v for k, v in repo.items() if k not in ("default-resources",
-                                                               "set-resources")}
+        assert installed["set-resources"][rule] == {
+            **repo["set-resources"][rule],
+            "slurm_partition": "gpu_a100",
+        }
+    assert installed["set-resources"]["landmarks"] == {
+        "gpu": 1,
+        "cpus_per_gpu": 4,
+        "slurm_partition": "gpu_a100",
+    }
+    rest = {k: v for k, v in installed.items() if k not in ("default-resources", "set-resources")}
+    assert rest == {
+        k: v for k, v in repo.items() if k not in ("default-resources", "set-resources")
+    }
     with pytest.raises(SystemExit, match="exists"):
         install_slurm_profile.main(["--no-account", "--dest", str(dest)])
     install_slurm_profile.main(["--no-account", "--dest", str(dest), "--force"])
@@ -172,25 +215,64 @@ def test_installed_profile_is_what_snakemake_profile_slurm_finds(tmp_path):
     """`snakemake --profile slurm` (no path) reads the installed profile: Snakemake's user
     config folder follows XDG_CONFIG_HOME, which the test points at a scratch folder."""
     env = {**os.environ, "XDG_CONFIG_HOME": str(tmp_path / "config")}
-    res = subprocess.run([sys.executable, str(ROOT / "profiles/install_slurm_profile.py"),
-                          "--no-account", "--partition", "debug"], env=env,
-                         capture_output=True, text=True)
+    res = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "profiles/install_slurm_profile.py"),
+            "--no-account",
+            "--partition",
+            "debug",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     assert res.returncode == 0, res.stderr
     installed = tmp_path / "config/snakemake/slurm/config.yaml"
     assert installed.is_file() and str(installed) in res.stdout
     work = tmp_path / "work"
     work.mkdir()
-    res = subprocess.run([SNAKEMAKE, "--profile", "slurm", "-n", "-s", str(ROOT / "Snakefile"),
-                          "--directory", str(work), "--configfile",
-                          str(ROOT / "config/config.yaml"), str(ROOT / "config/test.yaml")],
-                         cwd=work, env=env, capture_output=True, text=True, timeout=300)
+    res = subprocess.run(
+        [
+            SNAKEMAKE,
+            "--profile",
+            "slurm",
+            "-n",
+            "-s",
+            str(ROOT / "Snakefile"),
+            "--directory",
+            str(work),
+            "--configfile",
+            str(ROOT / "config/config.yaml"),
+            str(ROOT / "config/test.yaml"),
+        ],
+        cwd=work,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert res.returncode == 0, res.stderr[-3000:]
     assert "slurm_partition=debug" in res.stdout  # the installed profile's default-resources
     # without the installed profile the same command finds none
     env["XDG_CONFIG_HOME"] = str(tmp_path / "empty")
-    res = subprocess.run([SNAKEMAKE, "--profile", "slurm", "-n", "-s", str(ROOT / "Snakefile"),
-                          "--directory", str(work)], cwd=work, env=env, capture_output=True,
-                         text=True, timeout=300)
+    res = subprocess.run(
+        [
+            SNAKEMAKE,
+            "--profile",
+            "slurm",
+            "-n",
+            "-s",
+            str(ROOT / "Snakefile"),
+            "--directory",
+            str(work),
+        ],
+        cwd=work,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert res.returncode != 0 and "slurm" in res.stderr
 
 
@@ -199,8 +281,9 @@ def test_installed_profile_is_what_snakemake_profile_slurm_finds(tmp_path):
 
 def _slurm_check(quick: bool = False) -> tuple[bool, str]:
     args = ["check", "quick"] if quick else ["check"]
-    res = subprocess.run(["bash", str(LOCAL_SLURM), *args], capture_output=True, text=True,
-                         timeout=300)
+    res = subprocess.run(
+        ["bash", str(LOCAL_SLURM), *args], capture_output=True, text=True, timeout=300
+    )
     return res.returncode == 0, (res.stdout + res.stderr).strip()
 
 
@@ -208,15 +291,18 @@ def _slurm_skip_reason() -> str | None:
     if os.environ.get(ENV_FLAG) == "1":
         return None
     ok, why = _slurm_check(quick=True)
-    here = ("it could run here" if ok else f"it could not run here: {why}")
-    return (f"real-SLURM test off: {ENV_FLAG} is not set to 1 ({here}). .ci/run sets it when "
-            f"it runs as root and apt-get works; it installs slurm and munge and starts "
-            f"daemons, so it never runs by accident")
+    here = "it could run here" if ok else f"it could not run here: {why}"
+    return (
+        f"real-SLURM test off: {ENV_FLAG} is not set to 1 ({here}). .ci/run sets it when "
+        f"it runs as root and apt-get works; it installs slurm and munge and starts "
+        f"daemons, so it never runs by accident"
+    )
 
 
 def _sh(*args: str, timeout: int = 600) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["bash", str(LOCAL_SLURM), *args], capture_output=True, text=True,
-                          timeout=timeout)
+    return subprocess.run(
+        ["bash", str(LOCAL_SLURM), *args], capture_output=True, text=True, timeout=timeout
+    )
 
 
 @pytest.fixture(scope="module")
@@ -241,21 +327,33 @@ def slurm_overrides(profile: dict, cpus: int) -> list[str]:
     (no accounting database), quick status checks, no GPU (the profile's set-resources
     again with every gpu at 0: a --set-resources on the command line replaces the
     profile's whole entry), threads capped at the node's CPUs."""
-    resources = [f"{rule}:{key}={0 if key == 'gpu' else value}"
-                 for rule, values in profile.get("set-resources", {}).items()
-                 for key, value in values.items()]
-    return ["--slurm-no-account", "--slurm-status-command", "squeue",
-            "--slurm-init-seconds-before-status-checks", "1",
-            "--seconds-between-status-checks", "2", "--max-threads", str(cpus),
-            "--set-resources", *resources]
+    resources = [
+        f"{rule}:{key}={0 if key == 'gpu' else value}"
+        for rule, values in profile.get("set-resources", {}).items()
+        for key, value in values.items()
+    ]
+    return [
+        "--slurm-no-account",
+        "--slurm-status-command",
+        "squeue",
+        "--slurm-init-seconds-before-status-checks",
+        "1",
+        "--seconds-between-status-checks",
+        "2",
+        "--max-threads",
+        str(cpus),
+        "--set-resources",
+        *resources,
+    ]
 
 
 def _normalize(obj, workdir: str):
     """Drop what legitimately differs between two runs (timings, provenance) and make
     paths relative to the run's working directory."""
     if isinstance(obj, dict):
-        return {k: _normalize(v, workdir) for k, v in obj.items()
-                if k not in ("provenance", "seconds")}
+        return {
+            k: _normalize(v, workdir) for k, v in obj.items() if k not in ("provenance", "seconds")
+        }
     if isinstance(obj, list | tuple):
         return [_normalize(v, workdir) for v in obj]
     if isinstance(obj, str):
@@ -291,9 +389,12 @@ def compare_runs(local: Path, slurm: Path) -> int:
     import torch
 
     def files(root: Path) -> set[Path]:
-        return {p.relative_to(root) for sub in ("results", "resources")
-                for p in (root / sub).rglob("*") if p.is_file()
-                and "benchmarks" not in p.relative_to(root).parts}
+        return {
+            p.relative_to(root)
+            for sub in ("results", "resources")
+            for p in (root / sub).rglob("*")
+            if p.is_file() and "benchmarks" not in p.relative_to(root).parts
+        }
 
     names = files(local)
     assert names == files(slurm), names ^ files(slurm)
@@ -307,21 +408,33 @@ def compare_runs(local: Path, slurm: Path) -> int:
                     df[col] = df[col].map(lambda v, r=str(root): _normalize(v, r))
             pd.testing.assert_frame_equal(x, y, check_exact=True, obj=str(rel))
         elif rel.suffix == ".json":
-            _assert_same(_normalize(json.loads(a.read_text()), str(local)),
-                         _normalize(json.loads(b.read_text()), str(slurm)), str(rel))
+            _assert_same(
+                _normalize(json.loads(a.read_text()), str(local)),
+                _normalize(json.loads(b.read_text()), str(slurm)),
+                str(rel),
+            )
         elif rel.suffix == ".pt":
-            _assert_same(_normalize(torch.load(a, weights_only=False), str(local)),
-                         _normalize(torch.load(b, weights_only=False), str(slurm)), str(rel))
+            _assert_same(
+                _normalize(torch.load(a, weights_only=False), str(local)),
+                _normalize(torch.load(b, weights_only=False), str(slurm)),
+                str(rel),
+            )
         elif rel.suffix == ".csv":
             x, y = pd.read_csv(a), pd.read_csv(b)
             timing = [c for c in x.columns if c == "seconds"]
-            pd.testing.assert_frame_equal(x.drop(columns=timing), y.drop(columns=timing),
-                                          check_exact=True, obj=str(rel))
+            pd.testing.assert_frame_equal(
+                x.drop(columns=timing), y.drop(columns=timing), check_exact=True, obj=str(rel)
+            )
         elif rel.suffix in (".md", ".txt"):
             # provenance fingerprints hash absolute input paths: they differ by design
             def text(path: Path, root: Path) -> str:
-                return re.sub(r"fingerprint `[0-9a-f]+`|\| `[0-9a-f]{16}` \|$", "<hash>",
-                              path.read_text().replace(str(root), "<workdir>"), flags=re.M)
+                return re.sub(
+                    r"fingerprint `[0-9a-f]+`|\| `[0-9a-f]{16}` \|$",
+                    "<hash>",
+                    path.read_text().replace(str(root), "<workdir>"),
+                    flags=re.M,
+                )
+
             assert text(a, local) == text(b, slurm), rel
         else:
             continue  # figures, videos, head model: existence checked above
@@ -333,10 +446,12 @@ def test_compare_runs_ignores_provenance_and_paths_but_not_results(tmp_path):
     def tree(root: Path, value: float, seconds: float) -> None:
         (root / "results/qc").mkdir(parents=True)
         (root / "resources").mkdir()
-        pd.DataFrame({"speaker_id": ["a"], "video": [f"{root}/resources/a.mp4"],
-                      "x": [value]}).to_parquet(root / "results/qc/videos.parquet")
-        (root / "results/m.json").write_text(json.dumps(
-            {"top1": value, "seconds": seconds, "provenance": {"host": str(root)}}))
+        pd.DataFrame(
+            {"speaker_id": ["a"], "video": [f"{root}/resources/a.mp4"], "x": [value]}
+        ).to_parquet(root / "results/qc/videos.parquet")
+        (root / "results/m.json").write_text(
+            json.dumps({"top1": value, "seconds": seconds, "provenance": {"host": str(root)}})
+        )
         (root / "results/log.csv").write_text(f"epoch,loss,seconds\n1,{value},{seconds}\n")
 
     tree(tmp_path / "a", 0.5, 1.0)
@@ -362,14 +477,37 @@ def test_smoke_cohort_on_real_slurm_matches_a_local_run(tmp_path, local_slurm):
     overrides = slurm_overrides(_profile(), cpus)
     # the grouping docs/cluster.md recommends, scaled to 8 videos: two group jobs of 4
     # videos (landmarks + fit_flame each), at most `cpus` cores and 8 GB per group job
-    grouping = ["--groups", "landmarks=video", "fit_flame=video", "--group-components",
-                "video=4", "--cores", str(cpus), "--resources", "gpu=1", "mem_mb=8000"]
-    cmd = [SNAKEMAKE, "-s", str(ROOT / "Snakefile"), "--directory", str(tmp_path / "slurm"),
-           "--profile", str(ROOT / "profiles/slurm"), *overrides, *grouping, "--verbose",
-           "--configfile", str(ROOT / "config/config.yaml"), str(ROOT / "config/test.yaml")]
+    grouping = [
+        "--groups",
+        "landmarks=video",
+        "fit_flame=video",
+        "--group-components",
+        "video=4",
+        "--cores",
+        str(cpus),
+        "--resources",
+        "gpu=1",
+        "mem_mb=8000",
+    ]
+    cmd = [
+        SNAKEMAKE,
+        "-s",
+        str(ROOT / "Snakefile"),
+        "--directory",
+        str(tmp_path / "slurm"),
+        "--profile",
+        str(ROOT / "profiles/slurm"),
+        *overrides,
+        *grouping,
+        "--verbose",
+        "--configfile",
+        str(ROOT / "config/config.yaml"),
+        str(ROOT / "config/test.yaml"),
+    ]
     with open(tmp_path / "slurm.log", "w") as log:
-        slurm_run = subprocess.Popen(cmd, cwd=tmp_path / "slurm", stdout=log,
-                                     stderr=subprocess.STDOUT, text=True)
+        slurm_run = subprocess.Popen(
+            cmd, cwd=tmp_path / "slurm", stdout=log, stderr=subprocess.STDOUT, text=True
+        )
         local = run_snakemake(tmp_path / "local")
         local_s = time.perf_counter() - start
         try:
@@ -390,5 +528,7 @@ def test_smoke_cohort_on_real_slurm_matches_a_local_run(tmp_path, local_slurm):
     metrics = sorted((tmp_path / "slurm/results/identify").glob("*/metrics.json"))
     assert {p.parent.name for p in metrics} >= {"main", "within_session"}
     n = compare_runs(tmp_path / "local", tmp_path / "slurm")
-    print(f"\nSLURM run {slurm_s:.0f} s ({len(submitted)} sbatch jobs), local run "
-          f"{local_s:.0f} s alongside; {n} result files identical")
+    print(
+        f"\nSLURM run {slurm_s:.0f} s ({len(submitted)} sbatch jobs), local run "
+        f"{local_s:.0f} s alongside; {n} result files identical"
+    )

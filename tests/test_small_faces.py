@@ -44,7 +44,9 @@ def test_plausible_face_accepts_faces_and_rejects_broken_layouts(rendered_videos
     mirrored = face * [-1, 1]
     assert plausible_face(mirrored, np.r_[mirrored.min(0), mirrored.max(0)])
     upside_down = face.copy()
-    upside_down[48:68] = face[27:36].mean(0) - (face[48:68] - face[27:36].mean(0))  # mouth above nose
+    upside_down[48:68] = face[27:36].mean(0) - (
+        face[48:68] - face[27:36].mean(0)
+    )  # mouth above nose
     assert not plausible_face(upside_down, box)
     collapsed = np.repeat(face[:1], 68, axis=0)
     assert not plausible_face(collapsed, box)
@@ -75,12 +77,18 @@ def test_small_faces_are_found_and_tracked_by_default(small_face_video):
 
 def test_a_face_too_small_for_the_settings_is_told_apart_from_no_face(small_face_video, tmp_path):
     video, _, _ = small_face_video
-    meta = run_landmarks(video, tmp_path / "t.parquet", DlibBackend(upsample=0), {"fps": 15},
-                         ids={"session_id": "s", "speaker_id": "p"})
+    meta = run_landmarks(
+        video,
+        tmp_path / "t.parquet",
+        DlibBackend(upsample=0),
+        {"fps": 15},
+        ids={"session_id": "s", "speaker_id": "p"},
+    )
     assert meta["status"] == "face_too_small" and meta["frames_detected"] == 0
     assert "px" in meta["reason"] and "max_upsample" in meta["reason"]
-    manifest = pd.DataFrame({"session_id": ["s"], "speaker_id": ["p"], "status": ["ok"],
-                             "reason": [""]})
+    manifest = pd.DataFrame(
+        {"session_id": ["s"], "speaker_id": ["p"], "status": ["ok"], "reason": [""]}
+    )
     qc = build_qc(manifest, {("s", "p"): str(tmp_path / "t.parquet")})
     assert qc.loc[0, "reason_code"] == "landmarks_face_too_small"
     assert qc.loc[0, "reason_code"] in REASON_CODES
@@ -131,11 +139,16 @@ def test_qc_names_the_face_size_when_too_few_frames_have_a_face(tmp_path):
     from facedyn.tables import write_table
 
     df = pd.DataFrame({c: [0.0] * 40 for c in COLUMNS}).assign(
-        detected=[True] * 10 + [False] * 30, frame=range(40))
-    write_table(df, tmp_path / "few.parquet",
-                {"status": "ok", "face_px_median": 41.6, "iod_px_median": 19.2})
-    manifest = pd.DataFrame({"session_id": ["s"], "speaker_id": ["p"], "status": ["ok"],
-                             "reason": [""]})
+        detected=[True] * 10 + [False] * 30, frame=range(40)
+    )
+    write_table(
+        df,
+        tmp_path / "few.parquet",
+        {"status": "ok", "face_px_median": 41.6, "iod_px_median": 19.2},
+    )
+    manifest = pd.DataFrame(
+        {"session_id": ["s"], "speaker_id": ["p"], "status": ["ok"], "reason": [""]}
+    )
     qc = build_qc(manifest, {("s", "p"): str(tmp_path / "few.parquet")})
     assert qc.loc[0, "reason_code"] == "few_face_frames"
     assert "faces of about 42 px (inter-ocular 19 px)" in qc.loc[0, "reason"]

@@ -1,5 +1,5 @@
 """The repository's own checks, run by the README's test command (and so by CI):
-ruff, snakefmt and Snakemake's linter must all be clean."""
+ruff (lint and format), snakefmt and Snakemake's linter must all be clean."""
 
 from __future__ import annotations
 
@@ -22,6 +22,12 @@ def test_ruff_clean():
     assert res.returncode == 0, res.stdout + res.stderr
 
 
+def test_ruff_format_clean():
+    """One code style: `ruff format` would change nothing."""
+    res = _run(str(BIN / "ruff"), "format", "--check", ".")
+    assert res.returncode == 0, res.stdout + res.stderr
+
+
 def test_snakefmt_clean():
     res = _run(str(BIN / "snakefmt"), "--check", "Snakefile", "workflow")
     assert res.returncode == 0, res.stdout + res.stderr
@@ -29,8 +35,16 @@ def test_snakefmt_clean():
 
 @pytest.mark.workflow
 def test_snakemake_lint_clean(tmp_path):
-    res = _run(str(BIN / "snakemake"), "--lint", "--cores", "1", "--directory", str(tmp_path),
-               "--configfile", str(ROOT / "config/config.yaml"))
+    res = _run(
+        str(BIN / "snakemake"),
+        "--lint",
+        "--cores",
+        "1",
+        "--directory",
+        str(tmp_path),
+        "--configfile",
+        str(ROOT / "config/config.yaml"),
+    )
     assert res.returncode == 0, res.stdout + res.stderr
     assert "Congratulations" in res.stdout + res.stderr, res.stdout + res.stderr
 
@@ -123,13 +137,16 @@ def test_schema_defaults_of_the_cohort_fit_and_experiments_match_the_library():
     props = yaml.safe_load((ROOT / "workflow/schemas/config.schema.yaml").read_text())["properties"]
     # Fields that other keys set: the shape and expression counts are the head's
     # (flame.*), the fit's seed is the run's, the cohort's workers are the rule's threads.
-    elsewhere = {"n_shape": props["flame"]["properties"]["n_shape"]["default"],
-                 "n_expr": props["flame"]["properties"]["n_expr"]["default"],
-                 "seed": props["seed"]["default"]}
-    cases = [(FitSettings, props["fit"]["properties"], {"n_shape", "n_expr", "seed"}),
-             (CohortConfig, props["dataset"]["properties"]["synthetic"]["properties"],
-              {"workers"}),
-             (ExperimentSettings, props["identify"]["properties"], set())]
+    elsewhere = {
+        "n_shape": props["flame"]["properties"]["n_shape"]["default"],
+        "n_expr": props["flame"]["properties"]["n_expr"]["default"],
+        "seed": props["seed"]["default"],
+    }
+    cases = [
+        (FitSettings, props["fit"]["properties"], {"n_shape", "n_expr", "seed"}),
+        (CohortConfig, props["dataset"]["properties"]["synthetic"]["properties"], {"workers"}),
+        (ExperimentSettings, props["identify"]["properties"], set()),
+    ]
     for cls, section, not_in_section in cases:
         for name, default in _dataclass_defaults(cls).items():
             if name in not_in_section:
@@ -152,8 +169,11 @@ def test_schema_defaults_of_the_landmark_backends_match_their_constructors():
     schema = yaml.safe_load((ROOT / "workflow/schemas/config.schema.yaml").read_text())
     landmarks = schema["properties"]["landmarks"]["properties"]
     assert set(landmarks["backend"]["enum"]) == {"dlib", "mediapipe", "insightface"}
-    for name, cls in (("dlib", DlibBackend), ("mediapipe", MediaPipeBackend),
-                      ("insightface", InsightFaceBackend)):
+    for name, cls in (
+        ("dlib", DlibBackend),
+        ("mediapipe", MediaPipeBackend),
+        ("insightface", InsightFaceBackend),
+    ):
         props = landmarks[name]["properties"]
         params = inspect.signature(cls.__init__).parameters
         for key, spec in props.items():
@@ -205,7 +225,7 @@ def test_no_import_cycle_among_the_library_modules():
         state[name] = "open"
         for nxt in sorted(graph[name]):
             if state.get(nxt) == "open":
-                cycles.append([*stack[stack.index(nxt):], nxt])
+                cycles.append([*stack[stack.index(nxt) :], nxt])
             elif nxt not in state:
                 visit(nxt, [*stack, nxt])
         state[name] = "done"

@@ -32,9 +32,13 @@ EXPR = {name: k for k, (name, _) in enumerate(EXPRESSION_COMPONENTS)}
 IDENT = {name: k for k, (name, _) in enumerate(IDENTITY_COMPONENTS)}
 # iBUG-68 left/right mirror pairs (index -> mirrored index).
 MIRROR = np.array(
-    list(range(16, -1, -1)) + list(range(26, 16, -1)) + [27, 28, 29, 30]
-    + [35, 34, 33, 32, 31] + [45, 44, 43, 42, 47, 46, 39, 38, 37, 36, 41, 40]
-    + [54, 53, 52, 51, 50, 49, 48, 59, 58, 57, 56, 55] + [64, 63, 62, 61, 60, 67, 66, 65]
+    list(range(16, -1, -1))
+    + list(range(26, 16, -1))
+    + [27, 28, 29, 30]
+    + [35, 34, 33, 32, 31]
+    + [45, 44, 43, 42, 47, 46, 39, 38, 37, 36, 41, 40]
+    + [54, 53, 52, 51, 50, 49, 48, 59, 58, 57, 56, 55]
+    + [64, 63, 62, 61, 60, 67, 66, 65]
 )
 MM = 1e-3
 
@@ -50,9 +54,11 @@ def _flame() -> FLAME:
     return FLAME(arrays, n_shape=N_SHAPE, n_expr=N_EXPR, embedding=emb, dtype=torch.float64)
 
 
-def _params(shape: dict[int, float] | None = None, expr: dict[int, float] | None = None,
-            pose: dict[int, float] | None = None
-            ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def _params(
+    shape: dict[int, float] | None = None,
+    expr: dict[int, float] | None = None,
+    pose: dict[int, float] | None = None,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     s = torch.zeros(1, N_SHAPE, dtype=torch.float64)
     e = torch.zeros(1, N_EXPR, dtype=torch.float64)
     p = torch.zeros(1, 15, dtype=torch.float64)
@@ -85,25 +91,39 @@ def written(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 def test_files_load_through_the_flame_loader(written: dict[str, Path]) -> None:
     assert {p.name for p in written.values()} == {
-        "synthetic_head.pkl", "landmark_embedding.npy", "components.json", "README.txt"}
+        "synthetic_head.pkl",
+        "landmark_embedding.npy",
+        "components.json",
+        "README.txt",
+    }
     meta = json.loads(written["components"].read_text())
     assert meta["synthetic"] is True and "NOT the FLAME model" in meta["statement"]
     assert (meta["n_shape"], meta["n_expr"], meta["seed"]) == (100, 50, 0)
-    assert [c["name"] for c in meta["expression"][:len(EXPR)]] == list(EXPR)
-    assert [c["name"] for c in meta["identity"][:len(IDENT)]] == list(IDENT)
+    assert [c["name"] for c in meta["expression"][: len(EXPR)]] == list(EXPR)
+    assert [c["name"] for c in meta["identity"][: len(IDENT)]] == list(IDENT)
     assert len(meta["identity"]) == 100 and len(meta["expression"]) == 50
     assert meta["blink_closed"] == BLINK_CLOSED_COEFF and meta["jaw_open_sign"] == 1.0
     assert "NOT THE FLAME MODEL" in written["readme"].read_text()
 
-    flame = load_flame(written["model"], n_shape=100, n_expr=50,
-                       landmark_embedding=written["landmark_embedding"], dtype=torch.float64)
+    flame = load_flame(
+        written["model"],
+        n_shape=100,
+        n_expr=50,
+        landmark_embedding=written["landmark_embedding"],
+        dtype=torch.float64,
+    )
     arrays, emb, _ = _head()
     assert 4000 <= len(flame.v_template) <= 6000
-    verts = flame(torch.zeros(1, 100, dtype=torch.float64), torch.zeros(1, 50, dtype=torch.float64),
-                  torch.zeros(1, 15, dtype=torch.float64))
+    verts = flame(
+        torch.zeros(1, 100, dtype=torch.float64),
+        torch.zeros(1, 50, dtype=torch.float64),
+        torch.zeros(1, 15, dtype=torch.float64),
+    )
     np.testing.assert_allclose(verts[0].numpy(), arrays.v_template, atol=1e-12)
     lm3 = flame.landmarks(kind="3d")[0].numpy()
-    expected = np.einsum("lk,lkd->ld", emb.full_bary, arrays.v_template[arrays.faces[emb.full_faces]])
+    expected = np.einsum(
+        "lk,lkd->ld", emb.full_bary, arrays.v_template[arrays.faces[emb.full_faces]]
+    )
     np.testing.assert_allclose(lm3, expected, atol=1e-12)
     np.testing.assert_allclose(flame.landmarks(kind="2d")[0].numpy(), lm3, atol=1e-12)
 
@@ -122,9 +142,10 @@ def test_files_are_deterministic_and_seeded(written: dict[str, Path], tmp_path: 
     assert other["components"].read_bytes() != written["components"].read_bytes()
     # Only the random components depend on the seed; the named ones are fixed.
     a, b = _head(0)[0].shapedirs, _head(1)[0].shapedirs
-    np.testing.assert_array_equal(a[..., :len(IDENT)], b[..., :len(IDENT)])
-    np.testing.assert_array_equal(a[..., EXPR_OFFSET:EXPR_OFFSET + len(EXPR)],
-                                  b[..., EXPR_OFFSET:EXPR_OFFSET + len(EXPR)])
+    np.testing.assert_array_equal(a[..., : len(IDENT)], b[..., : len(IDENT)])
+    np.testing.assert_array_equal(
+        a[..., EXPR_OFFSET : EXPR_OFFSET + len(EXPR)], b[..., EXPR_OFFSET : EXPR_OFFSET + len(EXPR)]
+    )
     assert not np.array_equal(a, b)
 
 
@@ -135,9 +156,9 @@ def test_component_counts_are_checked_and_unused_columns_zero() -> None:
     arrays, _, meta = build_synthetic_head(n_shape=5, n_expr=3, seed=0)
     dirs = arrays.shapedirs
     assert dirs.shape == (arrays.n_vertices, 3, 400)
-    assert np.all(dirs[..., 5:EXPR_OFFSET] == 0) and np.all(dirs[..., EXPR_OFFSET + 3:] == 0)
+    assert np.all(dirs[..., 5:EXPR_OFFSET] == 0) and np.all(dirs[..., EXPR_OFFSET + 3 :] == 0)
     assert np.abs(dirs[..., :5]).reshape(-1, 5).max(0).min() > 0
-    assert np.abs(dirs[..., EXPR_OFFSET:EXPR_OFFSET + 3]).reshape(-1, 3).max(0).min() > 0
+    assert np.abs(dirs[..., EXPR_OFFSET : EXPR_OFFSET + 3]).reshape(-1, 3).max(0).min() > 0
     assert len(meta["identity"]) == 5 and len(meta["expression"]) == 3
 
 
@@ -219,8 +240,12 @@ def test_named_expressions_move_their_landmarks_only() -> None:
     def delta(name: str, coeff: float) -> np.ndarray:
         return _lmk(expr={EXPR[name]: coeff}) - base
 
-    brows, eyes, mouth, contour = (np.arange(17, 27), np.arange(36, 48), np.arange(48, 68),
-                                   np.arange(0, 17))
+    brows, eyes, mouth, contour = (
+        np.arange(17, 27),
+        np.arange(36, 48),
+        np.arange(48, 68),
+        np.arange(0, 17),
+    )
     d = delta("smile", 2.5)
     assert d[[48, 54], 1].min() > 4 * MM and d[54, 0] > 2 * MM and d[48, 0] < -2 * MM
     assert np.abs(d[brows]).max() < 0.1 * MM and np.abs(d[eyes]).max() < 0.5 * MM
@@ -262,7 +287,7 @@ def test_named_expressions_move_their_landmarks_only() -> None:
         assert 2 * MM < move < 13 * MM, (name, move)
     assert np.all(arrays.shapedirs[eyeballs, :, EXPR_OFFSET:] == 0)
     # Random expression components are small local bumps with decaying magnitude.
-    rand = np.linalg.norm(arrays.shapedirs[~eyeballs, :, EXPR_OFFSET + len(EXPR):], axis=1)
+    rand = np.linalg.norm(arrays.shapedirs[~eyeballs, :, EXPR_OFFSET + len(EXPR) :], axis=1)
     assert rand.max() < 2 * MM and rand[:, :10].max() > rand[:, -10:].max()
     assert np.median((rand > 0.1 * rand.max(0)).mean(0)) < 0.15  # local: few vertices move
 
@@ -287,11 +312,14 @@ def test_positive_jaw_rotation_opens_the_mouth_and_moves_only_the_jaw() -> None:
     assert moved[jaw_w > 0.5].min() > 1 * MM
     # The slit: the lower-lip copies of the mouth line leave the upper ones.
     on_line = (np.abs(arrays.v_template[:, 1] - base[62, 1]) < 1e-9) & (
-        np.abs(arrays.v_template[:, 0]) < 0.02)
+        np.abs(arrays.v_template[:, 0]) < 0.02
+    )
     lower_copy = np.flatnonzero(on_line & (jaw_w > 0.9))
     assert len(lower_copy) >= 5
-    upper_copy = [np.flatnonzero(np.all(arrays.v_template == arrays.v_template[i], axis=1)
-                                 & (jaw_w == 0))[0] for i in lower_copy]
+    upper_copy = [
+        np.flatnonzero(np.all(arrays.v_template == arrays.v_template[i], axis=1) & (jaw_w == 0))[0]
+        for i in lower_copy
+    ]
     assert moved[upper_copy].max() == 0
 
 
@@ -340,8 +368,11 @@ def test_dynamic_contour_is_mirror_symmetric_in_yaw() -> None:
     def contour(b: int) -> np.ndarray:
         return np.einsum("lk,lkd->ld", emb.dynamic_bary[b], v[f[emb.dynamic_faces[b]]])
 
-    np.testing.assert_allclose(contour(0), np.einsum("lk,lkd->ld", emb.full_bary[:17],
-                                                     v[f[emb.full_faces[:17]]]), atol=1e-12)
+    np.testing.assert_allclose(
+        contour(0),
+        np.einsum("lk,lkd->ld", emb.full_bary[:17], v[f[emb.full_faces[:17]]]),
+        atol=1e-12,
+    )
     for yaw in (5, 20, 39):
         plus, minus = contour(yaw), contour(39 + yaw)
         np.testing.assert_allclose(plus[::-1] * [-1, 1, 1], minus, atol=0.3 * MM)
@@ -360,7 +391,9 @@ def test_identity_components_are_smooth_and_move_the_joints() -> None:
     # Smooth along the jaw: neighbouring contour points move alike.
     for k in (IDENT["jaw_width"], IDENT["face_length"], 20, 120):
         d = _lmk(shape={k: 2.0}) - base
-        assert np.linalg.norm(np.diff(d[:17], axis=0), axis=1).max() < 0.5 * np.abs(d).max() + 0.2 * MM
+        assert (
+            np.linalg.norm(np.diff(d[:17], axis=0), axis=1).max() < 0.5 * np.abs(d).max() + 0.2 * MM
+        )
     # Random components: decaying spread, still within a centimetre at 3 sigma.
     rms = [np.sqrt(np.mean((_lmk(shape={k: 1.0}) - base) ** 2)) for k in (12, 13, 250, 299)]
     assert min(rms[:2]) > max(rms[2:])

@@ -31,15 +31,18 @@ def test_sweeps_are_one_config_file_away(tmp_path):
         assert f"results/identify/{name}/folds.parquet" in res.stdout  # before the checkpoint
 
 
-@pytest.mark.parametrize(("override", "named"), [
-    ({"flame": {"n_shape": 500}}, "n_shape"),
-    ({"flame": {"n_shapes": 10}}, "n_shapes"),
-    ({"dataset": {"kind": "youtube"}}, "kind"),
-    ({"dataset": {"kind": "candor"}}, "root"),
-    ({"seed": -1}, "seed"),
-    ({"identify": {"experiments": {"main": {"windw_s": 4}}}}, "windw_s"),
-    ({"identify": {"experiments": {"bad name": {}}}}, "bad name"),
-])
+@pytest.mark.parametrize(
+    ("override", "named"),
+    [
+        ({"flame": {"n_shape": 500}}, "n_shape"),
+        ({"flame": {"n_shapes": 10}}, "n_shapes"),
+        ({"dataset": {"kind": "youtube"}}, "kind"),
+        ({"dataset": {"kind": "candor"}}, "root"),
+        ({"seed": -1}, "seed"),
+        ({"identify": {"experiments": {"main": {"windw_s": 4}}}}, "windw_s"),
+        ({"identify": {"experiments": {"bad name": {}}}}, "bad name"),
+    ],
+)
 def test_invalid_config_fails_before_any_job_naming_the_key(tmp_path, override, named):
     res = run_snakemake(tmp_path, "-n", overrides=override)
     assert res.returncode != 0
@@ -48,9 +51,16 @@ def test_invalid_config_fails_before_any_job_naming_the_key(tmp_path, override, 
 
 
 def test_missing_flame_file_is_a_clear_config_error(tmp_path):
-    res = run_snakemake(tmp_path, "-n", overrides={
-        "flame": {"model": str(tmp_path / "generic_model.pkl"),
-                  "landmark_embedding": str(tmp_path / "landmark_embedding.npy")}})
+    res = run_snakemake(
+        tmp_path,
+        "-n",
+        overrides={
+            "flame": {
+                "model": str(tmp_path / "generic_model.pkl"),
+                "landmark_embedding": str(tmp_path / "landmark_embedding.npy"),
+            }
+        },
+    )
     assert res.returncode != 0
     out = res.stdout + res.stderr
     assert "flame.model" in out and "not a file" in out
@@ -58,8 +68,9 @@ def test_missing_flame_file_is_a_clear_config_error(tmp_path):
 
 def test_real_flame_needs_embedding(tmp_path):
     (tmp_path / "generic_model.pkl").write_bytes(b"x")
-    res = run_snakemake(tmp_path, "-n", overrides={
-        "flame": {"model": str(tmp_path / "generic_model.pkl")}})
+    res = run_snakemake(
+        tmp_path, "-n", overrides={"flame": {"model": str(tmp_path / "generic_model.pkl")}}
+    )
     assert res.returncode != 0
     assert "flame.landmark_embedding" in res.stdout + res.stderr
 
@@ -101,7 +112,8 @@ def test_smoke_run_detects_landmarks_legibly(smoke_run):
     legibility = pd.read_parquet(smoke_run / "results/landmarks/legibility.parquet")
     assert len(legibility) == 8
     assert set(zip(legibility["session_id"], legibility["speaker_id"], strict=True)) == set(
-        zip(manifest["session_id"], manifest["speaker_id"], strict=True))
+        zip(manifest["session_id"], manifest["speaker_id"], strict=True)
+    )
     assert (legibility["detection_rate"] > 0.9).all()
     assert legibility["nme_median"].between(0, 0.2).all()
     assert (legibility["mouth_opening_truth_sd"] > 0).all()  # the truth moves
@@ -110,18 +122,24 @@ def test_smoke_run_detects_landmarks_legibly(smoke_run):
     leg = _json(smoke_run, "results/landmarks/legibility.json")
     assert leg["videos"] == 8 and leg["videos_detected"] == 8
     assert leg["nme_median"] == pytest.approx(legibility["nme_median"].median())
-    assert leg["r_median"]["mouth_opening"] == pytest.approx(
-        legibility["mouth_opening_r"].median())
-    assert set(leg["targets"]) == {"mouth_opening_r", "mouth_width_r", "brow_height_r",
-                                   "eye_opening_r", "nme", "detection_rate"}
+    assert leg["r_median"]["mouth_opening"] == pytest.approx(legibility["mouth_opening_r"].median())
+    assert set(leg["targets"]) == {
+        "mouth_opening_r",
+        "mouth_width_r",
+        "brow_height_r",
+        "eye_opening_r",
+        "nme",
+        "detection_rate",
+    }
     assert leg["targets_met"] == sum(t["met"] for t in leg["targets"].values())
 
 
 def test_smoke_run_fits_flame_to_every_video(smoke_run):
     manifest = pd.read_parquet(smoke_run / "results/cohort/manifest.parquet")
     for row in manifest.itertuples():
-        flame = pd.read_parquet(smoke_run / "results/flame" / row.session_id
-                                / f"{row.speaker_id}.parquet")
+        flame = pd.read_parquet(
+            smoke_run / "results/flame" / row.session_id / f"{row.speaker_id}.parquet"
+        )
         assert flame["valid"].mean() > 0.9 and "expr_009" in flame
     info = _json(smoke_run, "results/flame/model.json")
     assert info["synthetic"] is True
@@ -171,8 +189,11 @@ def test_smoke_run_dnr_of_every_speaker(smoke_run):
 
     check = summary["synthetic_check"]
     truth = pd.read_parquet(smoke_run / "resources/synthetic/smoke/truth/speakers.parquet")
-    merged = speakers.merge(truth[["speaker_id", "instability"]].astype({"speaker_id": str}),
-                            on="speaker_id", validate="one_to_one")
+    merged = speakers.merge(
+        truth[["speaker_id", "instability"]].astype({"speaker_id": str}),
+        on="speaker_id",
+        validate="one_to_one",
+    )
     assert check["n_speakers"] == 4 and len(merged) == 4
     assert check["truth_column"] == "instability"
     expected = spearmanr(merged["dnr"], merged["instability"])
@@ -182,20 +203,31 @@ def test_smoke_run_dnr_of_every_speaker(smoke_run):
     assert check["spearman_rho"] > 0  # DNR ranks the speakers like the knob (smoke data: 1.0)
     for part in ("drift", "noise"):
         assert check[f"{part}_spearman_rho"] == pytest.approx(
-            float(spearmanr(merged[part], merged["instability"]).statistic)), part
+            float(spearmanr(merged[part], merged["instability"]).statistic)
+        ), part
 
 
 def test_smoke_run_folds_of_every_experiment(smoke_run):
     # folds of every configured experiment (test.yaml: 1 s windows, 2 folds)
-    columns = ["fold", "speaker_id", "session_id", "split", "start_time_s", "stop_time_s",
-               "n_windows", "reason"]
+    columns = [
+        "fold",
+        "speaker_id",
+        "session_id",
+        "split",
+        "start_time_s",
+        "stop_time_s",
+        "n_windows",
+        "reason",
+    ]
     folds = pd.read_parquet(smoke_run / "results/identify/main/folds.parquet")
     assert list(folds.columns) == columns
     assert sorted(folds["fold"].unique()) == [0, 1]
     for _, fold in folds.groupby("fold"):
         assert (fold["split"] == "test").sum() == 4 and (fold["split"] == "train").sum() == 4
-        pairs = {split: set(zip(g["speaker_id"], g["session_id"], strict=True))
-                 for split, g in fold.groupby("split")}
+        pairs = {
+            split: set(zip(g["speaker_id"], g["session_id"], strict=True))
+            for split, g in fold.groupby("split")
+        }
         assert not pairs["test"] & pairs["train"]
     assert (folds["n_windows"] >= 2).all()
     tested = folds[folds["split"] == "test"].groupby("speaker_id")["session_id"].nunique()
@@ -203,8 +235,8 @@ def test_smoke_run_folds_of_every_experiment(smoke_run):
     within = pd.read_parquet(smoke_run / "results/identify/within_session/folds.parquet")
     assert set(within["fold"]) == {0} and (within["split"] == "test").sum() >= 4
     parts = within[within["split"] != "excluded"].pivot(
-        index=["speaker_id", "session_id"], columns="split", values=["start_time_s",
-                                                                     "stop_time_s"])
+        index=["speaker_id", "session_id"], columns="split", values=["start_time_s", "stop_time_s"]
+    )
     guard = parts["start_time_s"]["test"] - parts["stop_time_s"]["train"]
     assert (guard >= 1.0 - 1e-6).all()  # one window (test.yaml window_s) between the parts
 
@@ -222,13 +254,27 @@ def test_smoke_run_evaluates_every_model_on_the_same_folds(smoke_run):
     metrics = _json(smoke_run, "results/identify/main/metrics.json")
     assert metrics["experiment"] == "main" and metrics["protocol"] == "cross_session"
     assert metrics["n_speakers"] == 4 and metrics["chance"] == pytest.approx(0.25)
-    assert set(metrics["models"]) == {"conformer", "lstm", "tcn", "stats_lr", "shape_only",
-                                      "chance"}
-    predictions = pd.concat(pd.read_parquet(ident / f"fold{k}/predictions.parquet")
-                            for k in range(2))
-    assert list(predictions.columns) == ["model", "fold", "speaker_id", "session_id",
-                                         "window_start", "predicted_speaker_id", "rank",
-                                         "score"]
+    assert set(metrics["models"]) == {
+        "conformer",
+        "lstm",
+        "tcn",
+        "stats_lr",
+        "shape_only",
+        "chance",
+    }
+    predictions = pd.concat(
+        pd.read_parquet(ident / f"fold{k}/predictions.parquet") for k in range(2)
+    )
+    assert list(predictions.columns) == [
+        "model",
+        "fold",
+        "speaker_id",
+        "session_id",
+        "window_start",
+        "predicted_speaker_id",
+        "rank",
+        "score",
+    ]
     for name, entry in metrics["models"].items():
         rows = predictions[predictions["model"] == name]
         assert entry["top1"] == pytest.approx((rows["rank"] == 1).mean())
@@ -240,16 +286,19 @@ def test_smoke_run_evaluates_every_model_on_the_same_folds(smoke_run):
     assert set(metrics["comparisons"]) == {"lstm", "tcn", "stats_lr", "shape_only", "chance"}
     vs_stats = metrics["comparisons"]["stats_lr"]
     assert vs_stats["model"] == "conformer" and vs_stats["reference"] == "stats_lr"
-    assert vs_stats["top1_diff"] == pytest.approx(metrics["models"]["conformer"]["top1"]
-                                                  - metrics["models"]["stats_lr"]["top1"])
+    assert vs_stats["top1_diff"] == pytest.approx(
+        metrics["models"]["conformer"]["top1"] - metrics["models"]["stats_lr"]["top1"]
+    )
     truth = _json(smoke_run, "results/identify/truth/metrics.json")
     assert truth["source"] == "truth" and truth["extraction_efficiency"] is None
     per_speaker = pd.read_parquet(ident / "per_speaker.parquet")
     assert set(per_speaker["model"]) == set(metrics["models"])
     embeddings = pd.read_parquet(ident / "fold0/embeddings.parquet")
     assert len(embeddings) == (predictions.query("model == 'conformer' and fold == 0")).shape[0]
-    assert _json(smoke_run, "results/identify/within_session/metrics.json")[
-        "protocol"] == "within_session"
+    assert (
+        _json(smoke_run, "results/identify/within_session/metrics.json")["protocol"]
+        == "within_session"
+    )
     for sweep in ("window_4s", "data_50"):  # the default's small sweep, a sweeps.yaml point
         entry = _json(smoke_run, f"results/identify/{sweep}/metrics.json")
         assert set(entry["models"]) == {"conformer", "stats_lr"}
@@ -257,9 +306,19 @@ def test_smoke_run_evaluates_every_model_on_the_same_folds(smoke_run):
 
 def test_smoke_run_draws_the_figures_and_writes_the_summary(smoke_run):
     # figures of the main experiment and of the fit, as PNG and PDF
-    for name in ("accuracy", "cmc_det", "dnr_vs_accuracy", "drift_vs_noise", "embeddings",
-                 "fit_quality", "fit_traces", "legibility", "landmark_frame",
-                 "accuracy_vs_window", "accuracy_vs_data"):
+    for name in (
+        "accuracy",
+        "cmc_det",
+        "dnr_vs_accuracy",
+        "drift_vs_noise",
+        "embeddings",
+        "fit_quality",
+        "fit_traces",
+        "legibility",
+        "landmark_frame",
+        "accuracy_vs_window",
+        "accuracy_vs_data",
+    ):
         for ext in ("png", "pdf"):
             assert (smoke_run / f"results/figures/{name}.{ext}").stat().st_size > 1000
     metrics = _json(smoke_run, "results/identify/main/metrics.json")
@@ -282,8 +341,10 @@ def test_smoke_run_logs_and_records_provenance(smoke_run):
     # the summary gives the provenance of every file it summarises
     prov = _json(smoke_run, "results/identify/main/metrics.json")["provenance"]
     summary = (smoke_run / "results/summary.md").read_text()
-    assert (f"| `results/identify/main/metrics.json` | {prov['facedyn_version']} | "
-            f"`{prov['config_hash']}` | `{prov['input_fingerprint']}` |") in summary
+    assert (
+        f"| `results/identify/main/metrics.json` | {prov['facedyn_version']} | "
+        f"`{prov['config_hash']}` | `{prov['input_fingerprint']}` |"
+    ) in summary
 
 
 def test_manifest_dataset_of_ordinary_videos_with_bad_rows(tmp_path):
@@ -295,9 +356,13 @@ def test_manifest_dataset_of_ordinary_videos_with_bad_rows(tmp_path):
     from facedyn.flame import write_synthetic_flame
 
     head = write_synthetic_flame(tmp_path / "head", n_shape=20, n_expr=15)
-    write_cohort(tmp_path / "src", {"n_speakers": 2, "sessions_per_speaker": 2, "duration_s": 4},
-                 head_model=str(head["model"]), head_embedding=str(head["landmark_embedding"]),
-                 head_components=str(head["components"]))
+    write_cohort(
+        tmp_path / "src",
+        {"n_speakers": 2, "sessions_per_speaker": 2, "duration_s": 4},
+        head_model=str(head["model"]),
+        head_embedding=str(head["landmark_embedding"]),
+        head_components=str(head["components"]),
+    )
     videos = tmp_path / "my_videos"
     videos.mkdir()
     rows = []
@@ -313,8 +378,10 @@ def test_manifest_dataset_of_ordinary_videos_with_bad_rows(tmp_path):
         writer.release()
         rows.append({"speaker_id": src.stem, "session_id": f"day{k // 2}", "video": out.name})
     (videos / "broken.mp4").write_bytes(b"\x00" * 5000)
-    rows += [{"speaker_id": "p9", "session_id": "day9", "video": "broken.mp4"},
-             {"speaker_id": "p8", "session_id": "day9", "video": "gone.mp4"}]
+    rows += [
+        {"speaker_id": "p9", "session_id": "day9", "video": "broken.mp4"},
+        {"speaker_id": "p8", "session_id": "day9", "video": "gone.mp4"},
+    ]
     table = videos / "videos.csv"
     pd.DataFrame(rows).to_csv(table, index=False)
     res = run_snakemake(tmp_path, overrides={"dataset": {"kind": "manifest", "table": str(table)}})
@@ -342,8 +409,13 @@ def test_manifest_dataset_of_ordinary_videos_with_bad_rows(tmp_path):
 
 
 def test_missing_insightface_pack_fails_before_any_job(tmp_path):
-    res = run_snakemake(tmp_path, "-n", overrides={
-        "landmarks": {"backend": "insightface", "insightface": {"root": str(tmp_path / "if")}}})
+    res = run_snakemake(
+        tmp_path,
+        "-n",
+        overrides={
+            "landmarks": {"backend": "insightface", "insightface": {"root": str(tmp_path / "if")}}
+        },
+    )
     out = res.stdout + res.stderr
     assert res.returncode != 0
     assert str(tmp_path / "if" / "models" / "buffalo_l") in out
@@ -358,7 +430,14 @@ def test_dense_embedding_without_mediapipe_landmarks_fails_before_any_job(tmp_pa
 
 
 def test_dense_fit_plans_the_calibration_rule(tmp_path):
-    res = run_snakemake(tmp_path, "-n", "results/flame/model.json", overrides={
-        "landmarks": {"backend": "mediapipe"}, "flame": {"dense_embedding": "synthetic"}})
+    res = run_snakemake(
+        tmp_path,
+        "-n",
+        "results/flame/model.json",
+        overrides={
+            "landmarks": {"backend": "mediapipe"},
+            "flame": {"dense_embedding": "synthetic"},
+        },
+    )
     assert res.returncode == 0, res.stderr
     assert "synthetic_dense_embedding" in res.stdout + res.stderr

@@ -12,8 +12,9 @@ ROOT = Path(__file__).resolve().parents[1]
 SNAKEMAKE = str(Path(sys.executable).parent / "snakemake")
 
 
-def snakemake_command(workdir: Path, *args: str, overrides: dict | None = None,
-                      test_config: bool = True) -> list[str]:
+def snakemake_command(
+    workdir: Path, *args: str, overrides: dict | None = None, test_config: bool = True
+) -> list[str]:
     """The ``snakemake`` command line :func:`run_snakemake` runs (for tests that need to
     start it themselves, e.g. to interrupt it)."""
     configs = [str(ROOT / "config/config.yaml")]
@@ -23,12 +24,27 @@ def snakemake_command(workdir: Path, *args: str, overrides: dict | None = None,
         override_file = workdir / "overrides.yaml"
         override_file.write_text(yaml.safe_dump(overrides))
         configs.append(str(override_file))
-    return [SNAKEMAKE, "-s", str(ROOT / "Snakefile"), "--directory", str(workdir),
-            "--cores", "2", *args, "--configfile", *configs]
+    return [
+        SNAKEMAKE,
+        "-s",
+        str(ROOT / "Snakefile"),
+        "--directory",
+        str(workdir),
+        "--cores",
+        "2",
+        *args,
+        "--configfile",
+        *configs,
+    ]
 
 
-def run_snakemake(workdir: Path, *args: str, overrides: dict | None = None,
-                  test_config: bool = True, timeout: int = 900) -> subprocess.CompletedProcess[str]:
+def run_snakemake(
+    workdir: Path,
+    *args: str,
+    overrides: dict | None = None,
+    test_config: bool = True,
+    timeout: int = 900,
+) -> subprocess.CompletedProcess[str]:
     """``snakemake`` on this repo's Snakefile with results under ``workdir``.
 
     Config files: the default, then config/test.yaml (tiny cohort), then ``overrides``.

@@ -17,8 +17,9 @@ from pathlib import Path
 NVIDIA_GPUS = Path("/proc/driver/nvidia/gpus")
 
 
-def nvidia_gpu_visible(environ: Mapping[str, str] | None = None,
-                       driver_dir: Path = NVIDIA_GPUS) -> bool:
+def nvidia_gpu_visible(
+    environ: Mapping[str, str] | None = None, driver_dir: Path = NVIDIA_GPUS
+) -> bool:
     """True when the NVIDIA driver lists a GPU and CUDA_VISIBLE_DEVICES does not hide all.
 
     A CPU-only torch build on such a machine would still run on the CPU: the answer is about
@@ -34,8 +35,9 @@ def nvidia_gpu_visible(environ: Mapping[str, str] | None = None,
         return False
 
 
-def gpu_slots(device: str, environ: Mapping[str, str] | None = None,
-              driver_dir: Path = NVIDIA_GPUS) -> int:
+def gpu_slots(
+    device: str, environ: Mapping[str, str] | None = None, driver_dir: Path = NVIDIA_GPUS
+) -> int:
     """GPUs a job with this device setting (``auto``, ``cpu``, ``cuda``, ``cuda:N``) uses
     here: 0 or 1. ``auto`` resolves like :func:`facedyn.runtime.resolve_device`, by
     :func:`nvidia_gpu_visible` instead of ``torch.cuda.is_available()``."""

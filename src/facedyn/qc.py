@@ -27,8 +27,16 @@ from facedyn.tables import read_table
 
 log = logging.getLogger(__name__)
 
-QC_COLUMNS = ["session_id", "speaker_id", "status", "reason", "frames_sampled", "frames_valid",
-              "median_nme", "reason_code"]
+QC_COLUMNS = [
+    "session_id",
+    "speaker_id",
+    "status",
+    "reason",
+    "frames_sampled",
+    "frames_valid",
+    "median_nme",
+    "reason_code",
+]
 
 #: ``reason_code`` values and what they mean (the summary's labels). Codes of the form
 #: ``video_<status>``, ``landmarks_<status>`` and ``fit_<status>`` carry the manifest's, the
@@ -60,24 +68,35 @@ def reason_label(code: str) -> str:
     return REASON_CODES.get(code, code)
 
 
-def qc_row(manifest_row: Mapping[str, Any], landmarks_path: str | os.PathLike[str] | None,
-           min_valid_fraction: float, min_valid_frames: int,
-           flame_path: str | os.PathLike[str] | None = None,
-           max_multi_face_fraction: float = 0.25) -> dict[str, Any]:
+def qc_row(
+    manifest_row: Mapping[str, Any],
+    landmarks_path: str | os.PathLike[str] | None,
+    min_valid_fraction: float,
+    min_valid_frames: int,
+    flame_path: str | os.PathLike[str] | None = None,
+    max_multi_face_fraction: float = 0.25,
+) -> dict[str, Any]:
     """QC verdict for one video from its manifest row, landmark table and (when fitted)
     FLAME table, whose median landmark error (``nme``) is reported."""
-    row: dict[str, Any] = {"session_id": manifest_row["session_id"],
-                           "speaker_id": manifest_row["speaker_id"], "status": "ok", "reason": "",
-                           "frames_sampled": 0, "frames_valid": 0, "median_nme": math.nan,
-                           "reason_code": ""}
+    row: dict[str, Any] = {
+        "session_id": manifest_row["session_id"],
+        "speaker_id": manifest_row["speaker_id"],
+        "status": "ok",
+        "reason": "",
+        "frames_sampled": 0,
+        "frames_valid": 0,
+        "median_nme": math.nan,
+        "reason_code": "",
+    }
 
     def exclude(code: str, reason: str) -> dict[str, Any]:
         return {**row, "status": "excluded", "reason": reason, "reason_code": code}
 
     video_status = manifest_row.get("status", "ok")
     if video_status != "ok":
-        return exclude(f"video_{video_status}",
-                       f"video {video_status}: {manifest_row.get('reason', '')}")
+        return exclude(
+            f"video_{video_status}", f"video {video_status}: {manifest_row.get('reason', '')}"
+        )
     flame_meta: dict[str, Any] = {}
     if flame_path is not None and os.path.exists(flame_path):
         flame, flame_meta = read_table(flame_path, columns=["valid", "nme"])
@@ -96,27 +115,37 @@ def qc_row(manifest_row: Mapping[str, Any], landmarks_path: str | os.PathLike[st
         row["reason_code"] = "truncated"
     runs, multi = int(meta.get("detector_runs") or 0), int(meta.get("multi_face_runs") or 0)
     if runs and multi / runs > max_multi_face_fraction:
-        return exclude("multiple_faces",
-                       f"two faces (a second one as large as the speaker's) in {multi} of "
-                       f"{runs} detector runs ({multi / runs:.0%}; qc.max_multi_face_fraction "
-                       f"is {max_multi_face_fraction:.0%}): the video must show one speaker; "
-                       "crop it to the speaker or remove the row")
+        return exclude(
+            "multiple_faces",
+            f"two faces (a second one as large as the speaker's) in {multi} of "
+            f"{runs} detector runs ({multi / runs:.0%}; qc.max_multi_face_fraction "
+            f"is {max_multi_face_fraction:.0%}): the video must show one speaker; "
+            "crop it to the speaker or remove the row",
+        )
     fit_status = flame_meta.get("status", "ok")
     if fit_status != "ok":
-        return exclude(f"fit_{fit_status}",
-                       f"FLAME fit {fit_status}: {flame_meta.get('reason', '')}")
+        return exclude(
+            f"fit_{fit_status}", f"FLAME fit {fit_status}: {flame_meta.get('reason', '')}"
+        )
     fraction = row["frames_valid"] / row["frames_sampled"] if row["frames_sampled"] else 0.0
     if fraction < min_valid_fraction:
         size = meta.get("face_px_median")
-        seen = (f", faces of about {size:.0f} px (inter-ocular {meta.get('iod_px_median'):.0f} px)"
-                if isinstance(size, int | float) and math.isfinite(size) else "")
-        return exclude("few_face_frames",
-                       f"a face in only {fraction:.0%} of sampled frames{seen} "
-                       f"(qc.min_valid_fraction is {min_valid_fraction:.0%})")
+        seen = (
+            f", faces of about {size:.0f} px (inter-ocular {meta.get('iod_px_median'):.0f} px)"
+            if isinstance(size, int | float) and math.isfinite(size)
+            else ""
+        )
+        return exclude(
+            "few_face_frames",
+            f"a face in only {fraction:.0%} of sampled frames{seen} "
+            f"(qc.min_valid_fraction is {min_valid_fraction:.0%})",
+        )
     if row["frames_valid"] < min_valid_frames:
-        return exclude("few_valid_frames",
-                       f"only {row['frames_valid']} frames with a face "
-                       f"(qc.min_valid_frames is {min_valid_frames})")
+        return exclude(
+            "few_valid_frames",
+            f"only {row['frames_valid']} frames with a face "
+            f"(qc.min_valid_frames is {min_valid_frames})",
+        )
     return row
 
 
@@ -129,18 +158,30 @@ def index_tables(paths: list[str]) -> dict[tuple[str, str], str]:
     return out
 
 
-def build_qc(manifest: pd.DataFrame, landmark_paths: Mapping[tuple[str, str], str],
-             min_valid_fraction: float = 0.5, min_valid_frames: int = 30,
-             flame_paths: Mapping[tuple[str, str], str] | None = None,
-             max_multi_face_fraction: float = 0.25) -> pd.DataFrame:
+def build_qc(
+    manifest: pd.DataFrame,
+    landmark_paths: Mapping[tuple[str, str], str],
+    min_valid_fraction: float = 0.5,
+    min_valid_frames: int = 30,
+    flame_paths: Mapping[tuple[str, str], str] | None = None,
+    max_multi_face_fraction: float = 0.25,
+) -> pd.DataFrame:
     """QC table for every manifest row; ``landmark_paths`` / ``flame_paths`` map
     (session, speaker) to tables."""
     flame_paths = flame_paths or {}
     rows = []
     for r in manifest.to_dict(orient="records"):
         key = (r["session_id"], r["speaker_id"])
-        rows.append(qc_row(r, landmark_paths.get(key), min_valid_fraction, min_valid_frames,
-                           flame_paths.get(key), max_multi_face_fraction))
+        rows.append(
+            qc_row(
+                r,
+                landmark_paths.get(key),
+                min_valid_fraction,
+                min_valid_frames,
+                flame_paths.get(key),
+                max_multi_face_fraction,
+            )
+        )
     qc = pd.DataFrame(rows, columns=QC_COLUMNS)
     excluded = qc[qc["status"] == "excluded"]
     log.info("QC: %d of %d videos ok, %d excluded", len(qc) - len(excluded), len(qc), len(excluded))

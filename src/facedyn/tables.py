@@ -29,14 +29,20 @@ def _as_id_strings(df: pd.DataFrame, id_columns: Iterable[str]) -> pd.DataFrame:
     df = df.copy()
     for col in id_columns:
         if col in df.columns:
-            df[col] = df[col].map(lambda v: None if v is None or (isinstance(v, float) and v != v)
-                                  else str(v)).astype(object)
+            df[col] = (
+                df[col]
+                .map(lambda v: None if v is None or (isinstance(v, float) and v != v) else str(v))
+                .astype(object)
+            )
     return df
 
 
-def write_table(df: pd.DataFrame, path: str | os.PathLike[str],
-                metadata: Mapping[str, Any] | None = None,
-                id_columns: Iterable[str] = ID_COLUMNS) -> Path:
+def write_table(
+    df: pd.DataFrame,
+    path: str | os.PathLike[str],
+    metadata: Mapping[str, Any] | None = None,
+    id_columns: Iterable[str] = ID_COLUMNS,
+) -> Path:
     """Write ``df`` to Parquet at ``path`` atomically, with JSON ``metadata``."""
     df = _as_id_strings(df, id_columns)
     table = pa.Table.from_pandas(df, preserve_index=False)
@@ -50,8 +56,9 @@ def write_table(df: pd.DataFrame, path: str | os.PathLike[str],
     return atomic_write(path, lambda tmp: pq.write_table(table, tmp))
 
 
-def read_table(path: str | os.PathLike[str],
-               columns: list[str] | None = None) -> tuple[pd.DataFrame, dict[str, Any]]:
+def read_table(
+    path: str | os.PathLike[str], columns: list[str] | None = None
+) -> tuple[pd.DataFrame, dict[str, Any]]:
     """Read a table written by :func:`write_table`: (data frame, metadata dict)."""
     pf = pq.ParquetFile(path)
     raw = (pf.schema_arrow.metadata or {}).get(META_KEY, b"{}")

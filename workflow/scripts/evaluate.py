@@ -5,8 +5,14 @@ from facedyn.runtime import provenance, start_job
 
 start_job(snakemake.log[0], snakemake.threads)
 inp, params = snakemake.input, snakemake.params
-ctx = fold_context(params.settings, inp.qc, list(inp.flame), inp.folds, snakemake.wildcards.fold,
-                   truth_dir=params.truth_dir)
+ctx = fold_context(
+    params.settings,
+    inp.qc,
+    list(inp.flame),
+    inp.folds,
+    snakemake.wildcards.fold,
+    truth_dir=params.truth_dir,
+)
 checkpoints = {k[len("ckpt_") :]: v for k, v in snakemake.input.items() if k.startswith("ckpt_")}
 run_evaluate(
     ctx,

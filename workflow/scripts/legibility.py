@@ -17,8 +17,12 @@ meta = {"provenance": provenance(snakemake.config, inputs=snakemake.input)}
 write_table(videos, snakemake.output.videos, meta)
 summary["provenance"] = meta["provenance"]
 atomic_write_json(snakemake.output.summary, summary)
-log.info("%d videos; median r %s; NME %s; detection %s; targets met %d of %d",
-         summary["videos"],
-         {m: None if r is None else round(r, 3) for m, r in summary["r_median"].items()},
-         summary["nme_median"], summary["detection_rate"], summary["targets_met"],
-         summary["targets_total"])
+log.info(
+    "%d videos; median r %s; NME %s; detection %s; targets met %d of %d",
+    summary["videos"],
+    {m: None if r is None else round(r, 3) for m, r in summary["r_median"].items()},
+    summary["nme_median"],
+    summary["detection_rate"],
+    summary["targets_met"],
+    summary["targets_total"],
+)

@@ -23,9 +23,14 @@ log = logging.getLogger(__name__)
 
 #: iBUG-68 index permutation under a horizontal flip.
 MIRROR_68 = np.array(
-    list(range(16, -1, -1)) + list(range(26, 16, -1)) + [27, 28, 29, 30] + [35, 34, 33, 32, 31]
-    + [45, 44, 43, 42, 47, 46] + [39, 38, 37, 36, 41, 40]
-    + [54, 53, 52, 51, 50, 49, 48, 59, 58, 57, 56, 55] + [64, 63, 62, 61, 60, 67, 66, 65]
+    list(range(16, -1, -1))
+    + list(range(26, 16, -1))
+    + [27, 28, 29, 30]
+    + [35, 34, 33, 32, 31]
+    + [45, 44, 43, 42, 47, 46]
+    + [39, 38, 37, 36, 41, 40]
+    + [54, 53, 52, 51, 50, 49, 48, 59, 58, 57, 56, 55]
+    + [64, 63, 62, 61, 60, 67, 66, 65]
 )
 
 
@@ -44,8 +49,11 @@ def package_photo_files() -> list[tuple[str, Path]]:
     spec = importlib.util.find_spec("insightface")
     if spec is not None and spec.submodule_search_locations:
         images = Path(spec.submodule_search_locations[0]) / "data" / "images"
-        found += [("insightface", p) for p in sorted(images.glob("*"))
-                  if p.suffix.lower() in (".jpg", ".png") and not p.name.startswith("mask_")]
+        found += [
+            ("insightface", p)
+            for p in sorted(images.glob("*"))
+            if p.suffix.lower() in (".jpg", ".png") and not p.name.startswith("mask_")
+        ]
     spec = importlib.util.find_spec("skimage")
     if spec is not None and spec.submodule_search_locations:
         astronaut = Path(spec.submodule_search_locations[0]) / "data" / "astronaut.png"
@@ -68,9 +76,15 @@ def mouth_gap(landmarks: np.ndarray) -> float:
     return float(gaps.mean() / max(iod, 1.0))
 
 
-def load_portraits(min_face_px: int = 80, mirror: bool = True, margin: float = 1.6,
-                   min_score: float = 0.5, max_yaw: float = 0.4, max_mouth_gap: float = 0.06,
-                   max_padding: float = 0.3) -> list[Portrait]:
+def load_portraits(
+    min_face_px: int = 80,
+    mirror: bool = True,
+    margin: float = 1.6,
+    min_score: float = 0.5,
+    max_yaw: float = 0.4,
+    max_mouth_gap: float = 0.06,
+    max_padding: float = 0.3,
+) -> list[Portrait]:
     """The portrait pool: near-frontal faces of at least ``min_face_px`` in the packages' photos.
 
     Faces with a weak detector score (false positives such as badges), turned far from
@@ -93,8 +107,12 @@ def load_portraits(min_face_px: int = 80, mirror: bool = True, margin: float = 1
         for k, face in enumerate(detector.detect(rgb)):
             lmk = face.landmarks
             width, height = face.box[2] - face.box[0], face.box[3] - face.box[1]
-            if (min(width, height) < min_face_px or face.score < min_score
-                    or abs(frontal_yaw_proxy(lmk)) > max_yaw or mouth_gap(lmk) > max_mouth_gap):
+            if (
+                min(width, height) < min_face_px
+                or face.score < min_score
+                or abs(frontal_yaw_proxy(lmk)) > max_yaw
+                or mouth_gap(lmk) > max_mouth_gap
+            ):
                 continue
             size = max(width, height)
             cx, cy = lmk.mean(0)
@@ -102,14 +120,18 @@ def load_portraits(min_face_px: int = 80, mirror: bool = True, margin: float = 1
             for m in (margin, 1.2, 0.9, 0.6):
                 half = int(size * (0.5 + m))
                 x0, y0 = int(cx) - half, int(cy) - half
-                outside = (max(0, -x0) + max(0, x0 + 2 * half - rgb.shape[1])
-                           + max(0, -y0) + max(0, y0 + 2 * half - rgb.shape[0]))
+                outside = (
+                    max(0, -x0)
+                    + max(0, x0 + 2 * half - rgb.shape[1])
+                    + max(0, -y0)
+                    + max(0, y0 + 2 * half - rgb.shape[0])
+                )
                 if outside <= max_padding * 2 * half:
                     break
             else:
                 continue  # too little context around the face: mirrored padding looks wrong
             crop = cv2.copyMakeBorder(rgb, half, half, half, half, cv2.BORDER_REFLECT101)
-            crop = crop[y0 + half:y0 + 3 * half, x0 + half:x0 + 3 * half].copy()
+            crop = crop[y0 + half : y0 + 3 * half, x0 + half : x0 + 3 * half].copy()
             local = lmk - [x0, y0]
             name = f"{package}/{path.name}#{k}"
             portraits.append(Portrait(crop, local, name))
@@ -154,6 +176,6 @@ class Lighting:
     def lut(self) -> np.ndarray:
         """(256, 1, 3) uint8 lookup table for ``cv2.LUT`` on RGB frames."""
         x = np.arange(256) / 255.0
-        y = np.clip(x ** self.gamma * self.contrast + self.brightness, 0, 1)
+        y = np.clip(x**self.gamma * self.contrast + self.brightness, 0, 1)
         table = np.stack([np.clip(y * g, 0, 1) for g in self.white_balance], 1)
         return np.round(table * 255).astype(np.uint8)[:, None, :]

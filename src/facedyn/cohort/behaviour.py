@@ -82,8 +82,13 @@ SESSION_SD_PER_INSTABILITY = 0.9
 #: Head-motion habits vary between calls by the same amount for everyone (in population
 #: sd): instability acts on the expression signature and the apparent shape. Otherwise the
 #: pose-dependent noise of shape estimates would grow with instability and mask its drift.
-HEAD_MOTION_PARAMETERS = ("head_yaw_sd_rad", "head_pitch_sd_rad", "head_motion_hz",
-                          "nod_rate_per_min", "nod_amplitude_rad")
+HEAD_MOTION_PARAMETERS = (
+    "head_yaw_sd_rad",
+    "head_pitch_sd_rad",
+    "head_motion_hz",
+    "nod_rate_per_min",
+    "nod_amplitude_rad",
+)
 HEAD_MOTION_SESSION_SD = 0.45
 TEXTURE_SCALE = 1.0  # coefficient scale of the texture components (the same for everyone)
 POSITIVE_TEXTURE_SCALE = 0.5  # the same for the positive ones (they hold the lips apart)
@@ -117,8 +122,9 @@ class ExpressionRoles:
     eyes_wide: int | None = None  # widens the eyes with raised brows
 
     @classmethod
-    def from_names(cls, names: Sequence[str], blink_closed: float = 2.5,
-                   jaw_open_sign: float = 1.0) -> ExpressionRoles:
+    def from_names(
+        cls, names: Sequence[str], blink_closed: float = 2.5, jaw_open_sign: float = 1.0
+    ) -> ExpressionRoles:
         """Resolve roles from the head's component names (``components.json``)."""
         lower = [n.lower() for n in names]
 
@@ -141,8 +147,10 @@ class ExpressionRoles:
         brow, frown = find("brow_raise", "brow_up"), find("brow_lower", "frown", "brow_down")
         blink = find("blink", "eye_clos", "eyes_clos")
         used |= {brow, frown, blink}
-        speech = {key: find(key, required=False)
-                  for key in ("lips_part", "lip_stretch", "pucker", "cheek_raise", "eyes_wide")}
+        speech = {
+            key: find(key, required=False)
+            for key in ("lips_part", "lip_stretch", "pucker", "cheek_raise", "eyes_wide")
+        }
         used |= {v for v in speech.values() if v is not None}
         texture, positive = [], []
         # Texture goes on components no other role drives. How well 68 landmarks tell them
@@ -150,8 +158,11 @@ class ExpressionRoles:
         # landmark motion is 99 % explained by the other dominant components; docs/fitting.md).
         # The upper-lip raise opens the lips when positive, so its texture keeps a positive
         # marginal.
-        for keys, is_positive in ((("upper_lip_raise", "upper_lip"), True),
-                                  (("mouth_frown",), False), (("inner_brow_raise",), False)):
+        for keys, is_positive in (
+            (("upper_lip_raise", "upper_lip"), True),
+            (("mouth_frown",), False),
+            (("inner_brow_raise",), False),
+        ):
             idx = find(*keys, required=False)
             if idx is not None and idx not in used:
                 if is_positive:
@@ -160,14 +171,27 @@ class ExpressionRoles:
                 used.add(idx)
         if not texture:
             raise ValueError("head has no component usable as texture (upper lip raise, ...)")
-        return cls(smile=smile, smile_left=left, smile_right=right, brow_raise=brow, frown=frown,
-                   blink=blink, texture=tuple(texture), blink_closed=blink_closed,
-                   jaw_open_sign=jaw_open_sign, texture_positive=tuple(positive), **speech)
+        return cls(
+            smile=smile,
+            smile_left=left,
+            smile_right=right,
+            brow_raise=brow,
+            frown=frown,
+            blink=blink,
+            texture=tuple(texture),
+            blink_closed=blink_closed,
+            jaw_open_sign=jaw_open_sign,
+            texture_positive=tuple(positive),
+            **speech,
+        )
 
 
-def sample_signatures(speaker_ids: Sequence[str], strength: float,
-                      instability_range: tuple[float, float],
-                      rng: np.random.Generator) -> pd.DataFrame:
+def sample_signatures(
+    speaker_ids: Sequence[str],
+    strength: float,
+    instability_range: tuple[float, float],
+    rng: np.random.Generator,
+) -> pd.DataFrame:
     """Per-speaker signature parameters and instability (one row per speaker)."""
     rows = {}
     for name, (mean, sd, lo, hi) in SIGNATURE_PARAMETERS.items():
@@ -176,7 +200,9 @@ def sample_signatures(speaker_ids: Sequence[str], strength: float,
     return pd.DataFrame(rows, index=pd.Index(list(speaker_ids), name="speaker_id"))
 
 
-def session_parameters(signature: Mapping[str, float], rng: np.random.Generator) -> dict[str, float]:
+def session_parameters(
+    signature: Mapping[str, float], rng: np.random.Generator
+) -> dict[str, float]:
     """The speaker's parameters in one session: signature + instability-scaled movement."""
     out = {}
     spread = SESSION_SD_PER_INSTABILITY * float(signature["instability"])
@@ -195,12 +221,18 @@ def _envelope(n: int, attack: int) -> np.ndarray:
     env = np.ones(n)
     ramp = 0.5 - 0.5 * np.cos(np.linspace(0, np.pi, attack + 2)[1:-1])
     env[:attack] = ramp
-    env[n - attack:] = ramp[::-1]
+    env[n - attack :] = ramp[::-1]
     return env
 
 
-def _add_episode(track: np.ndarray, start_s: float, duration_s: float, amplitude: float,
-                 fps: float, attack_s: float = 0.25) -> None:
+def _add_episode(
+    track: np.ndarray,
+    start_s: float,
+    duration_s: float,
+    amplitude: float,
+    fps: float,
+    attack_s: float = 0.25,
+) -> None:
     """Lay one episode (a positive pulse) onto a track of episodes of the same kind.
 
     Overlapping episodes combine by their maximum, not their sum: a brow that is already
@@ -213,7 +245,7 @@ def _add_episode(track: np.ndarray, start_s: float, duration_s: float, amplitude
     if hi <= lo:
         return
     env = _envelope(n, round(attack_s * fps))
-    np.maximum(track[lo:hi], amplitude * env[lo - start:hi - start], out=track[lo:hi])
+    np.maximum(track[lo:hi], amplitude * env[lo - start : hi - start], out=track[lo:hi])
 
 
 def _poisson_times(rate_per_min: float, duration_s: float, rng: np.random.Generator) -> np.ndarray:
@@ -221,17 +253,24 @@ def _poisson_times(rate_per_min: float, duration_s: float, rng: np.random.Genera
     return np.sort(rng.uniform(0, duration_s, n))
 
 
-def _ar1(n: int, fps: float, hz: float, sd: float, rng: np.random.Generator,
-         burn_in: int = 200) -> np.ndarray:
+def _ar1(
+    n: int, fps: float, hz: float, sd: float, rng: np.random.Generator, burn_in: int = 200
+) -> np.ndarray:
     """Stationary AR(1) noise with the given corner frequency and marginal sd."""
     a = float(np.exp(-2 * np.pi * hz / fps))
     eps = rng.standard_normal(n + burn_in) * np.sqrt(1 - a * a)
     return sd * lfilter([1.0], [1.0, -a], eps)[burn_in:]
 
 
-def resonant_texture(n: int, fps: float, hz: float, damping: float,
-                     rng: np.random.Generator, burn_in: int = 300,
-                     positive: bool = False) -> np.ndarray:
+def resonant_texture(
+    n: int,
+    fps: float,
+    hz: float,
+    damping: float,
+    rng: np.random.Generator,
+    burn_in: int = 300,
+    positive: bool = False,
+) -> np.ndarray:
     """AR(2) resonator at ``hz`` with damping ratio ``damping``, rank-mapped to N(0, 1).
 
     The rank mapping makes the marginal exactly the Gaussian quantiles (``positive``: the
@@ -261,8 +300,9 @@ class SpeakerTrack:
     speaking: np.ndarray  # (T,) bool
 
 
-def turn_schedule(params: Sequence[Mapping[str, float]], duration_s: float,
-                  rng: np.random.Generator) -> list[tuple[int, float, float]]:
+def turn_schedule(
+    params: Sequence[Mapping[str, float]], duration_s: float, rng: np.random.Generator
+) -> list[tuple[int, float, float]]:
     """Alternating turns ``(speaker index, start_s, end_s)`` with gaps of 0.1-0.6 s."""
     turns, t, who = [], float(rng.uniform(0, 1.0)), int(rng.integers(2))
     while t < duration_s:
@@ -273,10 +313,18 @@ def turn_schedule(params: Sequence[Mapping[str, float]], duration_s: float,
     return turns
 
 
-def simulate_speaker(params: Mapping[str, float], turns: Sequence[tuple[float, float]],
-                     other_turn_ends: Sequence[float], duration_s: float, fps: float,
-                     n_expr: int, roles: ExpressionRoles, mood: Mapping[str, float],
-                     pose_scale: float, rng: np.random.Generator) -> SpeakerTrack:
+def simulate_speaker(
+    params: Mapping[str, float],
+    turns: Sequence[tuple[float, float]],
+    other_turn_ends: Sequence[float],
+    duration_s: float,
+    fps: float,
+    n_expr: int,
+    roles: ExpressionRoles,
+    mood: Mapping[str, float],
+    pose_scale: float,
+    rng: np.random.Generator,
+) -> SpeakerTrack:
     """Frame-by-frame expression, jaw and head rotation of one participant.
 
     Args:
@@ -301,7 +349,7 @@ def simulate_speaker(params: Mapping[str, float], turns: Sequence[tuple[float, f
     # lips together and gives the mouth a vowel shape (rounded, spread or neutral);
     # stressed syllables open wider.
     for start, end in turns:
-        speaking[round(start * fps):round(end * fps)] = True
+        speaking[round(start * fps) : round(end * fps)] = True
         t = start
         while t < end - 0.2:
             phrase_end = min(end, t + rng.gamma(3.0, params["phrase_s"] / 3.0))
@@ -319,16 +367,20 @@ def simulate_speaker(params: Mapping[str, float], turns: Sequence[tuple[float, f
                 vowel = int(rng.integers(3))
                 if vowel < 2:
                     shape = params["viseme_amplitude"] * rng.lognormal(0.0, 0.3)
-                    _add_episode(rounded if vowel == 0 else spread, s, width, shape, fps,
-                                 attack_s=width / 2)
+                    _add_episode(
+                        rounded if vowel == 0 else spread, s, width, shape, fps, attack_s=width / 2
+                    )
                 s += period * max(0.3, 1 + params["rhythm_jitter"] * rng.standard_normal())
             t = phrase_end + rng.gamma(2.0, params["pause_s"] / 2.0)
 
     # Smiles: spontaneous, plus after the partner's turns end (listener response).
     smile = np.zeros(n)
     times = list(_poisson_times(params["smile_rate_per_min"], duration_s, rng))
-    times += [e + rng.uniform(0.1, 0.6) for e in other_turn_ends
-              if rng.random() < params["smile_turn_end_coupling"]]
+    times += [
+        e + rng.uniform(0.1, 0.6)
+        for e in other_turn_ends
+        if rng.random() < params["smile_turn_end_coupling"]
+    ]
     for t0 in times:
         dur = params["smile_duration_s"] * rng.lognormal(0, 0.3)
         _add_episode(smile, t0, dur, params["smile_intensity"] * rng.lognormal(0, 0.2), fps, 0.3)
@@ -345,16 +397,28 @@ def simulate_speaker(params: Mapping[str, float], turns: Sequence[tuple[float, f
 
     frown = np.zeros(n)
     for t0 in _poisson_times(params["frown_rate_per_min"], duration_s, rng):
-        _add_episode(frown, t0, rng.uniform(0.8, 2.5),
-                     params["frown_intensity"] * rng.lognormal(0, 0.2), fps, 0.3)
+        _add_episode(
+            frown,
+            t0,
+            rng.uniform(0.8, 2.5),
+            params["frown_intensity"] * rng.lognormal(0, 0.2),
+            fps,
+            0.3,
+        )
 
     # Blinks: a share at phrase boundaries, the rest spontaneous.
     blink = np.zeros(n)
     blink_times = list(_poisson_times(params["blink_rate_per_min"], duration_s, rng))
     blink_times += [t for t in phrase_ends if rng.random() < params["blink_phrase_coupling"]]
     for t0 in blink_times:
-        _add_episode(blink, t0, params["blink_duration_s"], roles.blink_closed, fps,
-                     attack_s=params["blink_duration_s"] / 2.5)
+        _add_episode(
+            blink,
+            t0,
+            params["blink_duration_s"],
+            roles.blink_closed,
+            fps,
+            attack_s=params["blink_duration_s"] / 2.5,
+        )
     np.clip(blink, 0.0, roles.blink_closed, out=blink)
 
     # Nods: listener backchannels and emphasis, as pitch pulses.
@@ -373,12 +437,14 @@ def simulate_speaker(params: Mapping[str, float], turns: Sequence[tuple[float, f
     expr[:, roles.brow_raise] += brow + mood["brow"]
     expr[:, roles.frown] += frown
     expr[:, roles.blink] = blink
-    for idx, track in ((roles.lips_part, lips_open + params["rest_lip_part"]),
-                       (roles.pucker, rounded),
-                       (roles.lip_stretch, spread),
-                       # eyes narrow in a felt smile and widen with raised brows
-                       (roles.cheek_raise, CHEEK_PER_SMILE * smile),
-                       (roles.eyes_wide, EYES_WIDE_PER_BROW * brow)):
+    for idx, track in (
+        (roles.lips_part, lips_open + params["rest_lip_part"]),
+        (roles.pucker, rounded),
+        (roles.lip_stretch, spread),
+        # eyes narrow in a felt smile and widen with raised brows
+        (roles.cheek_raise, CHEEK_PER_SMILE * smile),
+        (roles.eyes_wide, EYES_WIDE_PER_BROW * brow),
+    ):
         if idx is not None:
             expr[:, idx] += track
     for k, idx in enumerate(roles.texture):
@@ -386,17 +452,21 @@ def simulate_speaker(params: Mapping[str, float], turns: Sequence[tuple[float, f
         hz = params["texture_hz"] * (1.0 + 0.15 * k)
         positive = k in roles.texture_positive
         scale = POSITIVE_TEXTURE_SCALE if positive else TEXTURE_SCALE
-        expr[:, idx] = scale * resonant_texture(n, fps, hz, params["texture_damping"], rng,
-                                                positive=positive)
+        expr[:, idx] = scale * resonant_texture(
+            n, fps, hz, params["texture_damping"], rng, positive=positive
+        )
 
     jaw = np.zeros((n, 3))
     jaw[:, 0] = roles.jaw_open_sign * jaw_open
     jaw[:, 1] = _ar1(n, fps, 0.5, 0.01, rng)  # slight lateral jaw motion
     rotation = np.zeros((n, 3))
-    rotation[:, 0] = pose_scale * _ar1(n, fps, params["head_motion_hz"],
-                                       params["head_pitch_sd_rad"], rng) + pitch
-    rotation[:, 1] = pose_scale * _ar1(n, fps, params["head_motion_hz"],
-                                       params["head_yaw_sd_rad"], rng)
+    rotation[:, 0] = (
+        pose_scale * _ar1(n, fps, params["head_motion_hz"], params["head_pitch_sd_rad"], rng)
+        + pitch
+    )
+    rotation[:, 1] = pose_scale * _ar1(
+        n, fps, params["head_motion_hz"], params["head_yaw_sd_rad"], rng
+    )
     rotation[:, 2] = pose_scale * _ar1(n, fps, params["head_motion_hz"], 0.03, rng)
     return SpeakerTrack(expression=expr, jaw=jaw, rotation=rotation, speaking=speaking)
 
@@ -409,16 +479,34 @@ def _background(n: int, n_expr: int, fps: float, rng: np.random.Generator) -> np
     return out
 
 
-def simulate_conversation(params: Sequence[Mapping[str, float]], moods: Sequence[Mapping[str, float]],
-                          pose_scales: Sequence[float], duration_s: float, fps: float,
-                          n_expr: int, roles: ExpressionRoles,
-                          rng: np.random.Generator) -> list[SpeakerTrack]:
+def simulate_conversation(
+    params: Sequence[Mapping[str, float]],
+    moods: Sequence[Mapping[str, float]],
+    pose_scales: Sequence[float],
+    duration_s: float,
+    fps: float,
+    n_expr: int,
+    roles: ExpressionRoles,
+    rng: np.random.Generator,
+) -> list[SpeakerTrack]:
     """Both participants of one conversation, sharing one turn-taking schedule."""
     turns = turn_schedule(params, duration_s, rng)
     tracks = []
     for who in (0, 1):
         own = [(s, e) for w, s, e in turns if w == who]
         other_ends = [e for w, _s, e in turns if w != who]
-        tracks.append(simulate_speaker(params[who], own, other_ends, duration_s, fps, n_expr,
-                                       roles, moods[who], pose_scales[who], rng))
+        tracks.append(
+            simulate_speaker(
+                params[who],
+                own,
+                other_ends,
+                duration_s,
+                fps,
+                n_expr,
+                roles,
+                moods[who],
+                pose_scales[who],
+                rng,
+            )
+        )
     return tracks

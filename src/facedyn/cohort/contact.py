@@ -24,8 +24,9 @@ LID_PAIRS = ((37, 41), (38, 40), (43, 47), (44, 46))
 TOLERANCE_M = 1e-5
 
 
-def contact_gaps(head: FLAMELandmarks, shape: np.ndarray, expression: np.ndarray,
-                 jaw: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def contact_gaps(
+    head: FLAMELandmarks, shape: np.ndarray, expression: np.ndarray, jaw: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """Smallest inner-lip and eyelid gap per frame (metres, head frame; < 0 = overlap).
 
     Args:
@@ -39,8 +40,11 @@ def contact_gaps(head: FLAMELandmarks, shape: np.ndarray, expression: np.ndarray
     pose[:, 6:9] = jaw
     with torch.no_grad():
         t = lambda a: torch.as_tensor(np.asarray(a), dtype=torch.float32)  # noqa: E731
-        lmk = head(t(np.repeat(np.asarray(shape)[None], n, 0)), t(expression), t(pose),
-                   kind="3d").numpy().astype(np.float64)
+        lmk = (
+            head(t(np.repeat(np.asarray(shape)[None], n, 0)), t(expression), t(pose), kind="3d")
+            .numpy()
+            .astype(np.float64)
+        )
 
     def smallest(pairs: tuple[tuple[int, int], ...]) -> np.ndarray:
         up, low = zip(*pairs, strict=True)
@@ -49,8 +53,14 @@ def contact_gaps(head: FLAMELandmarks, shape: np.ndarray, expression: np.ndarray
     return smallest(LIP_PAIRS), smallest(LID_PAIRS)
 
 
-def enforce_contacts(head: FLAMELandmarks, shape: np.ndarray, expression: np.ndarray,
-                     jaw: np.ndarray, roles: ExpressionRoles, iterations: int = 6) -> np.ndarray:
+def enforce_contacts(
+    head: FLAMELandmarks,
+    shape: np.ndarray,
+    expression: np.ndarray,
+    jaw: np.ndarray,
+    roles: ExpressionRoles,
+    iterations: int = 6,
+) -> np.ndarray:
     """Expression with lips and lids kept apart (a corrected copy; frames in contact only).
 
     Raises:
@@ -68,8 +78,10 @@ def enforce_contacts(head: FLAMELandmarks, shape: np.ndarray, expression: np.nda
     lip_rate = float(lips0[1] - lips0[0])
     lid_rate = float(lids0[2] - lids0[0])
     if lip_rate <= 0 or lid_rate >= 0:
-        raise ValueError("lips_part must open the lips and blink must close the eyes "
-                         f"(gap per unit: lips {lip_rate:+.2e}, lids {lid_rate:+.2e} m)")
+        raise ValueError(
+            "lips_part must open the lips and blink must close the eyes "
+            f"(gap per unit: lips {lip_rate:+.2e}, lids {lid_rate:+.2e} m)"
+        )
     for _ in range(iterations):
         lips, lids = contact_gaps(head, shape, expr, jaw)
         lip_fix = np.maximum(0.0, TOLERANCE_M - lips) / lip_rate

@@ -41,8 +41,11 @@ log = logging.getLogger(__name__)
 
 #: The calibration cohort: short videos of a few speakers, seeded apart from any run's cohort.
 CALIBRATION_COHORT: dict[str, Any] = {
-    "name": "dense_calibration", "n_speakers": 8, "sessions_per_speaker": 1,
-    "duration_s": 8.0, "seed": 7919,
+    "name": "dense_calibration",
+    "n_speakers": 8,
+    "sessions_per_speaker": 1,
+    "duration_s": 8.0,
+    "seed": 7919,
 }
 #: Surface points MediaPipe's face mesh has (the 10 iris points after them are on the eyeball).
 N_SURFACE_POINTS = 468
@@ -83,8 +86,9 @@ def closest_barycentric(point: np.ndarray, tri: np.ndarray) -> np.ndarray:
     return np.array([1 - v - w, v, w])
 
 
-def snap_to_surface(points: np.ndarray, vertices: np.ndarray, faces: np.ndarray,
-                    candidates: int = 40) -> tuple[np.ndarray, np.ndarray]:
+def snap_to_surface(
+    points: np.ndarray, vertices: np.ndarray, faces: np.ndarray, candidates: int = 40
+) -> tuple[np.ndarray, np.ndarray]:
     """Nearest surface point of a mesh for each of ``points`` (N, 3): (faces (N,), bary (N, 3)).
 
     Searches the ``candidates`` triangles whose centroids are nearest (the mesh is fine next
@@ -103,8 +107,9 @@ def snap_to_surface(points: np.ndarray, vertices: np.ndarray, faces: np.ndarray,
     return out_f, out_b
 
 
-def _posed_frame(head: FLAME, row: Mapping[str, float], width: int, height: int
-                 ) -> tuple[np.ndarray, np.ndarray]:
+def _posed_frame(
+    head: FLAME, row: Mapping[str, float], width: int, height: int
+) -> tuple[np.ndarray, np.ndarray]:
     """Screen positions (V, 2) and depths (V,) of the head's vertices in one truth frame."""
     dt = head.v_template.dtype
 
@@ -122,8 +127,9 @@ def _posed_frame(head: FLAME, row: Mapping[str, float], width: int, height: int
     return screen[0].numpy(), depth[0].numpy()
 
 
-def surface_samples(head: FLAME, frames: list[tuple[np.ndarray, Mapping[str, float]]],
-                    backend: Any) -> tuple[list[list[np.ndarray]], int]:
+def surface_samples(
+    head: FLAME, frames: list[tuple[np.ndarray, Mapping[str, float]]], backend: Any
+) -> tuple[list[list[np.ndarray]], int]:
     """Template positions under each surface point, over frames (image, truth row) where the
     backend finds the face; also the number of such frames."""
     faces = head.faces.cpu().numpy().astype(np.int32)
@@ -141,8 +147,15 @@ def surface_samples(head: FLAME, frames: list[tuple[np.ndarray, Mapping[str, flo
         zbuf = np.full((h, w), np.inf, np.float32)
         face_id = np.full((h, w), -1, np.int32)
         bary_buf = np.zeros((h, w, 2), np.float32)
-        rasterize(screen.astype(np.float32), depth.astype(np.float32), faces, two_sided, zbuf,
-                  face_id, bary_buf)
+        rasterize(
+            screen.astype(np.float32),
+            depth.astype(np.float32),
+            faces,
+            two_sided,
+            zbuf,
+            face_id,
+            bary_buf,
+        )
         for k, (u, v) in enumerate(found[0].dense[:N_SURFACE_POINTS]):
             iu, iv = round(float(u)), round(float(v))
             if not (0 <= iu < w and 0 <= iv < h):
@@ -160,25 +173,33 @@ def surface_samples(head: FLAME, frames: list[tuple[np.ndarray, Mapping[str, flo
     return samples, seen
 
 
-def dense_embedding_from_samples(head: FLAME, samples: list[list[np.ndarray]], seen: int,
-                                 min_hit_rate: float = 0.8) -> DenseEmbedding:
+def dense_embedding_from_samples(
+    head: FLAME, samples: list[list[np.ndarray]], seen: int, min_hit_rate: float = 0.8
+) -> DenseEmbedding:
     """The embedding: median template position of each well-sampled point, snapped."""
     keep = [k for k, s in enumerate(samples) if seen and len(s) >= min_hit_rate * seen]
     if not keep:
-        raise RuntimeError("no MediaPipe point landed on the head in enough frames: did the "
-                           "calibration renders show a face?")
+        raise RuntimeError(
+            "no MediaPipe point landed on the head in enough frames: did the "
+            "calibration renders show a face?"
+        )
     medians = np.array([np.median(np.array(samples[k]), axis=0) for k in keep])
     faces = head.faces.cpu().numpy()
     tri, bary = snap_to_surface(medians, head.v_template.cpu().numpy().astype(np.float64), faces)
     return DenseEmbedding(faces=tri, bary=bary, landmark_indices=np.array(keep, np.int64))
 
 
-def calibrate_dense_embedding(head_model: str | os.PathLike[str],
-                              head_embedding: str | os.PathLike[str],
-                              head_components: str | os.PathLike[str],
-                              out: str | os.PathLike[str], *, every_n_frames: int = 30,
-                              workers: int = 1, min_hit_rate: float = 0.8,
-                              cohort: Mapping[str, Any] | None = None) -> DenseEmbedding:
+def calibrate_dense_embedding(
+    head_model: str | os.PathLike[str],
+    head_embedding: str | os.PathLike[str],
+    head_components: str | os.PathLike[str],
+    out: str | os.PathLike[str],
+    *,
+    every_n_frames: int = 30,
+    workers: int = 1,
+    min_hit_rate: float = 0.8,
+    cohort: Mapping[str, Any] | None = None,
+) -> DenseEmbedding:
     """Render the calibration cohort, measure MediaPipe's points on it and write the embedding.
 
     Args:
@@ -195,14 +216,25 @@ def calibrate_dense_embedding(head_model: str | os.PathLike[str],
     from facedyn.flame.io import load_flame_arrays
 
     arrays = load_flame_arrays(head_model)  # read once: its sizes and the model itself
-    head = FLAME(arrays, n_shape=arrays.max_shape, n_expr=arrays.max_expr,
-                 embedding=load_landmark_embedding(head_embedding), dtype=torch.float64)
+    head = FLAME(
+        arrays,
+        n_shape=arrays.max_shape,
+        n_expr=arrays.max_expr,
+        embedding=load_landmark_embedding(head_embedding),
+        dtype=torch.float64,
+    )
     settings = {**CALIBRATION_COHORT, **(cohort or {})}
     backend = MediaPipeBackend(max_faces=1)
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        write_cohort(root, settings, head_model=str(head_model), head_embedding=str(head_embedding),
-                     head_components=str(head_components), workers=workers)
+        write_cohort(
+            root,
+            settings,
+            head_model=str(head_model),
+            head_embedding=str(head_embedding),
+            head_components=str(head_components),
+            workers=workers,
+        )
         frames: list[tuple[np.ndarray, Mapping[str, float]]] = []
         for truth_path in sorted((root / "truth" / "frames").glob("*/*.parquet")):
             truth, _ = read_table(truth_path)
@@ -215,13 +247,26 @@ def calibrate_dense_embedding(head_model: str | os.PathLike[str],
     backend.close()
     emb = dense_embedding_from_samples(head, samples, seen, min_hit_rate)
     emb.check(len(head.faces), N_SURFACE_POINTS)
-    spread = [float(np.median(np.linalg.norm(np.array(samples[k]) - np.median(samples[k], 0),
-                                             axis=1))) for k in emb.landmark_indices]
-    log.info("dense embedding: %d of %d points from %d frames, median spread %.1f mm",
-             len(emb), N_SURFACE_POINTS, seen, 1000 * float(np.median(spread)))
+    spread = [
+        float(np.median(np.linalg.norm(np.array(samples[k]) - np.median(samples[k], 0), axis=1)))
+        for k in emb.landmark_indices
+    ]
+    log.info(
+        "dense embedding: %d of %d points from %d frames, median spread %.1f mm",
+        len(emb),
+        N_SURFACE_POINTS,
+        seen,
+        1000 * float(np.median(spread)),
+    )
     save_dense_embedding(out, emb)
     return emb
 
 
-__all__ = ["CALIBRATION_COHORT", "calibrate_dense_embedding", "closest_barycentric",
-           "dense_embedding_from_samples", "snap_to_surface", "surface_samples"]
+__all__ = [
+    "CALIBRATION_COHORT",
+    "calibrate_dense_embedding",
+    "closest_barycentric",
+    "dense_embedding_from_samples",
+    "snap_to_surface",
+    "surface_samples",
+]

@@ -44,8 +44,20 @@ log = logging.getLogger(__name__)
 
 #: The manifest's columns, in order: the design's contract plus ``partner_id``/``channel``
 #: (None where unknown) and ``status``/``reason`` (why a listed video cannot be used).
-MANIFEST_COLUMNS = ["session_id", "speaker_id", "video", "fps", "n_frames", "width", "height",
-                    "duration_s", "partner_id", "channel", "status", "reason"]
+MANIFEST_COLUMNS = [
+    "session_id",
+    "speaker_id",
+    "video",
+    "fps",
+    "n_frames",
+    "width",
+    "height",
+    "duration_s",
+    "partner_id",
+    "channel",
+    "status",
+    "reason",
+]
 #: Every value the manifest's ``status`` column can take. ``unreadable_metadata``: a CANDOR
 #: conversation whose participants are unknown (see :func:`index_candor`).
 MANIFEST_STATUSES = (*VIDEO_STATUSES, "unreadable_metadata")
@@ -109,8 +121,9 @@ def _probe_many(paths: Sequence[Path | None], workers: int | None) -> list[Video
             infos = iter(list(pool.map(probe_video, real)))
     else:
         infos = iter([probe_video(p) for p in real])
-    no_path = VideoInfo(status="missing", reason="no video path given for this row: fill it in "
-                                                 "or remove the row")
+    no_path = VideoInfo(
+        status="missing", reason="no video path given for this row: fill it in or remove the row"
+    )
     return [no_path if p is None else next(infos) for p in paths]
 
 
@@ -144,7 +157,8 @@ def _check_duplicates(df: pd.DataFrame, where: Callable[[list[Any]], str] | None
     raise ManifestError(
         f"{len(parts)} duplicated (session_id, speaker_id) pair(s): {_listing(parts)}. "
         "Each speaker may have one video per session: remove the extra rows or give the "
-        "sessions distinct ids.")
+        "sessions distinct ids."
+    )
 
 
 def validate_ids(df: pd.DataFrame, columns: Iterable[str] = ("session_id", "speaker_id")) -> None:
@@ -160,20 +174,30 @@ def validate_ids(df: pd.DataFrame, columns: Iterable[str] = ("session_id", "spea
     for col in columns:
         if col not in df.columns:
             raise ManifestError(f"the manifest has no {col!r} column")
-        bad = sorted({"<missing>" if _is_missing(v) else repr(v) for v in df[col]
-                      if _is_missing(v) or not is_safe_id(v)})
+        bad = sorted(
+            {
+                "<missing>" if _is_missing(v) else repr(v)
+                for v in df[col]
+                if _is_missing(v) or not is_safe_id(v)
+            }
+        )
         if bad:
             problems.append(f"{col}: {_listing(bad)}")
         folded = Counter(v.casefold() for v in set(df[col]) if isinstance(v, str))
         clashes = sorted(k for k, n in folded.items() if n > 1)
         if clashes:
-            log.warning("%s values differ only in letter case (they collide on case-insensitive "
-                        "file systems): %s", col, _listing(clashes))
+            log.warning(
+                "%s values differ only in letter case (they collide on case-insensitive "
+                "file systems): %s",
+                col,
+                _listing(clashes),
+            )
     if problems:
         raise ManifestError(
             "unsafe ids (they become file-path components and Snakemake wildcards, so they must "
             f"match {SAFE_ID_PATTERN}): " + "; ".join(problems) + ". Rename them, or list the "
-            "videos in a manifest table (dataset.kind: manifest) that maps them to safe ids.")
+            "videos in a manifest table (dataset.kind: manifest) that maps them to safe ids."
+        )
 
 
 # --------------------------------------------------------------------------- CANDOR
@@ -198,8 +222,7 @@ def _json_id(value: Any) -> str | None:
     return value if isinstance(value, str) and value != "" else None
 
 
-def _speakers_from_metadata(meta: Mapping[str, Any], session: str
-                            ) -> list[tuple[str, str | None]]:
+def _speakers_from_metadata(meta: Mapping[str, Any], session: str) -> list[tuple[str, str | None]]:
     entries = meta.get("speakers")
     if not isinstance(entries, list):
         return []
@@ -207,8 +230,11 @@ def _speakers_from_metadata(meta: Mapping[str, Any], session: str
     for entry in entries:
         uid = _json_id(entry.get("user_id")) if isinstance(entry, dict) else None
         if uid is None:
-            log.warning("%s: ignoring a speakers entry of metadata.json without a usable "
-                        "user_id: %r", session, entry)
+            log.warning(
+                "%s: ignoring a speakers entry of metadata.json without a usable user_id: %r",
+                session,
+                entry,
+            )
             continue
         speakers.append((uid, _json_id(entry.get("channel"))))
     return speakers
@@ -241,8 +267,12 @@ def _index_conversation(conv: Path) -> tuple[list[dict[str, Any]], str]:
     if meta is not None:
         meta_id = _json_id(meta.get("id"))
         if meta_id is not None and meta_id != session:
-            log.warning("%s: metadata.json says id %r; using the folder name %r as session_id",
-                        session, meta_id, session)
+            log.warning(
+                "%s: metadata.json says id %r; using the folder name %r as session_id",
+                session,
+                meta_id,
+                session,
+            )
             combined.add(meta_id)
         speakers = _speakers_from_metadata(meta, session)
         if not speakers:
@@ -255,14 +285,23 @@ def _index_conversation(conv: Path) -> tuple[list[dict[str, Any]], str]:
         for uid, ch in speakers:
             mapped = by_user.get(uid)
             if ch is not None and mapped is not None and ch != mapped:
-                log.warning("%s: metadata.json puts %s on channel %s, channel_map.json on %s; "
-                            "using metadata.json", session, uid, ch, mapped)
+                log.warning(
+                    "%s: metadata.json puts %s on channel %s, channel_map.json on %s; "
+                    "using metadata.json",
+                    session,
+                    uid,
+                    ch,
+                    mapped,
+                )
             filled.append((uid, ch if ch is not None else mapped))
         speakers = filled
         unlisted = sorted(set(by_user) - {uid for uid, _ in speakers})
         if unlisted:
-            log.warning("%s: channel_map.json names %s, which metadata.json does not list; "
-                        "ignored", session, unlisted)
+            log.warning(
+                "%s: channel_map.json names %s, which metadata.json does not list; ignored",
+                session,
+                unlisted,
+            )
     elif cmap:
         speakers = list(cmap)
         note = f"{meta_err}; participants taken from processed/channel_map.json"
@@ -273,35 +312,62 @@ def _index_conversation(conv: Path) -> tuple[list[dict[str, Any]], str]:
         if not videos:
             log.warning("%s: %s; no per-speaker videos either: nothing to list", session, why)
             return [], f"{why}; no per-speaker videos in processed/"
-        note = (f"{why}: participants unknown, speaker id taken from the file name; "
-                "re-download metadata.json or list the video in a manifest table")
+        note = (
+            f"{why}: participants unknown, speaker id taken from the file name; "
+            "re-download metadata.json or list the video in a manifest table"
+        )
         log.warning("%s: %s", session, note)
-        return [{"session_id": session, "speaker_id": p.stem, "video": p, "partner_id": None,
-                 "channel": None, "note": note, "status": "unreadable_metadata"}
-                for p in videos], ""
+        return [
+            {
+                "session_id": session,
+                "speaker_id": p.stem,
+                "video": p,
+                "partner_id": None,
+                "channel": None,
+                "note": note,
+                "status": "unreadable_metadata",
+            }
+            for p in videos
+        ], ""
 
     ids = [uid for uid, _ in speakers]
     if len(set(ids)) != 2:
-        log.warning("%s: %d distinct participants listed (expected 2); partner_id left empty",
-                    session, len(set(ids)))
+        log.warning(
+            "%s: %d distinct participants listed (expected 2); partner_id left empty",
+            session,
+            len(set(ids)),
+        )
     rows = []
     for uid, ch in speakers:
         others = sorted(set(ids) - {uid})
-        rows.append({"session_id": session, "speaker_id": uid,
-                     "video": processed / f"{uid}.mp4",
-                     "partner_id": others[0] if len(set(ids)) == 2 else None,
-                     "channel": ch, "note": note, "status": None})
+        rows.append(
+            {
+                "session_id": session,
+                "speaker_id": uid,
+                "video": processed / f"{uid}.mp4",
+                "partner_id": others[0] if len(set(ids)) == 2 else None,
+                "channel": ch,
+                "note": note,
+                "status": None,
+            }
+        )
     if processed.is_dir():
         for p in sorted(processed.glob("*.mp4")):
             if p.stem not in set(ids):
-                log.debug("%s: ignoring %s (%s)", session, p.name,
-                          "both participants side by side" if p.stem in combined
-                          else "not a listed participant")
+                log.debug(
+                    "%s: ignoring %s (%s)",
+                    session,
+                    p.name,
+                    "both participants side by side"
+                    if p.stem in combined
+                    else "not a listed participant",
+                )
     return rows, ""
 
 
-def _finish(rows: list[dict[str, Any]], workers: int | None,
-            where: Callable[[list[Any]], str] | None = None) -> pd.DataFrame:
+def _finish(
+    rows: list[dict[str, Any]], workers: int | None, where: Callable[[list[Any]], str] | None = None
+) -> pd.DataFrame:
     """Validate ids and pairs (before the slow part), probe the videos, build the frame."""
     keys = pd.DataFrame([{k: r[k] for k in _KEY} for r in rows], columns=_KEY)
     validate_ids(keys)
@@ -313,15 +379,23 @@ def _finish(rows: list[dict[str, Any]], workers: int | None,
         note = row.get("note") or ""
         if row.get("status"):  # a problem of the dataset's description takes precedence
             status = row["status"]
-            reason = note + (f"; the video itself is {info.status}: {info.reason}"
-                             if not info.ok else "")
+            reason = note + (
+                f"; the video itself is {info.status}: {info.reason}" if not info.ok else ""
+            )
         elif note:
             reason = f"{reason}; {note}" if reason else note
-        records.append({**info.as_dict(), "session_id": row["session_id"],
-                        "speaker_id": row["speaker_id"],
-                        "video": None if row["video"] is None else str(row["video"]),
-                        "partner_id": row.get("partner_id"), "channel": row.get("channel"),
-                        "status": status, "reason": reason})
+        records.append(
+            {
+                **info.as_dict(),
+                "session_id": row["session_id"],
+                "speaker_id": row["speaker_id"],
+                "video": None if row["video"] is None else str(row["video"]),
+                "partner_id": row.get("partner_id"),
+                "channel": row.get("channel"),
+                "status": status,
+                "reason": reason,
+            }
+        )
     frame = pd.DataFrame.from_records(records, columns=MANIFEST_COLUMNS)
     return _sorted(_normalize(frame))
 
@@ -362,22 +436,35 @@ def index_candor(root: str | os.PathLike[str], *, workers: int | None = None) ->
     """
     root_path = Path(os.path.abspath(Path(root).expanduser()))
     if not root_path.is_dir():
-        raise ManifestError(f"CANDOR root {root_path} is not a folder: set dataset.root to the "
-                            "folder that holds the conversation folders")
-    convs = sorted(p for p in root_path.iterdir() if p.is_dir() and not p.name.startswith(".")
-                   and ((p / "metadata.json").is_file() or (p / "processed").is_dir()))
+        raise ManifestError(
+            f"CANDOR root {root_path} is not a folder: set dataset.root to the "
+            "folder that holds the conversation folders"
+        )
+    convs = sorted(
+        p
+        for p in root_path.iterdir()
+        if p.is_dir()
+        and not p.name.startswith(".")
+        and ((p / "metadata.json").is_file() or (p / "processed").is_dir())
+    )
     if not convs:
         hint = ""
         if (root_path / "metadata.json").is_file():
-            hint = (" It looks like a single conversation folder: point dataset.root at the "
-                    "folder that contains it.")
+            hint = (
+                " It looks like a single conversation folder: point dataset.root at the "
+                "folder that contains it."
+            )
         else:
             deeper = sorted({p.parent.parent for p in root_path.glob("*/*/metadata.json")})
             if deeper:
-                hint = (" Conversation folders were found one level down, in "
-                        f"{_listing([str(d) for d in deeper], 3)}: point dataset.root there.")
-        raise ManifestError(f"no conversation folders (<conversation_id>/metadata.json) directly "
-                            f"under {root_path}.{hint}")
+                hint = (
+                    " Conversation folders were found one level down, in "
+                    f"{_listing([str(d) for d in deeper], 3)}: point dataset.root there."
+                )
+        raise ManifestError(
+            f"no conversation folders (<conversation_id>/metadata.json) directly "
+            f"under {root_path}.{hint}"
+        )
     rows: list[dict[str, Any]] = []
     skipped: dict[str, str] = {}
     for conv in convs:
@@ -390,9 +477,15 @@ def index_candor(root: str | os.PathLike[str], *, workers: int | None = None) ->
         raise ManifestError(f"nothing could be indexed under {root_path}: {_listing(listed, 5)}")
     df = _finish(rows, workers)
     df.attrs[SKIPPED_ATTR] = skipped
-    log.info("CANDOR %s: %d videos of %d conversations (%d skipped), %d speakers; status %s",
-             root_path, len(df), len(convs), len(skipped), df["speaker_id"].nunique(),
-             _status_counts(df))
+    log.info(
+        "CANDOR %s: %d videos of %d conversations (%d skipped), %d speakers; status %s",
+        root_path,
+        len(df),
+        len(convs),
+        len(skipped),
+        df["speaker_id"].nunique(),
+        _status_counts(df),
+    )
     return df
 
 
@@ -412,9 +505,11 @@ def _read_parquet_table(path: Path) -> pd.DataFrame:
         if pa.types.is_integer(typ) and name != "video":
             log.info("%s: column %s is stored as %s; converting to strings", path, name, typ)
             continue
-        raise ManifestError(f"column {name!r} of {path} is stored as {typ}, which may have lost "
-                            "the ids' original text (leading zeros, '1e5', ...): store it as "
-                            "strings")
+        raise ManifestError(
+            f"column {name!r} of {path} is stored as {typ}, which may have lost "
+            "the ids' original text (leading zeros, '1e5', ...): store it as "
+            "strings"
+        )
     columns = {}
     for name in table.column_names:
         values = table.column(name).to_pylist()  # python values: no float detour for strings
@@ -433,11 +528,19 @@ def _read_user_table(path: Path) -> pd.DataFrame:
     if not stem.endswith((".csv", ".tsv", ".txt")):
         raise ManifestError(f"{path}: unsupported table format; use .csv, .tsv or .parquet")
     try:
-        return pd.read_csv(path, sep="\t" if stem.endswith(".tsv") else ",", dtype=str,
-                           keep_default_na=False, na_filter=False, encoding="utf-8-sig")
+        return pd.read_csv(
+            path,
+            sep="\t" if stem.endswith(".tsv") else ",",
+            dtype=str,
+            keep_default_na=False,
+            na_filter=False,
+            encoding="utf-8-sig",
+        )
     except pd.errors.EmptyDataError as exc:
-        raise ManifestError(f"the table {path} is empty: it needs a header with "
-                            f"{', '.join(REQUIRED_TABLE_COLUMNS)} and one row per video") from exc
+        raise ManifestError(
+            f"the table {path} is empty: it needs a header with "
+            f"{', '.join(REQUIRED_TABLE_COLUMNS)} and one row per video"
+        ) from exc
     except (pd.errors.ParserError, UnicodeDecodeError, OSError) as exc:
         raise ManifestError(f"cannot read the table {path}: {exc}") from exc
 
@@ -446,20 +549,23 @@ def _table_rows(table: str | os.PathLike[str]) -> tuple[Path, list[dict[str, Any
     """The table's path and its rows (ids verbatim, video paths resolved, not probed)."""
     path = Path(os.path.abspath(Path(table).expanduser()))
     if not path.is_file():
-        raise ManifestError(f"manifest table {path} does not exist: set dataset.table to a "
-                            "CSV or Parquet file with columns "
-                            f"{', '.join(REQUIRED_TABLE_COLUMNS)}")
+        raise ManifestError(
+            f"manifest table {path} does not exist: set dataset.table to a "
+            "CSV or Parquet file with columns "
+            f"{', '.join(REQUIRED_TABLE_COLUMNS)}"
+        )
     df = _read_user_table(path)
     df.columns = [str(c).strip() for c in df.columns]
     missing = [c for c in REQUIRED_TABLE_COLUMNS if c not in df.columns]
     if missing:
-        raise ManifestError(f"the table {path} lacks required column(s) {', '.join(missing)} "
-                            f"(it has: {', '.join(df.columns) or 'none'}); required: "
-                            f"{', '.join(REQUIRED_TABLE_COLUMNS)}")
+        raise ManifestError(
+            f"the table {path} lacks required column(s) {', '.join(missing)} "
+            f"(it has: {', '.join(df.columns) or 'none'}); required: "
+            f"{', '.join(REQUIRED_TABLE_COLUMNS)}"
+        )
     if df.empty:
         raise ManifestError(f"the table {path} has no rows: list one video per row")
-    ignored = [c for c in df.columns
-               if c not in (*REQUIRED_TABLE_COLUMNS, *OPTIONAL_TABLE_COLUMNS)]
+    ignored = [c for c in df.columns if c not in (*REQUIRED_TABLE_COLUMNS, *OPTIONAL_TABLE_COLUMNS)]
     if ignored:
         log.info("%s: ignoring column(s) %s", path, ", ".join(ignored))
     df = df.reset_index(drop=True)
@@ -472,8 +578,11 @@ def _table_rows(table: str | os.PathLike[str]) -> tuple[Path, list[dict[str, Any
             if not video_path.is_absolute():
                 video_path = path.parent / video_path
             video_path = Path(os.path.abspath(video_path))
-        row = {"session_id": _text(df.at[i, "session_id"]),
-               "speaker_id": _text(df.at[i, "speaker_id"]), "video": video_path}
+        row = {
+            "session_id": _text(df.at[i, "session_id"]),
+            "speaker_id": _text(df.at[i, "speaker_id"]),
+            "video": video_path,
+        }
         for col in OPTIONAL_TABLE_COLUMNS:
             value = _text(df.at[i, col]) if col in df.columns else None
             row[col] = value if value else None  # an empty cell means unknown
@@ -518,16 +627,23 @@ def index_table(table: str | os.PathLike[str], *, workers: int | None = None) ->
     """
     path, rows = _table_rows(table)
     out = _finish(rows, workers, where=_row_numbers)
-    log.info("table %s: %d videos, %d sessions, %d speakers; status %s", path, len(out),
-             out["session_id"].nunique(), out["speaker_id"].nunique(), _status_counts(out))
+    log.info(
+        "table %s: %d videos, %d sessions, %d speakers; status %s",
+        path,
+        len(out),
+        out["session_id"].nunique(),
+        out["speaker_id"].nunique(),
+        _status_counts(out),
+    )
     return out
 
 
 # --------------------------------------------------------------------------- manifest file
 
 
-def write_manifest(df: pd.DataFrame, path: str | os.PathLike[str],
-                   metadata: Mapping[str, Any] | None = None) -> Path:
+def write_manifest(
+    df: pd.DataFrame, path: str | os.PathLike[str], metadata: Mapping[str, Any] | None = None
+) -> Path:
     """Write the manifest atomically with :func:`facedyn.tables.write_table`.
 
     ``df`` is checked (columns, safe and unique ids) and written with exactly
@@ -542,10 +658,15 @@ def write_manifest(df: pd.DataFrame, path: str | os.PathLike[str],
     validate_ids(df)
     _check_duplicates(df)
     meta = dict(metadata or {})
-    meta.update({"n_rows": len(df), "n_sessions": int(df["session_id"].nunique()),
-                 "n_speakers": int(df["speaker_id"].nunique()),
-                 "status_counts": _status_counts(df),
-                 "facedyn_version": facedyn.__version__})
+    meta.update(
+        {
+            "n_rows": len(df),
+            "n_sessions": int(df["session_id"].nunique()),
+            "n_speakers": int(df["speaker_id"].nunique()),
+            "status_counts": _status_counts(df),
+            "facedyn_version": facedyn.__version__,
+        }
+    )
     return write_table(df, path, meta)
 
 
@@ -558,10 +679,14 @@ def read_manifest(path: str | os.PathLike[str]) -> pd.DataFrame:
     return _normalize(df)
 
 
-def build_manifest(dataset_config: Mapping[str, Any], out_path: str | os.PathLike[str],
-                   synthetic_root: str | os.PathLike[str] | None = None, *,
-                   workers: int | None = None,
-                   config: Mapping[str, Any] | None = None) -> pd.DataFrame:
+def build_manifest(
+    dataset_config: Mapping[str, Any],
+    out_path: str | os.PathLike[str],
+    synthetic_root: str | os.PathLike[str] | None = None,
+    *,
+    workers: int | None = None,
+    config: Mapping[str, Any] | None = None,
+) -> pd.DataFrame:
     """Index the configured dataset, write the manifest to ``out_path`` and return it.
 
     ``dataset_config`` is the config's ``dataset`` mapping: ``kind: candor`` indexes
@@ -589,8 +714,9 @@ def build_manifest(dataset_config: Mapping[str, Any], out_path: str | os.PathLik
         source = {"table": os.path.abspath(Path(table).expanduser())}
     elif kind == "synthetic":
         if synthetic_root is None:
-            raise ManifestError("dataset.kind is 'synthetic' but no synthetic cohort folder "
-                                "was given")
+            raise ManifestError(
+                "dataset.kind is 'synthetic' but no synthetic cohort folder was given"
+            )
         df = index_candor(synthetic_root, workers=workers)
         source = {"root": os.path.abspath(synthetic_root)}
     else:
@@ -600,15 +726,26 @@ def build_manifest(dataset_config: Mapping[str, Any], out_path: str | os.PathLik
         indexed.append(source["table"])
     elif kind == "synthetic" and (Path(source["root"]) / "cohort.json").is_file():
         indexed.append(str(Path(source["root"]) / "cohort.json"))
-    meta = {"dataset_kind": kind, **source,
-            "skipped_conversations": dict(df.attrs.get(SKIPPED_ATTR, {})),
-            "provenance": provenance(config, inputs=indexed)}
+    meta = {
+        "dataset_kind": kind,
+        **source,
+        "skipped_conversations": dict(df.attrs.get(SKIPPED_ATTR, {})),
+        "provenance": provenance(config, inputs=indexed),
+    }
     write_manifest(df, out_path, meta)
     counts = _status_counts(df)
-    log.info("manifest %s: %d videos (%s), %d sessions, %d speakers", out_path, len(df),
-             ", ".join(f"{k} {v}" for k, v in counts.items()), df["session_id"].nunique(),
-             df["speaker_id"].nunique())
+    log.info(
+        "manifest %s: %d videos (%s), %d sessions, %d speakers",
+        out_path,
+        len(df),
+        ", ".join(f"{k} {v}" for k, v in counts.items()),
+        df["session_id"].nunique(),
+        df["speaker_id"].nunique(),
+    )
     if counts.get("ok", 0) < len(df):
-        log.warning("%d of %d videos are not usable; see the manifest's status and reason "
-                    "columns", len(df) - counts.get("ok", 0), len(df))
+        log.warning(
+            "%d of %d videos are not usable; see the manifest's status and reason columns",
+            len(df) - counts.get("ok", 0),
+            len(df),
+        )
     return df

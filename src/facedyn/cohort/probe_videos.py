@@ -29,10 +29,28 @@ log = logging.getLogger(__name__)
 
 #: Photos without faces that ship with scikit-learn (``china``, ``flower``) and scikit-image
 #: (``skimage.data`` names; those that need a download are skipped).
-FACE_FREE_SCENES = ("china", "flower", "coffee", "rocket", "chelsea", "brick", "grass",
-                    "gravel", "hubble_deep_field", "immunohistochemistry", "retina", "clock",
-                    "page", "text", "colorwheel", "logo", "moon", "coins", "cell",
-                    "microaneurysms")
+FACE_FREE_SCENES = (
+    "china",
+    "flower",
+    "coffee",
+    "rocket",
+    "chelsea",
+    "brick",
+    "grass",
+    "gravel",
+    "hubble_deep_field",
+    "immunohistochemistry",
+    "retina",
+    "clock",
+    "page",
+    "text",
+    "colorwheel",
+    "logo",
+    "moon",
+    "coins",
+    "cell",
+    "microaneurysms",
+)
 
 
 def _as_rgb(image: np.ndarray) -> np.ndarray:
@@ -63,8 +81,9 @@ def scene_images(names: Iterable[str] = FACE_FREE_SCENES) -> dict[str, np.ndarra
     return out
 
 
-def panning_frames(image: np.ndarray, size: tuple[int, int], n_frames: int,
-                   rng: np.random.Generator) -> Iterator[np.ndarray]:
+def panning_frames(
+    image: np.ndarray, size: tuple[int, int], n_frames: int, rng: np.random.Generator
+) -> Iterator[np.ndarray]:
     """A camera panning and zooming over ``image``: ``n_frames`` RGB frames of ``size``
     (width, height), between two random crop windows of 40-100 % of the largest one."""
     h, w = image.shape[:2]
@@ -79,12 +98,13 @@ def panning_frames(image: np.ndarray, size: tuple[int, int], n_frames: int,
     start, end = window(), window()
     for t in np.linspace(0.0, 1.0, n_frames):
         x, y, cw, ch = (1 - t) * start + t * end
-        crop = image[int(y):int(y + ch), int(x):int(x + cw)]
+        crop = image[int(y) : int(y + ch), int(x) : int(x + cw)]
         yield cv2.resize(crop, size, interpolation=cv2.INTER_AREA)
 
 
-def drifting_texture_frames(size: tuple[int, int], n_frames: int,
-                            rng: np.random.Generator) -> Iterator[np.ndarray]:
+def drifting_texture_frames(
+    size: tuple[int, int], n_frames: int, rng: np.random.Generator
+) -> Iterator[np.ndarray]:
     """A coloured multi-scale texture (blurred noise at 1-24 px) that drifts across the frame
     and slowly changes: ``n_frames`` RGB frames of ``size`` (width, height)."""
     width, height = size
@@ -92,8 +112,10 @@ def drifting_texture_frames(size: tuple[int, int], n_frames: int,
     shape = (height + 2 * pad, width + 2 * pad)
 
     def field() -> np.ndarray:
-        layers = [gaussian_filter(rng.standard_normal((*shape, 3)), (s, s, 0)) * s
-                  for s in (1.0, 3.0, 8.0, 24.0)]
+        layers = [
+            gaussian_filter(rng.standard_normal((*shape, 3)), (s, s, 0)) * s
+            for s in (1.0, 3.0, 8.0, 24.0)
+        ]
         return np.sum(layers, axis=0)
 
     a, b = field(), field()
@@ -101,13 +123,14 @@ def drifting_texture_frames(size: tuple[int, int], n_frames: int,
     for k, t in enumerate(np.linspace(0.0, 1.0, n_frames)):
         mix = np.cos(t * np.pi / 2) * a + np.sin(t * np.pi / 2) * b
         dx, dy = (pad + velocity * k).astype(int)
-        view = mix[dy:dy + height, dx:dx + width]
+        view = mix[dy : dy + height, dx : dx + width]
         lo, hi = np.percentile(view, [1, 99])
         yield (255 * np.clip((view - lo) / max(hi - lo, 1e-9), 0, 1)).astype(np.uint8)
 
 
-def write_video(path: str | os.PathLike[str], frames: Iterable[np.ndarray],
-                fps: float = 30.0) -> Path:
+def write_video(
+    path: str | os.PathLike[str], frames: Iterable[np.ndarray], fps: float = 30.0
+) -> Path:
     """Write RGB frames to an mp4 (OpenCV's mp4v) and move it into place; returns the path."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -132,12 +155,15 @@ def write_video(path: str | os.PathLike[str], frames: Iterable[np.ndarray],
     return path
 
 
-def downscale_video(src: str | os.PathLike[str], dst: str | os.PathLike[str],
-                    factor: float, fps: float = 30.0) -> Path:
+def downscale_video(
+    src: str | os.PathLike[str], dst: str | os.PathLike[str], factor: float, fps: float = 30.0
+) -> Path:
     """``src`` with every frame resized by ``factor`` (area averaging, as a camera further
     away or a smaller sensor would see it)."""
-    frames = (cv2.resize(f.rgb, None, fx=factor, fy=factor, interpolation=cv2.INTER_AREA)
-              for f in iter_sampled_frames(src, float("inf")))
+    frames = (
+        cv2.resize(f.rgb, None, fx=factor, fy=factor, interpolation=cv2.INTER_AREA)
+        for f in iter_sampled_frames(src, float("inf"))
+    )
     return write_video(dst, frames, fps)
 
 

@@ -26,8 +26,15 @@ BACK_BIT = 1 << 30
 
 
 @njit(cache=True, nogil=True)
-def rasterize(screen: np.ndarray, depth: np.ndarray, faces: np.ndarray, two_sided: np.ndarray,
-              zbuf: np.ndarray, face_id: np.ndarray, bary: np.ndarray) -> tuple[int, int, int, int]:
+def rasterize(
+    screen: np.ndarray,
+    depth: np.ndarray,
+    faces: np.ndarray,
+    two_sided: np.ndarray,
+    zbuf: np.ndarray,
+    face_id: np.ndarray,
+    bary: np.ndarray,
+) -> tuple[int, int, int, int]:
     """Z-buffer the triangles into ``face_id`` / ``bary``; returns the touched box.
 
     Args:
@@ -95,9 +102,19 @@ def rasterize(screen: np.ndarray, depth: np.ndarray, faces: np.ndarray, two_side
 
 
 @njit(cache=True, nogil=True)
-def shade(frame: np.ndarray, face_id: np.ndarray, bary: np.ndarray, box: tuple[int, int, int, int],
-          faces: np.ndarray, material: np.ndarray, tex_coords: np.ndarray, texture: np.ndarray,
-          vertex_colour: np.ndarray, vertex_light: np.ndarray, cavity_colour: np.ndarray) -> None:
+def shade(
+    frame: np.ndarray,
+    face_id: np.ndarray,
+    bary: np.ndarray,
+    box: tuple[int, int, int, int],
+    faces: np.ndarray,
+    material: np.ndarray,
+    tex_coords: np.ndarray,
+    texture: np.ndarray,
+    vertex_colour: np.ndarray,
+    vertex_light: np.ndarray,
+    cavity_colour: np.ndarray,
+) -> None:
     """Colour the drawn pixels of ``frame`` (in place) from the rasteriser's buffers.
 
     Front-facing skin samples ``texture`` (bilinear) at the interpolated ``tex_coords``; the
@@ -136,8 +153,11 @@ def shade(frame: np.ndarray, face_id: np.ndarray, bary: np.ndarray, box: tuple[i
                     frame[y, x, k] = min(255.0, cavity_colour[k] * light)
             else:
                 for k in range(3):
-                    val = (wa * vertex_colour[a, k] + wb * vertex_colour[b, k]
-                           + wc * vertex_colour[c, k]) * light
+                    val = (
+                        wa * vertex_colour[a, k]
+                        + wb * vertex_colour[b, k]
+                        + wc * vertex_colour[c, k]
+                    ) * light
                     frame[y, x, k] = min(255.0, val)
 
 
@@ -147,10 +167,16 @@ def vertex_normals(vertices: np.ndarray, faces: np.ndarray, out: np.ndarray) -> 
     out[:] = 0.0
     for f in range(faces.shape[0]):
         a, b, c = faces[f, 0], faces[f, 1], faces[f, 2]
-        ux, uy, uz = (vertices[b, 0] - vertices[a, 0], vertices[b, 1] - vertices[a, 1],
-                      vertices[b, 2] - vertices[a, 2])
-        wx, wy, wz = (vertices[c, 0] - vertices[a, 0], vertices[c, 1] - vertices[a, 1],
-                      vertices[c, 2] - vertices[a, 2])
+        ux, uy, uz = (
+            vertices[b, 0] - vertices[a, 0],
+            vertices[b, 1] - vertices[a, 1],
+            vertices[b, 2] - vertices[a, 2],
+        )
+        wx, wy, wz = (
+            vertices[c, 0] - vertices[a, 0],
+            vertices[c, 1] - vertices[a, 1],
+            vertices[c, 2] - vertices[a, 2],
+        )
         nx, ny, nz = uy * wz - uz * wy, uz * wx - ux * wz, ux * wy - uy * wx
         out[a, 0] += nx
         out[a, 1] += ny
@@ -178,16 +204,46 @@ class Rasterizer:
         self.face_id = np.full((height, width), -1, np.int32)
         self.bary = np.zeros((height, width, 2), np.float32)
 
-    def draw(self, frame: np.ndarray, screen: np.ndarray, depth: np.ndarray, faces: np.ndarray,
-             two_sided: np.ndarray, material: np.ndarray, tex_coords: np.ndarray,
-             texture: np.ndarray, vertex_colour: np.ndarray, vertex_light: np.ndarray,
-             cavity_colour: np.ndarray) -> None:
+    def draw(
+        self,
+        frame: np.ndarray,
+        screen: np.ndarray,
+        depth: np.ndarray,
+        faces: np.ndarray,
+        two_sided: np.ndarray,
+        material: np.ndarray,
+        tex_coords: np.ndarray,
+        texture: np.ndarray,
+        vertex_colour: np.ndarray,
+        vertex_light: np.ndarray,
+        cavity_colour: np.ndarray,
+    ) -> None:
         """Draw a mesh over ``frame`` (H, W, 3 uint8, in place), depth-tested."""
         box = rasterize(screen, depth, faces, two_sided, self.zbuf, self.face_id, self.bary)
         if box[2] >= box[0] and box[3] >= box[1]:
-            shade(frame, self.face_id, self.bary, box, faces, material, tex_coords, texture,
-                  vertex_colour, vertex_light, cavity_colour)
+            shade(
+                frame,
+                self.face_id,
+                self.bary,
+                box,
+                faces,
+                material,
+                tex_coords,
+                texture,
+                vertex_colour,
+                vertex_light,
+                cavity_colour,
+            )
 
 
-__all__ = ["BACK_BIT", "CAVITY", "SKIN", "TEETH", "TONGUE", "Rasterizer", "rasterize", "shade",
-           "vertex_normals"]
+__all__ = [
+    "BACK_BIT",
+    "CAVITY",
+    "SKIN",
+    "TEETH",
+    "TONGUE",
+    "Rasterizer",
+    "rasterize",
+    "shade",
+    "vertex_normals",
+]

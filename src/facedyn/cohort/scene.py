@@ -47,8 +47,7 @@ TEETH_RGB = (212.0, 204.0, 186.0)
 TONGUE_RGB = (150.0, 62.0, 66.0)
 #: Shading of the skin relative to the photo's own: a light from the camera, a little above
 #: (camera space: +z towards the camera, +y up), ambient share, and the clip of the ratio.
-LIGHT_DIRECTION = (np.array([0.0, 0.35, 1.0]) / np.linalg.norm([0.0, 0.35, 1.0])).astype(
-    np.float32)
+LIGHT_DIRECTION = (np.array([0.0, 0.35, 1.0]) / np.linalg.norm([0.0, 0.35, 1.0])).astype(np.float32)
 AMBIENT = 0.45
 SHADE_RANGE = (0.55, 1.25)
 CANVAS_MARGIN = 0.25  # canvas margin around the neutral frame, in frame sizes
@@ -88,10 +87,18 @@ def _mouth_frame(arrays: FlameArrays, embedding: LandmarkEmbedding) -> dict[str,
     """Mouth line, inner-corner half-width and lip front depth of the neutral template."""
     verts = torch.from_numpy(arrays.v_template)[None]
     faces = torch.from_numpy(arrays.faces).long()
-    lmk = barycentric_points(verts, faces, torch.from_numpy(embedding.full_faces).long(),
-                             torch.from_numpy(embedding.full_bary))[0].numpy()
-    return {"y": float(lmk[60:68, 1].mean()), "half_width": float(abs(lmk[64, 0] - lmk[60, 0]) / 2),
-            "x": float(lmk[[60, 64], 0].mean()), "z": float(lmk[[62, 66], 2].mean())}
+    lmk = barycentric_points(
+        verts,
+        faces,
+        torch.from_numpy(embedding.full_faces).long(),
+        torch.from_numpy(embedding.full_bary),
+    )[0].numpy()
+    return {
+        "y": float(lmk[60:68, 1].mean()),
+        "half_width": float(abs(lmk[64, 0] - lmk[60, 0]) / 2),
+        "x": float(lmk[[60, 64], 0].mean()),
+        "z": float(lmk[[62, 66], 2].mean()),
+    }
 
 
 def build_render_mesh(arrays: FlameArrays, embedding: LandmarkEmbedding) -> RenderMesh:
@@ -131,8 +138,11 @@ def build_render_mesh(arrays: FlameArrays, embedding: LandmarkEmbedding) -> Rend
     head_faces = skin_faces[keep]
 
     n_v = arrays.n_vertices
-    parts = [(upper_v, upper_f, TEETH, NECK_JOINT), (lower_v, lower_f, TEETH, JAW_JOINT),
-             (tongue_v, tongue_f, TONGUE, JAW_JOINT)]
+    parts = [
+        (upper_v, upper_f, TEETH, NECK_JOINT),
+        (lower_v, lower_f, TEETH, JAW_JOINT),
+        (tongue_v, tongue_f, TONGUE, JAW_JOINT),
+    ]
     v_all, f_all = [arrays.v_template], [head_faces]
     material = [np.full(len(head_faces), SKIN, np.int8)]
     weights = [arrays.weights]
@@ -140,8 +150,11 @@ def build_render_mesh(arrays: FlameArrays, embedding: LandmarkEmbedding) -> Rend
     light = [np.ones(n_v)]
     anchors = []
     jaw_w = arrays.weights[:, JAW_JOINT]
-    near_mouth = (np.abs(arrays.v_template[:, 1] - y0) < 0.0015) & (
-        np.abs(arrays.v_template[:, 0] - x0) < hw) & ~is_eye
+    near_mouth = (
+        (np.abs(arrays.v_template[:, 1] - y0) < 0.0015)
+        & (np.abs(arrays.v_template[:, 0] - x0) < hw)
+        & ~is_eye
+    )
     start = n_v
     for verts, faces, mat, joint in parts:
         side = near_mouth & ((jaw_w > 0.5) if joint == JAW_JOINT else (jaw_w < 0.5))
@@ -166,12 +179,18 @@ def build_render_mesh(arrays: FlameArrays, embedding: LandmarkEmbedding) -> Rend
     shapedirs = np.concatenate([arrays.shapedirs, arrays.shapedirs[anchor]], 0)
     shapedirs[n_v:, :, EXPR_OFFSET:] = 0.0
     posedirs = np.concatenate([arrays.posedirs, np.zeros((n_extra, *arrays.posedirs.shape[1:]))])
-    j_regressor = np.concatenate([arrays.j_regressor, np.zeros((arrays.j_regressor.shape[0],
-                                                                n_extra))], 1)
+    j_regressor = np.concatenate(
+        [arrays.j_regressor, np.zeros((arrays.j_regressor.shape[0], n_extra))], 1
+    )
     mesh_arrays = FlameArrays(
-        v_template=np.concatenate(v_all), faces=np.concatenate(f_all), shapedirs=shapedirs,
-        posedirs=posedirs, j_regressor=j_regressor, weights=np.concatenate(weights),
-        parents=arrays.parents.copy())
+        v_template=np.concatenate(v_all),
+        faces=np.concatenate(f_all),
+        shapedirs=shapedirs,
+        posedirs=posedirs,
+        j_regressor=j_regressor,
+        weights=np.concatenate(weights),
+        parents=arrays.parents.copy(),
+    )
     faces = mesh_arrays.faces
     mat = np.concatenate(material)
     return RenderMesh(
@@ -220,8 +239,9 @@ def _faceless(image: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(np.clip(out, 0, 255).astype(np.uint8))
 
 
-def texture_coordinates(points: np.ndarray, neutral_landmarks: np.ndarray,
-                        portrait_landmarks: np.ndarray) -> np.ndarray:
+def texture_coordinates(
+    points: np.ndarray, neutral_landmarks: np.ndarray, portrait_landmarks: np.ndarray
+) -> np.ndarray:
     """Where points of the neutral frame fall in the portrait (pixels).
 
     Args:
@@ -245,12 +265,14 @@ def texture_coordinates(points: np.ndarray, neutral_landmarks: np.ndarray,
     centre = src.mean(0)
     radius = np.abs(src - centre).max(0)
     angles = np.linspace(0, 2 * np.pi, 24, endpoint=False)
-    ring = np.concatenate([centre + np.stack([np.cos(angles), np.sin(angles)], 1) * radius * s
-                           for s in (1.8, 3.0)])
+    ring = np.concatenate(
+        [centre + np.stack([np.cos(angles), np.sin(angles)], 1) * radius * s for s in (1.8, 3.0)]
+    )
     ctrl_src = np.concatenate([src[keep], ring])
     ctrl_dst = np.concatenate([dst[keep], ring @ sim[:, :2].T + sim[:, 2]])
-    residual = RBFInterpolator(ctrl_src, ctrl_dst - (ctrl_src @ sim[:, :2].T + sim[:, 2]),
-                               kernel="thin_plate_spline")
+    residual = RBFInterpolator(
+        ctrl_src, ctrl_dst - (ctrl_src @ sim[:, :2].T + sim[:, 2]), kernel="thin_plate_spline"
+    )
     pts = np.asarray(points, np.float64)
     return (pts @ sim[:, :2].T + sim[:, 2] + residual(pts)).astype(np.float32)
 
@@ -279,10 +301,17 @@ class HeadRenderer:
             its own shading at the neutral pose).
     """
 
-    def __init__(self, mesh: RenderMesh, neutral_screen: np.ndarray,
-                 neutral_landmarks: np.ndarray, portrait: Portrait, width: int, height: int,
-                 lighting: Lighting | None = None,
-                 neutral_vertices: np.ndarray | None = None) -> None:
+    def __init__(
+        self,
+        mesh: RenderMesh,
+        neutral_screen: np.ndarray,
+        neutral_landmarks: np.ndarray,
+        portrait: Portrait,
+        width: int,
+        height: int,
+        lighting: Lighting | None = None,
+        neutral_vertices: np.ndarray | None = None,
+    ) -> None:
         image = portrait.image
         if lighting is not None:
             image = cv2.LUT(image, lighting.lut())
@@ -296,18 +325,21 @@ class HeadRenderer:
         ch, cw = height + 2 * margin, width + 2 * margin
         gh, gw = -(-ch // step) + 1, -(-cw // step) + 1
         ys, xs = np.mgrid[0:gh, 0:gw].astype(np.float64) * step - margin
-        where = texture_coordinates(np.stack([xs.ravel(), ys.ravel()], 1), neutral_landmarks,
-                                    portrait.landmarks).reshape(gh, gw, 2)
+        where = texture_coordinates(
+            np.stack([xs.ravel(), ys.ravel()], 1), neutral_landmarks, portrait.landmarks
+        ).reshape(gh, gw, 2)
         fy, fx = np.mgrid[0:ch, 0:cw].astype(np.float32) / step
-        map_x, map_y = (cv2.remap(where[..., k].astype(np.float32), fx, fy, cv2.INTER_LINEAR)
-                        for k in (0, 1))
-        self.canvas = np.ascontiguousarray(cv2.remap(image, map_x, map_y, cv2.INTER_LINEAR,
-                                                     borderMode=cv2.BORDER_REFLECT101))
+        map_x, map_y = (
+            cv2.remap(where[..., k].astype(np.float32), fx, fy, cv2.INTER_LINEAR) for k in (0, 1)
+        )
+        self.canvas = np.ascontiguousarray(
+            cv2.remap(image, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT101)
+        )
         self.margin = margin
         self.background = _faceless(self.canvas, neutral_landmarks + margin)
         self.neutral_rigid = neutral_landmarks[RIGID_POINTS].astype(np.float64)
         tex = np.zeros((len(neutral_screen), 2), np.float32)
-        tex[:mesh.n_head_vertices] = neutral_screen[:mesh.n_head_vertices] + margin
+        tex[: mesh.n_head_vertices] = neutral_screen[: mesh.n_head_vertices] + margin
         self.tex_coords = tex
         self.faces = np.ascontiguousarray(mesh.arrays.faces.astype(np.int32))
         self.raster = Rasterizer(width, height)
@@ -321,8 +353,13 @@ class HeadRenderer:
         vertex_normals(np.ascontiguousarray(vertices, np.float32), self.faces, self._normals)
         return AMBIENT + (1 - AMBIENT) * np.maximum(self._normals @ LIGHT_DIRECTION, 0.0)
 
-    def render(self, screen: np.ndarray, depth: np.ndarray, landmarks: np.ndarray,
-               vertices: np.ndarray | None = None) -> np.ndarray:
+    def render(
+        self,
+        screen: np.ndarray,
+        depth: np.ndarray,
+        landmarks: np.ndarray,
+        vertices: np.ndarray | None = None,
+    ) -> np.ndarray:
         """RGB frame (H, W, 3) uint8.
 
         Args:
@@ -335,16 +372,31 @@ class HeadRenderer:
         if vertices is not None and self._neutral_diffuse is not None:
             skin = slice(0, self.mesh.n_head_vertices)
             light = light.copy()
-            light[skin] *= np.clip(self._diffuse(vertices)[skin] / self._neutral_diffuse[skin],
-                                   *SHADE_RANGE)
+            light[skin] *= np.clip(
+                self._diffuse(vertices)[skin] / self._neutral_diffuse[skin], *SHADE_RANGE
+            )
         sim = similarity_transform(self.neutral_rigid, np.asarray(landmarks)[RIGID_POINTS])
         sim[:, 2] -= sim[:, :2] @ np.array([self.margin, self.margin])  # from canvas pixels
-        frame = cv2.warpAffine(self.background, sim, (self.width, self.height),
-                               flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT101)
-        self.raster.draw(frame, np.ascontiguousarray(screen, np.float32),
-                         np.ascontiguousarray(depth, np.float32), self.faces,
-                         self.mesh.two_sided, self.mesh.material, self.tex_coords, self.canvas,
-                         self.mesh.vertex_colour, light, self.cavity)
+        frame = cv2.warpAffine(
+            self.background,
+            sim,
+            (self.width, self.height),
+            flags=cv2.INTER_LINEAR,
+            borderMode=cv2.BORDER_REFLECT101,
+        )
+        self.raster.draw(
+            frame,
+            np.ascontiguousarray(screen, np.float32),
+            np.ascontiguousarray(depth, np.float32),
+            self.faces,
+            self.mesh.two_sided,
+            self.mesh.material,
+            self.tex_coords,
+            self.canvas,
+            self.mesh.vertex_colour,
+            light,
+            self.cavity,
+        )
         return frame
 
 
@@ -353,5 +405,11 @@ def render_model(mesh: RenderMesh, n_shape: int, n_expr: int) -> FLAME:
     return FLAME(mesh.arrays, n_shape=n_shape, n_expr=n_expr, dtype=torch.float32)
 
 
-__all__ = ["CAVITY", "HeadRenderer", "RenderMesh", "build_render_mesh", "render_model",
-           "texture_coordinates"]
+__all__ = [
+    "CAVITY",
+    "HeadRenderer",
+    "RenderMesh",
+    "build_render_mesh",
+    "render_model",
+    "texture_coordinates",
+]

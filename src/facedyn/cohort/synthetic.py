@@ -106,12 +106,15 @@ class CohortConfig:
 
     def validate(self) -> None:
         if self.n_speakers < 2 or self.n_speakers % 2:
-            raise ValueError(f"dataset.synthetic.n_speakers must be even and >= 2, got {self.n_speakers}")
+            raise ValueError(
+                f"dataset.synthetic.n_speakers must be even and >= 2, got {self.n_speakers}"
+            )
         if self.sessions_per_speaker < 1:
             raise ValueError("dataset.synthetic.sessions_per_speaker must be >= 1")
         if self.portrait not in ("speaker", "session"):
-            raise ValueError("dataset.synthetic.portrait must be 'speaker' or 'session', "
-                             f"got {self.portrait!r}")
+            raise ValueError(
+                f"dataset.synthetic.portrait must be 'speaker' or 'session', got {self.portrait!r}"
+            )
         if self.duration_s * self.fps < 2:
             raise ValueError("dataset.synthetic.duration_s * fps must give at least 2 frames")
 
@@ -130,8 +133,9 @@ def make_speaker_ids(n: int, rng: np.random.Generator) -> list[str]:
     return ids
 
 
-def pair_conversations(speakers: list[str], sessions_per_speaker: int,
-                       rng: np.random.Generator, tries: int = 200) -> list[tuple[str, str]]:
+def pair_conversations(
+    speakers: list[str], sessions_per_speaker: int, rng: np.random.Generator, tries: int = 200
+) -> list[tuple[str, str]]:
     """Rounds of random perfect matchings, avoiding repeated partners where possible."""
     seen: set[frozenset[str]] = set()
     pairs: list[tuple[str, str]] = []
@@ -155,8 +159,11 @@ def head_roles(components_json: str | os.PathLike[str]) -> tuple[ExpressionRoles
     """Expression roles and names from the synthetic head's ``components.json``."""
     info = json.loads(Path(components_json).read_text())
     names = [c if isinstance(c, str) else c["name"] for c in info["expression"]]
-    roles = ExpressionRoles.from_names(names, blink_closed=float(info.get("blink_closed", 2.5)),
-                                       jaw_open_sign=float(info.get("jaw_open_sign", 1.0)))
+    roles = ExpressionRoles.from_names(
+        names,
+        blink_closed=float(info.get("blink_closed", 2.5)),
+        jaw_open_sign=float(info.get("jaw_open_sign", 1.0)),
+    )
     return roles, names
 
 
@@ -169,8 +176,9 @@ def plan_cohort(cfg: CohortConfig, n_head_shape: int) -> tuple[pd.DataFrame, pd.
     ids = make_speaker_ids(cfg.n_speakers, rng)
     speakers = sample_signatures(ids, cfg.signature_strength, cfg.instability, rng)
     n_shape = min(cfg.n_shape, n_head_shape)
-    shapes = np.clip(cfg.shape_sd * rng.standard_normal((cfg.n_speakers, n_shape)),
-                     -SHAPE_LIMIT, SHAPE_LIMIT)
+    shapes = np.clip(
+        cfg.shape_sd * rng.standard_normal((cfg.n_speakers, n_shape)), -SHAPE_LIMIT, SHAPE_LIMIT
+    )
     for k in range(n_shape):
         speakers[f"shape_{k:03d}"] = shapes[:, k]
 
@@ -189,11 +197,17 @@ def plan_cohort(cfg: CohortConfig, n_head_shape: int) -> tuple[pd.DataFrame, pd.
         for channel, (me, other) in zip("LR", ((a, b), (b, a)), strict=True):
             inst = float(speakers.loc[me, "instability"])
             row = {
-                "session_id": conv, "speaker_id": me, "partner_id": other, "channel": channel,
+                "session_id": conv,
+                "speaker_id": me,
+                "partner_id": other,
+                "channel": channel,
                 "conversation_index": c,
                 # reduced modulo the pool size when rendering
-                "photo_index": (int(speakers.loc[me, "photo_index"]) if cfg.portrait == "speaker"
-                                else int(prng.integers(1 << 30))),
+                "photo_index": (
+                    int(speakers.loc[me, "photo_index"])
+                    if cfg.portrait == "speaker"
+                    else int(prng.integers(1 << 30))
+                ),
                 "focal_px": float(srng.uniform(*cfg.focal_px)),
                 "distance_m": float(srng.uniform(*cfg.distance_m)),
                 "offset_x_m": float(srng.normal(0, 0.01)),
@@ -244,14 +258,26 @@ def _init_worker(model: str, embedding: str, components: str) -> None:
     torch.set_num_threads(1)
     cv2.setNumThreads(1)
     info = json.loads(Path(components).read_text())
-    flame = load_flame(model, n_shape=int(info["n_shape"]), n_expr=int(info["n_expr"]),
-                       landmark_embedding=embedding, dtype=torch.float32)
+    flame = load_flame(
+        model,
+        n_shape=int(info["n_shape"]),
+        n_expr=int(info["n_expr"]),
+        landmark_embedding=embedding,
+        dtype=torch.float32,
+    )
     roles, _ = head_roles(components)
     assert flame.embedding is not None
     mesh = build_render_mesh(load_flame_arrays(model), flame.embedding)
-    _WORKER = _Worker(flame.landmark_model(), flame, mesh,
-                      render_model(mesh, flame.n_shape, flame.n_expr), flame.n_shape,
-                      flame.n_expr, roles, load_portraits())
+    _WORKER = _Worker(
+        flame.landmark_model(),
+        flame,
+        mesh,
+        render_model(mesh, flame.n_shape, flame.n_expr),
+        flame.n_shape,
+        flame.n_expr,
+        roles,
+        load_portraits(),
+    )
 
 
 def _video_writer(path: Path, fps: float, size: tuple[int, int]) -> cv2.VideoWriter:
@@ -271,8 +297,16 @@ def _render_conversation(args: tuple[CohortConfig, str, list[dict[str, Any]], st
     rng = _rng(cfg.seed, STREAM_RENDER, index)
     speakers = json.loads(speakers_json)
     moods = [{"smile": r["mood_smile"], "brow": r["mood_brow"]} for r in rows]
-    tracks = simulate_conversation(rows, moods, [r["pose_scale"] for r in rows], cfg.duration_s,
-                                   cfg.fps, w.n_expr, w.roles, rng)
+    tracks = simulate_conversation(
+        rows,
+        moods,
+        [r["pose_scale"] for r in rows],
+        cfg.duration_s,
+        cfg.fps,
+        w.n_expr,
+        w.roles,
+        rng,
+    )
     processed = root / conv / "processed"
     processed.mkdir(parents=True, exist_ok=True)
     n = tracks[0].expression.shape[0]
@@ -294,8 +328,14 @@ def _render_conversation(args: tuple[CohortConfig, str, list[dict[str, Any]], st
         cx, cy = (cfg.width - 1) / 2, (cfg.height - 1) / 2
         with torch.no_grad():
             neutral = w.head(shape_t, None, None)[0].mean(0).numpy()
-            trans = torch.tensor([-neutral[0] + row["offset_x_m"], -neutral[1] + row["offset_y_m"],
-                                  -neutral[2] - row["distance_m"]], dtype=torch.float32)
+            trans = torch.tensor(
+                [
+                    -neutral[0] + row["offset_x_m"],
+                    -neutral[1] + row["offset_y_m"],
+                    -neutral[2] - row["distance_m"],
+                ],
+                dtype=torch.float32,
+            )
             lmk2 = np.empty((n, 68, 2), np.float32)
             screen = np.empty((n, len(w.mesh.arrays.v_template), 2), np.float32)
             depth = np.empty(screen.shape[:2], np.float32)
@@ -306,8 +346,9 @@ def _render_conversation(args: tuple[CohortConfig, str, list[dict[str, Any]], st
                 expr_t = torch.as_tensor(track.expression[lo:hi], dtype=torch.float32)
                 pose_t = torch.as_tensor(pose[lo:hi], dtype=torch.float32)
                 tr = trans.expand(hi - lo, 3)
-                lmk2[lo:hi] = project(w.head(shapes, expr_t, pose_t), tr, row["focal_px"],
-                                      cx, cy).numpy()
+                lmk2[lo:hi] = project(
+                    w.head(shapes, expr_t, pose_t), tr, row["focal_px"], cx, cy
+                ).numpy()
                 verts = w.mesh_model(shapes, expr_t, pose_t)
                 screen[lo:hi] = project(verts, tr, row["focal_px"], cx, cy).numpy()
                 camera[lo:hi] = (verts + trans).numpy()
@@ -318,11 +359,22 @@ def _render_conversation(args: tuple[CohortConfig, str, list[dict[str, Any]], st
             neutral_camera = (neutral_verts[0] + trans).numpy()
             neutral_lmk = project(w.head(shape_t), trans[None], row["focal_px"], cx, cy)[0].numpy()
         portrait = w.portraits[row["photo_index"] % len(w.portraits)]
-        light = Lighting(row["contrast"], row["brightness"], row["gamma"],
-                         (row["wb_r"], 1.0, row["wb_b"]))
-        renderer = HeadRenderer(w.mesh, neutral_screen, neutral_lmk, portrait, cfg.width,
-                                cfg.height, light, neutral_vertices=neutral_camera)
-        bank = rng.normal(0, row["noise_sd"], (NOISE_BANK, cfg.height, cfg.width, 3)).astype(np.int16)
+        light = Lighting(
+            row["contrast"], row["brightness"], row["gamma"], (row["wb_r"], 1.0, row["wb_b"])
+        )
+        renderer = HeadRenderer(
+            w.mesh,
+            neutral_screen,
+            neutral_lmk,
+            portrait,
+            cfg.width,
+            cfg.height,
+            light,
+            neutral_vertices=neutral_camera,
+        )
+        bank = rng.normal(0, row["noise_sd"], (NOISE_BANK, cfg.height, cfg.width, 3)).astype(
+            np.int16
+        )
         video = processed / f"{spk}.mp4"
         frames = []
         tmp = video.with_name(f".{video.stem}.tmp.mp4")
@@ -349,36 +401,69 @@ def _render_conversation(args: tuple[CohortConfig, str, list[dict[str, Any]], st
             writer.write(cv2.cvtColor(np.concatenate([fl, fr], 1), cv2.COLOR_RGB2BGR))
         writer.release()
         os.replace(tmp, combined)
-    meta = {"id": conv, "createdAt": 1_600_000_000_000 + 60_000 * index,
-            "speakers": [{"user_id": r["speaker_id"], "channel": r["channel"]} for r in rows],
-            "synthetic": True}
+    meta = {
+        "id": conv,
+        "createdAt": 1_600_000_000_000 + 60_000 * index,
+        "speakers": [{"user_id": r["speaker_id"], "channel": r["channel"]} for r in rows],
+        "synthetic": True,
+    }
     atomic_write_json(root / conv / "metadata.json", meta)
     atomic_write_json(processed / "channel_map.json", {r["channel"]: r["speaker_id"] for r in rows})
     return written
 
 
-def _write_truth(root: Path, row: Mapping[str, Any], track: Any, shape: np.ndarray,
-                 pose: np.ndarray, trans: np.ndarray, lmk2: np.ndarray, cfg: CohortConfig) -> None:
+def _write_truth(
+    root: Path,
+    row: Mapping[str, Any],
+    track: Any,
+    shape: np.ndarray,
+    pose: np.ndarray,
+    trans: np.ndarray,
+    lmk2: np.ndarray,
+    cfg: CohortConfig,
+) -> None:
     n = len(pose)
-    cols: dict[str, Any] = {"frame": np.arange(n), "time_s": np.arange(n) / cfg.fps,
-                            "speaking": track.speaking}
+    cols: dict[str, Any] = {
+        "frame": np.arange(n),
+        "time_s": np.arange(n) / cfg.fps,
+        "speaking": track.speaking,
+    }
     cols.update({f"shape_{k:03d}": np.full(n, shape[k]) for k in range(len(shape))})
     cols.update({f"expr_{k:03d}": track.expression[:, k] for k in range(track.expression.shape[1])})
     cols.update({f"jaw_{k}": pose[:, 6 + k] for k in range(3)})
     cols.update({f"rot_{k}": pose[:, k] for k in range(3)})
-    cols.update({"tx": np.full(n, trans[0]), "ty": np.full(n, trans[1]), "tz": np.full(n, trans[2]),
-                 "focal_px": np.full(n, row["focal_px"])})
+    cols.update(
+        {
+            "tx": np.full(n, trans[0]),
+            "ty": np.full(n, trans[1]),
+            "tz": np.full(n, trans[2]),
+            "focal_px": np.full(n, row["focal_px"]),
+        }
+    )
     cols.update({f"lx{k:02d}": lmk2[:, k, 0] for k in range(68)})
     cols.update({f"ly{k:02d}": lmk2[:, k, 1] for k in range(68)})
     path = root / "truth" / "frames" / row["session_id"] / f"{row['speaker_id']}.parquet"
-    write_table(pd.DataFrame(cols), path, {"session_id": row["session_id"],
-                                           "speaker_id": row["speaker_id"], "fps": cfg.fps,
-                                           "width": cfg.width, "height": cfg.height})
+    write_table(
+        pd.DataFrame(cols),
+        path,
+        {
+            "session_id": row["session_id"],
+            "speaker_id": row["speaker_id"],
+            "fps": cfg.fps,
+            "width": cfg.width,
+            "height": cfg.height,
+        },
+    )
 
 
-def generate_cohort(root: str | os.PathLike[str], cfg: CohortConfig, head_model: str,
-                    head_embedding: str, head_components: str,
-                    config: Mapping[str, Any] | None = None) -> pd.DataFrame:
+def generate_cohort(
+    root: str | os.PathLike[str],
+    cfg: CohortConfig,
+    head_model: str,
+    head_embedding: str,
+    head_components: str,
+    config: Mapping[str, Any] | None = None,
+) -> pd.DataFrame:
     """Generate the whole cohort under ``root``; returns the sessions table.
 
     Deterministic given ``cfg.seed``: every conversation has its own random stream, so the
@@ -388,17 +473,24 @@ def generate_cohort(root: str | os.PathLike[str], cfg: CohortConfig, head_model:
     info = json.loads(Path(head_components).read_text())
     speakers, sessions = plan_cohort(cfg, int(info["n_shape"]))
     speakers_json = json.dumps(speakers.to_dict(orient="index"))
-    jobs = [(cfg, str(root), grp.sort_values("channel").to_dict(orient="records"), speakers_json)
-            for _, grp in sessions.groupby("conversation_index", sort=True)]
+    jobs = [
+        (cfg, str(root), grp.sort_values("channel").to_dict(orient="records"), speakers_json)
+        for _, grp in sessions.groupby("conversation_index", sort=True)
+    ]
     init = (head_model, head_embedding, head_components)
-    log.info("rendering %d conversations (%d videos) with %d worker(s)",
-             len(jobs), len(sessions), cfg.workers)
+    log.info(
+        "rendering %d conversations (%d videos) with %d worker(s)",
+        len(jobs),
+        len(sessions),
+        cfg.workers,
+    )
     if cfg.workers > 1:
         # "spawn", not fork: forking a process whose torch/OpenMP threads are running can
         # deadlock the children.
         ctx = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(cfg.workers, mp_context=ctx, initializer=_init_worker,
-                                 initargs=init) as pool:
+        with ProcessPoolExecutor(
+            cfg.workers, mp_context=ctx, initializer=_init_worker, initargs=init
+        ) as pool:
             for k, paths in enumerate(pool.map(_render_conversation, jobs), 1):
                 log.info("[%d/%d] %s", k, len(jobs), ", ".join(Path(p).name for p in paths))
     else:
@@ -410,9 +502,13 @@ def generate_cohort(root: str | os.PathLike[str], cfg: CohortConfig, head_model:
     meta = {"cohort_config": asdict(cfg), "provenance": provenance(config)}
     write_table(speakers.reset_index(), truth / "speakers.parquet", meta)
     write_table(sessions, truth / "sessions.parquet", meta)
-    atomic_write(truth / "README.txt", lambda p: p.write_text(
-        "Ground truth of the synthetic cohort. No pipeline stage reads this folder except\n"
-        "validation and figures. Generated by facedyn.cohort.synthetic.\n"))
+    atomic_write(
+        truth / "README.txt",
+        lambda p: p.write_text(
+            "Ground truth of the synthetic cohort. No pipeline stage reads this folder except\n"
+            "validation and figures. Generated by facedyn.cohort.synthetic.\n"
+        ),
+    )
     return sessions
 
 
@@ -435,10 +531,17 @@ def _clear_previous(root: Path) -> None:
     shutil.rmtree(root / "truth", ignore_errors=True)
 
 
-def write_cohort(root: str | os.PathLike[str], synthetic: Mapping[str, Any], *, head_model: str,
-                 head_embedding: str, head_components: str, workers: int = 1,
-                 summary_path: str | os.PathLike[str] | None = None,
-                 config: Mapping[str, Any] | None = None) -> dict[str, Any]:
+def write_cohort(
+    root: str | os.PathLike[str],
+    synthetic: Mapping[str, Any],
+    *,
+    head_model: str,
+    head_embedding: str,
+    head_components: str,
+    workers: int = 1,
+    summary_path: str | os.PathLike[str] | None = None,
+    config: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
     """Generate the cohort described by ``dataset.synthetic`` and write its summary JSON.
 
     Returns the summary (counts, duration, settings), also written to ``summary_path``.
@@ -462,9 +565,15 @@ def write_cohort(root: str | os.PathLike[str], synthetic: Mapping[str, Any], *, 
         "settings": {k: v for k, v in asdict(cfg).items() if k != "workers"},
         "provenance": provenance(config),
     }
-    log.info("cohort %s: %d speakers, %d conversations, %d videos x %d frames in %.1f s",
-             cfg.name, summary["n_speakers"], summary["n_conversations"], summary["n_videos"],
-             n_frames, summary["seconds"])
+    log.info(
+        "cohort %s: %d speakers, %d conversations, %d videos x %d frames in %.1f s",
+        cfg.name,
+        summary["n_speakers"],
+        summary["n_conversations"],
+        summary["n_videos"],
+        n_frames,
+        summary["seconds"],
+    )
     if summary_path is not None:
         atomic_write_json(summary_path, summary)
     return summary

@@ -105,8 +105,12 @@ def _describe(values: pd.Series) -> dict[str, float | None]:
     return {"median": float(med), "q25": float(q25), "q75": float(q75), "iqr": float(q75 - q25)}
 
 
-def compute_dnr(sessions: Iterable[SessionShapes], n_shape: int = 20, standardize: bool = False,
-                min_valid_frames: int = 30) -> DNRResult:
+def compute_dnr(
+    sessions: Iterable[SessionShapes],
+    n_shape: int = 20,
+    standardize: bool = False,
+    min_valid_frames: int = 30,
+) -> DNRResult:
     """DNR of every speaker from the per-session shape estimates (see the module docstring).
 
     Returns the ``dnr/sessions`` table (``speaker_id, session_id, n_valid, noise, used,
@@ -117,22 +121,35 @@ def compute_dnr(sessions: Iterable[SessionShapes], n_shape: int = 20, standardiz
     if n_shape < 1:
         raise ValueError(f"n_shape must be >= 1, got {n_shape}")
     items = list(sessions)
-    dims = min((np.asarray(s.shapes).shape[1] for s in items if np.asarray(s.shapes).ndim == 2),
-               default=n_shape)
+    dims = min(
+        (np.asarray(s.shapes).shape[1] for s in items if np.asarray(s.shapes).ndim == 2),
+        default=n_shape,
+    )
     if dims < n_shape:
-        log.warning("dnr.n_shape is %d but the tables hold %d shape coefficients; using %d",
-                    n_shape, dims, dims)
+        log.warning(
+            "dnr.n_shape is %d but the tables hold %d shape coefficients; using %d",
+            n_shape,
+            dims,
+            dims,
+        )
         n_shape = dims
 
     rows: list[dict[str, Any]] = []
     used: list[tuple[int, np.ndarray]] = []
     for s in items:
         x = _valid_rows(s.shapes, n_shape) if not s.reason else np.zeros((0, n_shape))
-        row = {"speaker_id": str(s.speaker_id), "session_id": str(s.session_id),
-               "n_valid": len(x), "noise": math.nan, "used": False, "reason": s.reason}
+        row = {
+            "speaker_id": str(s.speaker_id),
+            "session_id": str(s.session_id),
+            "n_valid": len(x),
+            "noise": math.nan,
+            "used": False,
+            "reason": s.reason,
+        }
         if not s.reason and len(x) < min_valid_frames:
-            row["reason"] = (f"only {len(x)} valid frames (dnr.min_valid_frames is "
-                             f"{min_valid_frames})")
+            row["reason"] = (
+                f"only {len(x)} valid frames (dnr.min_valid_frames is {min_valid_frames})"
+            )
         if not row["reason"]:
             row["used"] = True
             used.append((len(rows), x))
@@ -143,8 +160,10 @@ def compute_dnr(sessions: Iterable[SessionShapes], n_shape: int = 20, standardiz
         scale = pooled_within_session_std([x for _, x in used])
         zero = scale <= 0
         if zero.any():
-            log.warning("shape dims %s never vary within a session; left unscaled",
-                        np.flatnonzero(zero).tolist())
+            log.warning(
+                "shape dims %s never vary within a session; left unscaled",
+                np.flatnonzero(zero).tolist(),
+            )
             scale[zero] = 1.0
 
     means = np.full((len(rows), n_shape), np.nan)
@@ -156,21 +175,33 @@ def compute_dnr(sessions: Iterable[SessionShapes], n_shape: int = 20, standardiz
         noise_sq[i] = float(((z - m) ** 2).sum(axis=1).mean())
         rows[i]["noise"] = math.sqrt(noise_sq[i])
 
-    sessions_df = pd.concat([pd.DataFrame(rows, columns=SESSION_COLUMNS),
-                             pd.DataFrame(means, columns=mean_shape_columns(n_shape))], axis=1)
+    sessions_df = pd.concat(
+        [
+            pd.DataFrame(rows, columns=SESSION_COLUMNS),
+            pd.DataFrame(means, columns=mean_shape_columns(n_shape)),
+        ],
+        axis=1,
+    )
     sessions_df = sessions_df.sort_values(["speaker_id", "session_id"], kind="stable")
     sessions_df = sessions_df.reset_index(drop=True)
 
     speaker_rows = []
     for speaker, group in sessions_df.groupby("speaker_id", sort=True):
         ok = group[group["used"]]
-        row = {"speaker_id": speaker, "n_sessions": len(ok), "drift": math.nan,
-               "noise": math.nan, "dnr": math.nan, "reason": ""}
+        row = {
+            "speaker_id": speaker,
+            "n_sessions": len(ok),
+            "drift": math.nan,
+            "noise": math.nan,
+            "dnr": math.nan,
+            "reason": "",
+        }
         if len(ok) == 0:
             row["reason"] = "no usable session"
         else:
-            drift, noise = speaker_drift_noise(ok[mean_shape_columns(n_shape)].to_numpy(),
-                                               ok["noise"].to_numpy() ** 2)
+            drift, noise = speaker_drift_noise(
+                ok[mean_shape_columns(n_shape)].to_numpy(), ok["noise"].to_numpy() ** 2
+            )
             row["noise"] = noise
             if len(ok) < 2:
                 row["reason"] = "one usable session: drift needs at least two"
@@ -199,13 +230,19 @@ def compute_dnr(sessions: Iterable[SessionShapes], n_shape: int = 20, standardiz
     }
     for r in speakers_df[speakers_df["reason"] != ""].itertuples():
         log.info("no DNR for speaker %s: %s", r.speaker_id, r.reason)
-    log.info("DNR of %d of %d speakers: median %s", summary["n_speakers_with_dnr"],
-             summary["n_speakers"], summary["dnr"]["median"])
+    log.info(
+        "DNR of %d of %d speakers: median %s",
+        summary["n_speakers_with_dnr"],
+        summary["n_speakers"],
+        summary["dnr"]["median"],
+    )
     return DNRResult(sessions_df, speakers_df, summary, scale)
 
 
-def shape_sessions_from_tables(videos: Iterable[Mapping[str, Any]], n_shape: int,
-                               ) -> list[SessionShapes]:
+def shape_sessions_from_tables(
+    videos: Iterable[Mapping[str, Any]],
+    n_shape: int,
+) -> list[SessionShapes]:
     """Read the shape columns of FLAME tables into :class:`SessionShapes`.
 
     ``videos`` yields mappings with ``speaker_id, session_id, path`` and optionally
@@ -237,16 +274,22 @@ def read_table_columns(path: Any) -> list[str]:
     return list(pq.read_schema(path).names)
 
 
-def spearman_check(speakers: pd.DataFrame, truth: pd.DataFrame,
-                   column: str = "instability") -> dict[str, Any]:
+def spearman_check(
+    speakers: pd.DataFrame, truth: pd.DataFrame, column: str = "instability"
+) -> dict[str, Any]:
     """Spearman correlation of per-speaker DNR with a ground-truth column (validation on the
     synthetic cohort: DNR should rank speakers by their ``instability`` knob)."""
     from scipy.stats import spearmanr
 
-    merged = speakers.merge(truth[["speaker_id", column]].astype({"speaker_id": str}),
-                            on="speaker_id", how="inner").dropna(subset=["dnr", column])
-    out: dict[str, Any] = {"truth_column": column, "n_speakers": len(merged),
-                           "spearman_rho": None, "spearman_p": None}
+    merged = speakers.merge(
+        truth[["speaker_id", column]].astype({"speaker_id": str}), on="speaker_id", how="inner"
+    ).dropna(subset=["dnr", column])
+    out: dict[str, Any] = {
+        "truth_column": column,
+        "n_speakers": len(merged),
+        "spearman_rho": None,
+        "spearman_p": None,
+    }
     if len(merged) >= 3:
         res = spearmanr(merged["dnr"], merged[column])
         out.update(spearman_rho=float(res.statistic), spearman_p=float(res.pvalue))

@@ -115,8 +115,9 @@ class VideoRows:
     reason: str = ""
 
 
-def video_rows(table: pd.DataFrame, columns: Sequence[str], velocity: bool = False,
-               keep_features: bool = True) -> VideoRows:
+def video_rows(
+    table: pd.DataFrame, columns: Sequence[str], velocity: bool = False, keep_features: bool = True
+) -> VideoRows:
     """Usable rows of one FLAME table: ``valid`` and every feature finite.
 
     With ``velocity`` the first difference (row minus previous row, per sampling step) of
@@ -171,8 +172,9 @@ class FeatureStore:
 
     def video_index(self) -> dict[tuple[str, str], int]:
         """(session_id, speaker_id) -> video index."""
-        return {(s, p): i for i, (s, p) in enumerate(zip(self.session_id, self.speaker_id,
-                                                          strict=True))}
+        return {
+            (s, p): i for i, (s, p) in enumerate(zip(self.session_id, self.speaker_id, strict=True))
+        }
 
     def rows(self, video: int) -> slice:
         return slice(int(self.offsets[video]), int(self.offsets[video + 1]))
@@ -185,8 +187,12 @@ class FeatureStore:
         return float(self.time_s[r.start]), float(self.time_s[r.stop - 1] + 1.0 / self.rate)
 
 
-def build_store(videos: Sequence[Mapping[str, Any]], rows: Sequence[VideoRows | None],
-                feature_names_: Sequence[str], rate: float | None = None) -> FeatureStore:
+def build_store(
+    videos: Sequence[Mapping[str, Any]],
+    rows: Sequence[VideoRows | None],
+    feature_names_: Sequence[str],
+    rate: float | None = None,
+) -> FeatureStore:
     """Assemble a :class:`FeatureStore` from per-video rows (None: not usable, see the
     video's ``reason``). ``rate`` None: the median of the videos' own rates; videos sampled
     at another rate (more than 2 % off) keep no row and get a reason."""
@@ -223,14 +229,27 @@ def build_store(videos: Sequence[Mapping[str, Any]], rows: Sequence[VideoRows | 
     return FeatureStore(
         session_id=np.array([str(v["session_id"]) for v in videos], dtype=object),
         speaker_id=np.array([str(v["speaker_id"]) for v in videos], dtype=object),
-        reason=reasons, offsets=offsets, time_s=time_s, frame=frame, new_run=new_run,
-        features=features, feature_names=list(feature_names_), rate=float(rate))
+        reason=reasons,
+        offsets=offsets,
+        time_s=time_s,
+        frame=frame,
+        new_run=new_run,
+        features=features,
+        feature_names=list(feature_names_),
+        rate=float(rate),
+    )
 
 
-def store_from_tables(videos: Sequence[Mapping[str, Any]], tables: Sequence[pd.DataFrame | None],
-                      feature_set: str = "expr_jaw", n_expr: int = 50, velocity: bool = False,
-                      rate: float | None = None, keep_features: bool = True,
-                      n_shape: int = 20) -> FeatureStore:
+def store_from_tables(
+    videos: Sequence[Mapping[str, Any]],
+    tables: Sequence[pd.DataFrame | None],
+    feature_set: str = "expr_jaw",
+    n_expr: int = 50,
+    velocity: bool = False,
+    rate: float | None = None,
+    keep_features: bool = True,
+    n_shape: int = 20,
+) -> FeatureStore:
     """A store from in-memory FLAME tables (tests, notebooks); see :func:`load_store`."""
     column_lists = [list(t.columns) for t in tables if t is not None]
     if feature_set == SHAPE_SET:
@@ -238,9 +257,10 @@ def store_from_tables(videos: Sequence[Mapping[str, Any]], tables: Sequence[pd.D
     else:
         n_expr = available_expr(n_expr, column_lists)
     cols = feature_columns(feature_set, n_expr, n_shape)
-    rows = [None if t is None or v.get("reason") else
-            video_rows(t, cols, velocity, keep_features) for v, t in zip(videos, tables,
-                                                                         strict=True)]
+    rows = [
+        None if t is None or v.get("reason") else video_rows(t, cols, velocity, keep_features)
+        for v, t in zip(videos, tables, strict=True)
+    ]
     return build_store(videos, rows, feature_names(feature_set, n_expr, velocity, n_shape), rate)
 
 
@@ -250,8 +270,14 @@ def available_count(kind: str, n: int, column_lists: Iterable[Iterable[str]]) ->
     have = [sum(1 for c in cols if str(c).startswith(f"{kind}_")) for cols in column_lists]
     if have and min(have) < n:
         key, word = ("identify.n_expr", "expression") if kind == "expr" else (f"n_{kind}", kind)
-        log.warning("%s is %d but the FLAME tables hold %d %s coefficients; using %d",
-                    key, n, min(have), word, min(have))
+        log.warning(
+            "%s is %d but the FLAME tables hold %d %s coefficients; using %d",
+            key,
+            n,
+            min(have),
+            word,
+            min(have),
+        )
         return min(have)
     return n
 
@@ -261,9 +287,15 @@ def available_expr(n_expr: int, column_lists: Iterable[Iterable[str]]) -> int:
     return available_count("expr", n_expr, column_lists)
 
 
-def load_store(videos: Sequence[Mapping[str, Any]], feature_set: str = "expr_jaw",
-               n_expr: int = 50, velocity: bool = False, rate: float | None = None,
-               keep_features: bool = True, n_shape: int = 20) -> FeatureStore:
+def load_store(
+    videos: Sequence[Mapping[str, Any]],
+    feature_set: str = "expr_jaw",
+    n_expr: int = 50,
+    velocity: bool = False,
+    rate: float | None = None,
+    keep_features: bool = True,
+    n_shape: int = 20,
+) -> FeatureStore:
     """Read FLAME tables into a :class:`FeatureStore`.
 
     ``videos``: mappings with ``session_id, speaker_id, path`` and optionally ``reason``

@@ -42,8 +42,16 @@ from facedyn.dynamics.windows import EPS_S, Windows, count_windows, in_ranges
 
 log = logging.getLogger(__name__)
 
-FOLD_COLUMNS = ["fold", "speaker_id", "session_id", "split", "start_time_s", "stop_time_s",
-                "n_windows", "reason"]
+FOLD_COLUMNS = [
+    "fold",
+    "speaker_id",
+    "session_id",
+    "split",
+    "start_time_s",
+    "stop_time_s",
+    "n_windows",
+    "reason",
+]
 SPLITS = ("train", "val", "test", "excluded")
 
 
@@ -61,19 +69,30 @@ def _session_ranges(store: FeatureStore) -> tuple[np.ndarray, np.ndarray]:
 
 def _finish(rows: list[dict[str, Any]], store: FeatureStore, windows: Windows) -> pd.DataFrame:
     df = pd.DataFrame(rows, columns=[*FOLD_COLUMNS, "_video"])
-    df["n_windows"] = count_windows(store, windows, df["_video"].to_numpy(np.int64),
-                                    df["start_time_s"].to_numpy(np.float64),
-                                    df["stop_time_s"].to_numpy(np.float64))
+    df["n_windows"] = count_windows(
+        store,
+        windows,
+        df["_video"].to_numpy(np.int64),
+        df["start_time_s"].to_numpy(np.float64),
+        df["stop_time_s"].to_numpy(np.float64),
+    )
     order = {s: i for i, s in enumerate(SPLITS)}
     df = df.assign(_split=df["split"].map(order))
     df = df.sort_values(["fold", "speaker_id", "_split", "session_id"], kind="stable")
     df = df.drop(columns=["_video", "_split"]).reset_index(drop=True)
-    return df.astype({"fold": np.int64, "n_windows": np.int64, "start_time_s": np.float64,
-                      "stop_time_s": np.float64})
+    return df.astype(
+        {
+            "fold": np.int64,
+            "n_windows": np.int64,
+            "start_time_s": np.float64,
+            "stop_time_s": np.float64,
+        }
+    )
 
 
-def cross_session_folds(store: FeatureStore, windows: Windows, n_folds: int,
-                        min_windows: int = 2) -> pd.DataFrame:
+def cross_session_folds(
+    store: FeatureStore, windows: Windows, n_folds: int, min_windows: int = 2
+) -> pd.DataFrame:
     """Folds of the ``cross_session`` protocol (module docstring)."""
     lo, hi = _session_ranges(store)
     n_win = count_windows(store, windows, np.arange(store.n_videos), lo, hi)
@@ -87,9 +106,17 @@ def cross_session_folds(store: FeatureStore, windows: Windows, n_folds: int,
     rows: list[dict[str, Any]] = []
 
     def row(fold: int, v: int, split: str, reason: str = "") -> dict[str, Any]:
-        return {"fold": fold, "speaker_id": store.speaker_id[v], "session_id": store.session_id[v],
-                "split": split, "start_time_s": lo[v], "stop_time_s": hi[v], "n_windows": 0,
-                "reason": reason, "_video": v}
+        return {
+            "fold": fold,
+            "speaker_id": store.speaker_id[v],
+            "session_id": store.session_id[v],
+            "split": split,
+            "start_time_s": lo[v],
+            "stop_time_s": hi[v],
+            "n_windows": 0,
+            "reason": reason,
+            "_video": v,
+        }
 
     for speaker in sorted(by_speaker):
         videos = sorted(by_speaker[speaker], key=lambda v: store.session_id[v])
@@ -98,8 +125,10 @@ def cross_session_folds(store: FeatureStore, windows: Windows, n_folds: int,
             if reasons[v]:
                 rows.extend(row(k, v, "excluded", reasons[v]) for k in range(n_folds))
         if len(usable) < 2:
-            why = (f"speaker has {len(usable)} usable session"
-                   f"{'' if len(usable) == 1 else 's'} (cross_session needs 2)")
+            why = (
+                f"speaker has {len(usable)} usable session"
+                f"{'' if len(usable) == 1 else 's'} (cross_session needs 2)"
+            )
             rows.extend(row(k, v, "excluded", why) for v in usable for k in range(n_folds))
             continue
         for k in range(n_folds):
@@ -108,9 +137,14 @@ def cross_session_folds(store: FeatureStore, windows: Windows, n_folds: int,
     return _finish(rows, store, windows)
 
 
-def within_session_folds(store: FeatureStore, windows: Windows, window_s: float,
-                         train_fraction: float = 0.8, min_windows: int = 2,
-                         guard_s: float | None = None) -> pd.DataFrame:
+def within_session_folds(
+    store: FeatureStore,
+    windows: Windows,
+    window_s: float,
+    train_fraction: float = 0.8,
+    min_windows: int = 2,
+    guard_s: float | None = None,
+) -> pd.DataFrame:
     """The single fold of the ``within_session`` protocol (module docstring)."""
     guard = float(window_s if guard_s is None else guard_s)
     lo, hi = _session_ranges(store)
@@ -121,25 +155,47 @@ def within_session_folds(store: FeatureStore, windows: Windows, window_s: float,
     rows: list[dict[str, Any]] = []
     order = sorted(videos, key=lambda v: (store.speaker_id[v], store.session_id[v]))
     for v in order:
-        base = {"fold": 0, "speaker_id": store.speaker_id[v], "session_id": store.session_id[v],
-                "n_windows": 0, "reason": "", "_video": v}
+        base = {
+            "fold": 0,
+            "speaker_id": store.speaker_id[v],
+            "session_id": store.session_id[v],
+            "n_windows": 0,
+            "reason": "",
+            "_video": v,
+        }
         reason = store.reason[v]
         if not reason and min(n_train[v], n_test[v]) < min_windows:
-            reason = (f"{n_train[v]} training and {n_test[v]} test windows "
-                      f"(identify min_windows is {min_windows})")
+            reason = (
+                f"{n_train[v]} training and {n_test[v]} test windows "
+                f"(identify min_windows is {min_windows})"
+            )
         if reason:
-            rows.append({**base, "split": "excluded", "start_time_s": lo[v],
-                         "stop_time_s": hi[v], "reason": reason})
+            rows.append(
+                {
+                    **base,
+                    "split": "excluded",
+                    "start_time_s": lo[v],
+                    "stop_time_s": hi[v],
+                    "reason": reason,
+                }
+            )
             continue
         rows.append({**base, "split": "train", "start_time_s": lo[v], "stop_time_s": split[v]})
-        rows.append({**base, "split": "test", "start_time_s": split[v] + guard,
-                     "stop_time_s": hi[v]})
+        rows.append(
+            {**base, "split": "test", "start_time_s": split[v] + guard, "stop_time_s": hi[v]}
+        )
     return _finish(rows, store, windows)
 
 
-def build_folds(store: FeatureStore, windows: Windows, protocol: str, n_folds: int = 3,
-                window_s: float = 8.0, train_fraction: float = 0.8,
-                min_windows: int = 2) -> pd.DataFrame:
+def build_folds(
+    store: FeatureStore,
+    windows: Windows,
+    protocol: str,
+    n_folds: int = 3,
+    window_s: float = 8.0,
+    train_fraction: float = 0.8,
+    min_windows: int = 2,
+) -> pd.DataFrame:
     """Folds table of ``protocol`` (``cross_session`` or ``within_session``)."""
     if protocol == "cross_session":
         folds = cross_session_folds(store, windows, n_folds, min_windows)
@@ -153,12 +209,16 @@ def build_folds(store: FeatureStore, windows: Windows, protocol: str, n_folds: i
 def summarize(folds: pd.DataFrame) -> dict[str, Any]:
     """Counts per fold and split (logged); the speakers excluded and why."""
     used = folds[folds["split"] != "excluded"]
-    info: dict[str, Any] = {"n_folds": int(folds["fold"].nunique()) if len(folds) else 0,
-                            "n_speakers": int(used["speaker_id"].nunique()),
-                            "per_fold": {}}
+    info: dict[str, Any] = {
+        "n_folds": int(folds["fold"].nunique()) if len(folds) else 0,
+        "n_speakers": int(used["speaker_id"].nunique()),
+        "per_fold": {},
+    }
     for (fold, split), g in used.groupby(["fold", "split"]):
         info["per_fold"].setdefault(int(fold), {})[split] = {
-            "sessions": len(g), "windows": int(g["n_windows"].sum())}
+            "sessions": len(g),
+            "windows": int(g["n_windows"].sum()),
+        }
     excluded = folds[(folds["split"] == "excluded") & (folds["fold"] == folds["fold"].min())]
     info["excluded"] = {f"{r.session_id}/{r.speaker_id}": r.reason for r in excluded.itertuples()}
     log.info("folds: %d speakers; %s", info["n_speakers"], info["per_fold"])
@@ -181,18 +241,25 @@ def _row_ranges(store: FeatureStore, rows: pd.DataFrame) -> tuple[np.ndarray, np
     return lo, hi
 
 
-def fold_windows(folds: pd.DataFrame, fold: int, split: str, store: FeatureStore,
-                 windows: Windows) -> Windows:
+def fold_windows(
+    folds: pd.DataFrame, fold: int, split: str, store: FeatureStore, windows: Windows
+) -> Windows:
     """The windows of one fold and split: those inside the time range of one of its rows."""
     rows = folds[(folds["fold"] == fold) & (folds["split"] == split)]
     lo, hi = _row_ranges(store, rows)
     return windows.subset(in_ranges(store, windows, lo, hi))
 
 
-def validation_split(folds: pd.DataFrame, fold: int, window_s: float, stride_s: float = 0.0,
-                     val_fraction: float = 0.1, guard_s: float | None = None,
-                     store: FeatureStore | None = None,
-                     windows: Windows | None = None) -> pd.DataFrame:
+def validation_split(
+    folds: pd.DataFrame,
+    fold: int,
+    window_s: float,
+    stride_s: float = 0.0,
+    val_fraction: float = 0.1,
+    guard_s: float | None = None,
+    store: FeatureStore | None = None,
+    windows: Windows | None = None,
+) -> pd.DataFrame:
     """One fold's rows with a validation part taken from every training row (for early
     stopping): the last ``val_fraction`` of the row's time range, at least ``window_s +
     stride_s`` long (room for a window whatever the stride grid), becomes ``split = val``; the training part ends ``guard_s`` (default one window) before it.
@@ -216,18 +283,31 @@ def validation_split(folds: pd.DataFrame, fold: int, window_s: float, stride_s: 
     df = pd.DataFrame(out, columns=FOLD_COLUMNS)
     if store is not None and windows is not None:
         index = store.video_index()
-        video = np.array([index[(s, p)] for s, p in zip(df["session_id"], df["speaker_id"],
-                                                         strict=True)], dtype=np.int64)
-        df["n_windows"] = count_windows(store, windows, video,
-                                        df["start_time_s"].to_numpy(np.float64),
-                                        df["stop_time_s"].to_numpy(np.float64))
+        video = np.array(
+            [index[(s, p)] for s, p in zip(df["session_id"], df["speaker_id"], strict=True)],
+            dtype=np.int64,
+        )
+        df["n_windows"] = count_windows(
+            store,
+            windows,
+            video,
+            df["start_time_s"].to_numpy(np.float64),
+            df["stop_time_s"].to_numpy(np.float64),
+        )
     else:
         df["n_windows"] = -1
     return df.reset_index(drop=True)
 
 
-def _conflicts(ga: np.ndarray, a0: np.ndarray, a1: np.ndarray, gb: np.ndarray, b0: np.ndarray,
-               b1: np.ndarray, min_gap: float) -> np.ndarray:
+def _conflicts(
+    ga: np.ndarray,
+    a0: np.ndarray,
+    a1: np.ndarray,
+    gb: np.ndarray,
+    b0: np.ndarray,
+    b1: np.ndarray,
+    min_gap: float,
+) -> np.ndarray:
     """For every interval [b0, b1) of group ``gb``: does an interval [a0, a1) of the same group
     (``ga``) overlap it or come closer than ``min_gap``? Vectorised over all groups at once:
     times are shifted by ``group * L`` with ``L`` larger than any time plus two gaps, so
@@ -237,8 +317,14 @@ def _conflicts(ga: np.ndarray, a0: np.ndarray, a1: np.ndarray, gb: np.ndarray, b
     if not len(a0) or not len(b0):
         return np.zeros(len(b0), dtype=bool)
     tol = 10 * EPS_S  # window bounds match ranges within EPS_S on either side
-    span = float(max(np.nanmax(np.abs(a1)), np.nanmax(np.abs(b1)), np.nanmax(np.abs(a0)),
-                     np.nanmax(np.abs(b0))))
+    span = float(
+        max(
+            np.nanmax(np.abs(a1)),
+            np.nanmax(np.abs(b1)),
+            np.nanmax(np.abs(a0)),
+            np.nanmax(np.abs(b0)),
+        )
+    )
     shift = 2 * span + 2 * min_gap + 1.0
     A0, A1 = ga * shift + a0, ga * shift + a1
     B0, B1 = gb * shift + b0, gb * shift + b1
@@ -252,8 +338,13 @@ def _conflicts(ga: np.ndarray, a0: np.ndarray, a1: np.ndarray, gb: np.ndarray, b
 PAIRS = (("train", "test"), ("val", "test"), ("train", "val"))
 
 
-def assert_no_leakage(folds: pd.DataFrame, protocol: str, store: FeatureStore | None = None,
-                      windows: Windows | None = None, min_gap_s: float = 0.0) -> None:
+def assert_no_leakage(
+    folds: pd.DataFrame,
+    protocol: str,
+    store: FeatureStore | None = None,
+    windows: Windows | None = None,
+    min_gap_s: float = 0.0,
+) -> None:
     """Raise :class:`LeakageError` if test data of a fold overlaps its training data.
 
     Checks, for every fold and every (speaker, session) pair of rows with different splits
@@ -268,38 +359,47 @@ def assert_no_leakage(folds: pd.DataFrame, protocol: str, store: FeatureStore | 
     keys = ["fold", "speaker_id", "session_id"]
     dup = used.duplicated([*keys, "split"])
     if dup.any():
-        raise LeakageError(f"duplicate rows in the folds table: "
-                           f"{used[dup].head().to_dict('records')}")
+        raise LeakageError(
+            f"duplicate rows in the folds table: {used[dup].head().to_dict('records')}"
+        )
     if protocol == "cross_session":
         test = used[used["split"] == "test"]
         trained = used[used["split"] != "test"]
         both = test.merge(trained, on=keys)
         if len(both):
             r = both.iloc[0]
-            raise LeakageError(f"fold {r['fold']}: test session {r['session_id']} of speaker "
-                               f"{r['speaker_id']} is also in training ({len(both)} such)")
+            raise LeakageError(
+                f"fold {r['fold']}: test session {r['session_id']} of speaker "
+                f"{r['speaker_id']} is also in training ({len(both)} such)"
+            )
     for a, b in PAIRS:
-        m = used[used["split"] == a].merge(used[used["split"] == b], on=keys,
-                                           suffixes=("_a", "_b"))
+        m = used[used["split"] == a].merge(used[used["split"] == b], on=keys, suffixes=("_a", "_b"))
         if not len(m):
             continue
         group = np.arange(len(m))
-        bad = _conflicts(group, m["start_time_s_a"].to_numpy(float),
-                         m["stop_time_s_a"].to_numpy(float), group,
-                         m["start_time_s_b"].to_numpy(float), m["stop_time_s_b"].to_numpy(float),
-                         min_gap_s)
+        bad = _conflicts(
+            group,
+            m["start_time_s_a"].to_numpy(float),
+            m["stop_time_s_a"].to_numpy(float),
+            group,
+            m["start_time_s_b"].to_numpy(float),
+            m["stop_time_s_b"].to_numpy(float),
+            min_gap_s,
+        )
         if bad.any():
             r = m[bad].iloc[0]
             raise LeakageError(
                 f"fold {r['fold']}, {r['session_id']}/{r['speaker_id']}: {b} range "
                 f"[{r['start_time_s_b']:.3f}, {r['stop_time_s_b']:.3f}] overlaps or is within "
                 f"{min_gap_s} s of the {a} range [{r['start_time_s_a']:.3f}, "
-                f"{r['stop_time_s_a']:.3f}]")
+                f"{r['stop_time_s_a']:.3f}]"
+            )
     if store is None or windows is None:
         return
     for fold in sorted(used["fold"].unique()):
-        parts = {s: fold_windows(folds, int(fold), s, store, windows)
-                 for s in ("train", "val", "test")}
+        parts = {
+            s: fold_windows(folds, int(fold), s, store, windows) for s in ("train", "val", "test")
+        }
         for a, b in PAIRS:
             wa, wb = parts[a], parts[b]
             if not len(wa) or not len(wb):
@@ -307,12 +407,17 @@ def assert_no_leakage(folds: pd.DataFrame, protocol: str, store: FeatureStore | 
             bad = _conflicts(wa.video, *wa.times(store), wb.video, *wb.times(store), min_gap_s)
             if bad.any():
                 v = int(wb.video[np.argmax(bad)])
-                raise LeakageError(f"fold {fold}, {store.session_id[v]}/{store.speaker_id[v]}: "
-                                   f"a {b} window overlaps or is within {min_gap_s} s of a "
-                                   f"{a} window")
+                raise LeakageError(
+                    f"fold {fold}, {store.session_id[v]}/{store.speaker_id[v]}: "
+                    f"a {b} window overlaps or is within {min_gap_s} s of a "
+                    f"{a} window"
+                )
 
 
 def folds_metadata(settings: Mapping[str, Any], store: FeatureStore) -> dict[str, Any]:
     """File metadata of the folds table: the settings the windows depend on."""
-    return {"settings": dict(settings), "rate_hz": store.rate,
-            "feature_names": list(store.feature_names)}
+    return {
+        "settings": dict(settings),
+        "rate_hz": store.rate,
+        "feature_names": list(store.feature_names),
+    }

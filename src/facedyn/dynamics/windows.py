@@ -53,8 +53,11 @@ class Windows:
         """These windows followed by ``other``'s (both of the same length)."""
         if other.length != self.length:
             raise ValueError(f"cannot join windows of {self.length} and {other.length} rows")
-        return Windows(np.concatenate([self.video, other.video]),
-                       np.concatenate([self.start, other.start]), self.length)
+        return Windows(
+            np.concatenate([self.video, other.video]),
+            np.concatenate([self.start, other.start]),
+            self.length,
+        )
 
     def first_rows(self, store: FeatureStore) -> np.ndarray:
         """Row of every window's first frame in the store's concatenated arrays."""
@@ -117,8 +120,12 @@ def _ranges(counts: np.ndarray) -> np.ndarray:
     return np.arange(total, dtype=np.int64) - np.repeat(ends - counts, counts)
 
 
-def batch(store: FeatureStore, windows: Windows, index: np.ndarray | None = None,
-          normalizer: Normalizer | None = None) -> np.ndarray:
+def batch(
+    store: FeatureStore,
+    windows: Windows,
+    index: np.ndarray | None = None,
+    normalizer: Normalizer | None = None,
+) -> np.ndarray:
     """Features of windows (all, or those picked by ``index``) as a (B, T, F) float32 array,
     normalised when a :class:`Normalizer` is given."""
     w = windows if index is None else windows.subset(index)
@@ -135,8 +142,13 @@ def in_ranges(store: FeatureStore, windows: Windows, lo: np.ndarray, hi: np.ndar
     return (t0 >= a - EPS_S) & (t1 <= b + EPS_S)
 
 
-def count_windows(store: FeatureStore, windows: Windows, video: np.ndarray,
-                  start_s: np.ndarray, stop_s: np.ndarray) -> np.ndarray:
+def count_windows(
+    store: FeatureStore,
+    windows: Windows,
+    video: np.ndarray,
+    start_s: np.ndarray,
+    stop_s: np.ndarray,
+) -> np.ndarray:
     """For every (video, start_s, stop_s) triple, the number of windows of that video whose
     span lies inside ``[start_s, stop_s]`` (0 for NaN bounds)."""
     order = np.lexsort((windows.start, windows.video))
@@ -177,8 +189,9 @@ class Normalizer:
             raise ValueError("no training rows to fit the normalisation on")
         mean, std = x.mean(axis=0), x.std(axis=0)
         std = np.where(std < min_std, 1.0, std)
-        return cls(tuple(store.feature_names), tuple(mean.tolist()), tuple(std.tolist()),
-                   int(mask.sum()))
+        return cls(
+            tuple(store.feature_names), tuple(mean.tolist()), tuple(std.tolist()), int(mask.sum())
+        )
 
     def apply(self, x: np.ndarray) -> np.ndarray:
         """``(x - mean) / std`` over the last axis, as float32."""
@@ -188,8 +201,11 @@ class Normalizer:
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
-        d["feature_names"], d["mean"], d["std"] = (list(self.feature_names), list(self.mean),
-                                                   list(self.std))
+        d["feature_names"], d["mean"], d["std"] = (
+            list(self.feature_names),
+            list(self.mean),
+            list(self.std),
+        )
         return d
 
     def save(self, path: str | os.PathLike[str]) -> None:
@@ -201,8 +217,13 @@ class Normalizer:
     def load(cls, path: str | os.PathLike[str]) -> Normalizer:
         with open(path) as fh:
             d = json.load(fh)
-        return cls(tuple(d["feature_names"]), tuple(d["mean"]), tuple(d["std"]),
-                   int(d["n_rows"]), dict(d.get("extra", {})))
+        return cls(
+            tuple(d["feature_names"]),
+            tuple(d["mean"]),
+            tuple(d["std"]),
+            int(d["n_rows"]),
+            dict(d.get("extra", {})),
+        )
 
 
 def covered_rows(store: FeatureStore, windows: Windows) -> np.ndarray:

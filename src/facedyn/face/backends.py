@@ -61,8 +61,13 @@ def plausible_face(landmarks: np.ndarray, box: np.ndarray) -> bool:
     eyes, nose, mouth, chin = depth[36:48].mean(), depth[30], depth[48:68].mean(), depth[8]
     jaw = float(np.linalg.norm(landmarks[0] - landmarks[16])) / iod
     box_width = float(box[2] - box[0]) / iod
-    return bool(nose - eyes > 0.1 and mouth - nose > 0.1 and chin - mouth > 0.1
-                and 1.0 <= jaw <= 3.5 and 1.0 <= box_width <= 3.5)
+    return bool(
+        nose - eyes > 0.1
+        and mouth - nose > 0.1
+        and chin - mouth > 0.1
+        and 1.0 <= jaw <= 3.5
+        and 1.0 <= box_width <= 3.5
+    )
 
 
 class DlibBackend:
@@ -85,13 +90,19 @@ class DlibBackend:
     name = "dlib"
     n_dense = 0
 
-    def __init__(self, upsample: int | str = "auto", max_upsample: int = 1,
-                 min_score: float = 0.3, min_predictor_px: int = 100) -> None:
+    def __init__(
+        self,
+        upsample: int | str = "auto",
+        max_upsample: int = 1,
+        min_score: float = 0.3,
+        min_predictor_px: int = 100,
+    ) -> None:
         import dlib
 
         if upsample != "auto" and not (isinstance(upsample, int) and upsample >= 0):
-            raise ValueError(f"landmarks.dlib.upsample must be 'auto' or an integer >= 0, "
-                             f"got {upsample!r}")
+            raise ValueError(
+                f"landmarks.dlib.upsample must be 'auto' or an integer >= 0, got {upsample!r}"
+            )
         self._dlib = dlib
         self.upsample = upsample
         self.max_upsample = max_upsample
@@ -105,18 +116,24 @@ class DlibBackend:
         self.runs_per_level: dict[int, int] = {}
 
     def describe(self) -> dict[str, str]:
-        return {"backend": self.name, "detector": "dlib HOG frontal_face_detector",
-                "model": self._predictor_path.name, "dlib_version": self._dlib.__version__,
-                "upsample": str(self.upsample), "max_upsample": str(self.max_upsample),
-                "min_score": str(self.min_score)}
+        return {
+            "backend": self.name,
+            "detector": "dlib HOG frontal_face_detector",
+            "model": self._predictor_path.name,
+            "dlib_version": self._dlib.__version__,
+            "upsample": str(self.upsample),
+            "max_upsample": str(self.max_upsample),
+            "min_score": str(self.min_score),
+        }
 
     def start_video(self, width: int, height: int) -> None:
         """Reset the per-video state; ``"auto"`` starts at the upsampling that a typical
         talking-head face in a frame of this size needs."""
         self.runs_per_level = {}
         if self.upsample == "auto":
-            self._level = upsampling_for(TYPICAL_FACE_FRACTION * min(width, height),
-                                         self.max_upsample, margin=1.0)
+            self._level = upsampling_for(
+                TYPICAL_FACE_FRACTION * min(width, height), self.max_upsample, margin=1.0
+            )
 
     def _predict(self, rgb: np.ndarray, box: np.ndarray) -> np.ndarray:
         """The shape predictor's 68 points for ``box`` (rounded to whole pixels) in ``rgb``."""
@@ -135,8 +152,9 @@ class DlibBackend:
         y0 = max(int(np.floor(box[1] - h / 2)), 0)
         x1 = min(int(np.ceil(box[2] + w / 2)), rgb.shape[1])
         y1 = min(int(np.ceil(box[3] + h / 2)), rgb.shape[0])
-        crop = cv2.resize(rgb[y0:y1, x0:x1], None, fx=factor, fy=factor,
-                          interpolation=cv2.INTER_LINEAR)
+        crop = cv2.resize(
+            rgb[y0:y1, x0:x1], None, fx=factor, fy=factor, interpolation=cv2.INTER_LINEAR
+        )
         pts = self._predict(crop, (box - [x0, y0, x0, y0]) * factor)
         # pixel centres: crop pixel i covers source pixels [i, i + 1) / factor
         return (pts + 0.5) / factor - 0.5 + [x0, y0]
@@ -186,4 +204,6 @@ def make_backend(name: str, **options: object) -> LandmarkBackend:
         from facedyn.face.insightface_backend import InsightFaceBackend
 
         return InsightFaceBackend(**options)  # type: ignore[arg-type]
-    raise ValueError(f"unknown landmarks.backend {name!r}; use 'dlib', 'mediapipe' or 'insightface'")
+    raise ValueError(
+        f"unknown landmarks.backend {name!r}; use 'dlib', 'mediapipe' or 'insightface'"
+    )

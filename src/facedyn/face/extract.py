@@ -34,8 +34,19 @@ log = logging.getLogger(__name__)
 
 LANDMARK_X = [f"lx{k:02d}" for k in range(68)]
 LANDMARK_Y = [f"ly{k:02d}" for k in range(68)]
-COLUMNS = ["frame", "time_s", "detected", "tracked", "score", "x0", "y0", "x1", "y1",
-           *LANDMARK_X, *LANDMARK_Y]
+COLUMNS = [
+    "frame",
+    "time_s",
+    "detected",
+    "tracked",
+    "score",
+    "x0",
+    "y0",
+    "x1",
+    "y1",
+    *LANDMARK_X,
+    *LANDMARK_Y,
+]
 
 
 def dense_columns(n: int | Sequence[int]) -> list[str]:
@@ -57,9 +68,13 @@ def empty_table() -> pd.DataFrame:
     return df.astype({"frame": "int64", "detected": "bool", "tracked": "bool"})
 
 
-def extract_landmarks(video: str | os.PathLike[str], backend: LandmarkBackend,
-                      target_fps: float = 15.0, redetect_every_s: float = 1.0,
-                      progress: TextIO | None = None) -> tuple[pd.DataFrame, dict[str, Any]]:
+def extract_landmarks(
+    video: str | os.PathLike[str],
+    backend: LandmarkBackend,
+    target_fps: float = 15.0,
+    redetect_every_s: float = 1.0,
+    progress: TextIO | None = None,
+) -> tuple[pd.DataFrame, dict[str, Any]]:
     """Track one face through ``video`` sampled at ``target_fps``.
 
     Returns:
@@ -69,22 +84,33 @@ def extract_landmarks(video: str | os.PathLike[str], backend: LandmarkBackend,
     start = time.perf_counter()
     info = probe_video(video)
     meta: dict[str, Any] = {
-        **backend.describe(), "video": str(video), "source_fps": info.fps,
+        **backend.describe(),
+        "video": str(video),
+        "source_fps": info.fps,
         "sampled_fps": float(min(target_fps, info.fps)) if info.ok else float(target_fps),
-        "width": info.width, "height": info.height, "n_frames_announced": info.n_frames,
+        "width": info.width,
+        "height": info.height,
+        "n_frames_announced": info.n_frames,
     }
     if not info.ok:
         log.warning("%s: %s (%s); writing an empty landmark table", video, info.status, info.reason)
-        return empty_table(), {**meta, "status": info.status, "reason": info.reason,
-                               "frames_sampled": 0, "frames_detected": 0,
-                               "seconds": time.perf_counter() - start}
+        return empty_table(), {
+            **meta,
+            "status": info.status,
+            "reason": info.reason,
+            "frames_sampled": 0,
+            "frames_detected": 0,
+            "seconds": time.perf_counter() - start,
+        }
 
     redetect = max(1, round(redetect_every_s * meta["sampled_fps"]))
     start_video = getattr(backend, "start_video", None)
     if start_video is not None:
         start_video(info.width, info.height)
     tracker = FaceTracker(backend, redetect_every=redetect)
-    expected = len(sample_indices(info.n_frames, info.fps, target_fps)) if info.n_frames > 0 else None
+    expected = (
+        len(sample_indices(info.n_frames, info.fps, target_fps)) if info.n_frames > 0 else None
+    )
     # frames kept for the small-face probe: evenly spread over the expected frames
     probe_at = set(np.linspace(0, (expected or PROBE_FRAMES) - 1, PROBE_FRAMES).round().astype(int))
     probe_frames: list[np.ndarray] = []
@@ -94,8 +120,15 @@ def extract_landmarks(video: str | os.PathLike[str], backend: LandmarkBackend,
     dense: list[np.ndarray] = []
     nan_dense = np.full(2 * n_dense, np.nan, dtype=np.float32)
     frames = iter_sampled_frames(video, target_fps, source_fps=info.fps)
-    bar = tqdm(frames, total=expected, file=progress or sys.stderr, mininterval=5.0,
-               desc=Path(video).name, unit="frame", disable=progress is None)
+    bar = tqdm(
+        frames,
+        total=expected,
+        file=progress or sys.stderr,
+        mininterval=5.0,
+        desc=Path(video).name,
+        unit="frame",
+        disable=progress is None,
+    )
     for position, frame in enumerate(bar):
         if position in probe_at:
             probe_frames.append(frame.rgb)
@@ -104,11 +137,22 @@ def extract_landmarks(video: str | os.PathLike[str], backend: LandmarkBackend,
             _withdraw(rows, dense, nan_dense)
         det = res.detection
         if det is None:
-            rows.append([frame.index, frame.time_s, False, False, math.nan, *[math.nan] * 4, *nan68])
+            rows.append(
+                [frame.index, frame.time_s, False, False, math.nan, *[math.nan] * 4, *nan68]
+            )
         else:
-            rows.append([frame.index, frame.time_s, True, not res.detected_by_detector, det.score,
-                         *det.box.tolist(), *det.landmarks[:, 0].tolist(),
-                         *det.landmarks[:, 1].tolist()])
+            rows.append(
+                [
+                    frame.index,
+                    frame.time_s,
+                    True,
+                    not res.detected_by_detector,
+                    det.score,
+                    *det.box.tolist(),
+                    *det.landmarks[:, 0].tolist(),
+                    *det.landmarks[:, 1].tolist(),
+                ]
+            )
         if n_dense:
             pts = det.dense if det is not None and det.dense is not None else None
             dense.append(nan_dense if pts is None else pts.T.ravel().astype(np.float32))
@@ -125,36 +169,63 @@ def extract_landmarks(video: str | os.PathLike[str], backend: LandmarkBackend,
     n_detected = int(df["detected"].sum())
     status, reason = "ok", ""
     if not rows:
-        status, reason = "unreadable", "no frame could be decoded: re-encode or re-download the video"
+        status, reason = (
+            "unreadable",
+            "no frame could be decoded: re-encode or re-download the video",
+        )
     elif expected is not None and len(rows) < 0.98 * expected - 1:
         status = "truncated"
-        reason = (f"decoding stopped after {len(rows)} of {expected} sampled frames: the file is "
-                  "truncated or corrupt; frames decoded so far are kept")
+        reason = (
+            f"decoding stopped after {len(rows)} of {expected} sampled frames: the file is "
+            "truncated or corrupt; frames decoded so far are kept"
+        )
     if rows and n_detected == 0:
         status, reason = "no_face", "no face was found in any sampled frame"
         small = _probe_small_faces(backend, probe_frames)
         if small is not None:
             status = "face_too_small"
-            reason = (f"no face was tracked, but a finer search found faces of about {small:.0f} px "
-                      f"in {PROBE_FRAMES} sampled frames, smaller than the detector's settings "
-                      "find: raise landmarks.dlib.max_upsample (slower) or use a higher-resolution "
-                      "video")
+            reason = (
+                f"no face was tracked, but a finer search found faces of about {small:.0f} px "
+                f"in {PROBE_FRAMES} sampled frames, smaller than the detector's settings "
+                "find: raise landmarks.dlib.max_upsample (slower) or use a higher-resolution "
+                "video"
+            )
     found = df[df["detected"]]
     face_px = np.sqrt((found["x1"] - found["x0"]) * (found["y1"] - found["y0"]))
     a, b = OUTER_EYE_CORNERS
-    iod_px = np.hypot(found[f"lx{b:02d}"] - found[f"lx{a:02d}"],
-                      found[f"ly{b:02d}"] - found[f"ly{a:02d}"])
-    meta.update({"face_px_median": float(face_px.median()) if len(found) else None,
-                 "iod_px_median": float(iod_px.median()) if len(found) else None,
-                 "detector_runs_per_upsample": {
-                     str(k): v for k, v in sorted(getattr(backend, "runs_per_level", {}).items())}})
-    meta.update({"status": status, "reason": reason, "frames_sampled": len(rows),
-                 "frames_detected": n_detected, "redetect_every_frames": redetect,
-                 "dense_points": n_dense, "detector_runs": tracker.detector_runs,
-                 "multi_face_runs": tracker.multi_face_runs,
-                 "seconds": round(time.perf_counter() - start, 3)})
-    log.info("%s: %d/%d frames with a face, status %s, %.1f s", video, n_detected, len(rows),
-             status, meta["seconds"])
+    iod_px = np.hypot(
+        found[f"lx{b:02d}"] - found[f"lx{a:02d}"], found[f"ly{b:02d}"] - found[f"ly{a:02d}"]
+    )
+    meta.update(
+        {
+            "face_px_median": float(face_px.median()) if len(found) else None,
+            "iod_px_median": float(iod_px.median()) if len(found) else None,
+            "detector_runs_per_upsample": {
+                str(k): v for k, v in sorted(getattr(backend, "runs_per_level", {}).items())
+            },
+        }
+    )
+    meta.update(
+        {
+            "status": status,
+            "reason": reason,
+            "frames_sampled": len(rows),
+            "frames_detected": n_detected,
+            "redetect_every_frames": redetect,
+            "dense_points": n_dense,
+            "detector_runs": tracker.detector_runs,
+            "multi_face_runs": tracker.multi_face_runs,
+            "seconds": round(time.perf_counter() - start, 3),
+        }
+    )
+    log.info(
+        "%s: %d/%d frames with a face, status %s, %.1f s",
+        video,
+        n_detected,
+        len(rows),
+        status,
+        meta["seconds"],
+    )
     return df, meta
 
 
@@ -180,17 +251,31 @@ def _probe_small_faces(backend: LandmarkBackend, frames: list[np.ndarray]) -> fl
     return float(np.median(sizes)) if len(sizes) >= 2 else None
 
 
-def run_landmarks(video: str | os.PathLike[str] | None, out: str | os.PathLike[str],
-                  backend: LandmarkBackend, settings: Mapping[str, Any],
-                  ids: Mapping[str, str], provenance: Mapping[str, Any] | None = None,
-                  progress: TextIO | None = None) -> dict[str, Any]:
+def run_landmarks(
+    video: str | os.PathLike[str] | None,
+    out: str | os.PathLike[str],
+    backend: LandmarkBackend,
+    settings: Mapping[str, Any],
+    ids: Mapping[str, str],
+    provenance: Mapping[str, Any] | None = None,
+    progress: TextIO | None = None,
+) -> dict[str, Any]:
     """Extract landmarks for one manifest row and write the table atomically."""
     if video is None or str(video) == "":
         df = empty_table()
-        meta = {**backend.describe(), "status": "missing", "reason": "the manifest has no video path"}
+        meta = {
+            **backend.describe(),
+            "status": "missing",
+            "reason": "the manifest has no video path",
+        }
     else:
-        df, meta = extract_landmarks(video, backend, float(settings.get("fps", 15.0)),
-                                     float(settings.get("redetect_every_s", 1.0)), progress)
+        df, meta = extract_landmarks(
+            video,
+            backend,
+            float(settings.get("fps", 15.0)),
+            float(settings.get("redetect_every_s", 1.0)),
+            progress,
+        )
     meta = {**meta, **ids, "settings": dict(settings), "provenance": dict(provenance or {})}
     write_table(df, out, meta)
     return meta
@@ -202,11 +287,15 @@ def dense_points(df: pd.DataFrame, indices: np.ndarray) -> np.ndarray | None:
     if not set(cols) <= set(df.columns):
         return None
     values = df[cols].to_numpy(np.float64)
-    return np.stack([values[:, : len(indices)], values[:, len(indices):]], axis=-1)
+    return np.stack([values[:, : len(indices)], values[:, len(indices) :]], axis=-1)
 
 
-def with_true_landmarks(detected: str | os.PathLike[str], truth: str | os.PathLike[str],
-                        out: str | os.PathLike[str], **meta: Any) -> Path:
+def with_true_landmarks(
+    detected: str | os.PathLike[str],
+    truth: str | os.PathLike[str],
+    out: str | os.PathLike[str],
+    **meta: Any,
+) -> Path:
     """Write the landmark table ``detected`` with the synthetic truth's exact landmarks at its
     frames (every frame detected) to ``out``; ``meta`` is added to its metadata. For
     separating the detector's share of an error from the fitter's."""

@@ -131,8 +131,9 @@ def check_model_pack(model_pack: str = DEFAULT_MODEL_PACK, root: str | Path | No
         problem = f"it lacks {' and '.join(missing)} (found: {found})"
         nested = [d for d in sorted(folder.iterdir()) if d.is_dir() and _onnx_names(d)]
         if nested:
-            problem += (f"; .onnx files lie one level down in {nested[0]} — move them up "
-                        f"into {folder}")
+            problem += (
+                f"; .onnx files lie one level down in {nested[0]} — move them up into {folder}"
+            )
     pack_name = folder.name
     raise FileNotFoundError(
         f"insightface model pack {model_pack!r} not found: its .onnx files (a detector such as "
@@ -232,8 +233,12 @@ class InsightFaceBackend:
         self.det_thresh = float(det_thresh)
         self.download = download
         self.pack_dir = model_pack_dir(model_pack, root)
-        needs_download = (face_analysis is None and download and not self.pack_dir.exists()
-                          and not _is_path_like(model_pack))
+        needs_download = (
+            face_analysis is None
+            and download
+            and not self.pack_dir.exists()
+            and not _is_path_like(model_pack)
+        )
         if face_analysis is None and not needs_download:
             check_model_pack(model_pack, root)
         self.providers, self.ctx_id = select_providers(providers)
@@ -245,9 +250,12 @@ class InsightFaceBackend:
             # download nor pick up a same-named folder in the working directory; only a missing
             # pack with download=True goes by name, which makes insightface download it.
             name = model_pack if needs_download else str(self.pack_dir)
-            face_analysis = FaceAnalysis(name=name, root=self.root,
-                                         allowed_modules=list(ALLOWED_MODULES),
-                                         providers=self.providers)
+            face_analysis = FaceAnalysis(
+                name=name,
+                root=self.root,
+                allowed_modules=list(ALLOWED_MODULES),
+                providers=self.providers,
+            )
             if needs_download:
                 check_model_pack(model_pack, root)  # the download produced a usable pack
         self._app: Any = face_analysis
@@ -257,9 +265,11 @@ class InsightFaceBackend:
             raise RuntimeError(
                 f"insightface model pack at {self.pack_dir} provides no {' / '.join(missing)} "
                 f"model (loaded: {sorted(models)}); use a pack with a detector and 1k3d68.onnx, "
-                f"e.g. buffalo_l (config key {CONFIG_KEYS[0]})")
-        self._app.prepare(ctx_id=self.ctx_id, det_thresh=self.det_thresh,
-                          det_size=(self.det_size, self.det_size))
+                f"e.g. buffalo_l (config key {CONFIG_KEYS[0]})"
+            )
+        self._app.prepare(
+            ctx_id=self.ctx_id, det_thresh=self.det_thresh, det_size=(self.det_size, self.det_size)
+        )
         self._landmark: Any = models[LANDMARK_TASK]
         self._face_cls: Any = None
 
@@ -299,9 +309,13 @@ class InsightFaceBackend:
         faces = self._app.get(_bgr(rgb))
         out = []
         for face in faces:
-            out.append(Detection(box=np.asarray(face.bbox, dtype=np.float64)[:4].copy(),
-                                 score=float(face.det_score),
-                                 landmarks=_landmarks_2d(face.landmark_3d_68)))
+            out.append(
+                Detection(
+                    box=np.asarray(face.bbox, dtype=np.float64)[:4].copy(),
+                    score=float(face.det_score),
+                    landmarks=_landmarks_2d(face.landmark_3d_68),
+                )
+            )
         return out
 
     def refine(self, rgb: np.ndarray, box: np.ndarray) -> Detection:
@@ -311,7 +325,12 @@ class InsightFaceBackend:
         box centre, so only ``face.bbox`` matters. The score is NaN.
         """
         box = np.asarray(box, dtype=np.float64).reshape(-1)[:4].copy()
-        if box.shape != (4,) or not np.all(np.isfinite(box)) or box[2] <= box[0] or box[3] <= box[1]:
+        if (
+            box.shape != (4,)
+            or not np.all(np.isfinite(box))
+            or box[2] <= box[0]
+            or box[3] <= box[1]
+        ):
             raise ValueError(f"refine needs a finite box x0 < x1, y0 < y1; got {box}")
         if self._face_cls is None:
             from insightface.app.common import Face

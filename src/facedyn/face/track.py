@@ -43,8 +43,12 @@ def iou(a: np.ndarray, b: np.ndarray) -> float:
     return float(inter / union) if union > 0 else 0.0
 
 
-def competing_faces(faces: list[Detection], chosen: Detection, min_size_ratio: float = 0.5,
-                    min_score_ratio: float = 0.5) -> int:
+def competing_faces(
+    faces: list[Detection],
+    chosen: Detection,
+    min_size_ratio: float = 0.5,
+    min_score_ratio: float = 0.5,
+) -> int:
     """Faces among ``faces`` other than ``chosen`` that could as well be the speaker.
 
     A competitor does not overlap ``chosen`` (IoU below 0.3), is at least ``min_size_ratio``
@@ -87,8 +91,13 @@ class FaceTracker:
             between frames is treated as drift (re-detect).
     """
 
-    def __init__(self, backend: LandmarkBackend, redetect_every: int = 15,
-                 min_iou: float = 0.3, max_scale_change: float = 1.35) -> None:
+    def __init__(
+        self,
+        backend: LandmarkBackend,
+        redetect_every: int = 15,
+        min_iou: float = 0.3,
+        max_scale_change: float = 1.35,
+    ) -> None:
         self.backend = backend
         self.redetect_every = max(1, redetect_every)
         self.min_iou = min_iou
@@ -134,8 +143,11 @@ class FaceTracker:
         self.detector_runs += 1
         self._since_detect = 0
         was_tentative, self.tentative = self.tentative, False
-        continues = (chosen is not None and self._last is not None
-                     and iou(chosen.box, self._last.box) >= self.min_iou)
+        continues = (
+            chosen is not None
+            and self._last is not None
+            and iou(chosen.box, self._last.box) >= self.min_iou
+        )
         retract = was_tentative and not continues
         if chosen is None:
             self._last = None
@@ -150,15 +162,21 @@ class FaceTracker:
     def _plausible(self, new: Detection, old: Detection, shape: tuple[int, ...]) -> bool:
         new_box, old_box = box_from_landmarks(new.landmarks), box_from_landmarks(old.landmarks)
         ratio = (new_box[2] - new_box[0] + 1e-6) / (old_box[2] - old_box[0] + 1e-6)
-        inside = (new.landmarks[:, 0].mean() > 0 and new.landmarks[:, 1].mean() > 0
-                  and new.landmarks[:, 0].mean() < shape[1] and new.landmarks[:, 1].mean() < shape[0])
-        return (1 / self.max_scale_change < ratio < self.max_scale_change and inside
-                and iou(new_box, old_box) > self.min_iou)
+        inside = (
+            new.landmarks[:, 0].mean() > 0
+            and new.landmarks[:, 1].mean() > 0
+            and new.landmarks[:, 0].mean() < shape[1]
+            and new.landmarks[:, 1].mean() < shape[0]
+        )
+        return (
+            1 / self.max_scale_change < ratio < self.max_scale_change
+            and inside
+            and iou(new_box, old_box) > self.min_iou
+        )
 
     def update(self, rgb: np.ndarray) -> TrackResult:
         """Process the next frame."""
-        if (self._last is None or self.tentative
-                or self._since_detect + 1 >= self.redetect_every):
+        if self._last is None or self.tentative or self._since_detect + 1 >= self.redetect_every:
             return self._detect(rgb)
         refined = self.backend.refine(rgb, self._predict_box(self._last.landmarks))
         if not self._plausible(refined, self._last, rgb.shape):

@@ -35,8 +35,9 @@ def sample_indices(n_frames: int, source_fps: float, target_fps: float) -> np.nd
     return idx[keep]
 
 
-def iter_sampled_frames(path: str | os.PathLike[str], target_fps: float,
-                        source_fps: float | None = None) -> Iterator[SampledFrame]:
+def iter_sampled_frames(
+    path: str | os.PathLike[str], target_fps: float, source_fps: float | None = None
+) -> Iterator[SampledFrame]:
     """Decode ``path`` and yield frames sampled at ``target_fps`` (RGB uint8).
 
     Frames in between are only grabbed (demuxed), not converted. Stops quietly at the end

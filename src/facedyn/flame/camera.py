@@ -24,8 +24,13 @@ def focal_from_fov(width: float, fov_deg: float = 60.0) -> float:
     return 0.5 * width / math.tan(math.radians(fov_deg) / 2)
 
 
-def project(points: torch.Tensor, translation: torch.Tensor, focal: torch.Tensor | float,
-            cx: float, cy: float) -> torch.Tensor:
+def project(
+    points: torch.Tensor,
+    translation: torch.Tensor,
+    focal: torch.Tensor | float,
+    cx: float,
+    cy: float,
+) -> torch.Tensor:
     """Project model-space points into pixels.
 
     Args:

@@ -51,8 +51,12 @@ class DenseEmbedding:
     def __len__(self) -> int:
         return len(self.faces)
 
-    def check(self, n_faces: int | None, n_detector_points: int | None = None,
-              where: str = "dense landmark embedding") -> None:
+    def check(
+        self,
+        n_faces: int | None,
+        n_detector_points: int | None = None,
+        where: str = "dense landmark embedding",
+    ) -> None:
         """Raise :class:`FlameModelError` naming what is wrong.
 
         Args:
@@ -63,23 +67,34 @@ class DenseEmbedding:
         p = len(self.faces)
         if p == 0:
             raise FlameModelError(f"{where}: no points")
-        if self.faces.shape != (p,) or self.bary.shape != (p, 3) or \
-                self.landmark_indices.shape != (p,):
+        if (
+            self.faces.shape != (p,)
+            or self.bary.shape != (p, 3)
+            or self.landmark_indices.shape != (p,)
+        ):
             raise FlameModelError(
                 f"{where}: lmk_face_idx {self.faces.shape}, lmk_b_coords {self.bary.shape} and "
-                f"landmark_indices {self.landmark_indices.shape} must be (P,), (P, 3), (P,)")
+                f"landmark_indices {self.landmark_indices.shape} must be (P,), (P, 3), (P,)"
+            )
         if n_faces is not None and (self.faces.min() < 0 or self.faces.max() >= n_faces):
-            raise FlameModelError(f"{where}: lmk_face_idx indexes triangles outside "
-                                  f"0..{n_faces - 1}: is it for this head model?")
-        if not np.isfinite(self.bary).all() or np.abs(self.bary.sum(1) - 1).max() > 1e-4 \
-                or self.bary.min() < -1e-4:
-            raise FlameModelError(f"{where}: lmk_b_coords must be barycentric (>= 0, rows "
-                                  "summing to 1)")
+            raise FlameModelError(
+                f"{where}: lmk_face_idx indexes triangles outside "
+                f"0..{n_faces - 1}: is it for this head model?"
+            )
+        if (
+            not np.isfinite(self.bary).all()
+            or np.abs(self.bary.sum(1) - 1).max() > 1e-4
+            or self.bary.min() < -1e-4
+        ):
+            raise FlameModelError(
+                f"{where}: lmk_b_coords must be barycentric (>= 0, rows summing to 1)"
+            )
         idx = self.landmark_indices
         top = n_detector_points if n_detector_points is not None else np.iinfo(np.int64).max
         if idx.min() < 0 or idx.max() >= top:
-            raise FlameModelError(f"{where}: landmark_indices outside 0..{top - 1}"
-                                  " (the detector's dense points)")
+            raise FlameModelError(
+                f"{where}: landmark_indices outside 0..{top - 1} (the detector's dense points)"
+            )
         if len(np.unique(idx)) != p:
             raise FlameModelError(f"{where}: landmark_indices repeats a detector point")
 
@@ -90,16 +105,18 @@ def load_dense_embedding(path: str | os.PathLike[str]) -> DenseEmbedding:
     if not path.is_file():
         raise FlameModelError(
             f"dense landmark embedding not found: {path}. For FLAME use metrical-tracker's "
-            "mediapipe_landmark_embedding.npz; for the synthetic head `synthetic`")
+            "mediapipe_landmark_embedding.npz; for the synthetic head `synthetic`"
+        )
     try:
         with np.load(path, allow_pickle=False) as raw:
             missing = [k for k in KEYS if k not in raw]
             if missing:
                 raise FlameModelError(f"{path}: missing keys {missing} (expected {list(KEYS)})")
-            return DenseEmbedding(faces=raw["lmk_face_idx"].astype(np.int64).reshape(-1),
-                                  bary=raw["lmk_b_coords"].astype(np.float64).reshape(-1, 3),
-                                  landmark_indices=raw["landmark_indices"].astype(np.int64)
-                                  .reshape(-1))
+            return DenseEmbedding(
+                faces=raw["lmk_face_idx"].astype(np.int64).reshape(-1),
+                bary=raw["lmk_b_coords"].astype(np.float64).reshape(-1, 3),
+                landmark_indices=raw["landmark_indices"].astype(np.int64).reshape(-1),
+            )
     except FlameModelError:
         raise
     except Exception as exc:
@@ -109,9 +126,12 @@ def load_dense_embedding(path: str | os.PathLike[str]) -> DenseEmbedding:
 def save_dense_embedding(path: str | os.PathLike[str], emb: DenseEmbedding) -> Path:
     """Write ``emb`` as ``.npz`` (keys :data:`KEYS`), atomically."""
     buf = io.BytesIO()
-    np.savez(buf, lmk_face_idx=emb.faces.astype(np.int64),
-             lmk_b_coords=emb.bary.astype(np.float64),
-             landmark_indices=emb.landmark_indices.astype(np.int64))
+    np.savez(
+        buf,
+        lmk_face_idx=emb.faces.astype(np.int64),
+        lmk_b_coords=emb.bary.astype(np.float64),
+        landmark_indices=emb.landmark_indices.astype(np.int64),
+    )
     return atomic_write_bytes(path, buf.getvalue())
 
 
@@ -120,11 +140,18 @@ def with_dense_points(emb: LandmarkEmbedding, dense: DenseEmbedding) -> Landmark
     return LandmarkEmbedding(
         static_faces=np.concatenate([emb.static_faces, dense.faces]),
         static_bary=np.concatenate([emb.static_bary, dense.bary]),
-        dynamic_faces=emb.dynamic_faces, dynamic_bary=emb.dynamic_bary,
+        dynamic_faces=emb.dynamic_faces,
+        dynamic_bary=emb.dynamic_bary,
         full_faces=np.concatenate([emb.full_faces, dense.faces]),
         full_bary=np.concatenate([emb.full_bary, dense.bary]),
-        yaw_sign=emb.yaw_sign)
+        yaw_sign=emb.yaw_sign,
+    )
 
 
-__all__ = ["KEYS", "DenseEmbedding", "load_dense_embedding", "save_dense_embedding",
-           "with_dense_points"]
+__all__ = [
+    "KEYS",
+    "DenseEmbedding",
+    "load_dense_embedding",
+    "save_dense_embedding",
+    "with_dense_points",
+]

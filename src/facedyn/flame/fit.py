@@ -131,8 +131,9 @@ def _pseudo_huber(x2: torch.Tensor, delta: float) -> torch.Tensor:
     return 2 * delta**2 * (torch.sqrt(1 + x2 / delta**2) - 1)
 
 
-def _initial_pose(lmk: np.ndarray, model_lmk: np.ndarray, focal: float, cx: float, cy: float
-                  ) -> np.ndarray:
+def _initial_pose(
+    lmk: np.ndarray, model_lmk: np.ndarray, focal: float, cx: float, cy: float
+) -> np.ndarray:
     """Translation per frame from the landmarks' centre and size (rotation starts at 0)."""
     iod_img = inter_ocular(lmk)
     iod_model = float(inter_ocular(model_lmk[:, :2]))
@@ -145,8 +146,15 @@ def _initial_pose(lmk: np.ndarray, model_lmk: np.ndarray, focal: float, cx: floa
     return np.stack([tx, ty, tz], 1)
 
 
-def fit_landmarks(landmarks: np.ndarray, frames: np.ndarray, times: np.ndarray, width: int,
-                  height: int, model: FLAMELandmarks, settings: FitSettings) -> FitResult:
+def fit_landmarks(
+    landmarks: np.ndarray,
+    frames: np.ndarray,
+    times: np.ndarray,
+    width: int,
+    height: int,
+    model: FLAMELandmarks,
+    settings: FitSettings,
+) -> FitResult:
     """Fit FLAME to valid frames' 2D landmarks (all frames given must be valid).
 
     Args:
@@ -178,41 +186,62 @@ def fit_landmarks(landmarks: np.ndarray, frames: np.ndarray, times: np.ndarray, 
     with torch.no_grad():
         neutral = model(pose=torch.zeros(1, 15, dtype=dtype, device=dev), kind="3d")[0]
     if neutral.shape[0] != landmarks.shape[1]:
-        raise ValueError(f"the model gives {neutral.shape[0]} landmarks, the frames have "
-                         f"{landmarks.shape[1]}: fit dense points with a dense embedding")
+        raise ValueError(
+            f"the model gives {neutral.shape[0]} landmarks, the frames have "
+            f"{landmarks.shape[1]}: fit dense points with a dense embedding"
+        )
     trans0 = _initial_pose(landmarks[:, :68], neutral[:68].cpu().numpy(), focal, cx, cy)
-    window_ids = (np.arange(m) if settings.shape == "per_frame"
-                  else _window_ids(times, settings.window_s))
+    window_ids = (
+        np.arange(m) if settings.shape == "per_frame" else _window_ids(times, settings.window_s)
+    )
     problem = Problem(
-        target=target, sigma=settings.landmark_sigma * iod, weight=weight,
+        target=target,
+        sigma=settings.landmark_sigma * iod,
+        weight=weight,
         contiguous=torch.as_tensor(_segments(frames), device=dev),
-        window=torch.as_tensor(window_ids, device=dev), n_rows=int(window_ids.max()) + 1,
-        focal=float(focal), cx=cx, cy=cy, huber=settings.huber, jaw_sd=settings.jaw_sd,
-        shape_frame_sd=settings.shape_frame_sd, smooth_expr=settings.smooth_expr,
-        smooth_pose=settings.smooth_pose, iod=iod, offset_sd=settings.landmark_offset_sd)
+        window=torch.as_tensor(window_ids, device=dev),
+        n_rows=int(window_ids.max()) + 1,
+        focal=float(focal),
+        cx=cx,
+        cy=cy,
+        huber=settings.huber,
+        jaw_sd=settings.jaw_sd,
+        shape_frame_sd=settings.shape_frame_sd,
+        smooth_expr=settings.smooth_expr,
+        smooth_pose=settings.smooth_pose,
+        iod=iod,
+        offset_sd=settings.landmark_offset_sd,
+    )
 
     def zeros(rows: int, cols: int) -> torch.Tensor:
         return torch.zeros(rows, cols, dtype=dtype, device=dev)
 
-    start = Params(shape_mean=zeros(1, settings.n_shape),
-                   shape=zeros(problem.n_rows, settings.n_shape), expr=zeros(m, settings.n_expr),
-                   jaw=zeros(m, 3), rot=zeros(m, 3),
-                   trans=torch.as_tensor(trans0, dtype=dtype, device=dev),
-                   offset=zeros(N_OFFSET, 2))
+    start = Params(
+        shape_mean=zeros(1, settings.n_shape),
+        shape=zeros(problem.n_rows, settings.n_shape),
+        expr=zeros(m, settings.n_expr),
+        jaw=zeros(m, 3),
+        rot=zeros(m, 3),
+        trans=torch.as_tensor(trans0, dtype=dtype, device=dev),
+        offset=zeros(N_OFFSET, 2),
+    )
     history: list[float] = []
     if settings.solver == "adam":
         fitted = _adam(problem, start, model, settings, history)
     else:
+
         def value(p: Params, use_shape: bool) -> float:
             with torch.no_grad():
                 return float(objective(problem, p, model, use_shape)[0])
 
         jac = LandmarkJacobian(model)
         with torch.no_grad():
-            fitted = levenberg_marquardt(problem, start, jac, value,
-                                         settings.lm_rigid_iterations, False, history)
-            fitted = levenberg_marquardt(problem, fitted, jac, value, settings.lm_iterations,
-                                         True, history)
+            fitted = levenberg_marquardt(
+                problem, start, jac, value, settings.lm_rigid_iterations, False, history
+            )
+            fitted = levenberg_marquardt(
+                problem, fitted, jac, value, settings.lm_iterations, True, history
+            )
 
     with torch.no_grad():
         _, proj = objective(problem, fitted, model, True)
@@ -220,17 +249,22 @@ def fit_landmarks(landmarks: np.ndarray, frames: np.ndarray, times: np.ndarray, 
         shape = fitted.shape_mean + fitted.shape[problem.window]
         proj_px, target_px = proj.cpu().numpy(), target.cpu().numpy()
     return FitResult(
-        shape=shape.cpu().numpy(), expression=fitted.expr.detach().cpu().numpy(),
-        jaw=fitted.jaw.detach().cpu().numpy(), rotation=fitted.rot.detach().cpu().numpy(),
-        translation=fitted.trans.detach().cpu().numpy(), focal=float(focal),
+        shape=shape.cpu().numpy(),
+        expression=fitted.expr.detach().cpu().numpy(),
+        jaw=fitted.jaw.detach().cpu().numpy(),
+        rotation=fitted.rot.detach().cpu().numpy(),
+        translation=fitted.trans.detach().cpu().numpy(),
+        focal=float(focal),
         rmse_px=torch.sqrt((err**2).mean(1)).cpu().numpy(),
-        nme=nme(proj_px, target_px), loss_history=history,
+        nme=nme(proj_px, target_px),
+        loss_history=history,
         settings=asdict(settings),
     )
 
 
-def objective(problem: Problem, p: Params, model: FLAMELandmarks, use_shape: bool
-              ) -> tuple[torch.Tensor, torch.Tensor]:
+def objective(
+    problem: Problem, p: Params, model: FLAMELandmarks, use_shape: bool
+) -> tuple[torch.Tensor, torch.Tensor]:
     """The fitting objective (module docstring) and the projected landmarks. With
     ``use_shape=False`` the shape is zero and its prior is left out (the rigid stage)."""
     pr, m = problem, len(problem.target)
@@ -244,9 +278,12 @@ def objective(problem: Problem, p: Params, model: FLAMELandmarks, use_shape: boo
     data = (_pseudo_huber(r2, pr.huber) * pr.weight).sum() / m
     # Hierarchical shape prior: the video's mean shape ~ N(0, I); each frame (or window)
     # deviates from it by N(0, shape_frame_sd^2): estimated per frame, yet anchored.
-    shape_prior = ((p.shape_mean ** 2).sum() / m + ((p.shape / pr.shape_frame_sd) ** 2).sum() / m)
-    prior = (shape_prior * (1.0 if use_shape else 0.0)
-             + (p.expr ** 2).sum() / m + ((p.jaw / pr.jaw_sd) ** 2).sum() / m)
+    shape_prior = (p.shape_mean**2).sum() / m + ((p.shape / pr.shape_frame_sd) ** 2).sum() / m
+    prior = (
+        shape_prior * (1.0 if use_shape else 0.0)
+        + (p.expr**2).sum() / m
+        + ((p.jaw / pr.jaw_sd) ** 2).sum() / m
+    )
     if offsets:
         # The detector's constant error per landmark ~ N(0, offset_sd^2), once per video.
         prior = prior + ((p.offset / pr.offset_sd) ** 2).sum() / m
@@ -256,18 +293,31 @@ def objective(problem: Problem, p: Params, model: FLAMELandmarks, use_shape: boo
 
         def d2(x: torch.Tensor) -> torch.Tensor:
             return (((x[1:] - x[:-1]) ** 2).sum(-1) * pr.contiguous).sum() / n_pairs
-        smooth = (pr.smooth_expr * d2(p.expr)
-                  + pr.smooth_pose * (d2(p.jaw / pr.jaw_sd) + d2(p.rot / ROT_SMOOTH_SCALE)
-                                      + d2(p.trans / TRANS_SMOOTH_SCALE)))
+
+        smooth = pr.smooth_expr * d2(p.expr) + pr.smooth_pose * (
+            d2(p.jaw / pr.jaw_sd) + d2(p.rot / ROT_SMOOTH_SCALE) + d2(p.trans / TRANS_SMOOTH_SCALE)
+        )
     return data + prior + smooth, proj
 
 
-def _adam(problem: Problem, start: Params, model: FLAMELandmarks, settings: FitSettings,
-          history: list[float]) -> Params:
+def _adam(
+    problem: Problem,
+    start: Params,
+    model: FLAMELandmarks,
+    settings: FitSettings,
+    history: list[float],
+) -> Params:
     """Adam on scaled parameters (one step moves each by a comparable physical amount),
     first on pose, jaw and expression, then on everything, with a cosine-decayed step."""
-    scale = {"shape_mean": 1.0, "shape": settings.shape_frame_sd, "expr": 1.0, "jaw": 0.1,
-             "rot": 0.1, "trans": 0.02, "offset": max(settings.landmark_offset_sd, 1e-3)}
+    scale = {
+        "shape_mean": 1.0,
+        "shape": settings.shape_frame_sd,
+        "expr": 1.0,
+        "jaw": 0.1,
+        "rot": 0.1,
+        "trans": 0.02,
+        "offset": max(settings.landmark_offset_sd, 1e-3),
+    }
     params = {k: (getattr(start, k) / scale[k]).clone().requires_grad_(True) for k in scale}
 
     def unpack() -> Params:
@@ -287,7 +337,8 @@ def _adam(problem: Problem, start: Params, model: FLAMELandmarks, settings: FitS
             history.append(float(loss.detach()))
 
     run(["rot", "trans", "jaw", "expr"], settings.rigid_iterations, use_shape=False)
-    run([k for k in params if k != "offset" or problem.offsets], settings.iterations,
-        use_shape=True)
+    run(
+        [k for k in params if k != "offset" or problem.offsets], settings.iterations, use_shape=True
+    )
     with torch.no_grad():
         return Params(**{k: v.detach() for k, v in vars(unpack()).items()})

@@ -43,8 +43,19 @@ from facedyn.runtime import file_sha256
 
 log = logging.getLogger(__name__)
 
-KNOWN_ARRAYS = ("expression", "jaw", "pose", "rotation", "rotation_6d", "shape", "cam",
-                "translation", "frame", "valid", "eyelid")
+KNOWN_ARRAYS = (
+    "expression",
+    "jaw",
+    "pose",
+    "rotation",
+    "rotation_6d",
+    "shape",
+    "cam",
+    "translation",
+    "frame",
+    "valid",
+    "eyelid",
+)
 
 
 class TrackerImportError(ValueError):
@@ -67,8 +78,9 @@ def _rotation_from_6d(r6: np.ndarray) -> np.ndarray:
     return Rotation.from_matrix(np.stack([b1, b2, b3], axis=-1)).as_rotvec()
 
 
-def import_npz(path: str | os.PathLike[str], n_shape: int, n_expr: int, fps: float,
-               tracker: str = "unknown") -> ImportedParameters:
+def import_npz(
+    path: str | os.PathLike[str], n_shape: int, n_expr: int, fps: float, tracker: str = "unknown"
+) -> ImportedParameters:
     """Read one tracker ``.npz`` into a FLAME table (see the module docstring for names).
 
     Raises:
@@ -83,7 +95,9 @@ def import_npz(path: str | os.PathLike[str], n_shape: int, n_expr: int, fps: flo
     if unknown:
         log.warning("%s: ignoring unknown arrays %s", path, unknown)
     if "expression" not in data:
-        raise TrackerImportError(f"{path}: array 'expression' (N, E) is required; found {sorted(data)}")
+        raise TrackerImportError(
+            f"{path}: array 'expression' (N, E) is required; found {sorted(data)}"
+        )
     expr = np.asarray(data["expression"], dtype=np.float64)
     if expr.ndim != 2:
         raise TrackerImportError(f"{path}: 'expression' must be (N, E), got {expr.shape}")
@@ -98,7 +112,8 @@ def import_npz(path: str | os.PathLike[str], n_shape: int, n_expr: int, fps: flo
         if len(arr) != n:
             raise TrackerImportError(
                 f"{path}: '{name}' has {len(arr)} rows but 'expression' has {n}: all per-frame "
-                "arrays must have one row per frame")
+                "arrays must have one row per frame"
+            )
         return arr
 
     pose = get("pose", 6)
@@ -121,28 +136,42 @@ def import_npz(path: str | os.PathLike[str], n_shape: int, n_expr: int, fps: flo
         if arr.shape[1] < want:
             raise TrackerImportError(
                 f"{path}: '{name}' has {arr.shape[1]} coefficients, the run asks for {want} "
-                f"(flame.n_{'shape' if name == 'shape' else 'expr'}); lower the config value")
+                f"(flame.n_{'shape' if name == 'shape' else 'expr'}); lower the config value"
+            )
     frame = get("frame", None)
     frame = np.arange(n) if frame is None else frame.astype(np.int64)
     if len(frame) > 1 and np.any(np.diff(frame) <= 0):
         raise TrackerImportError(f"{path}: 'frame' must be strictly increasing")
     valid = get("valid", None)
     valid = np.ones(n, bool) if valid is None else valid.astype(bool)
-    arrays: dict[str, np.ndarray] = {"shape": shape[:, :n_shape], "expression": expr[:, :n_expr],
-                                     "jaw": jaw, "rotation": rotation}
+    arrays: dict[str, np.ndarray] = {
+        "shape": shape[:, :n_shape],
+        "expression": expr[:, :n_expr],
+        "jaw": jaw,
+        "rotation": rotation,
+    }
     cam, trans = get("cam", 3), get("translation", 3)
     if cam is not None:
         arrays["weak_perspective"] = cam
     if trans is not None:
         arrays["camera"] = np.concatenate([trans, np.full((n, 1), np.nan)], 1)
-    finite = np.all([np.isfinite(a).all(axis=1) for k, a in arrays.items()
-                     if k not in ("camera",)], axis=0)
+    finite = np.all(
+        [np.isfinite(a).all(axis=1) for k, a in arrays.items() if k not in ("camera",)], axis=0
+    )
     valid &= finite
     table = flame_table(frame, frame / fps, valid, arrays)
-    meta = {"fitter": "import", "tracker": tracker, "source": str(path),
-            "source_sha256": file_sha256(path), "n_shape": n_shape, "n_expr": n_expr,
-            "frames": n, "frames_valid": int(valid.sum()),
-            "camera": "weak_perspective" if cam is not None else
-                      ("translation" if trans is not None else "none"),
-            "status": "ok" if valid.any() else "no_valid_frames"}
+    meta = {
+        "fitter": "import",
+        "tracker": tracker,
+        "source": str(path),
+        "source_sha256": file_sha256(path),
+        "n_shape": n_shape,
+        "n_expr": n_expr,
+        "frames": n,
+        "frames_valid": int(valid.sum()),
+        "camera": "weak_perspective"
+        if cam is not None
+        else ("translation" if trans is not None else "none"),
+        "status": "ok" if valid.any() else "no_valid_frames",
+    }
     return ImportedParameters(table, meta)

@@ -34,7 +34,15 @@ N_JOINTS = 5
 EXPR_OFFSET = 300
 #: kintree_table stores the root's parent as 2**32 - 1.
 ROOT_PARENT_SENTINEL = 2**32 - 1
-REQUIRED_KEYS = ("v_template", "f", "shapedirs", "posedirs", "J_regressor", "weights", "kintree_table")
+REQUIRED_KEYS = (
+    "v_template",
+    "f",
+    "shapedirs",
+    "posedirs",
+    "J_regressor",
+    "weights",
+    "kintree_table",
+)
 
 
 class FlameModelError(ValueError):
@@ -226,46 +234,88 @@ def validate_flame_arrays(raw: Mapping[str, Any], where: str = "FLAME model") ->
         _expect(arr[key].dtype != object, where, key, "holds Python objects, not numbers")
 
     v_template = arr["v_template"].astype(np.float64)
-    _expect(v_template.ndim == 2 and v_template.shape[1] == 3, where, "v_template",
-            f"must have shape (V, 3), got {v_template.shape}")
+    _expect(
+        v_template.ndim == 2 and v_template.shape[1] == 3,
+        where,
+        "v_template",
+        f"must have shape (V, 3), got {v_template.shape}",
+    )
     n_v = v_template.shape[0]
     _expect(n_v > 0, where, "v_template", "is empty")
 
     faces = arr["f"]
-    _expect(faces.ndim == 2 and faces.shape[1] == 3, where, "f", f"must have shape (F, 3), got {faces.shape}")
+    _expect(
+        faces.ndim == 2 and faces.shape[1] == 3,
+        where,
+        "f",
+        f"must have shape (F, 3), got {faces.shape}",
+    )
     faces = faces.astype(np.int64)
-    _expect(faces.size == 0 or (faces.min() >= 0 and faces.max() < n_v), where, "f",
-            f"indexes vertices outside 0..{n_v - 1}")
+    _expect(
+        faces.size == 0 or (faces.min() >= 0 and faces.max() < n_v),
+        where,
+        "f",
+        f"indexes vertices outside 0..{n_v - 1}",
+    )
 
     shapedirs = arr["shapedirs"].astype(np.float64)
-    _expect(shapedirs.ndim == 3 and shapedirs.shape[:2] == (n_v, 3), where, "shapedirs",
-            f"must have shape ({n_v}, 3, S), got {shapedirs.shape}")
+    _expect(
+        shapedirs.ndim == 3 and shapedirs.shape[:2] == (n_v, 3),
+        where,
+        "shapedirs",
+        f"must have shape ({n_v}, 3, S), got {shapedirs.shape}",
+    )
 
     posedirs = arr["posedirs"].astype(np.float64)
     n_pose = 9 * (N_JOINTS - 1)
     if posedirs.shape == (n_v * 3, n_pose):
         posedirs = posedirs.reshape(n_v, 3, n_pose)
-    _expect(posedirs.shape == (n_v, 3, n_pose), where, "posedirs",
-            f"must have shape ({n_v}, 3, {n_pose}), got {posedirs.shape}")
+    _expect(
+        posedirs.shape == (n_v, 3, n_pose),
+        where,
+        "posedirs",
+        f"must have shape ({n_v}, 3, {n_pose}), got {posedirs.shape}",
+    )
 
     j_reg = arr["J_regressor"].astype(np.float64)
-    _expect(j_reg.shape == (N_JOINTS, n_v), where, "J_regressor",
-            f"must have shape ({N_JOINTS}, {n_v}), got {j_reg.shape}")
+    _expect(
+        j_reg.shape == (N_JOINTS, n_v),
+        where,
+        "J_regressor",
+        f"must have shape ({N_JOINTS}, {n_v}), got {j_reg.shape}",
+    )
 
     weights = arr["weights"].astype(np.float64)
-    _expect(weights.shape == (n_v, N_JOINTS), where, "weights",
-            f"must have shape ({n_v}, {N_JOINTS}), got {weights.shape}")
+    _expect(
+        weights.shape == (n_v, N_JOINTS),
+        where,
+        "weights",
+        f"must have shape ({n_v}, {N_JOINTS}), got {weights.shape}",
+    )
 
     kintree = arr["kintree_table"]
-    _expect(kintree.shape == (2, N_JOINTS), where, "kintree_table",
-            f"must have shape (2, {N_JOINTS}), got {kintree.shape}")
+    _expect(
+        kintree.shape == (2, N_JOINTS),
+        where,
+        "kintree_table",
+        f"must have shape (2, {N_JOINTS}), got {kintree.shape}",
+    )
     parents = kintree[0].astype(np.int64)
     parents[(parents == ROOT_PARENT_SENTINEL) | (parents < 0)] = -1
-    _expect(parents[0] == -1 and all(0 <= p < i for i, p in enumerate(parents[1:], 1)),
-            where, "kintree_table", f"is not a tree rooted at joint 0 (parents {parents.tolist()})")
+    _expect(
+        parents[0] == -1 and all(0 <= p < i for i, p in enumerate(parents[1:], 1)),
+        where,
+        "kintree_table",
+        f"is not a tree rooted at joint 0 (parents {parents.tolist()})",
+    )
 
-    for key, value in (("v_template", v_template), ("shapedirs", shapedirs),
-                       ("posedirs", posedirs), ("J_regressor", j_reg), ("weights", weights)):
+    for key, value in (
+        ("v_template", v_template),
+        ("shapedirs", shapedirs),
+        ("posedirs", posedirs),
+        ("J_regressor", j_reg),
+        ("weights", weights),
+    ):
         _expect(bool(np.isfinite(value).all()), where, key, "contains NaN or infinite values")
 
     return FlameArrays(v_template, faces, shapedirs, posedirs, j_reg, weights, parents)

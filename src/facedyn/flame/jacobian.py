@@ -35,9 +35,17 @@ def full_pose(rotation: torch.Tensor, jaw: torch.Tensor) -> torch.Tensor:
     return torch.cat([rotation, zeros, jaw, zeros, zeros], 1)
 
 
-def project_landmarks(model: FLAMELandmarks, shape: torch.Tensor, expression: torch.Tensor,
-                      jaw: torch.Tensor, rotation: torch.Tensor, translation: torch.Tensor,
-                      focal: float | torch.Tensor, cx: float, cy: float) -> torch.Tensor:
+def project_landmarks(
+    model: FLAMELandmarks,
+    shape: torch.Tensor,
+    expression: torch.Tensor,
+    jaw: torch.Tensor,
+    rotation: torch.Tensor,
+    translation: torch.Tensor,
+    focal: float | torch.Tensor,
+    cx: float,
+    cy: float,
+) -> torch.Tensor:
     """The fitter's image landmarks (B, 68, 2) for per-frame parameters: global rotation and
     jaw posed (neck and eyes at zero), yaw-dependent contour, pinhole camera. The one
     definition shared by the objective and by anything that redraws a fitted table."""
@@ -60,28 +68,39 @@ class LandmarkJacobian:
         w = model.weights  # (V, J)
         self.n_joints = w.shape[1]
         # Landmark-level skinning-weighted blendshapes, static (51) and per contour bin.
-        self.static_m, self.static_c = self._weighted(sel.faces[sel.static_faces], sel.static_bary,
-                                                      s, w)
+        self.static_m, self.static_c = self._weighted(
+            sel.faces[sel.static_faces], sel.static_bary, s, w
+        )
         n_bins, n_contour = sel.dynamic_faces.shape
-        dyn_m, dyn_c = self._weighted(sel.faces[sel.dynamic_faces.reshape(-1)],
-                                      sel.dynamic_bary.reshape(-1, 3), s, w)
+        dyn_m, dyn_c = self._weighted(
+            sel.faces[sel.dynamic_faces.reshape(-1)], sel.dynamic_bary.reshape(-1, 3), s, w
+        )
         self.dynamic_m = dyn_m.view(n_bins, n_contour, *dyn_m.shape[1:])
         self.dynamic_c = dyn_c.view(n_bins, n_contour, -1)
         # Joints' blendshapes: d J / d beta, (J * 3, L).
         self.joint_dirs = torch.einsum("jv,vkl->jkl", model.j_regressor, s).reshape(-1, s.shape[2])
 
     @staticmethod
-    def _weighted(corner_ids: torch.Tensor, bary: torch.Tensor, shapedirs: torch.Tensor,
-                  weights: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def _weighted(
+        corner_ids: torch.Tensor, bary: torch.Tensor, shapedirs: torch.Tensor, weights: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """``M[l, k] = sum_c bary[l, c] w[v_lc, k] S[v_lc]`` (N, J, 3, L) and the summed
         weights ``c[l, k]`` (N, J)."""
         wc = weights[corner_ids] * bary[..., None]  # (N, 3 corners, J)
         m = torch.einsum("ncj,ncal->njal", wc, shapedirs[corner_ids])
         return m, wc.sum(1)
 
-    def __call__(self, shape: torch.Tensor, expression: torch.Tensor, jaw: torch.Tensor,
-                 rotation: torch.Tensor, translation: torch.Tensor, focal: float,
-                 cx: float, cy: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def __call__(
+        self,
+        shape: torch.Tensor,
+        expression: torch.Tensor,
+        jaw: torch.Tensor,
+        rotation: torch.Tensor,
+        translation: torch.Tensor,
+        focal: float,
+        cx: float,
+        cy: float,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         model, b = self.model, len(rotation)
         pose = full_pose(rotation, jaw)
         rot_mats = batch_rodrigues(pose.reshape(-1, 3)).view(b, -1, 3, 3)
@@ -94,8 +113,9 @@ class LandmarkJacobian:
         # column, is the translation of the chain applied to unit joints.
         n_q = self.n_joints * 3
         unit = torch.eye(n_q, dtype=rot_mats.dtype, device=rot_mats.device).view(n_q, -1, 3)
-        _, basis = rigid_transforms(rot_mats.repeat_interleave(n_q, 0), unit.repeat(b, 1, 1),
-                                    model.parents)
+        _, basis = rigid_transforms(
+            rot_mats.repeat_interleave(n_q, 0), unit.repeat(b, 1, 1), model.parents
+        )
         d_trans = basis[..., :3, 3].reshape(b, n_q, self.n_joints, 3).permute(0, 2, 3, 1)
         joint_term = torch.einsum("bkaq,ql->bkal", d_trans, self.joint_dirs)  # (B, J, 3, L)
 
@@ -105,13 +125,16 @@ class LandmarkJacobian:
 
         def d_lmk(m: torch.Tensor, c: torch.Tensor, static: bool) -> torch.Tensor:
             if static:  # the same landmark triangles in every frame
-                return (torch.einsum("bkac,lkcz->blaz", rot_k, m)
-                        + torch.einsum("lk,bkaz->blaz", c, joint_term))
-            return (torch.einsum("bkac,blkcz->blaz", rot_k, m)
-                    + torch.einsum("blk,bkaz->blaz", c, joint_term))
+                return torch.einsum("bkac,lkcz->blaz", rot_k, m) + torch.einsum(
+                    "lk,bkaz->blaz", c, joint_term
+                )
+            return torch.einsum("bkac,blkcz->blaz", rot_k, m) + torch.einsum(
+                "blk,bkaz->blaz", c, joint_term
+            )
 
-        d3 = torch.cat([d_lmk(dyn_m, dyn_c, False),
-                        d_lmk(self.static_m, self.static_c, True)], 1)  # (B, 68, 3, L)
+        d3 = torch.cat(
+            [d_lmk(dyn_m, dyn_c, False), d_lmk(self.static_m, self.static_c, True)], 1
+        )  # (B, 68, 3, L)
 
         pts = model(shape, expression, pose, kind="2d")
         cam = pts + translation[:, None, :]
@@ -122,9 +145,13 @@ class LandmarkJacobian:
         proj = torch.stack([u, v], -1)
         zero = torch.zeros_like(depth)
         # d(u, v) / d cam, (B, 68, 2, 3)
-        dproj = torch.stack([
-            torch.stack([f / depth, zero, f * cam[..., 0] / depth**2], -1),
-            torch.stack([zero, -f / depth, -f * cam[..., 1] / depth**2], -1)], -2)
+        dproj = torch.stack(
+            [
+                torch.stack([f / depth, zero, f * cam[..., 0] / depth**2], -1),
+                torch.stack([zero, -f / depth, -f * cam[..., 1] / depth**2], -1),
+            ],
+            -2,
+        )
         d_beta = torch.einsum("blpa,blaz->blpz", dproj, d3)
 
         def landmarks_of(j: torch.Tensor, r: torch.Tensor) -> torch.Tensor:
@@ -138,4 +165,3 @@ class LandmarkJacobian:
             d_rot.append(d)
         d_pose = torch.cat([torch.stack(d_rot, -1), dproj], -1)  # (B, 68, 2, 9)
         return proj, d_beta, d_pose
-

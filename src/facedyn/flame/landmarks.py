@@ -98,8 +98,9 @@ def _as_numpy(value: Any) -> np.ndarray:
     return np.asarray(value)
 
 
-def embedding_from_dict(raw: dict[str, Any], where: str = "landmark embedding",
-                        yaw_sign: int = 1) -> LandmarkEmbedding:
+def embedding_from_dict(
+    raw: dict[str, Any], where: str = "landmark embedding", yaw_sign: int = 1
+) -> LandmarkEmbedding:
     """Validate a DECA-format dict and build a :class:`LandmarkEmbedding`."""
     missing = [k for k in _EXPECTED if k not in raw]
     if missing:
@@ -201,8 +202,9 @@ def yaw_bins(yaw_deg: torch.Tensor, yaw_sign: int = 1) -> torch.Tensor:
     return torch.where(a < 0, neg, a)
 
 
-def barycentric_points(vertices: torch.Tensor, faces: torch.Tensor,
-                       face_idx: torch.Tensor, bary: torch.Tensor) -> torch.Tensor:
+def barycentric_points(
+    vertices: torch.Tensor, faces: torch.Tensor, face_idx: torch.Tensor, bary: torch.Tensor
+) -> torch.Tensor:
     """Points ``sum_i b_i * v[f[face_idx][i]]``.
 
     Args:

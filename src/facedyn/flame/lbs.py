@@ -30,8 +30,9 @@ def batch_rodrigues(rot_vecs: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
     return eye + sin * k + (1 - cos) * torch.bmm(k, k)
 
 
-def rigid_transforms(rot_mats: torch.Tensor, joints: torch.Tensor,
-                     parents: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+def rigid_transforms(
+    rot_mats: torch.Tensor, joints: torch.Tensor, parents: list[int]
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Chain per-joint rotations along the kinematic tree.
 
     Args:
@@ -47,8 +48,9 @@ def rigid_transforms(rot_mats: torch.Tensor, joints: torch.Tensor,
     rel = joints.clone()
     for j in range(1, n_j):
         rel[:, j] = joints[:, j] - joints[:, parents[j]]
-    local = torch.cat([F.pad(rot_mats, (0, 0, 0, 1)),
-                       F.pad(rel[..., None], (0, 0, 0, 1), value=1.0)], dim=3)  # (B, J, 4, 4)
+    local = torch.cat(
+        [F.pad(rot_mats, (0, 0, 0, 1)), F.pad(rel[..., None], (0, 0, 0, 1), value=1.0)], dim=3
+    )  # (B, J, 4, 4)
     chain = [local[:, 0]]
     for j in range(1, n_j):
         chain.append(chain[parents[j]] @ local[:, j])
@@ -60,9 +62,16 @@ def rigid_transforms(rot_mats: torch.Tensor, joints: torch.Tensor,
     return posed_joints, rel_transforms
 
 
-def lbs(betas: torch.Tensor, pose: torch.Tensor, v_template: torch.Tensor,
-        shapedirs: torch.Tensor, posedirs: torch.Tensor, j_regressor: torch.Tensor,
-        parents: list[int], weights: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def lbs(
+    betas: torch.Tensor,
+    pose: torch.Tensor,
+    v_template: torch.Tensor,
+    shapedirs: torch.Tensor,
+    posedirs: torch.Tensor,
+    j_regressor: torch.Tensor,
+    parents: list[int],
+    weights: torch.Tensor,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """FLAME forward pass.
 
     Args:

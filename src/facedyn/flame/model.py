@@ -33,9 +33,14 @@ POSE_DIM = 15
 JOINT_NAMES = ("global", "neck", "jaw", "eye_l", "eye_r")
 
 
-def _batch_params(shape: torch.Tensor | None, expression: torch.Tensor | None,
-                  pose: torch.Tensor | None, n_shape: int, n_expr: int,
-                  like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def _batch_params(
+    shape: torch.Tensor | None,
+    expression: torch.Tensor | None,
+    pose: torch.Tensor | None,
+    n_shape: int,
+    n_expr: int,
+    like: torch.Tensor,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Validate inputs, fill missing ones with zeros, return (betas, pose)."""
     given = [t for t in (shape, expression, pose) if t is not None]
     batch = given[0].shape[0] if given else 1
@@ -60,9 +65,13 @@ class _LandmarkSelector(nn.Module):
         self.yaw_sign = emb.yaw_sign
         self.register_buffer("faces", faces, persistent=False)
         for name in ("static_faces", "dynamic_faces", "full_faces"):
-            self.register_buffer(name, torch.from_numpy(getattr(emb, name)).long(), persistent=False)
+            self.register_buffer(
+                name, torch.from_numpy(getattr(emb, name)).long(), persistent=False
+            )
         for name in ("static_bary", "dynamic_bary", "full_bary"):
-            self.register_buffer(name, torch.from_numpy(getattr(emb, name)).to(dtype), persistent=False)
+            self.register_buffer(
+                name, torch.from_numpy(getattr(emb, name)).to(dtype), persistent=False
+            )
 
     def forward(self, vertices: torch.Tensor, pose: torch.Tensor, kind: str = "2d") -> torch.Tensor:
         if kind == "3d":
@@ -72,8 +81,9 @@ class _LandmarkSelector(nn.Module):
         rot = batch_rodrigues(pose[:, :6].reshape(-1, 3)).view(-1, 2, 3, 3)
         head = rot[:, 0] @ rot[:, 1]  # world rotation of the head: global after neck
         bins = yaw_bins(yaw_degrees(head), self.yaw_sign)
-        contour = barycentric_points(vertices, self.faces, self.dynamic_faces[bins],
-                                     self.dynamic_bary[bins])
+        contour = barycentric_points(
+            vertices, self.faces, self.dynamic_faces[bins], self.dynamic_bary[bins]
+        )
         inner = barycentric_points(vertices, self.faces, self.static_faces, self.static_bary)
         return torch.cat([contour, inner], dim=1)
 
@@ -85,13 +95,23 @@ class _Skinned(nn.Module):
     n_expr: int
     parents: list[int]
 
-    def _skin(self, shape: torch.Tensor | None, expression: torch.Tensor | None,
-              pose: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def _skin(
+        self, shape: torch.Tensor | None, expression: torch.Tensor | None, pose: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Vertices, posed joints and the (zero-filled) full pose."""
-        betas, full_pose = _batch_params(shape, expression, pose, self.n_shape, self.n_expr,
-                                         self.v_template)
-        verts, joints = lbs(betas, full_pose, self.v_template, self.shapedirs, self.posedirs,
-                            self.j_regressor, self.parents, self.weights)
+        betas, full_pose = _batch_params(
+            shape, expression, pose, self.n_shape, self.n_expr, self.v_template
+        )
+        verts, joints = lbs(
+            betas,
+            full_pose,
+            self.v_template,
+            self.shapedirs,
+            self.posedirs,
+            self.j_regressor,
+            self.parents,
+            self.weights,
+        )
         return verts, joints, full_pose
 
 
@@ -106,9 +126,14 @@ class FLAME(_Skinned):
         sha256: digest of the model file ("" when built in memory).
     """
 
-    def __init__(self, arrays: FlameArrays, n_shape: int = 100, n_expr: int = 50,
-                 embedding: LandmarkEmbedding | None = None,
-                 dtype: torch.dtype = torch.float32) -> None:
+    def __init__(
+        self,
+        arrays: FlameArrays,
+        n_shape: int = 100,
+        n_expr: int = 50,
+        embedding: LandmarkEmbedding | None = None,
+        dtype: torch.dtype = torch.float32,
+    ) -> None:
         super().__init__()
         if not 0 <= n_shape <= arrays.max_shape:
             raise FlameModelError(f"n_shape={n_shape} outside 0..{arrays.max_shape} for this model")
@@ -116,8 +141,13 @@ class FLAME(_Skinned):
             raise FlameModelError(f"n_expr={n_expr} outside 0..{arrays.max_expr} for this model")
         self.n_shape, self.n_expr, self.sha256 = n_shape, n_expr, arrays.sha256
         self.parents = [int(p) for p in arrays.parents]
-        dirs = np.concatenate([arrays.shapedirs[..., :n_shape],
-                               arrays.shapedirs[..., EXPR_OFFSET:EXPR_OFFSET + n_expr]], axis=2)
+        dirs = np.concatenate(
+            [
+                arrays.shapedirs[..., :n_shape],
+                arrays.shapedirs[..., EXPR_OFFSET : EXPR_OFFSET + n_expr],
+            ],
+            axis=2,
+        )
         n_v = arrays.n_vertices
 
         def buf(x: np.ndarray) -> torch.Tensor:
@@ -135,18 +165,31 @@ class FLAME(_Skinned):
             embedding.check_faces(len(arrays.faces))
             self.selector = _LandmarkSelector(self.faces.clone(), embedding, dtype)
 
-    def lbs(self, shape: torch.Tensor | None = None, expression: torch.Tensor | None = None,
-            pose: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    def lbs(
+        self,
+        shape: torch.Tensor | None = None,
+        expression: torch.Tensor | None = None,
+        pose: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Vertices (B, V, 3) and posed joints (B, 5, 3)."""
         verts, joints, _ = self._skin(shape, expression, pose)
         return verts, joints
 
-    def forward(self, shape: torch.Tensor | None = None, expression: torch.Tensor | None = None,
-                pose: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self,
+        shape: torch.Tensor | None = None,
+        expression: torch.Tensor | None = None,
+        pose: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         return self.lbs(shape, expression, pose)[0]
 
-    def landmarks(self, shape: torch.Tensor | None = None, expression: torch.Tensor | None = None,
-                  pose: torch.Tensor | None = None, kind: str = "2d") -> torch.Tensor:
+    def landmarks(
+        self,
+        shape: torch.Tensor | None = None,
+        expression: torch.Tensor | None = None,
+        pose: torch.Tensor | None = None,
+        kind: str = "2d",
+    ) -> torch.Tensor:
         """iBUG-68 landmarks (B, 68, 3) from the full mesh: ``2d`` slides the 17 contour
         points with head yaw, ``3d`` uses the fixed full embedding."""
         selector = self._require_selector()
@@ -176,10 +219,14 @@ class FLAMELandmarks(_Skinned):
         emb = flame.embedding
         assert emb is not None and flame.selector is not None
         faces = flame.faces.cpu().numpy()
-        touched = np.concatenate([faces[emb.static_faces].ravel(),
-                                  faces[emb.dynamic_faces].ravel(),
-                                  faces[emb.full_faces].ravel(),
-                                  np.flatnonzero(np.abs(flame.j_regressor.cpu().numpy()).sum(0))])
+        touched = np.concatenate(
+            [
+                faces[emb.static_faces].ravel(),
+                faces[emb.dynamic_faces].ravel(),
+                faces[emb.full_faces].ravel(),
+                np.flatnonzero(np.abs(flame.j_regressor.cpu().numpy()).sum(0)),
+            ]
+        )
         subset = np.unique(touched)
         local = np.full(len(flame.v_template), -1, dtype=np.int64)
         local[subset] = np.arange(len(subset))
@@ -197,17 +244,27 @@ class FLAMELandmarks(_Skinned):
         local_faces = torch.from_numpy(local[faces]).to(flame.faces.device)
         self.selector = _LandmarkSelector(local_faces, emb, flame.v_template.dtype)
 
-    def forward(self, shape: torch.Tensor | None = None, expression: torch.Tensor | None = None,
-                pose: torch.Tensor | None = None, kind: str = "2d") -> torch.Tensor:
+    def forward(
+        self,
+        shape: torch.Tensor | None = None,
+        expression: torch.Tensor | None = None,
+        pose: torch.Tensor | None = None,
+        kind: str = "2d",
+    ) -> torch.Tensor:
         """iBUG-68 landmarks (B, 68, 3); see ``FLAME.landmarks``."""
         verts, _, full_pose = self._skin(shape, expression, pose)
         return self.selector(verts, full_pose, kind)
 
 
-def load_flame(path: str | os.PathLike[str], n_shape: int = 100, n_expr: int = 50,
-               landmark_embedding: str | os.PathLike[str] | LandmarkEmbedding | None = None,
-               dtype: torch.dtype = torch.float32, yaw_sign: int = 1,
-               dense_embedding: str | os.PathLike[str] | DenseEmbedding | None = None) -> FLAME:
+def load_flame(
+    path: str | os.PathLike[str],
+    n_shape: int = 100,
+    n_expr: int = 50,
+    landmark_embedding: str | os.PathLike[str] | LandmarkEmbedding | None = None,
+    dtype: torch.dtype = torch.float32,
+    yaw_sign: int = 1,
+    dense_embedding: str | os.PathLike[str] | DenseEmbedding | None = None,
+) -> FLAME:
     """Load a FLAME 2020/2023 pkl (or the synthetic head) without chumpy.
 
     Args:
@@ -232,8 +289,10 @@ def load_flame(path: str | os.PathLike[str], n_shape: int = 100, n_expr: int = 5
         from facedyn.flame.dense import DenseEmbedding, load_dense_embedding, with_dense_points
 
         if emb is None:
-            raise ValueError("a dense embedding extends the 68-point landmark embedding: "
-                             "give landmark_embedding too")
+            raise ValueError(
+                "a dense embedding extends the 68-point landmark embedding: "
+                "give landmark_embedding too"
+            )
         if isinstance(dense_embedding, DenseEmbedding):
             dense, where = dense_embedding, "dense landmark embedding"
         else:

@@ -90,12 +90,18 @@ def match_truth(fitted: pd.DataFrame, truth: pd.DataFrame) -> pd.DataFrame:
         ValueError: no valid fitted frame has a truth row (the tables are not of one video).
     """
     valid = fitted[fitted["valid"].astype(bool)]
-    keep = ["frame", *_columns(truth, "expr_"), *_columns(truth, "jaw_"),
-            *_columns(truth, "shape_")]
+    keep = [
+        "frame",
+        *_columns(truth, "expr_"),
+        *_columns(truth, "jaw_"),
+        *_columns(truth, "shape_"),
+    ]
     joined = valid.merge(truth[keep], on="frame", how="inner", suffixes=("", "_true"))
     if len(valid) and joined.empty:
-        raise ValueError("no valid fitted frame matches a truth frame: are the fitted table "
-                         "and the truth table of the same video?")
+        raise ValueError(
+            "no valid fitted frame matches a truth frame: are the fitted table "
+            "and the truth table of the same video?"
+        )
     return joined
 
 
@@ -111,8 +117,12 @@ def _modal(values: np.ndarray, modes: np.ndarray) -> np.ndarray:
     return values[:, :n] @ modes[:, :n].T
 
 
-def video_quality(fitted: pd.DataFrame, truth: pd.DataFrame, n_shape_truth: int = 20,
-                  modes: np.ndarray | None = None) -> tuple[pd.DataFrame, dict[str, float]]:
+def video_quality(
+    fitted: pd.DataFrame,
+    truth: pd.DataFrame,
+    n_shape_truth: int = 20,
+    modes: np.ndarray | None = None,
+) -> tuple[pd.DataFrame, dict[str, float]]:
     """Per-component correlations (long table) and per-video scalars for one video.
 
     Args:
@@ -132,29 +142,44 @@ def video_quality(fitted: pd.DataFrame, truth: pd.DataFrame, n_shape_truth: int 
             continue
         fit_v = joined[col].to_numpy(float)
         true_v = joined[col + "_true"].to_numpy(float)
-        rows.append({"component": col, "r": _pearson(fit_v, true_v),
-                     "truth_sd": float(np.std(true_v)), "fitted_sd": float(np.std(fit_v))})
+        rows.append(
+            {
+                "component": col,
+                "r": _pearson(fit_v, true_v),
+                "truth_sd": float(np.std(true_v)),
+                "fitted_sd": float(np.std(fit_v)),
+            }
+        )
     if modes is not None and len(joined):
         fit_z = _modal(joined[_columns(fitted, "expr_")].to_numpy(float), modes)
-        true_z = _modal(joined[[c + "_true" for c in _columns(truth, "expr_")]].to_numpy(float),
-                        modes)
+        true_z = _modal(
+            joined[[c + "_true" for c in _columns(truth, "expr_")]].to_numpy(float), modes
+        )
         for k in range(modes.shape[0]):
-            rows.append({"component": f"{MODE_PREFIX}{k:03d}",
-                         "r": _pearson(fit_z[:, k], true_z[:, k]),
-                         "truth_sd": float(np.std(true_z[:, k])),
-                         "fitted_sd": float(np.std(fit_z[:, k]))})
+            rows.append(
+                {
+                    "component": f"{MODE_PREFIX}{k:03d}",
+                    "r": _pearson(fit_z[:, k], true_z[:, k]),
+                    "truth_sd": float(np.std(true_z[:, k])),
+                    "fitted_sd": float(np.std(fit_z[:, k])),
+                }
+            )
     shape_cols = [c for c in _columns(fitted, "shape_")[:n_shape_truth] if c + "_true" in joined]
     if shape_cols and len(joined):
-        err = (joined[shape_cols].mean().to_numpy()
-               - joined[[c + "_true" for c in shape_cols]].mean().to_numpy())
+        err = (
+            joined[shape_cols].mean().to_numpy()
+            - joined[[c + "_true" for c in shape_cols]].mean().to_numpy()
+        )
         shape_rmse = float(np.sqrt(np.mean(err**2)))
     else:
         shape_rmse = float("nan")
     nme = fitted.loc[fitted["valid"].astype(bool), "nme"].to_numpy(float)
     scalars = {
-        "jaw_open_r": (_pearson(joined[JAW_OPEN].to_numpy(float),
-                                joined[JAW_OPEN + "_true"].to_numpy(float))
-                       if JAW_OPEN + "_true" in joined else float("nan")),
+        "jaw_open_r": (
+            _pearson(joined[JAW_OPEN].to_numpy(float), joined[JAW_OPEN + "_true"].to_numpy(float))
+            if JAW_OPEN + "_true" in joined
+            else float("nan")
+        ),
         "shape_rmse": shape_rmse,
         "nme_median": float(np.median(nme)) if len(nme) else float("nan"),
         "nme_p90": float(np.percentile(nme, 90)) if len(nme) else float("nan"),
@@ -164,8 +189,7 @@ def video_quality(fitted: pd.DataFrame, truth: pd.DataFrame, n_shape_truth: int 
     return pd.DataFrame(rows, columns=["component", "r", "truth_sd", "fitted_sd"]), scalars
 
 
-def _mean_error(joined: pd.DataFrame, fitted: pd.DataFrame, n_shape_truth: int
-                ) -> dict[str, float]:
+def _mean_error(joined: pd.DataFrame, fitted: pd.DataFrame, n_shape_truth: int) -> dict[str, float]:
     """Per-video means for the shape leak: ``err:<component>`` (fitted - true) and
     ``shape:<coefficient>`` (true)."""
     out = {}
@@ -178,10 +202,12 @@ def _mean_error(joined: pd.DataFrame, fitted: pd.DataFrame, n_shape_truth: int
     return out
 
 
-def shape_expression_leak(videos: pd.DataFrame, components: Iterable[str] | None = None,
-                          min_speakers: int = 4,
-                          alphas: Sequence[float] = tuple(np.logspace(-2, 3, 12))
-                          ) -> dict[str, float]:
+def shape_expression_leak(
+    videos: pd.DataFrame,
+    components: Iterable[str] | None = None,
+    min_speakers: int = 4,
+    alphas: Sequence[float] = tuple(np.logspace(-2, 3, 12)),
+) -> dict[str, float]:
     """Shape leaking into expression: per component, the R^2 with which a video's mean true
     shape predicts its mean expression error (ridge regression, alpha by leave-one-out
     inside each training set; cross-validated over folds of whole speakers, at most 6).
@@ -199,8 +225,11 @@ def shape_expression_leak(videos: pd.DataFrame, components: Iterable[str] | None
     from sklearn.linear_model import RidgeCV
     from sklearn.model_selection import GroupKFold, cross_val_predict
 
-    err_cols = ([c for c in videos.columns if c.startswith("err:")] if components is None
-                else [f"err:{c}" for c in components if f"err:{c}" in videos])
+    err_cols = (
+        [c for c in videos.columns if c.startswith("err:")]
+        if components is None
+        else [f"err:{c}" for c in components if f"err:{c}" in videos]
+    )
     shape_cols = [c for c in videos.columns if c.startswith("shape:")]
     if not err_cols or not shape_cols or "speaker_id" not in videos:
         return {}
@@ -216,8 +245,7 @@ def shape_expression_leak(videos: pd.DataFrame, components: Iterable[str] | None
         ss = float(((y - y.mean()) ** 2).sum())
         if ss <= 0:
             continue
-        pred = cross_val_predict(RidgeCV(alphas=alphas), x, y, groups=rows["speaker_id"],
-                                 cv=folds)
+        pred = cross_val_predict(RidgeCV(alphas=alphas), x, y, groups=rows["speaker_id"], cv=folds)
         out[col.removeprefix("err:")] = float(1 - ((y - pred) ** 2).sum() / ss)
     return out
 
@@ -232,10 +260,12 @@ def dominant_components(truth_variance: pd.Series, fraction: float = 0.9) -> lis
     return list(order.index[:n])
 
 
-def cohort_quality(pairs: Iterable[tuple[str | os.PathLike[str], str | os.PathLike[str]]],
-                   n_shape_truth: int = 20, fraction: float = 0.9,
-                   modes: np.ndarray | None = None
-                   ) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]:
+def cohort_quality(
+    pairs: Iterable[tuple[str | os.PathLike[str], str | os.PathLike[str]]],
+    n_shape_truth: int = 20,
+    fraction: float = 0.9,
+    modes: np.ndarray | None = None,
+) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]:
     """Fit quality over many videos.
 
     Args:
@@ -252,17 +282,23 @@ def cohort_quality(pairs: Iterable[tuple[str | os.PathLike[str], str | os.PathLi
     for fitted_path, truth_path in pairs:
         fitted, meta = read_table(fitted_path)
         truth, _ = read_table(truth_path)
-        ids = {"session_id": str(meta.get("session_id", "")),
-               "speaker_id": str(meta.get("speaker_id", ""))}
+        ids = {
+            "session_id": str(meta.get("session_id", "")),
+            "speaker_id": str(meta.get("speaker_id", "")),
+        }
         if not fitted["valid"].any():
             video_rows.append({**ids, "frames_matched": 0.0})
             continue
         comps, scalars = video_quality(fitted, truth, n_shape_truth, modes)
         comp_tables.append(comps.assign(**ids))
         video_rows.append({**ids, **scalars})
-    components = (pd.concat(comp_tables, ignore_index=True) if comp_tables
-                  else pd.DataFrame(columns=["component", "r", "truth_sd", "fitted_sd",
-                                             "session_id", "speaker_id"]))
+    components = (
+        pd.concat(comp_tables, ignore_index=True)
+        if comp_tables
+        else pd.DataFrame(
+            columns=["component", "r", "truth_sd", "fitted_sd", "session_id", "speaker_id"]
+        )
+    )
     videos = pd.DataFrame(video_rows)
     return components, videos, summarize_quality(components, videos, fraction)
 
@@ -273,8 +309,9 @@ def _median(values: Sequence[float] | pd.Series) -> float:
     return float(np.median(arr)) if len(arr) else float("nan")
 
 
-def summarize_quality(components: pd.DataFrame, videos: pd.DataFrame, fraction: float = 0.9
-                      ) -> dict[str, Any]:
+def summarize_quality(
+    components: pd.DataFrame, videos: pd.DataFrame, fraction: float = 0.9
+) -> dict[str, Any]:
     """Headline figures: median r over the dominant components (and modes), jaw r, shape
     error, NME."""
     if components.empty:
@@ -283,8 +320,12 @@ def summarize_quality(components: pd.DataFrame, videos: pd.DataFrame, fraction: 
     modal: dict[str, Any] = {}
     if is_mode.any():
         dominant, share, median, by = _dominant_r(components[is_mode], fraction)
-        modal = {"dominant_modes": dominant, "dominant_modes_variance_share": share,
-                 "expression_mode_r_median": median, "expression_mode_r_by_mode": by}
+        modal = {
+            "dominant_modes": dominant,
+            "dominant_modes_variance_share": share,
+            "expression_mode_r_median": median,
+            "expression_mode_r_by_mode": by,
+        }
     dominant, share, median, by = _dominant_r(components[~is_mode], fraction)
     fitted = videos[videos["frames_matched"] > 0]
     leak_dominant = shape_expression_leak(fitted, [*dominant, JAW_OPEN])
@@ -307,15 +348,20 @@ def summarize_quality(components: pd.DataFrame, videos: pd.DataFrame, fraction: 
     }
 
 
-def _dominant_r(rows: pd.DataFrame, fraction: float
-                ) -> tuple[list[str], float, float, dict[str, float]]:
+def _dominant_r(
+    rows: pd.DataFrame, fraction: float
+) -> tuple[list[str], float, float, dict[str, float]]:
     """Dominant set of a long (video x component) table, its variance share, the median over
     it of the per-component median r, and that r per component."""
     variance = rows.assign(var=rows["truth_sd"] ** 2).groupby("component")["var"].mean()
     dominant = dominant_components(variance, fraction)
     per_comp = rows.groupby("component")["r"].median()
-    return (dominant, float(variance[dominant].sum() / variance.sum()),
-            _median(per_comp[dominant]), {c: float(per_comp[c]) for c in dominant})
+    return (
+        dominant,
+        float(variance[dominant].sum() / variance.sum()),
+        _median(per_comp[dominant]),
+        {c: float(per_comp[c]) for c in dominant},
+    )
 
 
 __all__ = [

@@ -80,8 +80,9 @@ class Params:
     def frame_block(self) -> torch.Tensor:
         return torch.cat([self.expr, self.jaw, self.rot, self.trans], 1)
 
-    def with_step(self, dx: torch.Tensor, dd: torch.Tensor | None, dz: torch.Tensor | None,
-                  n_expr: int) -> Params:
+    def with_step(
+        self, dx: torch.Tensor, dd: torch.Tensor | None, dz: torch.Tensor | None, n_expr: int
+    ) -> Params:
         """Params moved by a step: ``dx`` per frame, ``dd`` shape rows, ``dz`` the video block
         (mean shape, then the offsets when the step has them)."""
         x = self.frame_block() + dx
@@ -92,8 +93,9 @@ class Params:
             mean = mean + dz[None, :n_shape]
             if len(dz) > n_shape:
                 offset = offset + dz[n_shape:].view_as(offset)
-        return Params(mean, self.shape if dd is None else self.shape + dd, expr, jaw, rot,
-                      trans, offset)
+        return Params(
+            mean, self.shape if dd is None else self.shape + dd, expr, jaw, rot, trans, offset
+        )
 
 
 def offset_shift(problem: Problem, params: Params) -> torch.Tensor:
@@ -108,14 +110,16 @@ def offset_shift(problem: Problem, params: Params) -> torch.Tensor:
 class _System:
     """The damped Gauss-Newton system ``(H + lambda D) v = -g`` of one LM iteration."""
 
-    def __init__(self, problem: Problem, params: Params, jac: LandmarkJacobian,
-                 use_shape: bool) -> None:
+    def __init__(
+        self, problem: Problem, params: Params, jac: LandmarkJacobian, use_shape: bool
+    ) -> None:
         p, pr = params, problem
         m, n_expr, n_shape = p.expr.shape[0], p.expr.shape[1], p.shape.shape[1]
         self.m, self.n_expr, self.n_shape, self.use_shape = m, n_expr, n_shape, use_shape
         self.window, self.n_rows = pr.window, pr.n_rows
         self.per_frame_rows = pr.n_rows == m and bool(
-            (pr.window == torch.arange(m, device=pr.window.device)).all())
+            (pr.window == torch.arange(m, device=pr.window.device)).all()
+        )
         shape = p.shape_mean + p.shape[pr.window]
         if not use_shape:
             shape = torch.zeros_like(shape)
@@ -136,16 +140,16 @@ class _System:
         # Priors (diagonal): expression ~ N(0, 1), jaw ~ N(0, jaw_sd^2), per frame.
         prior = torch.zeros(jx.shape[-1], dtype=err.dtype, device=err.device)
         prior[:n_expr] = 1.0 / m
-        prior[n_expr:n_expr + 3] = 1.0 / (m * pr.jaw_sd**2)
+        prior[n_expr : n_expr + 3] = 1.0 / (m * pr.jaw_sd**2)
         self.hxx = self.hxx + torch.diag(prior)
         self.gx = self.gx + p.frame_block() * prior
         # Smoothness: c * |x_{i+1} - x_i|^2 per contiguous pair, c per parameter.
         n_pairs = max(int(pr.contiguous.sum()), 1)
         c = torch.zeros_like(prior)
         c[:n_expr] = pr.smooth_expr / n_pairs
-        c[n_expr:n_expr + 3] = pr.smooth_pose / (n_pairs * pr.jaw_sd**2)
-        c[n_expr + 3:n_expr + 6] = pr.smooth_pose / (n_pairs * ROT_SMOOTH_SCALE**2)
-        c[n_expr + 6:] = pr.smooth_pose / (n_pairs * TRANS_SMOOTH_SCALE**2)
+        c[n_expr : n_expr + 3] = pr.smooth_pose / (n_pairs * pr.jaw_sd**2)
+        c[n_expr + 3 : n_expr + 6] = pr.smooth_pose / (n_pairs * ROT_SMOOTH_SCALE**2)
+        c[n_expr + 6 :] = pr.smooth_pose / (n_pairs * TRANS_SMOOTH_SCALE**2)
         self.c = c if m > 1 else torch.zeros_like(c)
         self.pair = pr.contiguous.to(err.dtype)[:, None]
         self.gx = self.gx + self._laplacian(p.frame_block())
@@ -171,22 +175,25 @@ class _System:
                 iod = pr.iod.double()[:, None, None, None]
                 hxb = (wjx[:, :N_OFFSET] * iod).flatten(1, 2).transpose(1, 2)  # (M, P, 2K)
                 hsb = (wjs[:, :N_OFFSET] * iod).flatten(1, 2).transpose(1, 2)  # (M, S, 2K)
-                hbb = ((w[:, :N_OFFSET] * pr.iod.double()[:, None] ** 2).sum(0)
-                       .repeat_interleave(2))
+                hbb = (w[:, :N_OFFSET] * pr.iod.double()[:, None] ** 2).sum(0).repeat_interleave(2)
                 self.hxz = torch.cat([self.hxs, hxb], 2)
                 self.hdz = torch.cat([self.hss, hsb], 2)
                 hsb_sum = hsb.sum(0)
-                self.hzz = torch.cat([torch.cat([self.hzz, hsb_sum], 1),
-                                      torch.cat([hsb_sum.T, torch.diag(hbb)], 1)], 0)
-                prior_b = torch.full((2 * N_OFFSET,), 1.0 / (m * pr.offset_sd**2),
-                                     dtype=err.dtype, device=err.device)
+                self.hzz = torch.cat(
+                    [torch.cat([self.hzz, hsb_sum], 1), torch.cat([hsb_sum.T, torch.diag(hbb)], 1)],
+                    0,
+                )
+                prior_b = torch.full(
+                    (2 * N_OFFSET,), 1.0 / (m * pr.offset_sd**2), dtype=err.dtype, device=err.device
+                )
                 gb = (iod[..., 0] * w[:, :N_OFFSET, None] * err[:, :N_OFFSET]).sum(0).reshape(-1)
                 self.prior_z = torch.cat([self.prior_z, prior_b])
                 self.gz = torch.cat([self.gz, gb + prior_b * p.offset.reshape(-1)])
 
     def _rows(self, per_frame: torch.Tensor) -> torch.Tensor:
-        out = torch.zeros((self.n_rows, *per_frame.shape[1:]), dtype=per_frame.dtype,
-                          device=per_frame.device)
+        out = torch.zeros(
+            (self.n_rows, *per_frame.shape[1:]), dtype=per_frame.dtype, device=per_frame.device
+        )
         return out.index_add_(0, self.window, per_frame)
 
     def _laplacian(self, v: torch.Tensor) -> torch.Tensor:
@@ -208,11 +215,17 @@ class _System:
             vd, vz = v[1], v[2]
             vdf = vd[self.window]
             out_x += torch.einsum("bps,bs->bp", self.hxs, vdf) + self.hxz @ vz
-            t = (torch.einsum("bps,bp->bs", self.hxs, vx) + torch.einsum("bst,bt->bs", self.hss, vdf)
-                 + self.hdz @ vz)
-            out_z = (torch.einsum("bpz,bp->z", self.hxz, vx)
-                     + torch.einsum("bsz,bs->z", self.hdz, vdf) + self.hzz @ vz
-                     + self.prior_z * vz)
+            t = (
+                torch.einsum("bps,bp->bs", self.hxs, vx)
+                + torch.einsum("bst,bt->bs", self.hss, vdf)
+                + self.hdz @ vz
+            )
+            out_z = (
+                torch.einsum("bpz,bp->z", self.hxz, vx)
+                + torch.einsum("bsz,bs->z", self.hdz, vdf)
+                + self.hzz @ vz
+                + self.prior_z * vz
+            )
             out += [self._rows(t) + self.prior_d * vd, out_z]
         return [o + d * x for o, d, x in zip(out, damping, v, strict=True)]
 
@@ -226,8 +239,9 @@ class _System:
         dz = torch.diagonal(self.hzz) + self.prior_z
         return [dx, dd, dz]
 
-    def preconditioner(self, damping: list[torch.Tensor]
-                       ) -> Callable[[list[torch.Tensor]], list[torch.Tensor]]:
+    def preconditioner(
+        self, damping: list[torch.Tensor]
+    ) -> Callable[[list[torch.Tensor]], list[torch.Tensor]]:
         """Block-Jacobi: the inverse of every frame's, every shape row's and the mean
         video block's own damped block (Cholesky)."""
         eye_x = torch.diag_embed(self.smooth_diag + damping[0])
@@ -246,51 +260,67 @@ class _System:
 
         return apply
 
-
-    def solve(self, damping: list[torch.Tensor], cg_iterations: int, tol: float = 1e-6
-              ) -> list[torch.Tensor]:
+    def solve(
+        self, damping: list[torch.Tensor], cg_iterations: int, tol: float = 1e-6
+    ) -> list[torch.Tensor]:
         """The damped step. With one shape row per frame, each frame's shape deviation is
         eliminated exactly first (it sees only its own frame and the video block), and CG runs
         on the per-frame blocks and the video block alone; otherwise CG on everything."""
         grad = self.gradient()
         if not (self.use_shape and self.per_frame_rows):
+
             def matvec(v: list[torch.Tensor]) -> list[torch.Tensor]:
                 return self.matvec(v, damping)
-            step, _ = conjugate_gradient(matvec, [-g for g in grad],
-                                         self.preconditioner(damping), max_iter=cg_iterations,
-                                         tol=tol)
+
+            step, _ = conjugate_gradient(
+                matvec,
+                [-g for g in grad],
+                self.preconditioner(damping),
+                max_iter=cg_iterations,
+                tol=tol,
+            )
             return step
         gx, gd, gz = grad
         # K_i = (H_ss,i + prior + damping)^-1; the reduced blocks (Schur complements).
-        k = torch.cholesky_inverse(torch.linalg.cholesky(
-            self.hss + torch.diag_embed(self.prior_d + damping[1])))
+        k = torch.cholesky_inverse(
+            torch.linalg.cholesky(self.hss + torch.diag_embed(self.prior_d + damping[1]))
+        )
         hxs_k = self.hxs @ k  # (M, P, S)
         hdz_k = k @ self.hdz  # (M, S, Z)
         a = self.hxx - hxs_k @ self.hxs.transpose(1, 2)
         b = self.hxz - self.hxs @ hdz_k
-        c = (self.hzz - (self.hdz.transpose(1, 2) @ hdz_k).sum(0)
-             + torch.diag(self.prior_z + damping[2]))
+        c = (
+            self.hzz
+            - (self.hdz.transpose(1, 2) @ hdz_k).sum(0)
+            + torch.diag(self.prior_z + damping[2])
+        )
         kg = torch.einsum("bst,bt->bs", k, gd)
-        rhs = [-gx + torch.einsum("bps,bs->bp", self.hxs, kg),
-               -gz + torch.einsum("bsz,bs->z", self.hdz, kg)]
+        rhs = [
+            -gx + torch.einsum("bps,bs->bp", self.hxs, kg),
+            -gz + torch.einsum("bsz,bs->z", self.hdz, kg),
+        ]
 
         def reduced(v: list[torch.Tensor]) -> list[torch.Tensor]:
             vx, vz = v
-            out_x = (torch.einsum("bpq,bq->bp", a, vx) + self._laplacian(vx)
-                     + damping[0] * vx + b @ vz)
+            out_x = (
+                torch.einsum("bpq,bq->bp", a, vx) + self._laplacian(vx) + damping[0] * vx + b @ vz
+            )
             return [out_x, torch.einsum("bpz,bp->z", b, vx) + c @ vz]
 
-        block_x = torch.cholesky_inverse(torch.linalg.cholesky(
-            a + torch.diag_embed(self.smooth_diag + damping[0])))
+        block_x = torch.cholesky_inverse(
+            torch.linalg.cholesky(a + torch.diag_embed(self.smooth_diag + damping[0]))
+        )
         block_m = torch.cholesky_inverse(torch.linalg.cholesky(c))
 
         def precondition(r: list[torch.Tensor]) -> list[torch.Tensor]:
             return [torch.einsum("bpq,bq->bp", block_x, r[0]), block_m @ r[1]]
 
-        (dx, dz), _ = conjugate_gradient(reduced, rhs, precondition, max_iter=cg_iterations,
-                                         tol=tol)
-        dd = -torch.einsum("bst,bt->bs", k, gd + torch.einsum("bps,bp->bs", self.hxs, dx)
-                           + self.hdz @ dz)
+        (dx, dz), _ = conjugate_gradient(
+            reduced, rhs, precondition, max_iter=cg_iterations, tol=tol
+        )
+        dd = -torch.einsum(
+            "bst,bt->bs", k, gd + torch.einsum("bps,bp->bs", self.hxs, dx) + self.hdz @ dz
+        )
         return [dx, dd, dz]
 
 
@@ -298,10 +328,13 @@ def _dot(a: list[torch.Tensor], b: list[torch.Tensor]) -> torch.Tensor:
     return sum((x * y).sum() for x, y in zip(a, b, strict=True))
 
 
-def conjugate_gradient(matvec: Callable[[list[torch.Tensor]], list[torch.Tensor]],
-                       rhs: list[torch.Tensor],
-                       precondition: Callable[[list[torch.Tensor]], list[torch.Tensor]],
-                       max_iter: int = 100, tol: float = 1e-6) -> tuple[list[torch.Tensor], int]:
+def conjugate_gradient(
+    matvec: Callable[[list[torch.Tensor]], list[torch.Tensor]],
+    rhs: list[torch.Tensor],
+    precondition: Callable[[list[torch.Tensor]], list[torch.Tensor]],
+    max_iter: int = 100,
+    tol: float = 1e-6,
+) -> tuple[list[torch.Tensor], int]:
     """Preconditioned CG for a symmetric positive-definite operator on lists of tensors.
     Stops when the residual's norm falls below ``tol`` times the right-hand side's."""
     x = [torch.zeros_like(b) for b in rhs]
@@ -327,10 +360,17 @@ def conjugate_gradient(matvec: Callable[[list[torch.Tensor]], list[torch.Tensor]
     return x, max_iter
 
 
-def levenberg_marquardt(problem: Problem, params: Params, jac: LandmarkJacobian,
-                        value: Callable[[Params, bool], float], iterations: int,
-                        use_shape: bool, history: list[float], damping: float = 1e-3,
-                        cg_iterations: int = 100) -> Params:
+def levenberg_marquardt(
+    problem: Problem,
+    params: Params,
+    jac: LandmarkJacobian,
+    value: Callable[[Params, bool], float],
+    iterations: int,
+    use_shape: bool,
+    history: list[float],
+    damping: float = 1e-3,
+    cg_iterations: int = 100,
+) -> Params:
     """``iterations`` Jacobian evaluations of Levenberg-Marquardt from ``params``; ``value``
     is the objective (``facedyn.flame.fit``'s, the one Adam minimises). Appends the objective
     after every iteration to ``history``. With ``use_shape=False`` the shape stays zero."""
@@ -342,8 +382,9 @@ def levenberg_marquardt(problem: Problem, params: Params, jac: LandmarkJacobian,
         for _attempt in range(10):  # else: no step lowers the objective, converged
             step = system.solve([damping * d for d in diag], cg_iterations)
             step = [t.to(params.expr.dtype) for t in step]
-            trial = params.with_step(step[0], step[1] if use_shape else None,
-                                     step[2] if use_shape else None, n_expr)
+            trial = params.with_step(
+                step[0], step[1] if use_shape else None, step[2] if use_shape else None, n_expr
+            )
             finite = all(bool(torch.isfinite(t).all()) for t in vars(trial).values())
             new = value(trial, use_shape) if finite else float("inf")
             if new < current:

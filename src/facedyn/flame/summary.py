@@ -20,8 +20,14 @@ from facedyn.runtime import file_sha256, provenance
 log = logging.getLogger(__name__)
 
 
-def check_head_model(model: str | os.PathLike[str], embedding: str | os.PathLike[str], *,
-                     n_shape: int, n_expr: int, yaw_sign: int = 1) -> None:
+def check_head_model(
+    model: str | os.PathLike[str],
+    embedding: str | os.PathLike[str],
+    *,
+    n_shape: int,
+    n_expr: int,
+    yaw_sign: int = 1,
+) -> None:
     """Check a user's head model and landmark embedding before any job runs.
 
     Reads and validates both files as the pipeline will (keys, shapes, values, triangle
@@ -34,27 +40,39 @@ def check_head_model(model: str | os.PathLike[str], embedding: str | os.PathLike
     except FlameModelError as err:
         raise FlameModelError(
             f"config key `flame.model` ({model}): {err}. Point it to FLAME 2020's "
-            "generic_model.pkl or flame2023.pkl (flame.is.tue.mpg.de)") from None
-    for key, value, limit in (("n_shape", n_shape, arrays.max_shape),
-                              ("n_expr", n_expr, arrays.max_expr)):
+            "generic_model.pkl or flame2023.pkl (flame.is.tue.mpg.de)"
+        ) from None
+    for key, value, limit in (
+        ("n_shape", n_shape, arrays.max_shape),
+        ("n_expr", n_expr, arrays.max_expr),
+    ):
         if not 0 <= value <= limit:
             raise FlameModelError(
                 f"config key `flame.{key}` is {value}, but {model} has {limit} such "
-                f"components: set flame.{key} to at most {limit}")
+                f"components: set flame.{key} to at most {limit}"
+            )
     try:
         emb = load_landmark_embedding(embedding, yaw_sign=yaw_sign)
         emb.check_faces(len(arrays.faces), where=str(embedding))
     except FlameModelError as err:
         raise FlameModelError(
             f"config key `flame.landmark_embedding` ({embedding}): {err}. Point it to DECA's "
-            "landmark_embedding.npy for this FLAME version") from None
+            "landmark_embedding.npy for this FLAME version"
+        ) from None
 
 
-def describe_flame_model(model: str | os.PathLike[str], embedding: str | os.PathLike[str],
-                         out: str | os.PathLike[str] | None, *, n_shape: int, n_expr: int,
-                         yaw_sign: int = 1, synthetic: bool = False,
-                         config: Mapping[str, Any] | None = None,
-                         dense_embedding: str | os.PathLike[str] | None = None) -> dict[str, Any]:
+def describe_flame_model(
+    model: str | os.PathLike[str],
+    embedding: str | os.PathLike[str],
+    out: str | os.PathLike[str] | None,
+    *,
+    n_shape: int,
+    n_expr: int,
+    yaw_sign: int = 1,
+    synthetic: bool = False,
+    config: Mapping[str, Any] | None = None,
+    dense_embedding: str | os.PathLike[str] | None = None,
+) -> dict[str, Any]:
     """Load the model with the run's settings (so every error surfaces here, in the first
     job, not in thousands of fitting jobs) and record sizes, checksums and a landmark check.
 
@@ -72,8 +90,15 @@ def describe_flame_model(model: str | os.PathLike[str], embedding: str | os.Path
             dense.check(None, N_MESH_POINTS)
         except FlameModelError as err:
             raise FlameModelError(f"{where}: {err}") from None
-    flame = load_flame(model, n_shape=n_shape, n_expr=n_expr, landmark_embedding=embedding,
-                       dtype=torch.float64, yaw_sign=yaw_sign, dense_embedding=dense_embedding)
+    flame = load_flame(
+        model,
+        n_shape=n_shape,
+        n_expr=n_expr,
+        landmark_embedding=embedding,
+        dtype=torch.float64,
+        yaw_sign=yaw_sign,
+        dense_embedding=dense_embedding,
+    )
     lmk = flame.landmarks()[0]
     fast = flame.landmark_model()
     iod = float(inter_ocular(lmk))
@@ -92,17 +117,24 @@ def describe_flame_model(model: str | os.PathLike[str], embedding: str | os.Path
         "yaw_sign": yaw_sign,
         "fast_path_vertices": fast.n_vertices,
         "neutral_interocular_m": iod,
-        "dense_embedding": (str(Path(dense_embedding).resolve()) if dense_embedding is not None
-                            else None),
-        "dense_embedding_sha256": (file_sha256(dense_embedding) if dense_embedding is not None
-                                   else None),
+        "dense_embedding": (
+            str(Path(dense_embedding).resolve()) if dense_embedding is not None else None
+        ),
+        "dense_embedding_sha256": (
+            file_sha256(dense_embedding) if dense_embedding is not None else None
+        ),
         "dense_points": len(dense) if dense is not None else 0,
-        "provenance": provenance(config, inputs=[model, embedding,
-                                                 *([dense_embedding] if dense_embedding else [])]),
+        "provenance": provenance(
+            config, inputs=[model, embedding, *([dense_embedding] if dense_embedding else [])]
+        ),
     }
-    log.info("head model ok: %d vertices, fast path %d vertices, inter-ocular %.4f m%s",
-             info["n_vertices"], info["fast_path_vertices"], iod,
-             " (SYNTHETIC stand-in, not FLAME)" if synthetic else "")
+    log.info(
+        "head model ok: %d vertices, fast path %d vertices, inter-ocular %.4f m%s",
+        info["n_vertices"],
+        info["fast_path_vertices"],
+        iod,
+        " (SYNTHETIC stand-in, not FLAME)" if synthetic else "",
+    )
     if out is not None:
         atomic_write_json(out, info)
     return info

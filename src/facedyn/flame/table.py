@@ -32,15 +32,19 @@ JAW_COLUMNS = ["jaw_0", "jaw_1", "jaw_2"]
 ROT_COLUMNS = ["rot_0", "rot_1", "rot_2"]
 
 
-def flame_table(frame: np.ndarray, time_s: np.ndarray, valid: np.ndarray,
-                arrays: Mapping[str, np.ndarray]) -> pd.DataFrame:
+def flame_table(
+    frame: np.ndarray, time_s: np.ndarray, valid: np.ndarray, arrays: Mapping[str, np.ndarray]
+) -> pd.DataFrame:
     """Assemble a FLAME table; ``arrays`` holds per-frame blocks for ``shape``, ``expression``,
     ``jaw``, ``rotation`` and optionally ``camera`` (N, 4), ``weak_perspective`` (N, 3),
     ``rmse_px`` and ``nme`` (N,). Rows where ``valid`` is False are set to NaN."""
     n = len(frame)
     valid = np.asarray(valid, dtype=bool)
-    cols: dict[str, np.ndarray] = {"frame": np.asarray(frame, dtype=np.int64),
-                                   "time_s": np.asarray(time_s, dtype=np.float64), "valid": valid}
+    cols: dict[str, np.ndarray] = {
+        "frame": np.asarray(frame, dtype=np.int64),
+        "time_s": np.asarray(time_s, dtype=np.float64),
+        "valid": valid,
+    }
 
     def block(name: str, names: list[str]) -> None:
         values = np.asarray(arrays[name], dtype=np.float64).reshape(n, len(names)).copy()

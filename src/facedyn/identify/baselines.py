@@ -47,15 +47,20 @@ _BASE_STATS = ("mean", "std", "p10", "p50", "p90", "velocity", "ac1", "ac_lag", 
 # --- window statistics -----------------------------------------------------------------------
 
 
-def statistic_names(feature_names: Sequence[str],
-                    bands: Sequence[tuple[float, float]] = DEFAULT_BANDS) -> list[str]:
+def statistic_names(
+    feature_names: Sequence[str], bands: Sequence[tuple[float, float]] = DEFAULT_BANDS
+) -> list[str]:
     """Column names of :func:`window_statistics`: statistic-major, ``<stat>:<feature>``."""
     stats = [*_BASE_STATS, *(f"band_{lo:g}_{hi:g}hz" for lo, hi in bands)]
     return [f"{s}:{f}" for s in stats for f in feature_names]
 
 
-def window_statistics(x: np.ndarray, rate: float, lag_s: float = DEFAULT_LAG_S,
-                      bands: Sequence[tuple[float, float]] = DEFAULT_BANDS) -> np.ndarray:
+def window_statistics(
+    x: np.ndarray,
+    rate: float,
+    lag_s: float = DEFAULT_LAG_S,
+    bands: Sequence[tuple[float, float]] = DEFAULT_BANDS,
+) -> np.ndarray:
     """Per-feature summary statistics of windows ``x`` ``(B, T, F)`` sampled at ``rate`` Hz.
 
     Returns ``(B, K)`` float32 with ``K = (9 + len(bands)) * F``, statistic-major (names:
@@ -98,11 +103,9 @@ def window_statistics(x: np.ndarray, rate: float, lag_s: float = DEFAULT_LAG_S,
     for lo, hi in bands:
         sel = (freq > 0) & (freq >= lo) & ((freq < hi) | ((hi >= nyquist) & (freq <= hi)))
         band = spec[:, sel].sum(axis=1, dtype=np.float64)
-        shares.append(np.where(varying & (total > 0), band / np.where(total > 0, total, 1.0),
-                               0.0))
+        shares.append(np.where(varying & (total > 0), band / np.where(total > 0, total, 1.0), 0.0))
     out = np.stack([mean, std, q10, q50, q90, velocity, ac1, ac_lag, zcr, *shares], axis=1)
-    return np.nan_to_num(out.reshape(n_b, -1), nan=0.0, posinf=0.0, neginf=0.0).astype(
-        np.float32)
+    return np.nan_to_num(out.reshape(n_b, -1), nan=0.0, posinf=0.0, neginf=0.0).astype(np.float32)
 
 
 def _quantiles(x: np.ndarray, qs: Sequence[float]) -> list[np.ndarray]:
@@ -121,18 +124,23 @@ def _quantiles(x: np.ndarray, qs: Sequence[float]) -> list[np.ndarray]:
     return out
 
 
-def statistics_of_windows(store: FeatureStore, windows: Windows,
-                          normalizer: Normalizer | None = None, batch_size: int = 4096,
-                          lag_s: float = DEFAULT_LAG_S,
-                          bands: Sequence[tuple[float, float]] = DEFAULT_BANDS) -> np.ndarray:
+def statistics_of_windows(
+    store: FeatureStore,
+    windows: Windows,
+    normalizer: Normalizer | None = None,
+    batch_size: int = 4096,
+    lag_s: float = DEFAULT_LAG_S,
+    bands: Sequence[tuple[float, float]] = DEFAULT_BANDS,
+) -> np.ndarray:
     """:func:`window_statistics` of all ``windows`` of a store, gathered ``batch_size`` at a
     time so the ``(B, T, F)`` arrays stay small: ``(N, K)`` float32."""
     k = (len(_BASE_STATS) + len(bands)) * len(store.feature_names)
     out = np.empty((len(windows), k), dtype=np.float32)
     for a in range(0, len(windows), batch_size):
         idx = np.arange(a, min(len(windows), a + batch_size))
-        out[idx] = window_statistics(batch(store, windows, idx, normalizer), store.rate,
-                                     lag_s, bands)
+        out[idx] = window_statistics(
+            batch(store, windows, idx, normalizer), store.rate, lag_s, bands
+        )
     return out
 
 
@@ -146,8 +154,9 @@ def window_means(store: FeatureStore, windows: Windows, batch_size: int = 8192) 
     return out
 
 
-def align_windows(source: FeatureStore, windows: Windows, target: FeatureStore
-                  ) -> tuple[Windows, np.ndarray]:
+def align_windows(
+    source: FeatureStore, windows: Windows, target: FeatureStore
+) -> tuple[Windows, np.ndarray]:
     """The windows of ``source`` as windows of ``target``, covering the same source frames.
 
     Two stores of one cohort built with different feature sets (``expr_jaw`` and ``shape``,
@@ -158,14 +167,16 @@ def align_windows(source: FeatureStore, windows: Windows, target: FeatureStore
     valid frames in both (the usual case: FLAME fits all parameters of a frame at once)
     every window is found. Both stores must list the same videos in the same order.
     """
-    if (list(source.session_id) != list(target.session_id)
-            or list(source.speaker_id) != list(target.speaker_id)):
+    if list(source.session_id) != list(target.session_id) or list(source.speaker_id) != list(
+        target.speaker_id
+    ):
         raise ValueError("the two stores must hold the same videos in the same order")
     length = windows.length
     n_dst = len(target.frame)
     if not len(windows) or n_dst == 0:
-        return Windows(windows.video[:0], windows.start[:0], length), np.zeros(len(windows),
-                                                                               dtype=bool)
+        return Windows(windows.video[:0], windows.start[:0], length), np.zeros(
+            len(windows), dtype=bool
+        )
     first = windows.first_rows(source)
     f0, f1 = source.frame[first], source.frame[first + length - 1]
     span = int(max(target.frame.max(), source.frame.max())) + 1
@@ -204,8 +215,15 @@ class _LogRegScorer:
     """StandardScaler + multinomial L2 logistic regression (lbfgs) on a feature matrix,
     scoring with log-probabilities (log-softmax of the decision values, always finite)."""
 
-    def __init__(self, C: float = 1.0, class_weight: str | None = None, max_iter: int = 2000,
-                 tol: float = 1e-4, max_per_speaker: int | None = None, seed: int = 0) -> None:
+    def __init__(
+        self,
+        C: float = 1.0,
+        class_weight: str | None = None,
+        max_iter: int = 2000,
+        tol: float = 1e-4,
+        max_per_speaker: int | None = None,
+        seed: int = 0,
+    ) -> None:
         self.C = C
         self.class_weight = class_weight
         self.max_iter = max_iter
@@ -224,8 +242,14 @@ class _LogRegScorer:
         keep = cap_per_class(y, self.max_per_speaker, self.seed)
         self.pipeline_ = make_pipeline(
             StandardScaler(),
-            LogisticRegression(C=self.C, class_weight=self.class_weight, solver="lbfgs",
-                               max_iter=self.max_iter, tol=self.tol))
+            LogisticRegression(
+                C=self.C,
+                class_weight=self.class_weight,
+                solver="lbfgs",
+                max_iter=self.max_iter,
+                tol=self.tol,
+            ),
+        )
         self.pipeline_.fit(np.asarray(z)[keep], y[keep])
         self.classes_ = [str(c) for c in self.pipeline_.classes_]
 
@@ -252,10 +276,18 @@ class StatsLogReg(_LogRegScorer):
     ``fit_statistics`` / ``scores_statistics`` take precomputed statistics (e.g. from
     :func:`statistics_of_windows`), so large cohorts never hold all windows at once."""
 
-    def __init__(self, rate: float, C: float = 1.0, class_weight: str | None = None,
-                 max_iter: int = 2000, tol: float = 1e-4, max_per_speaker: int | None = None,
-                 seed: int = 0, lag_s: float = DEFAULT_LAG_S,
-                 bands: Sequence[tuple[float, float]] = DEFAULT_BANDS) -> None:
+    def __init__(
+        self,
+        rate: float,
+        C: float = 1.0,
+        class_weight: str | None = None,
+        max_iter: int = 2000,
+        tol: float = 1e-4,
+        max_per_speaker: int | None = None,
+        seed: int = 0,
+        lag_s: float = DEFAULT_LAG_S,
+        bands: Sequence[tuple[float, float]] = DEFAULT_BANDS,
+    ) -> None:
         super().__init__(C, class_weight, max_iter, tol, max_per_speaker, seed)
         if not (math.isfinite(rate) and rate > 0):
             raise ValueError(f"rate must be positive, got {rate}")

@@ -29,8 +29,12 @@ def data_fingerprint(store: FeatureStore, windows: Windows, chunk_rows: int = 1 
     index arrays, the speaker/session ids of their videos and the feature bytes of every row
     the windows cover (each row once, streamed in chunks: about 2 s per GB of features)."""
     digest = hashlib.sha256()
-    header = {"features": list(store.feature_names), "rate": float(store.rate),
-              "length": int(windows.length), "n": len(windows)}
+    header = {
+        "features": list(store.feature_names),
+        "rate": float(store.rate),
+        "length": int(windows.length),
+        "n": len(windows),
+    }
     digest.update(repr(sorted(header.items())).encode())
     digest.update(np.ascontiguousarray(windows.video, dtype=np.int64).tobytes())
     digest.update(np.ascontiguousarray(windows.start, dtype=np.int64).tobytes())
@@ -39,7 +43,7 @@ def data_fingerprint(store: FeatureStore, windows: Windows, chunk_rows: int = 1 
     if store.features.shape[1]:
         mask = covered_rows(store, windows)
         for lo in range(0, len(mask), chunk_rows):
-            rows = store.features[lo:lo + chunk_rows][mask[lo:lo + chunk_rows]]
+            rows = store.features[lo : lo + chunk_rows][mask[lo : lo + chunk_rows]]
             digest.update(np.ascontiguousarray(rows).tobytes())
     return digest.hexdigest()
 
@@ -59,10 +63,16 @@ def _plain(obj: Any, where: str) -> Any:
     raise TypeError(f"{where}: {type(obj).__name__} cannot be stored in a checkpoint")
 
 
-def save_checkpoint(path: str | os.PathLike[str], model: nn.Module,
-                    encoder_settings: EncoderSettings, train_settings: TrainSettings,
-                    normalizer: Normalizer, classes: Sequence[str], data_fingerprint: str,
-                    extra: Mapping[str, Any] | None = None) -> None:
+def save_checkpoint(
+    path: str | os.PathLike[str],
+    model: nn.Module,
+    encoder_settings: EncoderSettings,
+    train_settings: TrainSettings,
+    normalizer: Normalizer,
+    classes: Sequence[str],
+    data_fingerprint: str,
+    extra: Mapping[str, Any] | None = None,
+) -> None:
     """Write the weights with everything needed to use them (architecture, normaliser,
     speaker ids of the class labels, fingerprint of the training data) atomically.
 
@@ -73,7 +83,8 @@ def save_checkpoint(path: str | os.PathLike[str], model: nn.Module,
     from facedyn import __version__
 
     payload = {
-        "format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION,
+        "format": CHECKPOINT_FORMAT,
+        "version": CHECKPOINT_VERSION,
         "facedyn_version": __version__,
         "encoder_settings": encoder_settings.to_dict(),
         "train_settings": train_settings.to_dict(),
@@ -87,8 +98,9 @@ def save_checkpoint(path: str | os.PathLike[str], model: nn.Module,
     atomic_write(path, lambda tmp: torch.save(payload, tmp))
 
 
-def load_checkpoint(path: str | os.PathLike[str],
-                    device: str | torch.device = "cpu") -> tuple[nn.Module, dict[str, Any]]:
+def load_checkpoint(
+    path: str | os.PathLike[str], device: str | torch.device = "cpu"
+) -> tuple[nn.Module, dict[str, Any]]:
     """The encoder of a checkpoint (rebuilt from its settings, eval mode, on ``device``) and
     the checkpoint's other entries, with ``encoder_settings``/``train_settings`` as settings
     objects and ``normalizer`` as a :class:`Normalizer`."""
@@ -97,8 +109,10 @@ def load_checkpoint(path: str | os.PathLike[str],
     if payload.get("format") != CHECKPOINT_FORMAT:
         raise ValueError(f"{path} is not a facedyn encoder checkpoint")
     if payload.get("version") != CHECKPOINT_VERSION:
-        raise ValueError(f"{path}: checkpoint version {payload.get('version')} is not "
-                         f"supported (this facedyn reads version {CHECKPOINT_VERSION})")
+        raise ValueError(
+            f"{path}: checkpoint version {payload.get('version')} is not "
+            f"supported (this facedyn reads version {CHECKPOINT_VERSION})"
+        )
     enc = EncoderSettings.from_mapping(payload["encoder_settings"])
     model = build_encoder(enc, int(payload["n_features"]))
     model.load_state_dict(payload["state_dict"])
@@ -107,6 +121,11 @@ def load_checkpoint(path: str | os.PathLike[str],
     info = {k: v for k, v in payload.items() if k != "state_dict"}
     info["encoder_settings"] = enc
     info["train_settings"] = TrainSettings.from_mapping(payload["train_settings"])
-    info["normalizer"] = Normalizer(tuple(n["feature_names"]), tuple(n["mean"]), tuple(n["std"]),
-                                    int(n["n_rows"]), dict(n.get("extra") or {}))
+    info["normalizer"] = Normalizer(
+        tuple(n["feature_names"]),
+        tuple(n["mean"]),
+        tuple(n["std"]),
+        int(n["n_rows"]),
+        dict(n.get("extra") or {}),
+    )
     return model, info

@@ -24,8 +24,10 @@ FAR_ABOVE_CHANCE = 5.0
 def is_control(dataset: Mapping[str, Any]) -> bool:
     """Whether a ``dataset`` config describes a control cohort (no dynamic identity)."""
     synthetic = dataset.get("synthetic") or {}
-    return dataset.get("kind") == "synthetic" and float(
-        synthetic.get("signature_strength", 1.0)) == 0.0
+    return (
+        dataset.get("kind") == "synthetic"
+        and float(synthetic.get("signature_strength", 1.0)) == 0.0
+    )
 
 
 def control_verdict(metrics: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
@@ -50,15 +52,25 @@ def control_verdict(metrics: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
             lo, hi = float(ci[0]), float(ci[1])
             shape = name in SHAPE_MODELS
             met = lo >= FAR_ABOVE_CHANCE * chance if shape else lo <= chance <= hi
-            rows.append({"experiment": m.get("experiment"), "source": m.get("source"),
-                         "model": name, "top1": entry.get("top1"), "top1_ci": [lo, hi],
-                         "chance": chance,
-                         "expected": "far above chance" if shape else "chance", "met": met})
+            rows.append(
+                {
+                    "experiment": m.get("experiment"),
+                    "source": m.get("source"),
+                    "model": name,
+                    "top1": entry.get("top1"),
+                    "top1_ci": [lo, hi],
+                    "chance": chance,
+                    "expected": "far above chance" if shape else "chance",
+                    "met": met,
+                }
+            )
     judged_dynamics = any(r["expected"] == "chance" and r["model"] != "chance" for r in rows)
     judged_shape = any(r["expected"] != "chance" for r in rows)
-    return {"rows": rows, "far_above_chance": FAR_ABOVE_CHANCE,
-            "passed": bool(rows) and judged_dynamics and judged_shape
-            and all(r["met"] for r in rows)}
+    return {
+        "rows": rows,
+        "far_above_chance": FAR_ABOVE_CHANCE,
+        "passed": bool(rows) and judged_dynamics and judged_shape and all(r["met"] for r in rows),
+    }
 
 
 __all__ = ["FAR_ABOVE_CHANCE", "SHAPE_MODELS", "control_verdict", "is_control"]

@@ -72,8 +72,9 @@ class EmbeddingHead(nn.Module):
 def sinusoidal_positions(length: int, dim: int, device: torch.device | None = None) -> torch.Tensor:
     """The fixed sinusoidal position table of Vaswani et al. 2017, ``(length, dim)``."""
     pos = torch.arange(length, dtype=torch.float32, device=device)[:, None]
-    freq = torch.exp(torch.arange(0, dim, 2, dtype=torch.float32, device=device)
-                     * (-math.log(10000.0) / dim))
+    freq = torch.exp(
+        torch.arange(0, dim, 2, dtype=torch.float32, device=device) * (-math.log(10000.0) / dim)
+    )
     table = torch.zeros(length, dim, device=device)
     table[:, 0::2] = torch.sin(pos * freq)
     table[:, 1::2] = torch.cos(pos * freq)[:, : dim // 2]
@@ -86,8 +87,14 @@ class FeedForward(nn.Module):
 
     def __init__(self, d: int, mult: int, dropout: float) -> None:
         super().__init__()
-        self.net = nn.Sequential(nn.LayerNorm(d), nn.Linear(d, mult * d), nn.SiLU(),
-                                 nn.Dropout(dropout), nn.Linear(mult * d, d), nn.Dropout(dropout))
+        self.net = nn.Sequential(
+            nn.LayerNorm(d),
+            nn.Linear(d, mult * d),
+            nn.SiLU(),
+            nn.Dropout(dropout),
+            nn.Linear(mult * d, d),
+            nn.Dropout(dropout),
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
@@ -168,15 +175,26 @@ class Conformer(nn.Module):
         self.subsample = settings.subsample
         if self.subsample > 1:
             self.input: nn.Module = nn.Sequential(
-                _Transposed(nn.Conv1d(n_features, d, 2 * self.subsample - 1,
-                                      stride=self.subsample, padding=self.subsample - 1)),
-                nn.SiLU())
+                _Transposed(
+                    nn.Conv1d(
+                        n_features,
+                        d,
+                        2 * self.subsample - 1,
+                        stride=self.subsample,
+                        padding=self.subsample - 1,
+                    )
+                ),
+                nn.SiLU(),
+            )
         else:
             self.input = nn.Linear(n_features, d)
         self.input_drop = nn.Dropout(settings.dropout)
         self.blocks = nn.ModuleList(
-            ConformerBlock(d, settings.n_heads, settings.ff_mult, settings.conv_kernel,
-                           settings.dropout) for _ in range(settings.n_layers))
+            ConformerBlock(
+                d, settings.n_heads, settings.ff_mult, settings.conv_kernel, settings.dropout
+            )
+            for _ in range(settings.n_layers)
+        )
         self.head = EmbeddingHead(d, settings.embedding_dim)
         self.register_buffer("positions", sinusoidal_positions(256, d), persistent=False)
 
@@ -202,9 +220,14 @@ class LSTMEncoder(nn.Module):
 
     def __init__(self, n_features: int, settings: EncoderSettings) -> None:
         super().__init__()
-        self.lstm = nn.LSTM(n_features, settings.d_model // 2, num_layers=settings.n_layers,
-                            batch_first=True, bidirectional=True,
-                            dropout=settings.dropout if settings.n_layers > 1 else 0.0)
+        self.lstm = nn.LSTM(
+            n_features,
+            settings.d_model // 2,
+            num_layers=settings.n_layers,
+            batch_first=True,
+            bidirectional=True,
+            dropout=settings.dropout if settings.n_layers > 1 else 0.0,
+        )
         self.norm = nn.LayerNorm(settings.d_model)
         self.drop = nn.Dropout(settings.dropout)
         self.head = EmbeddingHead(settings.d_model, settings.embedding_dim)
@@ -222,10 +245,14 @@ class TCNBlock(nn.Module):
         super().__init__()
         pad = dilation * (kernel // 2)
         self.net = nn.Sequential(
-            nn.Conv1d(d, d, kernel, padding=pad, dilation=dilation), nn.BatchNorm1d(d), nn.SiLU(),
+            nn.Conv1d(d, d, kernel, padding=pad, dilation=dilation),
+            nn.BatchNorm1d(d),
+            nn.SiLU(),
             nn.Dropout(dropout),
-            nn.Conv1d(d, d, kernel, padding=pad, dilation=dilation), nn.BatchNorm1d(d),
-            nn.Dropout(dropout))
+            nn.Conv1d(d, d, kernel, padding=pad, dilation=dilation),
+            nn.BatchNorm1d(d),
+            nn.Dropout(dropout),
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return F.silu(x + self.net(x))
@@ -239,8 +266,12 @@ class TCNEncoder(nn.Module):
         super().__init__()
         d = settings.d_model
         self.input = nn.Conv1d(n_features, d, 1)
-        self.blocks = nn.Sequential(*(TCNBlock(d, settings.conv_kernel, 2 ** i, settings.dropout)
-                                      for i in range(settings.n_layers)))
+        self.blocks = nn.Sequential(
+            *(
+                TCNBlock(d, settings.conv_kernel, 2**i, settings.dropout)
+                for i in range(settings.n_layers)
+            )
+        )
         self.head = EmbeddingHead(d, settings.embedding_dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

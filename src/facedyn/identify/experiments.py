@@ -75,32 +75,52 @@ class ExperimentSettings:
         checks = [
             (self.protocol in PROTOCOLS, f"protocol must be one of {PROTOCOLS}"),
             (self.features in FEATURE_SETS, f"features must be one of {FEATURE_SETS}"),
-            (isinstance(self.n_folds, int) and self.n_folds >= 1, "n_folds must be an integer >= 1"),
+            (
+                isinstance(self.n_folds, int) and self.n_folds >= 1,
+                "n_folds must be an integer >= 1",
+            ),
             (_number(self.window_s) and self.window_s > 0, "window_s must be > 0"),
             (_number(self.stride_s) and self.stride_s > 0, "stride_s must be > 0"),
             (isinstance(self.velocity, bool), "velocity must be true or false"),
             (isinstance(self.center, bool), "center must be true or false"),
             (isinstance(self.n_expr, int) and self.n_expr >= 1, "n_expr must be an integer >= 1"),
-            (_number(self.train_fraction) and 0 < self.train_fraction < 1,
-             "train_fraction must be in (0, 1)"),
-            (isinstance(self.min_windows, int) and self.min_windows >= 1,
-             "min_windows must be an integer >= 1"),
+            (
+                _number(self.train_fraction) and 0 < self.train_fraction < 1,
+                "train_fraction must be in (0, 1)",
+            ),
+            (
+                isinstance(self.min_windows, int) and self.min_windows >= 1,
+                "min_windows must be an integer >= 1",
+            ),
             (self.source in SOURCES, f"source must be one of {SOURCES}"),
             (self.encoder in ENCODERS, f"encoder must be one of {ENCODERS}"),
-            (all(b in BASELINES for b in self.baselines),
-             f"baselines must be a list drawn from {BASELINES}"),
-            (_number(self.data_fraction) and 0 < self.data_fraction <= 1,
-             "data_fraction must be in (0, 1]"),
+            (
+                all(b in BASELINES for b in self.baselines),
+                f"baselines must be a list drawn from {BASELINES}",
+            ),
+            (
+                _number(self.data_fraction) and 0 < self.data_fraction <= 1,
+                "data_fraction must be in (0, 1]",
+            ),
             (_number(self.stats_c) and self.stats_c > 0, "stats_c must be > 0"),
-            (self.max_per_speaker is None
-             or (isinstance(self.max_per_speaker, int) and self.max_per_speaker >= 1),
-             "max_per_speaker must be null or an integer >= 1"),
-            (isinstance(self.shape_n, int) and self.shape_n >= 1,
-             "shape_n must be an integer >= 1"),
-            (self.train_seed is None
-             or (isinstance(self.train_seed, int) and not isinstance(self.train_seed, bool)
-                 and self.train_seed >= 0),
-             "train_seed must be null or an integer >= 0"),
+            (
+                self.max_per_speaker is None
+                or (isinstance(self.max_per_speaker, int) and self.max_per_speaker >= 1),
+                "max_per_speaker must be null or an integer >= 1",
+            ),
+            (
+                isinstance(self.shape_n, int) and self.shape_n >= 1,
+                "shape_n must be an integer >= 1",
+            ),
+            (
+                self.train_seed is None
+                or (
+                    isinstance(self.train_seed, int)
+                    and not isinstance(self.train_seed, bool)
+                    and self.train_seed >= 0
+                ),
+                "train_seed must be null or an integer >= 0",
+            ),
         ]
         for ok, message in checks:
             if not ok:
@@ -130,8 +150,7 @@ class ExperimentSettings:
 
     def to_dict(self) -> dict[str, Any]:
         out = dataclasses.asdict(self)
-        out.update(baselines=list(self.baselines), model=dict(self.model),
-                   train=dict(self.train))
+        out.update(baselines=list(self.baselines), model=dict(self.model), train=dict(self.train))
         return out
 
 
@@ -150,16 +169,18 @@ def experiment_names(identify: Mapping[str, Any]) -> list[str]:
     Config files merge and cannot delete keys, so an override file turns an inherited
     experiment off with ``name: false`` (``config/controls.yaml`` runs only two).
     """
-    return [name for name, value in (identify.get("experiments") or {}).items()
-            if value is not False]
+    return [
+        name for name, value in (identify.get("experiments") or {}).items() if value is not False
+    ]
 
 
 def experiment_settings(identify: Mapping[str, Any], name: str) -> ExperimentSettings:
     """Defaults of ``identify`` merged with ``identify.experiments[name]``, validated."""
     experiments = identify.get("experiments") or {}
     if name not in experiments:
-        raise ExperimentError(f"no experiment {name!r} under identify.experiments "
-                              f"(configured: {sorted(experiments)})")
+        raise ExperimentError(
+            f"no experiment {name!r} under identify.experiments (configured: {sorted(experiments)})"
+        )
     if not is_safe_id(name):
         raise ExperimentError(f"experiment name {name!r} must match {SAFE_ID}")
     allowed = set(setting_names())
@@ -168,8 +189,10 @@ def experiment_settings(identify: Mapping[str, Any], name: str) -> ExperimentSet
         raise ExperimentError(f"identify.experiments.{name} must be a mapping of settings")
     unknown = sorted(set(overrides) - allowed)
     if unknown:
-        raise ExperimentError(f"identify.experiments.{name}: unknown key(s) {unknown}; "
-                              f"an experiment may set {sorted(allowed)}")
+        raise ExperimentError(
+            f"identify.experiments.{name}: unknown key(s) {unknown}; "
+            f"an experiment may set {sorted(allowed)}"
+        )
     merged = {k: v for k, v in identify.items() if k in allowed}
     for key, value in overrides.items():
         if key in NESTED:

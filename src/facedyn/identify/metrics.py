@@ -53,8 +53,16 @@ import scipy.stats
 from sklearn.metrics import roc_curve
 
 #: Columns of ``identify/{experiment}/fold{k}/predictions.parquet``, in order.
-PREDICTION_COLUMNS = ["model", "fold", "speaker_id", "session_id", "window_start",
-                      "predicted_speaker_id", "rank", "score"]
+PREDICTION_COLUMNS = [
+    "model",
+    "fold",
+    "speaker_id",
+    "session_id",
+    "window_start",
+    "predicted_speaker_id",
+    "rank",
+    "score",
+]
 #: Rows of one prediction table are unique on these columns.
 PREDICTION_KEY = ["model", "fold", "speaker_id", "session_id", "window_start"]
 #: Elements of a score matrix processed at once (rows x speakers); ~32 M, 128 MB of float32.
@@ -71,8 +79,9 @@ def _l2_normalise(x: np.ndarray, eps: float = 1e-12) -> np.ndarray:
     return x / np.maximum(norm, eps)
 
 
-def centroids(embeddings: np.ndarray, labels: Sequence[str] | np.ndarray
-              ) -> tuple[list[str], np.ndarray]:
+def centroids(
+    embeddings: np.ndarray, labels: Sequence[str] | np.ndarray
+) -> tuple[list[str], np.ndarray]:
     """Per-speaker enrolment centroids: the mean training-window embedding of each speaker,
     L2-normalised (the cosine to it ranks like the cosine to the unnormalised mean).
 
@@ -81,12 +90,15 @@ def centroids(embeddings: np.ndarray, labels: Sequence[str] | np.ndarray
     """
     emb = np.asarray(embeddings)
     if emb.ndim != 2 or len(emb) != len(labels):
-        raise ValueError(f"embeddings must be (N, D) with one label per row; got {emb.shape} "
-                         f"and {len(labels)} labels")
+        raise ValueError(
+            f"embeddings must be (N, D) with one label per row; got {emb.shape} "
+            f"and {len(labels)} labels"
+        )
     classes, inverse = np.unique(np.asarray(labels).astype(str), return_inverse=True)
     # sum per speaker through a sparse indicator matrix: one pass, no Python loop
-    indicator = sp.csr_matrix((np.ones(len(emb)), (inverse, np.arange(len(emb)))),
-                              shape=(len(classes), len(emb)))
+    indicator = sp.csr_matrix(
+        (np.ones(len(emb)), (inverse, np.arange(len(emb)))), shape=(len(classes), len(emb))
+    )
     sums = np.asarray(indicator @ emb.astype(np.float64))
     return [str(c) for c in classes], _l2_normalise(sums).astype(np.float32)
 
@@ -111,8 +123,9 @@ def true_indices(classes: Sequence[str], true_speaker: Sequence[str] | np.ndarra
     ok = (cls[order][pos] == true) if len(cls) else np.zeros(len(true), dtype=bool)
     if not ok.all():
         missing = sorted(set(true[~ok].tolist()))
-        raise ValueError(f"{len(missing)} test speaker(s) not enrolled (no training windows): "
-                         f"{missing[:10]}")
+        raise ValueError(
+            f"{len(missing)} test speaker(s) not enrolled (no training windows): {missing[:10]}"
+        )
     return order[pos].astype(np.int64)
 
 
@@ -127,8 +140,9 @@ def _chunks(n_rows: int, n_cols: int) -> Iterator[slice]:
         yield slice(a, min(n_rows, a + step))
 
 
-def ranks_and_predictions(scores: np.ndarray, true_index: np.ndarray
-                          ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def ranks_and_predictions(
+    scores: np.ndarray, true_index: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Pessimistic 1-based rank of the true speaker, predicted column and true score per
     row (see the module docstring for ties)."""
     n = len(true_index)
@@ -153,10 +167,15 @@ def ranks_and_predictions(scores: np.ndarray, true_index: np.ndarray
     return rank, pred, true_score
 
 
-def predictions_frame(scores: np.ndarray, classes: Sequence[str],
-                      true_speaker: Sequence[str] | np.ndarray,
-                      session_id: Sequence[str] | np.ndarray, window_start: np.ndarray,
-                      model: str, fold: int) -> pd.DataFrame:
+def predictions_frame(
+    scores: np.ndarray,
+    classes: Sequence[str],
+    true_speaker: Sequence[str] | np.ndarray,
+    session_id: Sequence[str] | np.ndarray,
+    window_start: np.ndarray,
+    model: str,
+    fold: int,
+) -> pd.DataFrame:
     """One row per test window with exactly the design's columns :data:`PREDICTION_COLUMNS`:
     ``model, fold, speaker_id, session_id, window_start`` (source frame of the window's first
     row), ``predicted_speaker_id`` (top-1), ``rank`` (pessimistic, 1-based) and ``score``
@@ -169,17 +188,21 @@ def predictions_frame(scores: np.ndarray, classes: Sequence[str],
     if not (len(session_id) == len(window_start) == len(idx)):
         raise ValueError("true_speaker, session_id and window_start must have one entry per row")
     rank, pred, score = ranks_and_predictions(scores, idx)
-    return pd.DataFrame({
-        "model": pd.Series([str(model)] * len(idx), dtype=object),
-        "fold": np.full(len(idx), int(fold), dtype=np.int64),
-        "speaker_id": true.astype(object),
-        "session_id": np.asarray(session_id).astype(str).astype(object),
-        "window_start": np.asarray(window_start).astype(np.int64),
-        "predicted_speaker_id": np.asarray(classes, dtype=object)[pred] if len(idx)
-        else np.zeros(0, dtype=object),
-        "rank": rank,
-        "score": score,
-    }, columns=PREDICTION_COLUMNS)
+    return pd.DataFrame(
+        {
+            "model": pd.Series([str(model)] * len(idx), dtype=object),
+            "fold": np.full(len(idx), int(fold), dtype=np.int64),
+            "speaker_id": true.astype(object),
+            "session_id": np.asarray(session_id).astype(str).astype(object),
+            "window_start": np.asarray(window_start).astype(np.int64),
+            "predicted_speaker_id": np.asarray(classes, dtype=object)[pred]
+            if len(idx)
+            else np.zeros(0, dtype=object),
+            "rank": rank,
+            "score": score,
+        },
+        columns=PREDICTION_COLUMNS,
+    )
 
 
 # --- identification and verification ---------------------------------------------------------
@@ -191,17 +214,18 @@ def cmc_curve(rank: np.ndarray, n_classes: int) -> np.ndarray:
     return np.cumsum(counts[:n_classes]) / max(1, len(rank))
 
 
-def session_scores(scores: np.ndarray, true_index: np.ndarray,
-                   session_id: Sequence[str] | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def session_scores(
+    scores: np.ndarray, true_index: np.ndarray, session_id: Sequence[str] | np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """Mean score vector of every test (speaker, session) and its true column:
     ``(G, S)`` float64 and ``(G,)``; groups in order of first appearance."""
-    key = pd.MultiIndex.from_arrays([np.asarray(true_index),
-                                     np.asarray(session_id).astype(str)])
+    key = pd.MultiIndex.from_arrays([np.asarray(true_index), np.asarray(session_id).astype(str)])
     group, uniques = pd.factorize(key)
     n_groups = len(uniques)
     counts = np.bincount(group, minlength=n_groups)
-    mean = sp.csc_matrix((1.0 / counts[group], (group, np.arange(len(group)))),
-                         shape=(n_groups, len(group)))
+    mean = sp.csc_matrix(
+        (1.0 / counts[group], (group, np.arange(len(group)))), shape=(n_groups, len(group))
+    )
     out = np.zeros((n_groups, scores.shape[1]))
     for sl in _chunks(len(group), scores.shape[1]):
         out += mean[:, sl] @ np.asarray(scores[sl], dtype=np.float64)
@@ -209,8 +233,9 @@ def session_scores(scores: np.ndarray, true_index: np.ndarray,
     return out, group_true
 
 
-def _nontarget_counts(scores: np.ndarray, true_index: np.ndarray, u: np.ndarray,
-                      target_counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _nontarget_counts(
+    scores: np.ndarray, true_index: np.ndarray, u: np.ndarray, target_counts: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """For every unique target score ``u[i]``: how many non-target scores are ``< u[i]``
     and ``<= u[i]``. Each chunk of the matrix is sorted once and the (few) target values
     searched in it; the chunk's own target entries are subtracted afterwards, so no mask
@@ -227,8 +252,9 @@ def _nontarget_counts(scores: np.ndarray, true_index: np.ndarray, u: np.ndarray,
     return lt - (cum - target_counts), le - cum
 
 
-def verification_curve(scores: np.ndarray, true_index: np.ndarray
-                       ) -> tuple[np.ndarray, np.ndarray, int, int]:
+def verification_curve(
+    scores: np.ndarray, true_index: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, int, int]:
     """ROC of the verification trials of a score matrix: ``(p_fa, p_miss, n_target,
     n_nontarget)`` at every ROC corner, thresholds decreasing (from accept-nothing to
     accept-all). Exact (see the module docstring) and computed with ``roc_curve``."""
@@ -266,8 +292,13 @@ def equal_error_rate(p_fa: np.ndarray, p_miss: np.ndarray) -> float:
     return float(p_fa[i - 1] + t * (p_fa[i] - p_fa[i - 1]))
 
 
-def min_dcf(p_fa: np.ndarray, p_miss: np.ndarray, p_target: float = P_TARGET,
-            c_miss: float = 1.0, c_fa: float = 1.0) -> float:
+def min_dcf(
+    p_fa: np.ndarray,
+    p_miss: np.ndarray,
+    p_target: float = P_TARGET,
+    c_miss: float = 1.0,
+    c_fa: float = 1.0,
+) -> float:
     """Normalised minimum detection cost (NIST SRE): the minimum over thresholds of
     ``(C_miss P_miss p_t + C_fa P_fa (1 - p_t)) / min(C_miss p_t, C_fa (1 - p_t))``; 0 is
     perfect, 1 is no better than always rejecting (or always accepting). The cost is linear
@@ -276,19 +307,26 @@ def min_dcf(p_fa: np.ndarray, p_miss: np.ndarray, p_target: float = P_TARGET,
     return float(dcf.min() / min(c_miss * p_target, c_fa * (1.0 - p_target)))
 
 
-def _subsample_curve(p_fa: np.ndarray, p_miss: np.ndarray, max_points: int
-                     ) -> tuple[np.ndarray, np.ndarray]:
+def _subsample_curve(
+    p_fa: np.ndarray, p_miss: np.ndarray, max_points: int
+) -> tuple[np.ndarray, np.ndarray]:
     if len(p_fa) > max_points:
         keep = np.unique(np.round(np.linspace(0, len(p_fa) - 1, max_points)).astype(np.int64))
         p_fa, p_miss = p_fa[keep], p_miss[keep]
     return p_fa, p_miss
 
 
-def identification_metrics(scores: np.ndarray, classes: Sequence[str],
-                           true_speaker: Sequence[str] | np.ndarray,
-                           session_id: Sequence[str] | np.ndarray, *,
-                           p_target: float = P_TARGET, c_miss: float = 1.0, c_fa: float = 1.0,
-                           max_curve_points: int = 500) -> dict[str, Any]:
+def identification_metrics(
+    scores: np.ndarray,
+    classes: Sequence[str],
+    true_speaker: Sequence[str] | np.ndarray,
+    session_id: Sequence[str] | np.ndarray,
+    *,
+    p_target: float = P_TARGET,
+    c_miss: float = 1.0,
+    c_fa: float = 1.0,
+    max_curve_points: int = 500,
+) -> dict[str, Any]:
     """Identification and verification metrics of one fold's ``(N, S)`` score matrix.
 
     Returns a JSON-ready dict: ``n_windows, n_speakers`` (enrolled, S), ``n_test_speakers,
@@ -346,9 +384,16 @@ def per_speaker_accuracy(predictions: pd.DataFrame) -> pd.DataFrame:
     """Per (model, speaker): ``n_windows, top1, top5, mean_rank`` over all their test
     windows (all folds of the table); the macro view behind ``per_speaker.parquet``."""
     df = predictions.assign(_top1=predictions["rank"] == 1, _top5=predictions["rank"] <= 5)
-    out = df.groupby(["model", "speaker_id"], sort=True).agg(
-        n_windows=("rank", "size"), top1=("_top1", "mean"), top5=("_top5", "mean"),
-        mean_rank=("rank", "mean")).reset_index()
+    out = (
+        df.groupby(["model", "speaker_id"], sort=True)
+        .agg(
+            n_windows=("rank", "size"),
+            top1=("_top1", "mean"),
+            top5=("_top5", "mean"),
+            mean_rank=("rank", "mean"),
+        )
+        .reset_index()
+    )
     return out[["model", "speaker_id", "n_windows", "top1", "top5", "mean_rank"]]
 
 
@@ -359,8 +404,13 @@ def _topk(stat: str) -> int:
     return int(m.group(1))
 
 
-def bootstrap_ci(predictions: pd.DataFrame, stat: str = "top1", n_boot: int = 1000,
-                 seed: int = 0, level: float = 0.95) -> tuple[float, float]:
+def bootstrap_ci(
+    predictions: pd.DataFrame,
+    stat: str = "top1",
+    n_boot: int = 1000,
+    seed: int = 0,
+    level: float = 0.95,
+) -> tuple[float, float]:
     """Percentile confidence interval of a micro-averaged top-k accuracy by a speaker
     (cluster) bootstrap: speakers are drawn with replacement and all windows of a drawn
     speaker (over all folds) come along, so the interval reflects how accuracy varies
@@ -375,12 +425,12 @@ def bootstrap_ci(predictions: pd.DataFrame, stat: str = "top1", n_boot: int = 10
     hit = (predictions["rank"].to_numpy() <= k).astype(np.float64)
     if not len(hit):
         return math.nan, math.nan
-    return _speaker_bootstrap(hit, pd.factorize(predictions["speaker_id"])[0], n_boot, seed,
-                              level)
+    return _speaker_bootstrap(hit, pd.factorize(predictions["speaker_id"])[0], n_boot, seed, level)
 
 
-def _speaker_bootstrap(per_window: np.ndarray, speaker: np.ndarray, n_boot: int, seed: int,
-                       level: float) -> tuple[float, float]:
+def _speaker_bootstrap(
+    per_window: np.ndarray, speaker: np.ndarray, n_boot: int, seed: int, level: float
+) -> tuple[float, float]:
     """Percentile CI of the mean of ``per_window`` under a speaker (cluster) bootstrap:
     ``draws @ sums / draws @ counts`` for a ``(n_boot, n_speakers)`` matrix of multinomial
     draw counts (``speaker``: codes 0..S-1)."""
@@ -394,8 +444,14 @@ def _speaker_bootstrap(per_window: np.ndarray, speaker: np.ndarray, n_boot: int,
     return float(lo), float(hi)
 
 
-def paired_comparison(predictions: pd.DataFrame, model: str, reference: str,
-                      n_boot: int = 1000, seed: int = 0, level: float = 0.95) -> dict[str, Any]:
+def paired_comparison(
+    predictions: pd.DataFrame,
+    model: str,
+    reference: str,
+    n_boot: int = 1000,
+    seed: int = 0,
+    level: float = 0.95,
+) -> dict[str, Any]:
     """Top-1 of ``model`` minus that of ``reference`` on the test windows both scored.
 
     Paired, because both models saw the same folds and windows: ``top1_diff`` (micro over
@@ -414,19 +470,26 @@ def paired_comparison(predictions: pd.DataFrame, model: str, reference: str,
     both = a.merge(b, on=key, suffixes=("_a", "_b"), validate="one_to_one")
     if both.empty:
         raise ValueError(f"paired_comparison: {model!r} and {reference!r} share no test window")
-    diff = (both["rank_a"].to_numpy() == 1).astype(np.float64) \
-        - (both["rank_b"].to_numpy() == 1).astype(np.float64)
+    diff = (both["rank_a"].to_numpy() == 1).astype(np.float64) - (
+        both["rank_b"].to_numpy() == 1
+    ).astype(np.float64)
     speaker = pd.factorize(both["speaker_id"])[0]
     lo, hi = _speaker_bootstrap(diff, speaker, n_boot, seed, level)
     per_speaker = np.bincount(speaker, weights=diff) / np.bincount(speaker)
     p = 1.0
     if np.any(per_speaker != 0):
         p = float(scipy.stats.wilcoxon(per_speaker, zero_method="zsplit").pvalue)
-    return {"reference": reference, "n_windows": len(both), "n_speakers": len(per_speaker),
-            "top1_diff": float(diff.mean()), "top1_diff_ci": [lo, hi],
-            "wilcoxon_p": p, "speakers_better": int((per_speaker > 0).sum()),
-            "speakers_worse": int((per_speaker < 0).sum()),
-            "speakers_tied": int((per_speaker == 0).sum())}
+    return {
+        "reference": reference,
+        "n_windows": len(both),
+        "n_speakers": len(per_speaker),
+        "top1_diff": float(diff.mean()),
+        "top1_diff_ci": [lo, hi],
+        "wilcoxon_p": p,
+        "speakers_better": int((per_speaker > 0).sum()),
+        "speakers_worse": int((per_speaker < 0).sum()),
+        "speakers_tied": int((per_speaker == 0).sum()),
+    }
 
 
 def merge_folds(frames: Sequence[pd.DataFrame]) -> pd.DataFrame:
@@ -437,19 +500,26 @@ def merge_folds(frames: Sequence[pd.DataFrame]) -> pd.DataFrame:
         return pd.DataFrame({c: pd.Series(dtype=object) for c in PREDICTION_COLUMNS})
     for i, f in enumerate(frames):
         if list(f.columns) != PREDICTION_COLUMNS:
-            raise ValueError(f"prediction table {i} has columns {list(f.columns)}, "
-                             f"expected {PREDICTION_COLUMNS}")
+            raise ValueError(
+                f"prediction table {i} has columns {list(f.columns)}, expected {PREDICTION_COLUMNS}"
+            )
     out = pd.concat(frames, ignore_index=True)
     dup = out.duplicated(PREDICTION_KEY)
     if dup.any():
-        raise ValueError(f"{int(dup.sum())} duplicate prediction rows, e.g. "
-                         f"{out[dup].iloc[0][PREDICTION_KEY].to_dict()}")
+        raise ValueError(
+            f"{int(dup.sum())} duplicate prediction rows, e.g. "
+            f"{out[dup].iloc[0][PREDICTION_KEY].to_dict()}"
+        )
     return out
 
 
-def summarize_model(predictions: pd.DataFrame,
-                    fold_metrics: Mapping[int, Mapping[str, Any]] | None = None,
-                    n_boot: int = 1000, seed: int = 0, level: float = 0.95) -> dict[str, Any]:
+def summarize_model(
+    predictions: pd.DataFrame,
+    fold_metrics: Mapping[int, Mapping[str, Any]] | None = None,
+    n_boot: int = 1000,
+    seed: int = 0,
+    level: float = 0.95,
+) -> dict[str, Any]:
     """The ``metrics.json`` entry of one model from its pooled predictions (all folds) and,
     optionally, each fold's :func:`identification_metrics` (``fold -> dict``).
 
@@ -472,20 +542,25 @@ def summarize_model(predictions: pd.DataFrame,
         "top1": recompute_top1(predictions),
         "top1_ci": [lo, hi],
         "top5": float((predictions["rank"].to_numpy() <= 5).mean()),
-        "session_top1": None, "eer": None, "min_dcf": None,
+        "session_top1": None,
+        "eer": None,
+        "min_dcf": None,
         "per_fold_top1": [per_fold_top1[f] for f in sorted(per_fold_top1)],
     }
     if fold_metrics:
         folds = sorted(int(f) for f in fold_metrics)
         if folds != sorted(per_fold_top1):
-            raise ValueError(f"fold metrics for folds {folds} but predictions for "
-                             f"{sorted(per_fold_top1)}")
+            raise ValueError(
+                f"fold metrics for folds {folds} but predictions for {sorted(per_fold_top1)}"
+            )
         for f in folds:
             m = fold_metrics[f]
             if m["n_windows"] != per_fold_n[f] or abs(m["top1"] - per_fold_top1[f]) > 1e-9:
-                raise ValueError(f"fold {f}: metrics ({m['n_windows']} windows, top-1 "
-                                 f"{m['top1']:.6f}) disagree with the predictions "
-                                 f"({per_fold_n[f]}, {per_fold_top1[f]:.6f})")
+                raise ValueError(
+                    f"fold {f}: metrics ({m['n_windows']} windows, top-1 "
+                    f"{m['top1']:.6f}) disagree with the predictions "
+                    f"({per_fold_n[f]}, {per_fold_top1[f]:.6f})"
+                )
         n_sessions = np.array([fold_metrics[f]["n_sessions"] for f in folds], dtype=np.float64)
         session_hits = np.array([fold_metrics[f]["session_top1"] for f in folds]) * n_sessions
         out["session_top1"] = float(session_hits.sum() / n_sessions.sum())
@@ -507,9 +582,14 @@ def _rowwise_pearson(a: np.ndarray, b: np.ndarray) -> np.ndarray:
         return np.where(den > 0, (a * b).sum(axis=1) / np.where(den > 0, den, 1.0), np.nan)
 
 
-def dnr_vs_accuracy(per_speaker: pd.DataFrame, dnr: pd.DataFrame, n_boot: int = 1000,
-                    seed: int = 0, level: float = 0.95, accuracy: str = "top1"
-                    ) -> dict[str, Any]:
+def dnr_vs_accuracy(
+    per_speaker: pd.DataFrame,
+    dnr: pd.DataFrame,
+    n_boot: int = 1000,
+    seed: int = 0,
+    level: float = 0.95,
+    accuracy: str = "top1",
+) -> dict[str, Any]:
     """Does a speaker's shape drift-to-noise ratio predict how well they are identified?
 
     ``per_speaker``: ``speaker_id`` and the accuracy column (one model); ``dnr``:
@@ -525,24 +605,33 @@ def dnr_vs_accuracy(per_speaker: pd.DataFrame, dnr: pd.DataFrame, n_boot: int = 
     df = df[np.isfinite(df["dnr"].to_numpy(float)) & np.isfinite(df[accuracy].to_numpy(float))]
     x, y = df["dnr"].to_numpy(np.float64), df[accuracy].to_numpy(np.float64)
     n = len(df)
-    out: dict[str, Any] = {"n": n, "accuracy": accuracy, "spearman_rho": math.nan,
-                           "spearman_p": math.nan, "pearson_r": math.nan,
-                           "pearson_p": math.nan, "spearman_rho_ci": [math.nan, math.nan],
-                           "pearson_r_ci": [math.nan, math.nan], "level": level}
+    out: dict[str, Any] = {
+        "n": n,
+        "accuracy": accuracy,
+        "spearman_rho": math.nan,
+        "spearman_p": math.nan,
+        "pearson_r": math.nan,
+        "pearson_p": math.nan,
+        "spearman_rho_ci": [math.nan, math.nan],
+        "pearson_r_ci": [math.nan, math.nan],
+        "level": level,
+    }
     if n < 3 or np.ptp(x) == 0 or np.ptp(y) == 0:
         return out
     rho, rho_p = scipy.stats.spearmanr(x, y)
     r, r_p = scipy.stats.pearsonr(x, y)
-    out.update(spearman_rho=float(rho), spearman_p=float(rho_p), pearson_r=float(r),
-               pearson_p=float(r_p))
+    out.update(
+        spearman_rho=float(rho), spearman_p=float(rho_p), pearson_r=float(r), pearson_p=float(r_p)
+    )
     rng = np.random.default_rng(seed)
     draw = rng.integers(0, n, size=(n_boot, n))
     xb, yb = x[draw], y[draw]
     alpha = (1.0 - level) / 2.0
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        boot_rho = _rowwise_pearson(scipy.stats.rankdata(xb, axis=1),
-                                    scipy.stats.rankdata(yb, axis=1))
+        boot_rho = _rowwise_pearson(
+            scipy.stats.rankdata(xb, axis=1), scipy.stats.rankdata(yb, axis=1)
+        )
         boot_r = _rowwise_pearson(xb, yb)
         for key, values in (("spearman_rho_ci", boot_rho), ("pearson_r_ci", boot_r)):
             values = values[np.isfinite(values)]

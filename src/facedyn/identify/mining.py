@@ -39,11 +39,18 @@ class CrossSessionMiner(BaseMiner):
         self.sessions = sessions
         return self
 
-    def mine(self, embeddings: torch.Tensor, labels: torch.Tensor, ref_emb: torch.Tensor,
-             ref_labels: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    def mine(
+        self,
+        embeddings: torch.Tensor,
+        labels: torch.Tensor,
+        ref_emb: torch.Tensor,
+        ref_labels: torch.Tensor,
+    ) -> tuple[torch.Tensor, ...]:
         if self.sessions is None or len(self.sessions) != len(labels):
-            raise ValueError("CrossSessionMiner: call for_batch(sessions) with one session "
-                             "per window of the batch first")
+            raise ValueError(
+                "CrossSessionMiner: call for_batch(sessions) with one session "
+                "per window of the batch first"
+            )
         sessions = self.sessions.to(labels.device)
         single = self.single_session.to(labels.device)
         same = labels[:, None] == ref_labels[None, :]

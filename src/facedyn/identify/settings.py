@@ -43,24 +43,36 @@ class EncoderSettings:
     def __post_init__(self) -> None:
         if self.encoder not in ENCODERS:
             raise ValueError(f"encoder: unknown encoder {self.encoder!r}; choose one of {ENCODERS}")
-        for key in ("d_model", "n_layers", "n_heads", "ff_mult", "conv_kernel", "embedding_dim",
-                    "subsample"):
+        for key in (
+            "d_model",
+            "n_layers",
+            "n_heads",
+            "ff_mult",
+            "conv_kernel",
+            "embedding_dim",
+            "subsample",
+        ):
             value = getattr(self, key)
             if isinstance(value, bool) or not isinstance(value, Integral) or value < 1:
                 raise ValueError(f"{key}: must be a positive integer, got {value!r}")
             object.__setattr__(self, key, int(value))  # numpy ints -> int (checkpoints)
-        if isinstance(self.dropout, bool) or not isinstance(self.dropout, Real) \
-                or not 0.0 <= self.dropout < 1.0:
+        if (
+            isinstance(self.dropout, bool)
+            or not isinstance(self.dropout, Real)
+            or not 0.0 <= self.dropout < 1.0
+        ):
             raise ValueError(f"dropout: must be in [0, 1), got {self.dropout!r}")
         object.__setattr__(self, "dropout", float(self.dropout))
         if self.conv_kernel % 2 == 0:
             raise ValueError(f"conv_kernel: must be odd ('same' padding), got {self.conv_kernel}")
         if self.encoder == "conformer" and self.d_model % self.n_heads:
-            raise ValueError(f"n_heads: d_model ({self.d_model}) must be divisible by n_heads "
-                             f"({self.n_heads})")
+            raise ValueError(
+                f"n_heads: d_model ({self.d_model}) must be divisible by n_heads ({self.n_heads})"
+            )
         if self.encoder == "lstm" and self.d_model % 2:
-            raise ValueError(f"d_model: must be even for the bidirectional LSTM, got "
-                             f"{self.d_model}")
+            raise ValueError(
+                f"d_model: must be even for the bidirectional LSTM, got {self.d_model}"
+            )
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any]) -> EncoderSettings:
@@ -75,8 +87,9 @@ def checked_keys(cls: type, values: Mapping[str, Any]) -> dict[str, Any]:
     known = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(values) - known)
     if unknown:
-        raise ValueError(f"{unknown[0]}: unknown {cls.__name__} key; known keys are "
-                         f"{sorted(known)}")
+        raise ValueError(
+            f"{unknown[0]}: unknown {cls.__name__} key; known keys are {sorted(known)}"
+        )
     return dict(values)
 
 
@@ -144,18 +157,27 @@ class TrainSettings:
             if optional and value is None:
                 return
             if isinstance(value, bool) or not isinstance(value, Integral) or value < low:
-                raise ValueError(f"{key}: must be an integer >= {low}"
-                                 f"{' or null' if optional else ''}, got {value!r}")
+                raise ValueError(
+                    f"{key}: must be an integer >= {low}"
+                    f"{' or null' if optional else ''}, got {value!r}"
+                )
             object.__setattr__(self, key, int(value))
 
         def real(key: str, low: float, high: float = math.inf, open_low: bool = False) -> None:
             value = getattr(self, key)
-            ok = (not isinstance(value, bool) and isinstance(value, Real) and math.isfinite(value)
-                  and (value > low if open_low else value >= low) and value <= high)
+            ok = (
+                not isinstance(value, bool)
+                and isinstance(value, Real)
+                and math.isfinite(value)
+                and (value > low if open_low else value >= low)
+                and value <= high
+            )
             if not ok:
                 bound = f"> {low}" if open_low else f">= {low}"
-                raise ValueError(f"{key}: must be a number {bound}"
-                                 f"{'' if high == math.inf else f' and <= {high}'}, got {value!r}")
+                raise ValueError(
+                    f"{key}: must be a number {bound}"
+                    f"{'' if high == math.inf else f' and <= {high}'}, got {value!r}"
+                )
             object.__setattr__(self, key, float(value))
 
         integer("epochs", 1)
@@ -178,8 +200,7 @@ class TrainSettings:
         if not isinstance(self.random_crop, bool):
             raise ValueError(f"random_crop: must be true or false, got {self.random_crop!r}")
         if not isinstance(self.early_stopping, bool):
-            raise ValueError(f"early_stopping: must be true or false, got "
-                             f"{self.early_stopping!r}")
+            raise ValueError(f"early_stopping: must be true or false, got {self.early_stopping!r}")
         if not isinstance(self.refit, bool):
             raise ValueError(f"refit: must be true or false, got {self.refit!r}")
         if self.positives not in POSITIVES:

@@ -94,29 +94,39 @@ class FoldData:
     classes: list[str]
 
 
-def speaker_labels(store: FeatureStore, windows: Windows,
-                   classes: Sequence[str] | None = None) -> tuple[np.ndarray, list[str]]:
+def speaker_labels(
+    store: FeatureStore, windows: Windows, classes: Sequence[str] | None = None
+) -> tuple[np.ndarray, list[str]]:
     """Integer label of every window's speaker: its index in ``classes`` (default: the sorted
     speaker ids of ``windows``); -1 for a speaker not in ``classes``."""
     speakers = store.speaker_id[windows.video].astype(str)
     if classes is None:
         classes = sorted(set(speakers.tolist()))
     lookup = {c: i for i, c in enumerate(classes)}
-    labels = np.fromiter((lookup.get(s, -1) for s in speakers), dtype=np.int64,
-                         count=len(speakers))
+    labels = np.fromiter((lookup.get(s, -1) for s in speakers), dtype=np.int64, count=len(speakers))
     return labels, list(classes)
 
 
-def training_data(folds: pd.DataFrame, fold: int, store: FeatureStore, windows: Windows,
-                  window_s: float, stride_s: float, val_fraction: float | None) -> FoldData:
+def training_data(
+    folds: pd.DataFrame,
+    fold: int,
+    store: FeatureStore,
+    windows: Windows,
+    window_s: float,
+    stride_s: float,
+    val_fraction: float | None,
+) -> FoldData:
     """Training and validation windows of one fold (:func:`~facedyn.dynamics.folds.
     validation_split`: the last ``val_fraction`` of every training range, no guard gap)
     with labels indexing the sorted training speakers. ``val_fraction`` None: no
     validation part; every training window trains."""
     # No guard before the validation part: windows lie wholly inside their part, so none
     # is shared, and short sessions keep most of their time for training.
-    split = (folds[folds["fold"] == fold] if val_fraction is None else
-             validation_split(folds, fold, window_s, stride_s, val_fraction, guard_s=0.0))
+    split = (
+        folds[folds["fold"] == fold]
+        if val_fraction is None
+        else validation_split(folds, fold, window_s, stride_s, val_fraction, guard_s=0.0)
+    )
     train = fold_windows(split, fold, "train", store, windows)
     val = fold_windows(split, fold, "val", store, windows)
     train_labels, classes = speaker_labels(store, train)
@@ -163,8 +173,13 @@ def _threads(n: int | None) -> Iterator[None]:
         torch.set_num_threads(saved)
 
 
-def _prefetched(store: FeatureStore, windows: Windows, order: Sequence[np.ndarray],
-                normalizer: Normalizer, device: torch.device) -> Iterator[torch.Tensor]:
+def _prefetched(
+    store: FeatureStore,
+    windows: Windows,
+    order: Sequence[np.ndarray],
+    normalizer: Normalizer,
+    device: torch.device,
+) -> Iterator[torch.Tensor]:
     """Batches ``order[0], order[1], ...`` gathered (and pinned, for CUDA) one ahead in a
     worker thread, so gathering overlaps the model's step. The order is fixed beforehand, so
     this changes nothing in the results."""
@@ -187,12 +202,15 @@ def _param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]
     """Weight decay on weight matrices and kernels only, not on biases, norms, scales."""
     decay = [p for p in model.parameters() if p.requires_grad and p.ndim >= 2]
     no_decay = [p for p in model.parameters() if p.requires_grad and p.ndim < 2]
-    return [{"params": decay, "weight_decay": weight_decay},
-            {"params": no_decay, "weight_decay": 0.0}]
+    return [
+        {"params": decay, "weight_decay": weight_decay},
+        {"params": no_decay, "weight_decay": 0.0},
+    ]
 
 
-def mask_batch(x: torch.Tensor, time_mask: float, feature_masks: int,
-               generator: torch.Generator) -> torch.Tensor:
+def mask_batch(
+    x: torch.Tensor, time_mask: float, feature_masks: int, generator: torch.Generator
+) -> torch.Tensor:
     """SpecAugment-style masking (Park et al. 2019) of a normalised batch ``(B, T, F)``.
 
     Every window loses one span of ``U(0, time_mask * T)`` frames and ``feature_masks``
@@ -214,7 +232,8 @@ def mask_batch(x: torch.Tensor, time_mask: float, feature_masks: int,
     if k > 0:
         chosen = torch.rand(n_b, n_f, generator=generator).argsort(dim=1)[:, :k].to(x.device)
         masked |= torch.zeros(n_b, n_f, dtype=torch.bool, device=x.device).scatter_(
-            1, chosen, True)[:, None, :]
+            1, chosen, True
+        )[:, None, :]
     return x.masked_fill(masked, 0.0)
 
 
@@ -236,8 +255,9 @@ def _per_class_subset(labels: np.ndarray, cap: int, rng: np.random.RandomState) 
     return np.sort(order[rank < cap])
 
 
-def _fixed_batches(labels: np.ndarray, m: int, classes_per_batch: int, n_batches: int,
-                   rng: np.random.RandomState) -> list[np.ndarray]:
+def _fixed_batches(
+    labels: np.ndarray, m: int, classes_per_batch: int, n_batches: int, rng: np.random.RandomState
+) -> list[np.ndarray]:
     """Batches like the training sampler's (``m`` windows of each of ``classes_per_batch``
     labels, with replacement where a label has fewer), drawn once so the validation loss is
     measured on the same batches every epoch."""
@@ -247,13 +267,17 @@ def _fixed_batches(labels: np.ndarray, m: int, classes_per_batch: int, n_batches
     out = []
     for _ in range(n_batches):
         chosen = rng.choice(keys, size=k, replace=False)
-        out.append(np.concatenate([rng.choice(by_label[c], size=m, replace=len(by_label[c]) < m)
-                                   for c in chosen]))
+        out.append(
+            np.concatenate(
+                [rng.choice(by_label[c], size=m, replace=len(by_label[c]) < m) for c in chosen]
+            )
+        )
     return out
 
 
-def nearest_centroid_top1(ref: np.ndarray, ref_labels: np.ndarray, query: np.ndarray,
-                          query_labels: np.ndarray) -> float:
+def nearest_centroid_top1(
+    ref: np.ndarray, ref_labels: np.ndarray, query: np.ndarray, query_labels: np.ndarray
+) -> float:
     """Share of ``query`` embeddings whose most cosine-similar class centroid (mean of the
     class's ``ref`` embeddings, re-normalised) is their own class."""
     if not len(query):
@@ -271,8 +295,9 @@ def refit_settings(ts: TrainSettings, best_epoch: int) -> TrainSettings:
     cosine to 0) fitted into them; nothing else changes."""
     if best_epoch < 1:
         raise ValueError(f"best_epoch must be >= 1, got {best_epoch}")
-    return dataclasses.replace(ts, epochs=int(best_epoch),
-                               warmup_epochs=min(ts.warmup_epochs, float(best_epoch)))
+    return dataclasses.replace(
+        ts, epochs=int(best_epoch), warmup_epochs=min(ts.warmup_epochs, float(best_epoch))
+    )
 
 
 def _write_log(path: str | os.PathLike[str], history: Sequence[Mapping[str, Any]]) -> None:
@@ -288,8 +313,9 @@ def _write_log(path: str | os.PathLike[str], history: Sequence[Mapping[str, Any]
 def _check_labels(name: str, windows: Windows, labels: np.ndarray) -> np.ndarray:
     labels = np.asarray(labels)
     if labels.ndim != 1 or len(labels) != len(windows):
-        raise ValueError(f"{name}: expected one label per window ({len(windows)}), got shape "
-                         f"{labels.shape}")
+        raise ValueError(
+            f"{name}: expected one label per window ({len(windows)}), got shape {labels.shape}"
+        )
     if len(labels) and (not np.issubdtype(labels.dtype, np.integer) or labels.min() < 0):
         raise ValueError(f"{name}: labels must be non-negative integers")
     return labels.astype(np.int64)
@@ -299,8 +325,14 @@ def _check_labels(name: str, windows: Windows, labels: np.ndarray) -> np.ndarray
 
 
 @torch.no_grad()
-def embed(model: nn.Module, store: FeatureStore, windows: Windows, normalizer: Normalizer,
-          device: str | torch.device, batch_size: int = 256) -> np.ndarray:
+def embed(
+    model: nn.Module,
+    store: FeatureStore,
+    windows: Windows,
+    normalizer: Normalizer,
+    device: str | torch.device,
+    batch_size: int = 256,
+) -> np.ndarray:
     """Embeddings of ``windows`` as a float32 ``(N, D)`` array (eval mode, no gradients,
     full precision), gathered from the store ``batch_size`` windows at a time (one batch
     ahead, in a worker thread). The model's train/eval mode is restored afterwards."""
@@ -308,8 +340,10 @@ def embed(model: nn.Module, store: FeatureStore, windows: Windows, normalizer: N
     was_training = model.training
     model.eval()
     out = []
-    chunks = [np.arange(lo, min(lo + batch_size, len(windows)))
-              for lo in range(0, len(windows), batch_size)]
+    chunks = [
+        np.arange(lo, min(lo + batch_size, len(windows)))
+        for lo in range(0, len(windows), batch_size)
+    ]
     try:
         for x in _prefetched(store, windows, chunks, normalizer, device):
             out.append(model(x).float().cpu().numpy())
@@ -329,13 +363,22 @@ def _embedding_dim(model: nn.Module) -> int:
 # --- training -----------------------------------------------------------------------------------
 
 
-def train_encoder(store: FeatureStore, train_windows: Windows, train_labels: np.ndarray,
-                  val_windows: Windows | None, val_labels: np.ndarray | None,
-                  normalizer: Normalizer, encoder_settings: EncoderSettings,
-                  train_settings: TrainSettings, device: str | torch.device = "auto",
-                  seed: int = 0, log_csv: str | os.PathLike[str] | None = None,
-                  progress: bool = True, phase: str = "train",
-                  log_before: Sequence[Mapping[str, Any]] = ()) -> TrainResult:
+def train_encoder(
+    store: FeatureStore,
+    train_windows: Windows,
+    train_labels: np.ndarray,
+    val_windows: Windows | None,
+    val_labels: np.ndarray | None,
+    normalizer: Normalizer,
+    encoder_settings: EncoderSettings,
+    train_settings: TrainSettings,
+    device: str | torch.device = "auto",
+    seed: int = 0,
+    log_csv: str | os.PathLike[str] | None = None,
+    progress: bool = True,
+    phase: str = "train",
+    log_before: Sequence[Mapping[str, Any]] = (),
+) -> TrainResult:
     """Train an encoder on one fold (module docstring) and return it in eval mode.
 
     ``train_labels``/``val_labels``: integer class of every window (:func:`speaker_labels`);
@@ -351,16 +394,20 @@ def train_encoder(store: FeatureStore, train_windows: Windows, train_labels: np.
     if len(classes) < 2:
         raise ValueError(f"training needs windows of at least two speakers, got {len(classes)}")
     if store.features.shape[1] != len(normalizer.feature_names):
-        raise ValueError(f"the store has {store.features.shape[1]} feature columns but the "
-                         f"normaliser {len(normalizer.feature_names)}")
+        raise ValueError(
+            f"the store has {store.features.shape[1]} feature columns but the "
+            f"normaliser {len(normalizer.feature_names)}"
+        )
     has_val = val_windows is not None and val_labels is not None and len(val_windows) > 0
     if has_val:
         vlabels = _check_labels("val_labels", val_windows, val_labels)
         known = np.isin(vlabels, classes)
         val_windows, vlabels = val_windows.subset(known), vlabels[known]
         if len(np.unique(vlabels)) < 2:
-            log.warning("validation windows cover fewer than two training speakers: no "
-                        "validation loss, no early stopping")
+            log.warning(
+                "validation windows cover fewer than two training speakers: no "
+                "validation loss, no early stopping"
+            )
             has_val = False
 
     train_sessions = train_windows.video.astype(np.int64)
@@ -370,13 +417,16 @@ def train_encoder(store: FeatureStore, train_windows: Windows, train_labels: np.
         sessions_per_class = np.bincount(class_sessions, minlength=labels.max() + 1)
         single_session = torch.from_numpy(sessions_per_class <= 1).to(dev)
         if not (sessions_per_class[classes] > 1).any():
-            log.warning("positives: cross_session, but no speaker has two training sessions: "
-                        "every pair is a same-session pair (as with positives: all)")
+            log.warning(
+                "positives: cross_session, but no speaker has two training sessions: "
+                "every pair is a same-session pair (as with positives: all)"
+            )
 
     miner = None if single_session is None else CrossSessionMiner(single_session)
 
-    def pairs(z: torch.Tensor, y: torch.Tensor, session: np.ndarray
-              ) -> tuple[torch.Tensor, ...] | None:
+    def pairs(
+        z: torch.Tensor, y: torch.Tensor, session: np.ndarray
+    ) -> tuple[torch.Tensor, ...] | None:
         """The loss's pair list; None: it forms every pair from the labels."""
         if miner is None:
             return None
@@ -390,8 +440,9 @@ def train_encoder(store: FeatureStore, train_windows: Windows, train_labels: np.
     started = time.perf_counter()
     with contextlib.ExitStack() as stack:
         stack.enter_context(_threads(ts.num_threads))
-        stack.enter_context(torch.random.fork_rng(
-            devices=[dev.index or 0] if dev.type == "cuda" else []))
+        stack.enter_context(
+            torch.random.fork_rng(devices=[dev.index or 0] if dev.type == "cuda" else [])
+        )
         torch.manual_seed(seed)
         model = build_encoder(encoder_settings, store.features.shape[1]).to(dev)
 
@@ -399,25 +450,41 @@ def train_encoder(store: FeatureStore, train_windows: Windows, train_labels: np.
         from pytorch_metric_learning.samplers import MPerClassSampler
 
         loss_fn = SupConLoss(temperature=ts.temperature)
-        sampler = MPerClassSampler(labels, ts.m_per_class, batch_size=batch_size,
-                                   length_before_new_iter=n_batches * batch_size)
+        sampler = MPerClassSampler(
+            labels,
+            ts.m_per_class,
+            batch_size=batch_size,
+            length_before_new_iter=n_batches * batch_size,
+        )
         optimizer = torch.optim.AdamW(_param_groups(model, ts.weight_decay), lr=ts.lr)
         total, warmup = ts.epochs * n_batches, round(ts.warmup_epochs * n_batches)
         scheduler = torch.optim.lr_scheduler.LambdaLR(
-            optimizer, lambda step: lr_factor(step, total, warmup))
+            optimizer, lambda step: lr_factor(step, total, warmup)
+        )
         scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
         if has_val:
             centroid_index = _per_class_subset(labels, ts.centroid_windows, rng)
-            centroid_windows, centroid_labels = (train_windows.subset(centroid_index),
-                                                 labels[centroid_index])
+            centroid_windows, centroid_labels = (
+                train_windows.subset(centroid_index),
+                labels[centroid_index],
+            )
             n_val = min(MAX_VAL_BATCHES, max(1, math.ceil(len(vlabels) / batch_size)))
-            val_batches = _fixed_batches(vlabels, ts.m_per_class, ts.classes_per_batch, n_val,
-                                         rng)
-        log.info("training %s (%d parameters) on %s: %d windows of %d speakers, batch %d "
-                 "(%d x %d), %d batches/epoch, up to %d epochs, amp %s",
-                 encoder_settings.encoder, sum(p.numel() for p in model.parameters()), dev,
-                 len(labels), len(classes), batch_size, k, ts.m_per_class, n_batches,
-                 ts.epochs, use_amp)
+            val_batches = _fixed_batches(vlabels, ts.m_per_class, ts.classes_per_batch, n_val, rng)
+        log.info(
+            "training %s (%d parameters) on %s: %d windows of %d speakers, batch %d "
+            "(%d x %d), %d batches/epoch, up to %d epochs, amp %s",
+            encoder_settings.encoder,
+            sum(p.numel() for p in model.parameters()),
+            dev,
+            len(labels),
+            len(classes),
+            batch_size,
+            k,
+            ts.m_per_class,
+            n_batches,
+            ts.epochs,
+            use_amp,
+        )
 
         room = shift_room(train_windows)
         mask_generator = torch.Generator().manual_seed(seed)
@@ -432,8 +499,9 @@ def train_encoder(store: FeatureStore, train_windows: Windows, train_labels: np.
             epoch_windows = train_windows
             if ts.random_crop:
                 shift = (rng.random_sample(len(room)) * (room + 1)).astype(np.int64)
-                epoch_windows = Windows(train_windows.video, train_windows.start + shift,
-                                        train_windows.length)
+                epoch_windows = Windows(
+                    train_windows.video, train_windows.start + shift, train_windows.length
+                )
             model.train()
             running = torch.zeros((), device=dev)
             bar = _progress(n_batches, f"epoch {epoch}/{ts.epochs}", progress)
@@ -446,8 +514,10 @@ def train_encoder(store: FeatureStore, train_windows: Windows, train_labels: np.
                 z = z.float()
                 loss = loss_fn(z, y, indices_tuple=pairs(z, y, train_sessions[order[b]]))
                 if not use_amp and not torch.isfinite(loss):
-                    raise FloatingPointError(f"non-finite training loss at epoch {epoch}, "
-                                             f"batch {b + 1}; lower identify lr?")
+                    raise FloatingPointError(
+                        f"non-finite training loss at epoch {epoch}, "
+                        f"batch {b + 1}; lower identify lr?"
+                    )
                 optimizer.zero_grad(set_to_none=True)
                 scaler.scale(loss).backward()
                 scaler.step(optimizer)
@@ -472,28 +542,53 @@ def train_encoder(store: FeatureStore, train_windows: Windows, train_labels: np.
                 with torch.no_grad():
                     ve, vl = torch.from_numpy(val_emb), torch.from_numpy(vlabels)
                     val_sessions = val_windows.video.astype(np.int64)
-                    val_loss = float(np.mean([
-                        loss_fn(ve[i], vl[i], indices_tuple=pairs(ve[i], vl[i], val_sessions[i])).item()
-                        for i in val_batches]))
-            row = {"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss,
-                   "val_top1": val_top1, "lr": optimizer.param_groups[0]["lr"],
-                   "seconds": time.perf_counter() - t0, "phase": phase}
+                    val_loss = float(
+                        np.mean(
+                            [
+                                loss_fn(
+                                    ve[i], vl[i], indices_tuple=pairs(ve[i], vl[i], val_sessions[i])
+                                ).item()
+                                for i in val_batches
+                            ]
+                        )
+                    )
+            row = {
+                "epoch": epoch,
+                "train_loss": train_loss,
+                "val_loss": val_loss,
+                "val_top1": val_top1,
+                "lr": optimizer.param_groups[0]["lr"],
+                "seconds": time.perf_counter() - t0,
+                "phase": phase,
+            }
             history.append(row)
             if log_csv is not None:
                 _write_log(log_csv, [*log_before, *history])
-            log.info("epoch %d/%d: train loss %.4f, val loss %.4f, val top-1 %.3f, lr %.2e, "
-                     "%.1f s", epoch, ts.epochs, train_loss, val_loss, val_top1, row["lr"],
-                     row["seconds"])
+            log.info(
+                "epoch %d/%d: train loss %.4f, val loss %.4f, val top-1 %.3f, lr %.2e, %.1f s",
+                epoch,
+                ts.epochs,
+                train_loss,
+                val_loss,
+                val_top1,
+                row["lr"],
+                row["seconds"],
+            )
 
             if has_val:
                 value = val_loss if ts.monitor == "val_loss" else -val_top1
                 if math.isfinite(value) and value < best_value:
                     best_value, best_epoch = value, epoch
-                    best_state = {k: v.detach().to("cpu", copy=True)
-                                  for k, v in model.state_dict().items()}
+                    best_state = {
+                        k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()
+                    }
                 elif epoch - best_epoch >= ts.patience:
-                    log.info("early stop after epoch %d: no better %s since epoch %d", epoch,
-                             ts.monitor, best_epoch)
+                    log.info(
+                        "early stop after epoch %d: no better %s since epoch %d",
+                        epoch,
+                        ts.monitor,
+                        best_epoch,
+                    )
                     stopped_early = True
                     break
         if best_state is not None:
@@ -502,11 +597,18 @@ def train_encoder(store: FeatureStore, train_windows: Windows, train_labels: np.
             best_epoch = len(history)
     model.eval()
     n_seen = len(history) * n_batches * batch_size
-    return TrainResult(model=model, history=history, best_epoch=best_epoch,
-                       seconds=time.perf_counter() - started,
-                       windows_per_s=n_seen / train_seconds if train_seconds > 0 else math.nan,
-                       batch_size=batch_size, batches_per_epoch=n_batches,
-                       n_classes=len(classes), stopped_early=stopped_early, device=str(dev))
+    return TrainResult(
+        model=model,
+        history=history,
+        best_epoch=best_epoch,
+        seconds=time.perf_counter() - started,
+        windows_per_s=n_seen / train_seconds if train_seconds > 0 else math.nan,
+        batch_size=batch_size,
+        batches_per_epoch=n_batches,
+        n_classes=len(classes),
+        stopped_early=stopped_early,
+        device=str(dev),
+    )
 
 
 def _progress(total: int, desc: str, enabled: bool):
@@ -514,5 +616,12 @@ def _progress(total: int, desc: str, enabled: bool):
     from tqdm import tqdm
 
     interactive = sys.stderr.isatty()
-    return tqdm(total=total, desc=desc, file=sys.stderr, disable=not enabled, leave=interactive,
-                mininterval=0.1 if interactive else 30.0, dynamic_ncols=interactive)
+    return tqdm(
+        total=total,
+        desc=desc,
+        file=sys.stderr,
+        disable=not enabled,
+        leave=interactive,
+        mininterval=0.1 if interactive else 30.0,
+        dynamic_ncols=interactive,
+    )

@@ -373,8 +373,16 @@ def cmc_and_roc(
                 ax2.plot(xs, ys, color=c, ls=ls)
                 if eer is not None:
                     ex, ey = (_probit(eer), _probit(eer)) if curve == "det" else (eer, 1 - eer)
-                    ax2.plot(ex, ey, marker="o", ms=4, color=c, markeredgecolor="black",
-                             markeredgewidth=0.5, zorder=4)
+                    ax2.plot(
+                        ex,
+                        ey,
+                        marker="o",
+                        ms=4,
+                        color=c,
+                        markeredgecolor="black",
+                        markeredgewidth=0.5,
+                        zorder=4,
+                    )
         ax1.set_xscale("log")
         if n_rank:
             rt = [r for r in (1, 2, 5, 10, 20, 50, 100, 200, 500) if r < n_rank * 0.8]
@@ -597,10 +605,21 @@ def fit_traces(
             ax.plot(joined["time_s"], joined[f"{comp}_true"], color=GREY, lw=1.4, label="truth")
             ax.plot(joined["time_s"], fit, color=OKABE_ITO["blue"], lw=1.0, label="fitted")
             r = np.corrcoef(joined[comp][joined["valid"]], joined[f"{comp}_true"][joined["valid"]])
-            ax.set_ylabel(comp.replace("expr_", "expr ").replace("jaw_0", "jaw open"),
-                          rotation=0, ha="right", va="center")
-            ax.text(1.0, 1.02, f"r = {r[0, 1]:.2f}", transform=ax.transAxes, ha="right",
-                    va="bottom", fontsize=7.5)
+            ax.set_ylabel(
+                comp.replace("expr_", "expr ").replace("jaw_0", "jaw open"),
+                rotation=0,
+                ha="right",
+                va="center",
+            )
+            ax.text(
+                1.0,
+                1.02,
+                f"r = {r[0, 1]:.2f}",
+                transform=ax.transAxes,
+                ha="right",
+                va="bottom",
+                fontsize=7.5,
+            )
         axes[0].legend(loc="upper left", ncol=2, frameon=False, bbox_to_anchor=(0.0, 1.45))
         axes[-1].set_xlabel("Time (s)")
         if subtitle:
@@ -624,8 +643,14 @@ def _strip_box(ax: Any, data: Sequence[np.ndarray], color: str, seed: int = 0) -
     rng = np.random.default_rng(seed)
     positions = np.arange(1, len(data) + 1)
     shown = [d if len(d) else np.array([np.nan]) for d in data]
-    bp = ax.boxplot(shown, positions=positions, widths=0.55, patch_artist=True,
-                    showfliers=False, medianprops={"color": "black", "lw": 1.0})
+    bp = ax.boxplot(
+        shown,
+        positions=positions,
+        widths=0.55,
+        patch_artist=True,
+        showfliers=False,
+        medianprops={"color": "black", "lw": 1.0},
+    )
     for patch in bp["boxes"]:
         patch.set_facecolor("white")
         patch.set_edgecolor("0.3")
@@ -662,8 +687,9 @@ def legibility(videos: pd.DataFrame, summary: Mapping[str, Any], subtitle: str =
             t = targets.get(f"{m}_r")
             if t:
                 _target_mark(ax1, i, float(t["threshold"]), t.get("met"))
-        ax1.set_xticks(np.arange(1, len(measures) + 1),
-                       [_MEASURE_LABELS.get(m, m) for m in measures])
+        ax1.set_xticks(
+            np.arange(1, len(measures) + 1), [_MEASURE_LABELS.get(m, m) for m in measures]
+        )
         ax1.axhline(0, color=GREY, lw=0.7, ls=":", zorder=0)
         lows = [float(d.min()) for d in data if len(d)]
         ax1.set_ylim(min([-0.05, *lows]) - 0.03, 1.03)
@@ -673,8 +699,13 @@ def legibility(videos: pd.DataFrame, summary: Mapping[str, Any], subtitle: str =
         ax1.set_axisbelow(True)
         for ax, col, key, ylabel, heading in (
             (ax2, "nme_median", "nme", "NME (% of inter-ocular distance)", "Landmark error"),
-            (ax3, "detection_rate", "detection_rate", "Sampled frames with a face (%)",
-             "Detection"),
+            (
+                ax3,
+                "detection_rate",
+                "detection_rate",
+                "Sampled frames with a face (%)",
+                "Detection",
+            ),
         ):
             values = _pct(videos[col].dropna().to_numpy(float))
             _strip_box(ax, [values], OKABE_ITO["orange"], seed=1)
@@ -690,8 +721,7 @@ def legibility(videos: pd.DataFrame, summary: Mapping[str, Any], subtitle: str =
         ax3.set_ylim(top=100.5)
         handles = [
             Line2D([], [], color=OKABE_ITO["bluish_green"], ls="--", lw=1.1, label="target, met"),
-            Line2D([], [], color=OKABE_ITO["vermillion"], ls="--", lw=1.1,
-                   label="target, not met"),
+            Line2D([], [], color=OKABE_ITO["vermillion"], ls="--", lw=1.1, label="target, not met"),
             Line2D([], [], ls="", marker="o", ms=3, color="0.4", label="one video"),
         ]
         fig.legend(handles=handles, loc="outside lower center", ncols=3, columnspacing=1.2)
@@ -719,7 +749,11 @@ IBUG68_SEGMENTS: tuple[tuple[range, bool], ...] = (
 #: The marker style of each landmark set in :func:`landmark_frame` (Okabe-Ito colours,
 #: distinct shapes, so the sets stay apart without colour too).
 LANDMARK_STYLE: dict[str, dict[str, Any]] = {
-    "detected": {"color": OKABE_ITO["sky_blue"], "marker": "o", "label": "detected (landmark table)"},
+    "detected": {
+        "color": OKABE_ITO["sky_blue"],
+        "marker": "o",
+        "label": "detected (landmark table)",
+    },
     "fitted": {"color": OKABE_ITO["vermillion"], "marker": ".", "label": "fitted FLAME, projected"},
     "true": {"color": OKABE_ITO["bluish_green"], "marker": "s", "label": "true (synthetic truth)"},
 }
@@ -735,8 +769,9 @@ def landmark_nme(points: np.ndarray, reference: np.ndarray) -> float:
     return float(nme(p, r))
 
 
-def _face_crop(image: np.ndarray, sets: Sequence[np.ndarray], margin: float
-               ) -> tuple[int, int, int, int]:
+def _face_crop(
+    image: np.ndarray, sets: Sequence[np.ndarray], margin: float
+) -> tuple[int, int, int, int]:
     """Pixel box (x0, x1, y0, y1) around every landmark, ``margin`` x its size on each side."""
     h, w = image.shape[:2]
     pts = np.concatenate([s for s in sets if s is not None]).reshape(-1, 2)
@@ -761,29 +796,64 @@ def _draw_landmarks(ax: Any, xy: np.ndarray, kind: str) -> None:
     if kind == "fitted":
         for seg, closed in IBUG68_SEGMENTS:
             idx = [*seg, seg[0]] if closed else list(seg)
-            ax.plot(xy[idx, 0], xy[idx, 1], color=style["color"], lw=0.9, zorder=4,
-                    solid_capstyle="round", path_effects=halo)
+            ax.plot(
+                xy[idx, 0],
+                xy[idx, 1],
+                color=style["color"],
+                lw=0.9,
+                zorder=4,
+                solid_capstyle="round",
+                path_effects=halo,
+            )
         ax.plot(xy[:, 0], xy[:, 1], ls="", marker="o", ms=1.6, color=style["color"], zorder=5)
     else:
-        ax.plot(xy[:, 0], xy[:, 1], ls="", marker=style["marker"],
-                ms=3.4 if kind == "true" else 3.8, mfc="none", mec=style["color"], mew=0.8,
-                zorder=3, path_effects=halo)
+        ax.plot(
+            xy[:, 0],
+            xy[:, 1],
+            ls="",
+            marker=style["marker"],
+            ms=3.4 if kind == "true" else 3.8,
+            mfc="none",
+            mec=style["color"],
+            mew=0.8,
+            zorder=3,
+            path_effects=halo,
+        )
 
 
 def _legend_handle(kind: str) -> Line2D:
     style = LANDMARK_STYLE[kind]
     if kind == "fitted":
-        return Line2D([], [], color=style["color"], lw=0.9, marker="o", ms=1.6,
-                      label=style["label"])
-    return Line2D([], [], ls="", marker=style["marker"], ms=4, mfc="none", mec=style["color"],
-                  mew=0.8, label=style["label"])
+        return Line2D(
+            [], [], color=style["color"], lw=0.9, marker="o", ms=1.6, label=style["label"]
+        )
+    return Line2D(
+        [],
+        [],
+        ls="",
+        marker=style["marker"],
+        ms=4,
+        mfc="none",
+        mec=style["color"],
+        mew=0.8,
+        label=style["label"],
+    )
 
 
-def _frame_panel(ax: Any, image: np.ndarray, box: tuple[int, int, int, int],
-                 sets: Sequence[tuple[str, np.ndarray]], heading: str, note: str) -> None:
+def _frame_panel(
+    ax: Any,
+    image: np.ndarray,
+    box: tuple[int, int, int, int],
+    sets: Sequence[tuple[str, np.ndarray]],
+    heading: str,
+    note: str,
+) -> None:
     x0, x1, y0, y1 = box
-    ax.imshow(image[y0:y1, x0:x1], extent=(x0 - 0.5, x1 - 0.5, y1 - 0.5, y0 - 0.5),
-              interpolation="bilinear")
+    ax.imshow(
+        image[y0:y1, x0:x1],
+        extent=(x0 - 0.5, x1 - 0.5, y1 - 0.5, y0 - 0.5),
+        interpolation="bilinear",
+    )
     for kind, xy in sets:
         _draw_landmarks(ax, xy, kind)
     ax.set_xlim(x0 - 0.5, x1 - 0.5)
@@ -793,9 +863,17 @@ def _frame_panel(ax: Any, image: np.ndarray, box: tuple[int, int, int, int],
     for spine in ax.spines.values():
         spine.set_visible(False)
     ax.set_title(heading)
-    ax.text(0.02, 0.02, note, transform=ax.transAxes, ha="left", va="bottom", fontsize=7.5,
-            color="black", bbox={"boxstyle": "round,pad=0.25", "fc": "white", "ec": "none",
-                                 "alpha": 0.85})
+    ax.text(
+        0.02,
+        0.02,
+        note,
+        transform=ax.transAxes,
+        ha="left",
+        va="bottom",
+        fontsize=7.5,
+        color="black",
+        bbox={"boxstyle": "round,pad=0.25", "fc": "white", "ec": "none", "alpha": 0.85},
+    )
 
 
 def landmark_frame(
@@ -829,12 +907,22 @@ def landmark_frame(
     fitted = np.asarray(fitted_xy, dtype=float).reshape(68, 2)
     truth = None if true_xy is None else np.asarray(true_xy, dtype=float).reshape(68, 2)
     box = _face_crop(image, [detected, fitted, truth], margin)
-    panels = [("Detected and fitted landmarks", [("detected", detected), ("fitted", fitted)],
-               f"NME fitted vs. detected: {100 * landmark_nme(fitted, detected):.1f} %")]
+    panels = [
+        (
+            "Detected and fitted landmarks",
+            [("detected", detected), ("fitted", fitted)],
+            f"NME fitted vs. detected: {100 * landmark_nme(fitted, detected):.1f} %",
+        )
+    ]
     if truth is not None:
-        panels.append(("True and fitted landmarks", [("true", truth), ("fitted", fitted)],
-                       f"NME fitted vs. true: {100 * landmark_nme(fitted, truth):.1f} %\n"
-                       f"NME detected vs. true: {100 * landmark_nme(detected, truth):.1f} %"))
+        panels.append(
+            (
+                "True and fitted landmarks",
+                [("true", truth), ("fitted", fitted)],
+                f"NME fitted vs. true: {100 * landmark_nme(fitted, truth):.1f} %\n"
+                f"NME detected vs. true: {100 * landmark_nme(detected, truth):.1f} %",
+            )
+        )
     aspect = (box[3] - box[2]) / max(box[1] - box[0], 1)
     width = SINGLE_COL if len(panels) == 1 else DOUBLE_COL * 0.8
     panel_w = width / len(panels)
@@ -844,8 +932,12 @@ def landmark_frame(
         for ax, (heading, sets, note) in zip(axes, panels, strict=True):
             _frame_panel(ax, image, box, sets, heading, note)
         kinds = ["detected", "fitted"] + (["true"] if truth is not None else [])
-        fig.legend(handles=[_legend_handle(k) for k in kinds], loc="outside lower center",
-                   ncols=len(kinds), columnspacing=1.2)
+        fig.legend(
+            handles=[_legend_handle(k) for k in kinds],
+            loc="outside lower center",
+            ncols=len(kinds),
+            columnspacing=1.2,
+        )
         if subtitle:
             fig.suptitle(subtitle, x=0.01, ha="left", fontsize=8, color="0.3")
     return fig

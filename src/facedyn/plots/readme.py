@@ -97,8 +97,10 @@ def summary_body(summary_md: str) -> tuple[str, str]:
     lines = summary_md.splitlines()
     match = _TITLE.match(lines[0]) if lines else None
     if match is None:
-        raise ReadmeError("results/summary.md does not start with the title `rule summary` "
-                          "writes (`# facedyn results: run ...`): regenerate it")
+        raise ReadmeError(
+            "results/summary.md does not start with the title `rule summary` "
+            "writes (`# facedyn results: run ...`): regenerate it"
+        )
     body = lines[1:]
     start = next((k for k, line in enumerate(body) if line.startswith("#")), len(body))
     out = [f"#{line}" if line.startswith("#") else line for line in body[start:]]
@@ -132,10 +134,13 @@ def key_figures(figures_dir: Path) -> list[str]:
     """
     missing = [n for n in REQUIRED_FIGURES if not (figures_dir / f"{n}.png").is_file()]
     if missing:
-        raise ReadmeError(f"{figures_dir} lacks the figures {missing} (PNG): finish the run "
-                          "(`snakemake --cores 8`) before updating the README")
-    return [n for n in KEY_FIGURES if n not in FRAME_FIGURES
-            and (figures_dir / f"{n}.png").is_file()]
+        raise ReadmeError(
+            f"{figures_dir} lacks the figures {missing} (PNG): finish the run "
+            "(`snakemake --cores 8`) before updating the README"
+        )
+    return [
+        n for n in KEY_FIGURES if n not in FRAME_FIGURES and (figures_dir / f"{n}.png").is_file()
+    ]
 
 
 def control_tables(summary_md: str) -> str | None:
@@ -143,20 +148,21 @@ def control_tables(summary_md: str) -> str | None:
     (headings demoted as :func:`summary_body` does), or None when it has none."""
     _, tables = summary_body(summary_md)
     lines = tables.splitlines()
-    start = next((k for k, line in enumerate(lines)
-                  if line.startswith("### Disentanglement control")), None)
+    start = next(
+        (k for k, line in enumerate(lines) if line.startswith("### Disentanglement control")), None
+    )
     if start is None:
         return None
-    end = next((k for k in range(start + 1, len(lines)) if lines[k].startswith("### ")),
-               len(lines))
+    end = next((k for k in range(start + 1, len(lines)) if lines[k].startswith("### ")), len(lines))
     section = lines[start:end]
     while section and not section[-1].strip():
         section.pop()
     return "\n".join(section)
 
 
-def results_block(info: RunInfo, tables: str, figure_links: Sequence[tuple[str, str]],
-                  control: str | None = None) -> str:
+def results_block(
+    info: RunInfo, tables: str, figure_links: Sequence[tuple[str, str]], control: str | None = None
+) -> str:
     """The Markdown between the markers (without them), starting and ending with a newline;
     ``control``: the control run's section (:func:`control_tables`), after the tables."""
     hashes = ", ".join(f"`{h}`" for h in info.config_hashes) or "not recorded"
@@ -193,9 +199,12 @@ def _copy(src: Path, dst: Path) -> None:
     atomic_write(dst, write)
 
 
-def update_readme(results: str | os.PathLike[str], readme: str | os.PathLike[str],
-                  figures: str | os.PathLike[str],
-                  control: str | os.PathLike[str] | None = None) -> bool:
+def update_readme(
+    results: str | os.PathLike[str],
+    readme: str | os.PathLike[str],
+    figures: str | os.PathLike[str],
+    control: str | os.PathLike[str] | None = None,
+) -> bool:
     """Copy the key figures of ``results`` into ``figures`` and rewrite the README's results
     block (see the module docstring); ``control``: a control run's results folder, whose
     verdict joins the block when its summary exists. Returns whether the README changed.
@@ -211,8 +220,10 @@ def update_readme(results: str | os.PathLike[str], readme: str | os.PathLike[str
     before, _, after = split_readme(text)
     summary_path = results_dir / "summary.md"
     if not summary_path.is_file():
-        raise ReadmeError(f"{summary_path} does not exist: run the pipeline "
-                          "(`snakemake --cores 8`, rule summary) first")
+        raise ReadmeError(
+            f"{summary_path} does not exist: run the pipeline "
+            "(`snakemake --cores 8`, rule summary) first"
+        )
     run_name, tables = summary_body(summary_path.read_text(encoding="utf-8"))
     names = key_figures(results_dir / "figures")
     info = run_info(results_dir, run_name)
@@ -222,8 +233,11 @@ def update_readme(results: str | os.PathLike[str], readme: str | os.PathLike[str
         rel = Path(os.path.relpath(target.resolve(), readme_path.resolve().parent)).as_posix()
         links.append((KEY_FIGURES[name], rel))
     control_md = Path(control) / "summary.md" if control is not None else None
-    control_section = (control_tables(control_md.read_text(encoding="utf-8"))
-                       if control_md is not None and control_md.is_file() else None)
+    control_section = (
+        control_tables(control_md.read_text(encoding="utf-8"))
+        if control_md is not None and control_md.is_file()
+        else None
+    )
     new = before + results_block(info, tables, links, control_section) + after
     for name in names:
         _copy(results_dir / "figures" / f"{name}.png", figures_dir / f"{name}.png")
@@ -244,14 +258,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog=COMMAND,
         description="Copy a finished run's key figures into the repository and write its "
-                    "results table into the README's results block.")
+        "results table into the README's results block.",
+    )
     parser.add_argument("--results", default="results", help="the run's results folder")
     parser.add_argument("--readme", default="README.md", help="the README to update")
-    parser.add_argument("--figures", default="docs/figures",
-                        help="where the README's figure copies go")
-    parser.add_argument("--control", default="runs/control/results",
-                        help="the disentanglement control's results folder (config/controls.yaml);"
-                             " its verdict is added when it exists")
+    parser.add_argument(
+        "--figures", default="docs/figures", help="where the README's figure copies go"
+    )
+    parser.add_argument(
+        "--control",
+        default="runs/control/results",
+        help="the disentanglement control's results folder (config/controls.yaml);"
+        " its verdict is added when it exists",
+    )
     args = parser.parse_args(argv)
     try:
         changed = update_readme(args.results, args.readme, args.figures, args.control)

@@ -26,15 +26,23 @@ from facedyn.tables import read_table
 
 def _subtitle(metrics: Mapping[str, object], cohort: str) -> str:
     protocol = str(metrics.get("protocol", "")).replace("_", "-")
-    return (f"{cohort} · {metrics.get('experiment')} · {protocol} · "
-            f"{metrics.get('n_speakers')} speakers")
+    return (
+        f"{cohort} · {metrics.get('experiment')} · {protocol} · "
+        f"{metrics.get('n_speakers')} speakers"
+    )
 
 
-def run_identify_figures(metrics_path: str | os.PathLike[str],
-                         fold_metrics_paths: Sequence[str], embeddings_path: str,
-                         per_speaker_path: str, dnr_speakers_path: str,
-                         out_dir: str | os.PathLike[str], cohort: str,
-                         max_speakers: int = 20, seed: int = 0) -> list[Path]:
+def run_identify_figures(
+    metrics_path: str | os.PathLike[str],
+    fold_metrics_paths: Sequence[str],
+    embeddings_path: str,
+    per_speaker_path: str,
+    dnr_speakers_path: str,
+    out_dir: str | os.PathLike[str],
+    cohort: str,
+    max_speakers: int = 20,
+    seed: int = 0,
+) -> list[Path]:
     """The identification figures of one experiment (:data:`IDENTIFICATION_FIGURES`)."""
     out = Path(out_dir)
     metrics = json.loads(Path(metrics_path).read_text())
@@ -44,18 +52,20 @@ def run_identify_figures(metrics_path: str | os.PathLike[str],
     dnr, dnr_meta = read_table(dnr_speakers_path)
     embeddings, _ = read_table(embeddings_path)
     models = list(metrics.get("models", {}))
-    corr = metrics.get("dnr_vs_accuracy") or {"model": models[0] if models else "",
-                                              "spearman_rho": float("nan"),
-                                              "spearman_p": float("nan")}
-    units = ("standardised shape units" if dnr_meta.get("standardize")
-             else "shape coefficient units")
+    corr = metrics.get("dnr_vs_accuracy") or {
+        "model": models[0] if models else "",
+        "spearman_rho": float("nan"),
+        "spearman_p": float("nan"),
+    }
+    units = "standardised shape units" if dnr_meta.get("standardize") else "shape coefficient units"
     figures = {
         "accuracy": lambda: F.accuracy_bars(metrics, sub),
         "cmc_det": lambda: F.cmc_and_roc(folds, models, sub, curve="det"),
         "dnr_vs_accuracy": lambda: F.dnr_vs_accuracy(per_speaker, dnr, corr, sub),
         "drift_vs_noise": lambda: F.drift_vs_noise(dnr, f"{cohort} · {units}"),
-        "embeddings": lambda: F.embedding_map(embeddings, max_speakers, seed,
-                                              f"{sub} · fold 0 test windows"),
+        "embeddings": lambda: F.embedding_map(
+            embeddings, max_speakers, seed, f"{sub} · fold 0 test windows"
+        ),
     }
     assert figures.keys() == IDENTIFICATION_FIGURES.keys()
     written: list[Path] = []
@@ -64,9 +74,14 @@ def run_identify_figures(metrics_path: str | os.PathLike[str],
     return written
 
 
-def run_fit_quality_figure(videos_path: str, components_path: str, summary_path: str,
-                           out_dir: str | os.PathLike[str], cohort: str,
-                           traces: tuple[str, str] | None = None) -> list[Path]:
+def run_fit_quality_figure(
+    videos_path: str,
+    components_path: str,
+    summary_path: str,
+    out_dir: str | os.PathLike[str],
+    cohort: str,
+    traces: tuple[str, str] | None = None,
+) -> list[Path]:
     """Fit quality against the synthetic truth (NME per video, r per dominant component)
     and, with ``traces`` = (FLAME table, truth frames) of one video, its fitted vs true
     traces of jaw opening and the four most dominant components (``fit_traces``)."""
@@ -74,28 +89,35 @@ def run_fit_quality_figure(videos_path: str, components_path: str, summary_path:
     components: pd.DataFrame = read_table(components_path)[0]
     summary = json.loads(Path(summary_path).read_text())
     dominant = list(summary.get("dominant_components") or [])
-    fig = F.fit_quality(videos, components, dominant,
-                        f"{cohort} · {summary.get('videos_fitted')} videos")
+    fig = F.fit_quality(
+        videos, components, dominant, f"{cohort} · {summary.get('videos_fitted')} videos"
+    )
     written = save_figure(fig, Path(out_dir) / "fit_quality")
     if traces is not None:
         fitted, meta = read_table(traces[0])
         truth, _ = read_table(traces[1])
         comps = ["jaw_0", *dominant[:4]]
         sub = f"{cohort} · video {meta.get('session_id')}/{meta.get('speaker_id')}"
-        written += save_figure(F.fit_traces(fitted, truth, comps, subtitle=sub),
-                               Path(out_dir) / "fit_traces")
+        written += save_figure(
+            F.fit_traces(fitted, truth, comps, subtitle=sub), Path(out_dir) / "fit_traces"
+        )
     return written
 
 
-def run_legibility_figure(videos_path: str | os.PathLike[str],
-                          summary_path: str | os.PathLike[str],
-                          out_dir: str | os.PathLike[str], cohort: str) -> list[Path]:
+def run_legibility_figure(
+    videos_path: str | os.PathLike[str],
+    summary_path: str | os.PathLike[str],
+    out_dir: str | os.PathLike[str],
+    cohort: str,
+) -> list[Path]:
     """``legibility``: detected vs true facial measures, NME and detection per video
     (``results/landmarks/legibility.{parquet,json}``, synthetic cohort)."""
     videos: pd.DataFrame = read_table(videos_path)[0]
     summary = json.loads(Path(summary_path).read_text())
-    sub = (f"{cohort} · {summary.get('videos')} videos · targets met "
-           f"{summary.get('targets_met')} of {summary.get('targets_total')}")
+    sub = (
+        f"{cohort} · {summary.get('videos')} videos · targets met "
+        f"{summary.get('targets_met')} of {summary.get('targets_total')}"
+    )
     return save_figure(F.legibility(videos, summary, sub), Path(out_dir) / "legibility")
 
 
@@ -120,24 +142,25 @@ def sweep_points(metrics: Sequence[Mapping[str, object]], setting: str) -> pd.Da
     return pd.DataFrame(rows, columns=["setting", "model", "top1", "lo", "hi"])
 
 
-def run_sweep_figure(name: str, metrics_paths: Sequence[str], out_dir: str | os.PathLike[str],
-                     cohort: str) -> list[Path]:
+def run_sweep_figure(
+    name: str, metrics_paths: Sequence[str], out_dir: str | os.PathLike[str], cohort: str
+) -> list[Path]:
     """One sweep figure (``SWEEPS[name]``) from the swept experiments' metrics."""
     setting, xlabel = SWEEPS[name]
     metrics = [json.loads(Path(p).read_text()) for p in metrics_paths]
     points = sweep_points(metrics, setting)
     chance = metrics[0].get("chance")
     sub = f"{cohort} · {metrics[0].get('protocol')} · {metrics[0].get('n_speakers')} speakers"
-    fig = F.accuracy_vs_setting(points, xlabel, sub, chance=chance,
-                                logx=setting == "window_s")
+    fig = F.accuracy_vs_setting(points, xlabel, sub, chance=chance, logx=setting == "window_s")
     return save_figure(fig, Path(out_dir) / name)
 
 
 # --------------------------------------------------------------------------- landmark frame
 
 
-def fitted_landmarks(flame: pd.DataFrame, model_json: str | os.PathLike[str], width: int,
-                     height: int) -> np.ndarray:
+def fitted_landmarks(
+    flame: pd.DataFrame, model_json: str | os.PathLike[str], width: int, height: int
+) -> np.ndarray:
     """The fitted FLAME model's iBUG-68 landmarks of every row of a FLAME table, projected
     into the image (pixels), as the fitter placed them when it computed ``rmse_px``/``nme``.
 
@@ -172,16 +195,27 @@ def fitted_landmarks(flame: pd.DataFrame, model_json: str | os.PathLike[str], wi
 
     model = json.loads(Path(model_json).read_text())
     n_shape, n_expr = int(model["n_shape"]), int(model["n_expr"])
-    missing = [c for c in [*shape_columns(n_shape), *expr_columns(n_expr), *JAW_COLUMNS,
-                           *ROT_COLUMNS, *CAMERA_COLUMNS] if c not in flame.columns]
+    missing = [
+        c
+        for c in [
+            *shape_columns(n_shape),
+            *expr_columns(n_expr),
+            *JAW_COLUMNS,
+            *ROT_COLUMNS,
+            *CAMERA_COLUMNS,
+        ]
+        if c not in flame.columns
+    ]
     if missing:
         raise ValueError(f"FLAME table lacks columns the model needs: {missing[:5]}...")
     out = np.full((len(flame), 68, 2), np.nan)
     valid = flame["valid"].to_numpy(bool)
     camera = flame.loc[valid, CAMERA_COLUMNS].to_numpy(float)
     if not np.isfinite(camera).all():
-        raise ValueError("FLAME table has no pinhole camera (tx, ty, tz, focal_px) for its valid "
-                         "rows: imported weak-perspective fits cannot be reprojected")
+        raise ValueError(
+            "FLAME table has no pinhole camera (tx, ty, tz, focal_px) for its valid "
+            "rows: imported weak-perspective fits cannot be reprojected"
+        )
     if not valid.any():
         return out
     rows = flame.loc[valid]
@@ -190,13 +224,25 @@ def fitted_landmarks(flame: pd.DataFrame, model_json: str | os.PathLike[str], wi
     def t(columns: list[str]) -> torch.Tensor:
         return torch.tensor(rows[columns].to_numpy(float, copy=True), dtype=dtype)
 
-    head = load_flame(model["model"], n_shape=n_shape, n_expr=n_expr,
-                      landmark_embedding=model["landmark_embedding"],
-                      yaw_sign=int(model.get("yaw_sign", 1))).landmark_model()
+    head = load_flame(
+        model["model"],
+        n_shape=n_shape,
+        n_expr=n_expr,
+        landmark_embedding=model["landmark_embedding"],
+        yaw_sign=int(model.get("yaw_sign", 1)),
+    ).landmark_model()
     with torch.no_grad():
-        proj = project_landmarks(head, t(shape_columns(n_shape)), t(expr_columns(n_expr)),
-                                 t(JAW_COLUMNS), t(ROT_COLUMNS), t(["tx", "ty", "tz"]),
-                                 t(["focal_px"])[:, 0], (width - 1) / 2, (height - 1) / 2)
+        proj = project_landmarks(
+            head,
+            t(shape_columns(n_shape)),
+            t(expr_columns(n_expr)),
+            t(JAW_COLUMNS),
+            t(ROT_COLUMNS),
+            t(["tx", "ty", "tz"]),
+            t(["focal_px"])[:, 0],
+            (width - 1) / 2,
+            (height - 1) / 2,
+        )
     out[valid] = proj.numpy()
     return out
 
@@ -212,17 +258,27 @@ def median_nme_frame(flame: pd.DataFrame) -> int:
 
 
 def _xy(row: pd.Series | Mapping[str, object]) -> np.ndarray:
-    return np.array([[float(row[f"lx{k:02d}"]), float(row[f"ly{k:02d}"])]  # type: ignore[arg-type]
-                     for k in range(68)])
+    return np.array(
+        [
+            [float(row[f"lx{k:02d}"]), float(row[f"ly{k:02d}"])]  # type: ignore[arg-type]
+            for k in range(68)
+        ]
+    )
 
 
-def run_landmark_frame_figure(flame_path: str | os.PathLike[str],
-                              landmarks_path: str | os.PathLike[str],
-                              model_json: str | os.PathLike[str], video: str | os.PathLike[str],
-                              out_dir: str | os.PathLike[str], cohort: str, *,
-                              dataset_kind: str, frames_in_figures: bool = False,
-                              truth_path: str | os.PathLike[str] | None = None,
-                              frame: int | None = None) -> list[Path]:
+def run_landmark_frame_figure(
+    flame_path: str | os.PathLike[str],
+    landmarks_path: str | os.PathLike[str],
+    model_json: str | os.PathLike[str],
+    video: str | os.PathLike[str],
+    out_dir: str | os.PathLike[str],
+    cohort: str,
+    *,
+    dataset_kind: str,
+    frames_in_figures: bool = False,
+    truth_path: str | os.PathLike[str] | None = None,
+    frame: int | None = None,
+) -> list[Path]:
     """``landmark_frame``: one frame of one video with its detected and fitted landmarks
     (and, given the synthetic truth table, the true ones in a second panel).
 
@@ -252,8 +308,17 @@ def run_landmark_frame_figure(flame_path: str | os.PathLike[str],
     fps = lmk_meta.get("source_fps")
     when = f" (t = {index / float(fps):.1f} s)" if fps else ""
     chosen = "the median-NME frame" if frame is None else "frame chosen by the caller"
-    sub = (f"{cohort} · frame {index}{when}, {chosen}\n"
-           f"video {meta.get('session_id')}/{meta.get('speaker_id')}")
-    fig = F.landmark_frame(image, _xy(det.iloc[0]), fitted, dataset_kind=dataset_kind,
-                           frames_in_figures=frames_in_figures, true_xy=true_xy, subtitle=sub)
+    sub = (
+        f"{cohort} · frame {index}{when}, {chosen}\n"
+        f"video {meta.get('session_id')}/{meta.get('speaker_id')}"
+    )
+    fig = F.landmark_frame(
+        image,
+        _xy(det.iloc[0]),
+        fitted,
+        dataset_kind=dataset_kind,
+        frames_in_figures=frames_in_figures,
+        true_xy=true_xy,
+        subtitle=sub,
+    )
     return save_figure(fig, Path(out_dir) / "landmark_frame")

@@ -37,16 +37,20 @@ def _num(x: Any, fmt: str = ".2f") -> str:
 
 def experiment_table(metrics: Mapping[str, Any]) -> list[str]:
     """One row per model: top-1 with CI, top-5, session top-1, EER, minDCF."""
-    lines = ["| model | top-1 [95 % CI] | top-5 | session top-1 | EER | minDCF |",
-             "|---|---|---|---|---|---|"]
+    lines = [
+        "| model | top-1 [95 % CI] | top-5 | session top-1 | EER | minDCF |",
+        "|---|---|---|---|---|---|",
+    ]
     models = metrics.get("models", {})
     order = [m for m in MODEL_ORDER if m in models] + [m for m in models if m not in MODEL_ORDER]
     for name in order:
         m = models[name]
         lo, hi = m.get("top1_ci") or (None, None)
-        lines.append(f"| {model_label(name)} | {_pct(m.get('top1'))} [{_pct(lo)}, {_pct(hi)}] "
-                     f"| {_pct(m.get('top5'))} | {_pct(m.get('session_top1'))} "
-                     f"| {_num(m.get('eer'))} | {_num(m.get('min_dcf'))} |")
+        lines.append(
+            f"| {model_label(name)} | {_pct(m.get('top1'))} [{_pct(lo)}, {_pct(hi)}] "
+            f"| {_pct(m.get('top5'))} | {_pct(m.get('session_top1'))} "
+            f"| {_num(m.get('eer'))} | {_num(m.get('min_dcf'))} |"
+        )
     return lines
 
 
@@ -69,34 +73,45 @@ def _target_text(name: str, target: Mapping[str, Any]) -> str:
 
 
 def legibility_section(legibility: Mapping[str, Any]) -> list[str]:
-    """"Landmark legibility": median per-video r of each measure, NME, detection and which
+    """ "Landmark legibility": median per-video r of each measure, NME, detection and which
     targets are met (``results/landmarks/legibility.json``)."""
     r = legibility.get("r_median") or {}
-    measures = ", ".join(f"{m.replace('_', ' ')} {_num(r.get(m))}"
-                         for m in legibility.get("measures") or r)
+    measures = ", ".join(
+        f"{m.replace('_', ' ')} {_num(r.get(m))}" for m in legibility.get("measures") or r
+    )
     targets = legibility.get("targets") or {}
     # TARGETS order: the JSON file stores its keys sorted
     order = [n for n in TARGETS if n in targets] + sorted(n for n in targets if n not in TARGETS)
     met = [_target_text(n, targets[n]) for n in order if targets[n].get("met")]
     missed = [_target_text(n, targets[n]) for n in order if not targets[n].get("met")]
-    line = (f"Detector vs true landmarks over {legibility.get('videos')} videos, median "
-            f"per-video Pearson r: {measures}; NME median "
-            f"{_num(legibility.get('nme_median'), '.3f')}; detection "
-            f"{_pct(legibility.get('detection_rate'))} of sampled frames.")
-    verdict = (f"Targets met: {len(met)} of {len(targets)}"
-               + (f" ({'; '.join(met)})" if met else "")
-               + (f"; not met: {'; '.join(missed)}" if missed else "") + ".")
+    line = (
+        f"Detector vs true landmarks over {legibility.get('videos')} videos, median "
+        f"per-video Pearson r: {measures}; NME median "
+        f"{_num(legibility.get('nme_median'), '.3f')}; detection "
+        f"{_pct(legibility.get('detection_rate'))} of sampled frames."
+    )
+    verdict = (
+        f"Targets met: {len(met)} of {len(targets)}"
+        + (f" ({'; '.join(met)})" if met else "")
+        + (f"; not met: {'; '.join(missed)}" if missed else "")
+        + "."
+    )
     return ["## Landmark legibility", "", line, verdict, ""]
 
 
-def qc_section(qc: pd.DataFrame,
-               fold_exclusions: Mapping[str, Mapping[str, str]] | None = None) -> list[str]:
+def qc_section(
+    qc: pd.DataFrame, fold_exclusions: Mapping[str, Mapping[str, str]] | None = None
+) -> list[str]:
     """Every video of the QC table counted: ok, excluded by reason, kept with a note; then,
     per experiment, the QC-ok videos its folds could not use, by reason."""
     excluded = qc[qc["status"] != "ok"]
-    lines = ["## Quality control and exclusions", "",
-             f"`results/qc/videos.parquet`: {len(qc)} videos, {len(qc) - len(excluded)} ok, "
-             f"{len(excluded)} excluded.", ""]
+    lines = [
+        "## Quality control and exclusions",
+        "",
+        f"`results/qc/videos.parquet`: {len(qc)} videos, {len(qc) - len(excluded)} ok, "
+        f"{len(excluded)} excluded.",
+        "",
+    ]
     codes = qc["reason_code"] if "reason_code" in qc else pd.Series([""] * len(qc), index=qc.index)
     if len(excluded):
         lines += ["| excluded because | code | videos |", "|---|---|---|"]
@@ -115,21 +130,31 @@ def qc_section(qc: pd.DataFrame,
         beyond = Counter(reason for video, reason in by_video.items() if video not in qc_excluded)
         rows += [f"| `{name}` | {reason} | {n} |" for reason, n in sorted(beyond.items())]
     if rows:
-        lines += ["Videos that passed QC but an experiment could not use "
-                  "(`results/identify/<experiment>/folds.parquet`):", "",
-                  "| experiment | excluded because | videos |", "|---|---|---|", *rows, ""]
+        lines += [
+            "Videos that passed QC but an experiment could not use "
+            "(`results/identify/<experiment>/folds.parquet`):",
+            "",
+            "| experiment | excluded because | videos |",
+            "|---|---|---|",
+            *rows,
+            "",
+        ]
     return lines
 
 
-def provenance_section(sources: Sequence[tuple[str, Mapping[str, Any]]],
-                       own: Mapping[str, Any] | None = None) -> list[str]:
+def provenance_section(
+    sources: Sequence[tuple[str, Mapping[str, Any]]], own: Mapping[str, Any] | None = None
+) -> list[str]:
     """What the page was generated from: each file's facedyn version, config hash and input
     fingerprint (``provenance`` of its JSON or table metadata)."""
     lines = ["## Provenance", ""]
     if own:
-        lines += [f"This page: facedyn {own.get('facedyn_version', 'n/a')}, config hash "
-                  f"`{own.get('config_hash', 'n/a')}`, input fingerprint "
-                  f"`{own.get('input_fingerprint', 'n/a')}` (over the files below).", ""]
+        lines += [
+            f"This page: facedyn {own.get('facedyn_version', 'n/a')}, config hash "
+            f"`{own.get('config_hash', 'n/a')}`, input fingerprint "
+            f"`{own.get('input_fingerprint', 'n/a')}` (over the files below).",
+            "",
+        ]
     lines += ["| file | facedyn | config hash | input fingerprint |", "|---|---|---|---|"]
     for name, prov in sources:
         version, chash, finger = (prov.get(k, "n/a") for k in PROVENANCE_FIELDS)
@@ -139,68 +164,98 @@ def provenance_section(sources: Sequence[tuple[str, Mapping[str, Any]]],
 
 
 def control_section(metrics: Sequence[Mapping[str, Any]]) -> list[str]:
-    """"Disentanglement control": every model against what a cohort without dynamic
+    """ "Disentanglement control": every model against what a cohort without dynamic
     identity expects of it (:func:`facedyn.identify.control.control_verdict`)."""
     verdict = control_verdict(metrics)
-    out = ["## Disentanglement control", "",
-           "This cohort's speakers share one dynamics distribution (`signature_strength: 0`) "
-           "and keep their own head shape, portrait and instability: identification from "
-           "expression + jaw must be at chance (top-1 CI includes chance), the shape-only "
-           f"baseline far above it (CI from {verdict['far_above_chance']:g}x chance up).", "",
-           "| experiment | source | model | top-1 [95 % CI] | chance | expected | met |",
-           "|---|---|---|---|---|---|---|"]
+    out = [
+        "## Disentanglement control",
+        "",
+        "This cohort's speakers share one dynamics distribution (`signature_strength: 0`) "
+        "and keep their own head shape, portrait and instability: identification from "
+        "expression + jaw must be at chance (top-1 CI includes chance), the shape-only "
+        f"baseline far above it (CI from {verdict['far_above_chance']:g}x chance up).",
+        "",
+        "| experiment | source | model | top-1 [95 % CI] | chance | expected | met |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for r in verdict["rows"]:
         lo, hi = r["top1_ci"]
-        out.append(f"| `{r['experiment']}` | {r['source']} | {model_label(r['model'])} | "
-                   f"{_pct(r['top1'])} [{_pct(lo)}, {_pct(hi)}] | {_pct(r['chance'])} | "
-                   f"{r['expected']} | {'yes' if r['met'] else '**no**'} |")
-    out += ["", "**Control passed**: what the pipeline identifies on the default cohort is "
-            "dynamics." if verdict["passed"] else
-            "**Control failed**: something other than dynamics identifies these speakers "
-            "(see the rows marked no).", ""]
+        out.append(
+            f"| `{r['experiment']}` | {r['source']} | {model_label(r['model'])} | "
+            f"{_pct(r['top1'])} [{_pct(lo)}, {_pct(hi)}] | {_pct(r['chance'])} | "
+            f"{r['expected']} | {'yes' if r['met'] else '**no**'} |"
+        )
+    out += [
+        "",
+        "**Control passed**: what the pipeline identifies on the default cohort is dynamics."
+        if verdict["passed"]
+        else "**Control failed**: something other than dynamics identifies these speakers "
+        "(see the rows marked no).",
+        "",
+    ]
     return out
 
 
-def summary_markdown(run_name: str, metrics: Sequence[Mapping[str, Any]],
-                     dnr: Mapping[str, Any] | None = None,
-                     quality: Mapping[str, Any] | None = None,
-                     main: str | None = None, qc: pd.DataFrame | None = None,
-                     legibility: Mapping[str, Any] | None = None,
-                     fold_exclusions: Mapping[str, Mapping[str, str]] | None = None,
-                     sources: Sequence[tuple[str, Mapping[str, Any]]] | None = None,
-                     own_provenance: Mapping[str, Any] | None = None,
-                     control: bool = False) -> str:
+def summary_markdown(
+    run_name: str,
+    metrics: Sequence[Mapping[str, Any]],
+    dnr: Mapping[str, Any] | None = None,
+    quality: Mapping[str, Any] | None = None,
+    main: str | None = None,
+    qc: pd.DataFrame | None = None,
+    legibility: Mapping[str, Any] | None = None,
+    fold_exclusions: Mapping[str, Mapping[str, str]] | None = None,
+    sources: Sequence[tuple[str, Mapping[str, Any]]] | None = None,
+    own_provenance: Mapping[str, Any] | None = None,
+    control: bool = False,
+) -> str:
     """The page: main experiment in full, every experiment's encoder in one table, the
     disentanglement control (with ``control``: the run's cohort has no dynamic identity), DNR,
     fit quality, landmark legibility, QC and exclusions (with ``qc``), provenance (with
     ``sources``)."""
-    out = [f"# facedyn results: run `{run_name}`", "",
-           "Generated from `results/`; every number is recomputable from the files named.", ""]
+    out = [
+        f"# facedyn results: run `{run_name}`",
+        "",
+        "Generated from `results/`; every number is recomputable from the files named.",
+        "",
+    ]
     by_name = {m["experiment"]: m for m in metrics}
     main_m = by_name.get(main) if main else None
     if main_m is not None:
-        out += [f"## Main experiment `{main}` ({main_m.get('protocol')}, "
-                f"{main_m.get('n_speakers')} speakers, chance {_pct(main_m.get('chance'))})", ""]
+        out += [
+            f"## Main experiment `{main}` ({main_m.get('protocol')}, "
+            f"{main_m.get('n_speakers')} speakers, chance {_pct(main_m.get('chance'))})",
+            "",
+        ]
         out += [*experiment_table(main_m), ""]
         corr = main_m.get("dnr_vs_accuracy") or {}
         if corr:
-            out.append(f"DNR vs per-speaker top-1 ({corr.get('model')}): Spearman rho "
-                       f"{_num(corr.get('spearman_rho'))} (p {_num(corr.get('spearman_p'), '.3f')}), "
-                       f"n = {corr.get('n')}.")
+            out.append(
+                f"DNR vs per-speaker top-1 ({corr.get('model')}): Spearman rho "
+                f"{_num(corr.get('spearman_rho'))} (p {_num(corr.get('spearman_p'), '.3f')}), "
+                f"n = {corr.get('n')}."
+            )
         if main_m.get("extraction_efficiency") is not None:
-            out.append(f"Extraction efficiency (pipeline / ground-truth ceiling, top-1): "
-                       f"{_num(main_m['extraction_efficiency'])}.")
+            out.append(
+                f"Extraction efficiency (pipeline / ground-truth ceiling, top-1): "
+                f"{_num(main_m['extraction_efficiency'])}."
+            )
         vs = (main_m.get("comparisons") or {}).get("stats_lr")
         if vs:
             lo, hi = vs["top1_diff_ci"]
-            out.append(f"{model_label(vs['model'])} minus {model_label('stats_lr')}, paired on "
-                       f"the same windows: {100 * vs['top1_diff']:+.1f} points of top-1 "
-                       f"(95 % CI {100 * lo:+.1f} to {100 * hi:+.1f}; Wilcoxon p "
-                       f"{_num(vs['wilcoxon_p'], '.3f')} over {vs['n_speakers']} speakers).")
+            out.append(
+                f"{model_label(vs['model'])} minus {model_label('stats_lr')}, paired on "
+                f"the same windows: {100 * vs['top1_diff']:+.1f} points of top-1 "
+                f"(95 % CI {100 * lo:+.1f} to {100 * hi:+.1f}; Wilcoxon p "
+                f"{_num(vs['wilcoxon_p'], '.3f')} over {vs['n_speakers']} speakers)."
+            )
         out.append("")
-    out += ["## Every experiment", "",
-            "| experiment | protocol | source | speakers | encoder top-1 | best baseline top-1 |",
-            "|---|---|---|---|---|---|"]
+    out += [
+        "## Every experiment",
+        "",
+        "| experiment | protocol | source | speakers | encoder top-1 | best baseline top-1 |",
+        "|---|---|---|---|---|---|",
+    ]
     for m in metrics:
         models = m.get("models", {})
         enc = (m.get("settings") or {}).get("encoder", "conformer")
@@ -208,32 +263,43 @@ def summary_markdown(run_name: str, metrics: Sequence[Mapping[str, Any]],
         best = max(base.items(), key=lambda kv: kv[1].get("top1") or 0, default=None)
         best_s = f"{model_label(best[0])} {_pct(best[1].get('top1'))}" if best else "n/a"
         status = "" if m.get("status", "ok") == "ok" else f" ({m.get('status')})"
-        out.append(f"| `{m['experiment']}`{status} | {m.get('protocol')} | {m.get('source')} | "
-                   f"{m.get('n_speakers')} | {_pct((models.get(enc) or {}).get('top1'))} | "
-                   f"{best_s} |")
+        out.append(
+            f"| `{m['experiment']}`{status} | {m.get('protocol')} | {m.get('source')} | "
+            f"{m.get('n_speakers')} | {_pct((models.get(enc) or {}).get('top1'))} | "
+            f"{best_s} |"
+        )
     out.append("")
     if control:
         out += control_section(metrics)
     if dnr:
         check = dnr.get("synthetic_check") or {}
-        out += ["## Drift-to-noise ratio", "",
-                f"{dnr.get('n_speakers_with_dnr')} speakers with a DNR; median "
-                f"{_num((dnr.get('dnr') or {}).get('median'))} "
-                f"(IQR {_num((dnr.get('dnr') or {}).get('iqr'))})."]
+        out += [
+            "## Drift-to-noise ratio",
+            "",
+            f"{dnr.get('n_speakers_with_dnr')} speakers with a DNR; median "
+            f"{_num((dnr.get('dnr') or {}).get('median'))} "
+            f"(IQR {_num((dnr.get('dnr') or {}).get('iqr'))}).",
+        ]
         if check:
-            out.append(f"Against the generator's instability (Spearman): DNR "
-                       f"{_num(check.get('spearman_rho'))}, drift "
-                       f"{_num(check.get('drift_spearman_rho'))}, noise "
-                       f"{_num(check.get('noise_spearman_rho'))}.")
+            out.append(
+                f"Against the generator's instability (Spearman): DNR "
+                f"{_num(check.get('spearman_rho'))}, drift "
+                f"{_num(check.get('drift_spearman_rho'))}, noise "
+                f"{_num(check.get('noise_spearman_rho'))}."
+            )
         out.append("")
     if quality:
-        out += ["## FLAME fit against the synthetic truth", "",
-                f"Expression r (median over the dominant components): "
-                f"{_num(quality.get('expression_r_median'))}; over the head's dominant "
-                f"expression modes: {_num(quality.get('expression_mode_r_median'))}; "
-                f"jaw opening r "
-                f"{_num(quality.get('jaw_open_r_median'))}; landmark NME median "
-                f"{_num(quality.get('nme_median'), '.3f')} (docs/fitting.md).", ""]
+        out += [
+            "## FLAME fit against the synthetic truth",
+            "",
+            f"Expression r (median over the dominant components): "
+            f"{_num(quality.get('expression_r_median'))}; over the head's dominant "
+            f"expression modes: {_num(quality.get('expression_mode_r_median'))}; "
+            f"jaw opening r "
+            f"{_num(quality.get('jaw_open_r_median'))}; landmark NME median "
+            f"{_num(quality.get('nme_median'), '.3f')} (docs/fitting.md).",
+            "",
+        ]
     if legibility:
         out += legibility_section(legibility)
     if qc is not None:
@@ -246,15 +312,22 @@ def summary_markdown(run_name: str, metrics: Sequence[Mapping[str, Any]],
 def _display(path: str | os.PathLike[str]) -> str:
     """A results file's name from ``results/`` on (the page names files that way)."""
     parts = Path(path).parts
-    return "/".join(parts[parts.index("results"):]) if "results" in parts else str(path)
+    return "/".join(parts[parts.index("results") :]) if "results" in parts else str(path)
 
 
-def write_summary(out: str | os.PathLike[str], run_name: str, metrics_paths: Sequence[str],
-                  dnr_summary: str | None = None, quality: str | None = None,
-                  main: str | None = None, qc: str | None = None,
-                  folds: Sequence[str] | None = None,
-                  provenance: Mapping[str, Any] | None = None,
-                  legibility: str | None = None, control: bool = False) -> Path:
+def write_summary(
+    out: str | os.PathLike[str],
+    run_name: str,
+    metrics_paths: Sequence[str],
+    dnr_summary: str | None = None,
+    quality: str | None = None,
+    main: str | None = None,
+    qc: str | None = None,
+    folds: Sequence[str] | None = None,
+    provenance: Mapping[str, Any] | None = None,
+    legibility: str | None = None,
+    control: bool = False,
+) -> Path:
     """Read the results and write the page atomically.
 
     ``legibility`` (``results/landmarks/legibility.json``) adds the landmark legibility;
@@ -268,8 +341,9 @@ def write_summary(out: str | os.PathLike[str], run_name: str, metrics_paths: Seq
     qual = json.loads(Path(quality).read_text()) if quality else None
     legible = json.loads(Path(legibility).read_text()) if legibility else None
     sources: list[tuple[str, Mapping[str, Any]]] = [
-        (_display(p), m.get("provenance") or {}) for p, m in zip(metrics_paths, metrics,
-                                                                  strict=True)]
+        (_display(p), m.get("provenance") or {})
+        for p, m in zip(metrics_paths, metrics, strict=True)
+    ]
     for path, doc in ((dnr_summary, dnr), (quality, qual), (legibility, legible)):
         if path and doc is not None:
             sources.append((_display(path), doc.get("provenance") or {}))
@@ -283,8 +357,17 @@ def write_summary(out: str | os.PathLike[str], run_name: str, metrics_paths: Seq
         name = (meta.get("settings") or {}).get("name") or Path(path).parent.name
         exclusions[name] = (meta.get("summary") or {}).get("excluded") or {}
         sources.append((_display(path), meta.get("provenance") or {}))
-    text = summary_markdown(run_name, metrics, dnr, qual, main, qc=qc_table,
-                            legibility=legible,
-                            fold_exclusions=exclusions, sources=sources,
-                            own_provenance=provenance, control=control)
+    text = summary_markdown(
+        run_name,
+        metrics,
+        dnr,
+        qual,
+        main,
+        qc=qc_table,
+        legibility=legible,
+        fold_exclusions=exclusions,
+        sources=sources,
+        own_provenance=provenance,
+        control=control,
+    )
     return atomic_write(out, lambda p: p.write_text(text + "\n"))

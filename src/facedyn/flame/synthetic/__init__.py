@@ -113,11 +113,17 @@ SYNTHETIC_STATEMENT = (
 
 
 def _check_counts(n_shape: int, n_expr: int, seed: int) -> None:
-    if isinstance(n_shape, bool) or not isinstance(n_shape, (int, np.integer)) \
-            or not 1 <= n_shape <= MAX_SHAPE:
+    if (
+        isinstance(n_shape, bool)
+        or not isinstance(n_shape, (int, np.integer))
+        or not 1 <= n_shape <= MAX_SHAPE
+    ):
         raise ValueError(f"n_shape must be an integer in 1..{MAX_SHAPE}, got {n_shape!r}")
-    if isinstance(n_expr, bool) or not isinstance(n_expr, (int, np.integer)) \
-            or not 1 <= n_expr <= MAX_EXPR:
+    if (
+        isinstance(n_expr, bool)
+        or not isinstance(n_expr, (int, np.integer))
+        or not 1 <= n_expr <= MAX_EXPR
+    ):
         raise ValueError(f"n_expr must be an integer in 1..{MAX_EXPR}, got {n_expr!r}")
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
@@ -129,12 +135,15 @@ def _component_list(names: tuple[tuple[str, str], ...], n: int, rest: str) -> li
         if k < len(names):
             out.append({"index": k, "name": names[k][0], "description": names[k][1]})
         else:
-            out.append({"index": k, "name": f"{rest}_{k:03d}", "description": rest.replace("_", " ")})
+            out.append(
+                {"index": k, "name": f"{rest}_{k:03d}", "description": rest.replace("_", " ")}
+            )
     return out
 
 
-def build_synthetic_head(n_shape: int = 100, n_expr: int = 50, seed: int = 0
-                         ) -> tuple[FlameArrays, LandmarkEmbedding, dict[str, Any]]:
+def build_synthetic_head(
+    n_shape: int = 100, n_expr: int = 50, seed: int = 0
+) -> tuple[FlameArrays, LandmarkEmbedding, dict[str, Any]]:
     """Build the procedural head in memory (pure; deterministic given the arguments).
 
     Args:
@@ -188,15 +197,15 @@ def build_synthetic_head(n_shape: int = 100, n_expr: int = 50, seed: int = 0
         "conventions": {
             "units": "metres",
             "axes": "+y up, +z out of the face (towards the camera), +x image right "
-                    "(the subject's left)",
+            "(the subject's left)",
             "joints": list(JOINT_NAMES),
             "pose": "(B, 15) axis-angle [global, neck, jaw, eye_l, eye_r]",
             "jaw_open": "a positive rotation of the jaw about +x opens the mouth",
             "blink_closed_coefficient": BLINK_CLOSED_COEFF,
             "left_right": "'left' is the subject's left (+x)",
             "landmarks": "iBUG-68; dynamic contour bins follow DECA (yaw_sign=+1): bin b<=39 "
-                         "is yaw +b deg, bin b>=40 is yaw -(b-39) deg; positive yaw turns the "
-                         "nose towards +x",
+            "is yaw +b deg, bin b>=40 is yaw -(b-39) deg; positive yaw turns the "
+            "nose towards +x",
         },
     }
     return arrays, emb, meta
@@ -225,8 +234,9 @@ def _readme(meta: dict[str, Any]) -> str:
     )
 
 
-def write_synthetic_flame(directory: str | os.PathLike[str], n_shape: int = 100,
-                          n_expr: int = 50, seed: int = 0) -> dict[str, Path]:
+def write_synthetic_flame(
+    directory: str | os.PathLike[str], n_shape: int = 100, n_expr: int = 50, seed: int = 0
+) -> dict[str, Path]:
     """Write the procedural head (NOT FLAME) into ``directory``.
 
     Files: ``synthetic_head.pkl`` (FLAME pkl layout, loadable with

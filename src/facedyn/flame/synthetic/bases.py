@@ -103,13 +103,22 @@ def _identity_basis(mesh: _Mesh, rng: np.random.Generator) -> np.ndarray:
         vec(fm * nose, (0.0, 0.0, 0.0035)),  # nose_projection
         vec(fm * _gauss(x, y, 0.0, -0.040, 0.014, 0.012), (0.0, -0.0025, 0.0005)),  # nose_length
         vec(fm * np.sign(x) * _gauss(ax, y, 0.03, 0.0, 0.016, 0.014), (0.0015, 0.0, 0.0)),
-        vec(fm * np.exp(-0.5 * ((y - 0.019) / 0.008) ** 2) * _smoothstep((0.07 - ax) / 0.02),
-            (0.0, 0.002, 0.0)),  # brow_height
+        vec(
+            fm * np.exp(-0.5 * ((y - 0.019) / 0.008) ** 2) * _smoothstep((0.07 - ax) / 0.02),
+            (0.0, 0.002, 0.0),
+        ),  # brow_height
         vec(fm * (x / _MOUTH_X) * _gauss(x, y, 0.0, _Y_MOUTH, 0.025, 0.01), (0.0022, 0.0, 0.0)),
-        0.0025 * (fm * _gauss(ax, y, 0.045, -0.035, 0.015, 0.02))[:, None]
+        0.0025
+        * (fm * _gauss(ax, y, 0.045, -0.035, 0.015, 0.02))[:, None]
         * np.stack([np.sin(mesh.phi), zero, np.cos(mesh.phi)], 1),  # cheek_fullness
-        vec(fm * (_gauss(x, y, 0.0, -0.062, 0.015, 0.003)
-                  - 1.2 * _gauss(x, y, 0.0, -0.078, 0.015, 0.0035)), (0.0, 0.001, 0.0)),
+        vec(
+            fm
+            * (
+                _gauss(x, y, 0.0, -0.062, 0.015, 0.003)
+                - 1.2 * _gauss(x, y, 0.0, -0.078, 0.015, 0.0035)
+            ),
+            (0.0, 0.001, 0.0),
+        ),
     ]
     assert len(named) == len(IDENTITY_COMPONENTS)
     for k, d in enumerate(named):
@@ -128,10 +137,12 @@ def _identity_basis(mesh: _Mesh, rng: np.random.Generator) -> np.ndarray:
     symmetric = rng.random(n_rand) < 0.75
     omega = 2.0 * np.pi * wave_dir / wavelength[..., None]
     mirror = p * np.array([-1.0, 1.0, 1.0])
-    field = np.einsum("rwk,rwv->vkr", amp, np.sin(np.einsum("rwd,vd->rwv", omega, p)
-                                                   + phase[..., None]))
-    field_m = np.einsum("rwk,rwv->vkr", amp, np.sin(np.einsum("rwd,vd->rwv", omega, mirror)
-                                                     + phase[..., None]))
+    field = np.einsum(
+        "rwk,rwv->vkr", amp, np.sin(np.einsum("rwd,vd->rwv", omega, p) + phase[..., None])
+    )
+    field_m = np.einsum(
+        "rwk,rwv->vkr", amp, np.sin(np.einsum("rwd,vd->rwv", omega, mirror) + phase[..., None])
+    )
     field_m[:, 0] *= -1.0
     field = np.where(symmetric[None, None, :], 0.5 * (field + field_m), field)
     rms = np.sqrt((field[mesh.skin] ** 2).sum(1).mean(0))
@@ -161,8 +172,7 @@ def _blink_field(mesh: _Mesh) -> np.ndarray:
     return np.where(mesh.skin, dy, 0.0)
 
 
-def _expression_basis(mesh: _Mesh, emb: LandmarkEmbedding, rng: np.random.Generator
-                      ) -> np.ndarray:
+def _expression_basis(mesh: _Mesh, emb: LandmarkEmbedding, rng: np.random.Generator) -> np.ndarray:
     """(V, 3, 100) expression directions; eyeballs never move."""
     x, y, _ = mesh.vertices.T
     fm = _front_mask(mesh)
@@ -180,7 +190,9 @@ def _expression_basis(mesh: _Mesh, emb: LandmarkEmbedding, rng: np.random.Genera
         d = np.zeros((len(x), 3))
         for sgn in sides:
             d += vec(corner(sgn), (sgn * 0.0018, 0.0024, -0.0008))
-            d += vec(_gauss(x, y, sgn * 0.036, -0.033, 0.014, 0.014), (sgn * 0.0004, 0.0012, 0.0006))
+            d += vec(
+                _gauss(x, y, sgn * 0.036, -0.033, 0.014, 0.014), (sgn * 0.0004, 0.0012, 0.0006)
+            )
         return d
 
     def both(fn: Any) -> np.ndarray:
@@ -191,8 +203,11 @@ def _expression_basis(mesh: _Mesh, emb: LandmarkEmbedding, rng: np.random.Genera
         # so the field is continuous wherever the mesh is.
         return np.where(lower[:, None], v_line * line_fade[:, None], v_full)
 
-    brow_y = np.where(y > 0.019, np.exp(-0.5 * ((y - 0.019) / 0.012) ** 2),
-                      np.exp(-0.5 * ((y - 0.019) / 0.0065) ** 2))
+    brow_y = np.where(
+        y > 0.019,
+        np.exp(-0.5 * ((y - 0.019) / 0.012) ** 2),
+        np.exp(-0.5 * ((y - 0.019) / 0.0065) ** 2),
+    )
     blink = _blink_field(mesh)
     ulr = _gauss(x, y, 0.0, -0.061, 0.017, 0.008)
     ulr_line = _gauss(x, np.full_like(y, _Y_MOUTH), 0.0, -0.061, 0.017, 0.008)
@@ -203,11 +218,18 @@ def _expression_basis(mesh: _Mesh, emb: LandmarkEmbedding, rng: np.random.Genera
         np.stack([-0.0042 * x / _MOUTH_X, np.zeros_like(x), np.full_like(x, 0.0025)], 1)
         * _gauss(x, y, 0.0, _Y_MOUTH, 0.022, 0.013)[:, None],  # pucker
         vec(brow_y * _smoothstep((0.072 - np.abs(x)) / 0.02), (0.0, 0.0028, 0.0)),
-        both(lambda s: vec(_gauss(x, y, s * 0.016, 0.017, 0.013, 0.008),
-                           (-s * 0.0012, -0.0022, 0.0003))),  # brow_lower
+        both(
+            lambda s: vec(
+                _gauss(x, y, s * 0.016, 0.017, 0.013, 0.008), (-s * 0.0012, -0.0022, 0.0003)
+            )
+        ),  # brow_lower
         vec(blink, (0.0, 1.0, 0.0)),  # rescaled below
-        both(lambda s: vec(_gauss(x, y, s * 0.036, -0.022, 0.014, 0.012), (0.0, 0.0018, 0.0006))
-             + vec(_gauss(x, y, s * _EYE_CENTRE_X, -0.005, 0.011, 0.0035), (0.0, 0.0008, 0.0))),
+        both(
+            lambda s: (
+                vec(_gauss(x, y, s * 0.036, -0.022, 0.014, 0.012), (0.0, 0.0018, 0.0006))
+                + vec(_gauss(x, y, s * _EYE_CENTRE_X, -0.005, 0.011, 0.0035), (0.0, 0.0008, 0.0))
+            )
+        ),
         upper_only(vec(ulr, (0.0, 0.0018, 0.0004)), vec(ulr_line, (0.0, 0.0018, 0.0004))),
         vec(_gauss(x, y, 0.0, -0.062, 0.016, 0.004), (0.0, -0.0012, -0.0005))
         + vec(_gauss(x, y, 0.0, -0.077, 0.016, 0.005), (0.0, 0.0014, -0.0005)),  # lip_press
@@ -242,8 +264,11 @@ def _expression_basis(mesh: _Mesh, emb: LandmarkEmbedding, rng: np.random.Genera
     direction = rng.normal(size=(n_rand, 3)) * np.array([1.0, 1.0, 0.5])
     direction /= np.linalg.norm(direction, axis=1, keepdims=True)
     magnitude = 0.0015 * (1.0 + rank / 6.0) ** -0.6
-    bumps = np.exp(-0.5 * ((x[:, None] - centre[None, :, 0]) ** 2
-                           + (y[:, None] - centre[None, :, 1]) ** 2) / width[None, :] ** 2)
+    bumps = np.exp(
+        -0.5
+        * ((x[:, None] - centre[None, :, 0]) ** 2 + (y[:, None] - centre[None, :, 1]) ** 2)
+        / width[None, :] ** 2
+    )
     bumps *= np.where(mesh.skin, fm, 0.0)[:, None]
     dirs[:, :, n0:] = bumps[:, None, :] * (direction * magnitude[:, None]).T[None, :, :]
     dirs[~mesh.skin] = 0.0

@@ -86,8 +86,11 @@ def _contour(mesh: _Mesh, heights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         side = 1.0 if k > N_CONTOUR // 2 else -1.0  # +x for points 9..16
         for b, psi in enumerate(yaws):
             turning_away = psi * side > 0
-            proj = p_all[:, 0] * np.cos(psi) + p_all[:, 2] * np.sin(psi) if turning_away \
+            proj = (
+                p_all[:, 0] * np.cos(psi) + p_all[:, 2] * np.sin(psi)
+                if turning_away
                 else p_all[:, 0]
+            )
             best = int(np.argmax(proj * side))
             out_f[b, k] = t_all[best]
             out_b[b, k] = 0.0

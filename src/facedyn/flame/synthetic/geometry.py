@@ -120,8 +120,13 @@ def canonical_landmarks_2d() -> np.ndarray:
     pts[22:27] = pts[21:16:-1] * [-1.0, 1.0]
     # 27-30 nose bridge -> tip; 31-35 nostril base, image-left -> image-right.
     pts[27:31, 1] = np.linspace(0.0015, -0.036, 4)
-    pts[31:36] = [[-0.0145, -0.0435], [-0.0075, -0.0465], [0.0, -0.048],
-                  [0.0075, -0.0465], [0.0145, -0.0435]]
+    pts[31:36] = [
+        [-0.0145, -0.0435],
+        [-0.0075, -0.0465],
+        [0.0, -0.048],
+        [0.0075, -0.0465],
+        [0.0145, -0.0435],
+    ]
     # 36-41 right eye (image-left): outer corner, two upper-lid points, inner corner, lower lid.
     fr = np.array([0.0, 1.0 / 3.0, 2.0 / 3.0, 1.0])
     ex = -_EYE_X_OUT + fr * (_EYE_X_OUT - _EYE_X_IN)
@@ -132,14 +137,31 @@ def canonical_landmarks_2d() -> np.ndarray:
     # 42-47 left eye: mirror of 39, 38, 37, 36, 41, 40.
     pts[42:48] = pts[[39, 38, 37, 36, 41, 40]] * [-1.0, 1.0]
     # 48-59 outer lip: 48 image-left corner, over the upper lip to 54, back along the lower.
-    pts[48:60] = [[-_MOUTH_X, _Y_MOUTH], [-0.0165, -0.0635], [-0.0075, -0.0605],
-                  [0.0, -0.0615], [0.0075, -0.0605], [0.0165, -0.0635], [_MOUTH_X, _Y_MOUTH],
-                  [0.0165, -0.0735], [0.0085, -0.0775], [0.0, -0.0785], [-0.0085, -0.0775],
-                  [-0.0165, -0.0735]]
+    pts[48:60] = [
+        [-_MOUTH_X, _Y_MOUTH],
+        [-0.0165, -0.0635],
+        [-0.0075, -0.0605],
+        [0.0, -0.0615],
+        [0.0075, -0.0605],
+        [0.0165, -0.0635],
+        [_MOUTH_X, _Y_MOUTH],
+        [0.0165, -0.0735],
+        [0.0085, -0.0775],
+        [0.0, -0.0785],
+        [-0.0085, -0.0775],
+        [-0.0165, -0.0735],
+    ]
     # 60-67 inner lip on the mouth line: corner, upper 61-63, corner, lower 65-67.
-    pts[60:68] = [[-_INNER_CORNER_X, _Y_MOUTH], [-0.0085, _Y_MOUTH], [0.0, _Y_MOUTH],
-                  [0.0085, _Y_MOUTH], [_INNER_CORNER_X, _Y_MOUTH], [0.0085, _Y_MOUTH],
-                  [0.0, _Y_MOUTH], [-0.0085, _Y_MOUTH]]
+    pts[60:68] = [
+        [-_INNER_CORNER_X, _Y_MOUTH],
+        [-0.0085, _Y_MOUTH],
+        [0.0, _Y_MOUTH],
+        [0.0085, _Y_MOUTH],
+        [_INNER_CORNER_X, _Y_MOUTH],
+        [0.0085, _Y_MOUTH],
+        [0.0, _Y_MOUTH],
+        [-0.0085, _Y_MOUTH],
+    ]
     return pts
 
 
@@ -149,8 +171,9 @@ def canonical_landmarks_2d() -> np.ndarray:
 _NOSE_Y = np.array([0.012, 0.004, -0.010, -0.025, -0.033, -0.037, -0.041, -0.045, -0.048, -0.052])
 _NOSE_H = np.array([0.0, 0.001, 0.009, 0.019, 0.026, 0.028, 0.0245, 0.013, 0.004, 0.0])
 _NOSE_P = PchipInterpolator(_NOSE_Y[::-1], _NOSE_H[::-1], extrapolate=False)
-_NOSE_W = PchipInterpolator([-0.052, -0.036, -0.020, 0.0, 0.012],
-                            [0.009, 0.0075, 0.0055, 0.0042, 0.004])
+_NOSE_W = PchipInterpolator(
+    [-0.052, -0.036, -0.020, 0.0, 0.012], [0.009, 0.0075, 0.0055, 0.0042, 0.004]
+)
 
 
 def _relief(x: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -173,8 +196,9 @@ def _relief(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     return dz
 
 
-def _face_half_depth(s: np.ndarray, y: np.ndarray, z_front: np.ndarray, z_wide: np.ndarray
-                     ) -> np.ndarray:
+def _face_half_depth(
+    s: np.ndarray, y: np.ndarray, z_front: np.ndarray, z_wide: np.ndarray
+) -> np.ndarray:
     """Depth of the face half of a ring at ``s = x / W`` (before the features).
 
     ``sqrt(1 - |s|^n)``: an ellipse for n = 2, boxier for larger n.  The forehead and eye
@@ -187,8 +211,6 @@ def _face_half_depth(s: np.ndarray, y: np.ndarray, z_front: np.ndarray, z_wide: 
 
 
 # --------------------------------------------------------------------------- mesh
-
-
 
 
 @dataclass(frozen=True)
@@ -246,8 +268,9 @@ def _row_heights() -> tuple[np.ndarray, int]:
     return np.concatenate([low, high, cap]), len(low) - 1
 
 
-def _uv_sphere(centre: np.ndarray, radius: float, n_lat: int = 5, n_lon: int = 12
-               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _uv_sphere(
+    centre: np.ndarray, radius: float, n_lat: int = 5, n_lon: int = 12
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Sphere vertices, outward-wound faces and the indices of its 6 axis-extreme vertices."""
     lat = np.linspace(-0.5 * np.pi, 0.5 * np.pi, n_lat + 2)[1:-1]
     lon = np.arange(n_lon) * 2 * np.pi / n_lon
@@ -267,8 +290,16 @@ def _uv_sphere(centre: np.ndarray, radius: float, n_lat: int = 5, n_lon: int = 1
             a, b, c, d = idx(i, j), idx(i, j + 1), idx(i + 1, j + 1), idx(i + 1, j)
             faces += [[a, b, c], [a, c, d]]
     mid = n_lat // 2  # the equator (n_lat is odd)
-    extremes = np.array([south, north, idx(mid, 0), idx(mid, n_lon // 4),
-                         idx(mid, n_lon // 2), idx(mid, 3 * n_lon // 4)])
+    extremes = np.array(
+        [
+            south,
+            north,
+            idx(mid, 0),
+            idx(mid, n_lon // 4),
+            idx(mid, n_lon // 2),
+            idx(mid, 3 * n_lon // 4),
+        ]
+    )
     return centre + radius * unit, np.array(faces, dtype=np.int64), extremes
 
 
@@ -297,8 +328,11 @@ def _build_mesh() -> _Mesh:
     dup = {int(c): n_ring + k for k, c in enumerate(slit_cols)}
     top_pole = n_ring + len(slit_cols)
     chin = top_pole + 1
-    parts = [ring, ring[grid[mouth_row, slit_cols]], np.array([[0.0, _YTOP, _ZMID],
-                                                               [0.0, _YCHIN, _Z8]])]
+    parts = [
+        ring,
+        ring[grid[mouth_row, slit_cols]],
+        np.array([[0.0, _YTOP, _ZMID], [0.0, _YCHIN, _Z8]]),
+    ]
     phi = [np.tile(col_phi, n_rows), col_phi[slit_cols], np.zeros(2)]
 
     faces: list[list[int]] = []
@@ -358,7 +392,6 @@ def _build_mesh() -> _Mesh:
         inner_corners=(int(grid[mouth_row, left_col]), int(grid[mouth_row, right_col])),
         chin=chin,
     )
-
 
 
 # Eye level -> subnasale -> stomion -> chin, in the build frame, before and after: the
