@@ -1,5 +1,6 @@
-"""Input functions and checks shared by all rules. Nothing here may be slow: the
-Snakefile is re-parsed by every cluster job."""
+"""Shared by all rules, in this order: pre-flight checks (run while the DAG is built, before
+any job), then the input functions. Nothing here may be slow: the Snakefile is re-parsed by
+every cluster job."""
 
 import functools
 import os
@@ -30,6 +31,9 @@ wildcard_constraints:
 
 class ConfigError(Exception):
     """A configuration value that the schema cannot check (e.g. a missing file)."""
+
+
+# --- configuration helpers (the checks and the input functions use them) -------------------------
 
 
 def _existing_file(key, value):
@@ -86,22 +90,7 @@ def synthetic_cohort_dir():
     return f"resources/synthetic/{config['dataset']['synthetic']['name']}"
 
 
-def manifest_inputs(wildcards):
-    """The synthetic cohort's summary when the pipeline generates its data; else nothing
-    (the corpus or table is read in place; its paths were checked while parsing)."""
-    kind = config["dataset"]["kind"]
-    if kind == "synthetic":
-        return [f"{synthetic_cohort_dir()}/cohort.json"]
-    if kind == "candor":
-        root = Path(config["dataset"]["root"])
-        if not root.is_dir():
-            raise ConfigError(
-                f"config key `dataset.root` points to {str(root)!r}, which is not a folder. "
-                "Set it to the CANDOR corpus root (the folder of conversation folders)."
-            )
-        return []
-    _existing_file("dataset.table", config["dataset"]["table"])
-    return []
+# --- pre-flight checks: a config that cannot run stops here, naming the key ----------------------
 
 
 def check_fit_import():
@@ -112,9 +101,6 @@ def check_fit_import():
                 "config key `fit.import.dir` must name a folder of <session>/<speaker>.npz "
                 f"files when `fit.backend` is import (got {folder!r})"
             )
-
-
-check_fit_import()
 
 
 def check_dataset_table():
@@ -136,9 +122,6 @@ def check_dataset_table():
         check_table(table)
     except ManifestError as err:
         raise ConfigError(f"config key `dataset.table`: {err}") from None
-
-
-check_dataset_table()
 
 
 def check_head_model_files():
@@ -164,7 +147,116 @@ def check_head_model_files():
         raise ConfigError(str(err)) from None
 
 
+def check_landmark_backend():
+    """A missing insightface model pack or MediaPipe install fails here, before any job,
+    saying what to do."""
+    settings = config["landmarks"]
+    if (
+        config["flame"]["dense_embedding"] is not None
+        and settings["backend"] != "mediapipe"
+    ):
+        raise ConfigError(
+            "config key `flame.dense_embedding` fits MediaPipe's dense points: set "
+            "`landmarks.backend: mediapipe` too, or `flame.dense_embedding: null`"
+        )
+    if settings["backend"] == "mediapipe":
+        from facedyn.face.mediapipe_backend import check_available
+
+        try:
+            check_available()
+        except ImportError as err:
+            raise ConfigError(str(err)) from None
+    if settings["backend"] == "insightface" and not settings["insightface"]["download"]:
+        from facedyn.face.insightface_backend import check_model_pack
+
+        try:
+            check_model_pack(
+                settings["insightface"]["model_pack"], settings["insightface"]["root"]
+            )
+        except FileNotFoundError as err:
+            raise ConfigError(str(err)) from None
+
+
+def check_experiments():
+    """Every `identify.experiments` entry merged with the `identify` defaults and validated
+    while the DAG is built: a typo in an experiment fails before any job, naming it."""
+    try:
+        return {
+            name: experiment_settings(config["identify"], name)
+            for name in experiment_names(config["identify"])
+        }
+    except ExperimentError as err:
+        raise ConfigError(str(err)) from None
+
+
+def _drop_truth_experiments(experiments):
+    """Without the synthetic cohort there is no truth: its ceiling experiments are left out
+    (config files merge and cannot delete keys, so a CANDOR override cannot remove them).
+    """
+    if config["dataset"]["kind"] == "synthetic":
+        return experiments
+    dropped = sorted(n for n, s in experiments.items() if s.source == "truth")
+    if dropped:
+        logger.info(
+            f"identify: {dropped} read the synthetic cohort's truth; not run for "
+            f"dataset.kind: {config['dataset']['kind']}"
+        )
+    return {n: s for n, s in experiments.items() if s.source != "truth"}
+
+
+def _check_identify_roles():
+    """The named main and ceiling experiments must exist; the ceiling must read the truth."""
+    for key in ("main_experiment", "ceiling_experiment"):
+        name = config["identify"].get(key)
+        if name is not None and name not in ALL_EXPERIMENTS:
+            raise ConfigError(
+                f"identify.{key}: {name!r} is not under identify.experiments "
+                f"({sorted(ALL_EXPERIMENTS)}); name one of them or set it to null"
+            )
+    ceiling = config["identify"].get("ceiling_experiment")
+    if ceiling is not None and ALL_EXPERIMENTS[ceiling].source != "truth":
+        raise ConfigError(
+            f"identify.ceiling_experiment: {ceiling!r} must have source: truth"
+        )
+
+
+check_fit_import()
+check_dataset_table()
 check_head_model_files()
+check_landmark_backend()
+ALL_EXPERIMENTS = check_experiments()
+EXPERIMENTS = _drop_truth_experiments(ALL_EXPERIMENTS)
+_check_identify_roles()
+
+
+wildcard_constraints:
+    experiment="|".join(re.escape(name) for name in EXPERIMENTS) or "(?!)",
+
+
+wildcard_constraints:
+    fold=r"\d+",
+    encoder="|".join(ENCODER_BASELINES),
+
+
+# --- input functions -----------------------------------------------------------------------------
+
+
+def manifest_inputs(wildcards):
+    """The synthetic cohort's summary when the pipeline generates its data; else nothing
+    (the corpus or table is read in place; its paths were checked while parsing)."""
+    kind = config["dataset"]["kind"]
+    if kind == "synthetic":
+        return [f"{synthetic_cohort_dir()}/cohort.json"]
+    if kind == "candor":
+        root = Path(config["dataset"]["root"])
+        if not root.is_dir():
+            raise ConfigError(
+                f"config key `dataset.root` points to {str(root)!r}, which is not a folder. "
+                "Set it to the CANDOR corpus root (the folder of conversation folders)."
+            )
+        return []
+    _existing_file("dataset.table", config["dataset"]["table"])
+    return []
 
 
 @functools.lru_cache(maxsize=4)
@@ -213,101 +305,9 @@ def all_flame_tables(wildcards):
     ]
 
 
-def check_landmark_backend():
-    """A missing insightface model pack or MediaPipe install fails here, before any job,
-    saying what to do."""
-    settings = config["landmarks"]
-    if (
-        config["flame"]["dense_embedding"] is not None
-        and settings["backend"] != "mediapipe"
-    ):
-        raise ConfigError(
-            "config key `flame.dense_embedding` fits MediaPipe's dense points: set "
-            "`landmarks.backend: mediapipe` too, or `flame.dense_embedding: null`"
-        )
-    if settings["backend"] == "mediapipe":
-        from facedyn.face.mediapipe_backend import check_available
-
-        try:
-            check_available()
-        except ImportError as err:
-            raise ConfigError(str(err)) from None
-    if settings["backend"] == "insightface" and not settings["insightface"]["download"]:
-        from facedyn.face.insightface_backend import check_model_pack
-
-        try:
-            check_model_pack(
-                settings["insightface"]["model_pack"], settings["insightface"]["root"]
-            )
-        except FileNotFoundError as err:
-            raise ConfigError(str(err)) from None
-
-
-check_landmark_backend()
-
-
-def check_experiments():
-    """Every `identify.experiments` entry merged with the `identify` defaults and validated
-    while the DAG is built: a typo in an experiment fails before any job, naming it."""
-    try:
-        return {
-            name: experiment_settings(config["identify"], name)
-            for name in experiment_names(config["identify"])
-        }
-    except ExperimentError as err:
-        raise ConfigError(str(err)) from None
-
-
-def _drop_truth_experiments(experiments):
-    """Without the synthetic cohort there is no truth: its ceiling experiments are left out
-    (config files merge and cannot delete keys, so a CANDOR override cannot remove them).
-    """
-    if config["dataset"]["kind"] == "synthetic":
-        return experiments
-    dropped = sorted(n for n, s in experiments.items() if s.source == "truth")
-    if dropped:
-        logger.info(
-            f"identify: {dropped} read the synthetic cohort's truth; not run for "
-            f"dataset.kind: {config['dataset']['kind']}"
-        )
-    return {n: s for n, s in experiments.items() if s.source != "truth"}
-
-
-ALL_EXPERIMENTS = check_experiments()
-EXPERIMENTS = _drop_truth_experiments(ALL_EXPERIMENTS)
-
-
-wildcard_constraints:
-    experiment="|".join(re.escape(name) for name in EXPERIMENTS) or "(?!)",
-
-
 def experiment_params(wildcards):
     """The merged settings of one experiment (params: a change reruns only that one)."""
     return EXPERIMENTS[wildcards.experiment].to_dict()
-
-
-def _check_identify_roles():
-    """The named main and ceiling experiments must exist; the ceiling must read the truth."""
-    for key in ("main_experiment", "ceiling_experiment"):
-        name = config["identify"].get(key)
-        if name is not None and name not in ALL_EXPERIMENTS:
-            raise ConfigError(
-                f"identify.{key}: {name!r} is not under identify.experiments "
-                f"({sorted(ALL_EXPERIMENTS)}); name one of them or set it to null"
-            )
-    ceiling = config["identify"].get("ceiling_experiment")
-    if ceiling is not None and ALL_EXPERIMENTS[ceiling].source != "truth":
-        raise ConfigError(
-            f"identify.ceiling_experiment: {ceiling!r} must have source: truth"
-        )
-
-
-_check_identify_roles()
-
-
-wildcard_constraints:
-    fold=r"\d+",
-    encoder="|".join(ENCODER_BASELINES),
 
 
 def n_folds(name):
@@ -482,7 +482,7 @@ def landmark_frame_inputs(wildcards):
 
 
 def final_targets():
-    """What `snakemake` with no target builds: every stage that exists so far."""
+    """What `snakemake` with no target builds: every stage of the pipeline."""
     return [
         "results/flame/model.json",
         "results/qc/videos.parquet",

@@ -96,7 +96,7 @@ rule fit_flame:
 
 rule fit_quality:
     """Synthetic cohort only: fitted vs true expression, jaw and shape, and the NME
-    distribution (validation: the only reader of the cohort's truth/ besides dnr)."""
+    distribution (validation: reads the cohort's truth/)."""
     input:
         flame=all_flame_tables,
         cohort=f"{synthetic_cohort_dir()}/cohort.json",

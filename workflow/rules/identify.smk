@@ -53,9 +53,9 @@ use rule train as train_baseline_encoder with:
 
 
 rule evaluate:
-    """Every model of the experiment on one fold's test windows: predictions (design
-    columns), the encoder's test embeddings, per-model identification and verification.
-    """
+    """Every model of the experiment on one fold's test windows: predictions (one row per
+    test window and model), the encoder's test embeddings, per-model identification and
+    verification."""
     input:
         unpack(evaluate_checkpoints),
         unpack(truth_inputs),

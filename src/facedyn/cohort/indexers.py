@@ -42,7 +42,7 @@ from facedyn.tables import read_table, write_table
 
 log = logging.getLogger(__name__)
 
-#: The manifest's columns, in order: the design's contract plus ``partner_id``/``channel``
+#: The manifest's columns, in order: the contract in docs/pipeline.md, with ``partner_id``/``channel``
 #: (None where unknown) and ``status``/``reason`` (why a listed video cannot be used).
 MANIFEST_COLUMNS = [
     "session_id",

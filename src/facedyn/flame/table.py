@@ -1,6 +1,6 @@
 """The per-frame FLAME table (``results/flame/{session}/{speaker}.parquet``).
 
-Columns (design contract): ``frame, time_s, valid``, ``shape_000..`` (n_shape),
+Columns (the contract in docs/pipeline.md, "Tables"): ``frame, time_s, valid``, ``shape_000..`` (n_shape),
 ``expr_000..`` (n_expr), ``jaw_0..jaw_2``, ``rot_0..rot_2`` (global head rotation,
 axis-angle), camera columns ``tx, ty, tz, focal_px`` (pinhole, :mod:`facedyn.flame.camera`;
 NaN when the parameters came from a weak-perspective tracker, whose ``cam_s, cam_tx,

@@ -176,7 +176,7 @@ def predictions_frame(
     model: str,
     fold: int,
 ) -> pd.DataFrame:
-    """One row per test window with exactly the design's columns :data:`PREDICTION_COLUMNS`:
+    """One row per test window with exactly the columns :data:`PREDICTION_COLUMNS`:
     ``model, fold, speaker_id, session_id, window_start`` (source frame of the window's first
     row), ``predicted_speaker_id`` (top-1), ``rank`` (pessimistic, 1-based) and ``score``
     (the true speaker's score: a cosine for encoders, a log-probability for classifiers)."""

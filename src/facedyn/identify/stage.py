@@ -6,7 +6,7 @@
 * ``evaluate``: enrols every training speaker (centroid of its training-window embeddings),
   scores every test window against every enrolled speaker (cosine), and does the same for the
   statistical baselines (scores = log-probabilities) and chance; writes the fold's
-  ``predictions.parquet`` (design columns, every model), the encoder's test
+  ``predictions.parquet`` (:data:`~facedyn.identify.metrics.PREDICTION_COLUMNS`, every model), the encoder's test
   ``embeddings.parquet`` and ``fold_metrics.json`` (per model, incl. verification).
 * ``summarize``: pools the folds into ``metrics.json`` and ``per_speaker.parquet``, with the
   DNR-vs-accuracy correlation and, for the main experiment on the synthetic cohort, the
@@ -506,7 +506,7 @@ def run_summarize(
     seed: int = 0,
     provenance: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Pool the folds into ``outputs["metrics"]`` (design's metrics.json) and
+    """Pool the folds into ``outputs["metrics"]`` (metrics.json, docs/pipeline.md) and
     ``outputs["per_speaker"]``."""
     from facedyn.identify.metrics import (
         dnr_vs_accuracy,

@@ -18,7 +18,7 @@ One fold's training (:func:`train_encoder`):
 
 Data never leave the :class:`~facedyn.dynamics.features.FeatureStore`: every batch is gathered
 with :func:`facedyn.dynamics.windows.batch` and normalised with the fold's training-only
-:class:`~facedyn.dynamics.features.Normalizer`. Runs are seeded: on CPU two runs with the same
+:class:`~facedyn.dynamics.windows.Normalizer`. Runs are seeded: on CPU two runs with the same
 seed (and thread count) give identical weights; on CUDA they are close but not bitwise equal
 (non-deterministic kernels, atomics in reductions). Checkpoints:
 :mod:`facedyn.identify.checkpoint`.
@@ -363,6 +363,208 @@ def _embedding_dim(model: nn.Module) -> int:
 # --- training -----------------------------------------------------------------------------------
 
 
+class _ContrastiveLoss:
+    """``SupConLoss`` on a batch's embeddings: over the pairs of a
+    :class:`~facedyn.identify.mining.CrossSessionMiner` when only cross-session positives
+    count (``single_session`` given: per class, whether it has one session only), else over
+    every pair its labels form."""
+
+    def __init__(self, temperature: float, single_session: torch.Tensor | None) -> None:
+        from pytorch_metric_learning.losses import SupConLoss
+
+        self.loss = SupConLoss(temperature=temperature)
+        self.miner = None if single_session is None else CrossSessionMiner(single_session)
+
+    def __call__(self, z: torch.Tensor, y: torch.Tensor, sessions: np.ndarray) -> torch.Tensor:
+        if self.miner is None:
+            return self.loss(z, y)
+        pairs = self.miner.for_batch(torch.from_numpy(sessions).to(y.device))(z, y)
+        return self.loss(z, y, indices_tuple=pairs)
+
+
+def _single_session_classes(
+    labels: np.ndarray, sessions: np.ndarray, classes: np.ndarray, device: torch.device
+) -> torch.Tensor:
+    """Per class: True where all its training windows come from one session (no
+    cross-session positive exists)."""
+    class_sessions = np.unique(np.stack([labels, sessions], 1), axis=0)[:, 0]
+    sessions_per_class = np.bincount(class_sessions, minlength=labels.max() + 1)
+    if not (sessions_per_class[classes] > 1).any():
+        log.warning(
+            "positives: cross_session, but no speaker has two training sessions: "
+            "every pair is a same-session pair (as with positives: all)"
+        )
+    return torch.from_numpy(sessions_per_class <= 1).to(device)
+
+
+class _EpochBatches:
+    """Every epoch's batches: an ``MPerClassSampler`` order drawn from ``rng`` and, with
+    ``random_crop``, windows shifted by a random offset within their training range."""
+
+    def __init__(
+        self,
+        windows: Windows,
+        labels: np.ndarray,
+        m_per_class: int,
+        batch_size: int,
+        n_batches: int,
+        random_crop: bool,
+        rng: np.random.RandomState,
+    ) -> None:
+        from pytorch_metric_learning.samplers import MPerClassSampler
+
+        self.sampler = MPerClassSampler(
+            labels,
+            m_per_class,
+            batch_size=batch_size,
+            length_before_new_iter=n_batches * batch_size,
+        )
+        self.windows, self.random_crop, self.rng = windows, random_crop, rng
+        self.shape = (n_batches, batch_size)
+        self.room = shift_room(windows)
+
+    def next_epoch(self) -> tuple[np.ndarray, Windows]:
+        """``(order, windows)``: window indices ``(n_batches, batch_size)`` and the epoch's
+        (cropped) windows they index."""
+        with _numpy_random(self.rng):
+            order = np.fromiter(iter(self.sampler), dtype=np.int64, count=len(self.sampler))
+        windows = self.windows
+        if self.random_crop:
+            shift = (self.rng.random_sample(len(self.room)) * (self.room + 1)).astype(np.int64)
+            windows = Windows(windows.video, windows.start + shift, windows.length)
+        return order.reshape(self.shape), windows
+
+
+class _Optimiser:
+    """AdamW with the warm-up + cosine schedule stepped per batch, and the mixed-precision
+    loss scaler (a no-op unless ``use_amp``)."""
+
+    def __init__(self, model: nn.Module, ts: TrainSettings, n_batches: int, use_amp: bool):
+        self.optimizer = torch.optim.AdamW(_param_groups(model, ts.weight_decay), lr=ts.lr)
+        total, warmup = ts.epochs * n_batches, round(ts.warmup_epochs * n_batches)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
+            self.optimizer, lambda step: lr_factor(step, total, warmup)
+        )
+        self.scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
+
+    @property
+    def lr(self) -> float:
+        return float(self.optimizer.param_groups[0]["lr"])
+
+    def step(self, loss: torch.Tensor) -> None:
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        with warnings.catch_warnings():  # AMP may skip a step: harmless warning
+            warnings.simplefilter("ignore", UserWarning)
+            self.scheduler.step()
+
+
+class _Validation:
+    """The per-epoch validation measures (module docstring): ``val_loss`` on batches drawn
+    once, like training batches, and ``val_top1`` against centroids of up to
+    ``centroid_windows`` training windows per speaker."""
+
+    def __init__(
+        self,
+        windows: Windows,
+        labels: np.ndarray,
+        train_windows: Windows,
+        train_labels: np.ndarray,
+        ts: TrainSettings,
+        batch_size: int,
+        loss: _ContrastiveLoss,
+        rng: np.random.RandomState,
+    ) -> None:
+        centroid_index = _per_class_subset(train_labels, ts.centroid_windows, rng)
+        self.centroid_windows = train_windows.subset(centroid_index)
+        self.centroid_labels = train_labels[centroid_index]
+        n_val = min(MAX_VAL_BATCHES, max(1, math.ceil(len(labels) / batch_size)))
+        self.batches = _fixed_batches(labels, ts.m_per_class, ts.classes_per_batch, n_val, rng)
+        self.windows, self.labels, self.loss = windows, labels, loss
+
+    def __call__(
+        self, model: nn.Module, store: FeatureStore, normalizer: Normalizer, device: torch.device
+    ) -> tuple[float, float]:
+        """``(val_loss, val_top1)`` of ``model`` now."""
+        val_emb = embed(model, store, self.windows, normalizer, device)
+        ref_emb = embed(model, store, self.centroid_windows, normalizer, device)
+        top1 = nearest_centroid_top1(ref_emb, self.centroid_labels, val_emb, self.labels)
+        with torch.no_grad():
+            ve, vl = torch.from_numpy(val_emb), torch.from_numpy(self.labels)
+            sessions = self.windows.video.astype(np.int64)
+            loss = np.mean([self.loss(ve[i], vl[i], sessions[i]).item() for i in self.batches])
+        return float(loss), top1
+
+
+@dataclass
+class _EarlyStopping:
+    """Keeps the weights of the best epoch by ``monitor`` and says when ``patience`` epochs
+    have passed without improvement."""
+
+    monitor: str
+    patience: int
+    best_value: float = math.inf
+    best_epoch: int = 0
+    best_state: dict[str, torch.Tensor] | None = None
+
+    def update(self, epoch: int, val_loss: float, val_top1: float, model: nn.Module) -> bool:
+        """Record ``epoch``'s validation measures; True: stop training now."""
+        value = val_loss if self.monitor == "val_loss" else -val_top1
+        if math.isfinite(value) and value < self.best_value:
+            self.best_value, self.best_epoch = value, epoch
+            self.best_state = {
+                k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()
+            }
+        elif epoch - self.best_epoch >= self.patience:
+            log.info(
+                "early stop after epoch %d: no better %s since epoch %d",
+                epoch,
+                self.monitor,
+                self.best_epoch,
+            )
+            return True
+        return False
+
+
+def _train_epoch(
+    model: nn.Module,
+    batches: Iterator[torch.Tensor],
+    order: np.ndarray,
+    labels: np.ndarray,
+    sessions: np.ndarray,
+    loss_fn: _ContrastiveLoss,
+    optimiser: _Optimiser,
+    ts: TrainSettings,
+    mask_generator: torch.Generator,
+    use_amp: bool,
+    bar: Any,
+    epoch: int,
+) -> float:
+    """One pass over the epoch's batches (masked, forward, loss, step); the mean loss."""
+    model.train()
+    device = next(model.parameters()).device
+    running = torch.zeros((), device=device)
+    for b, x in enumerate(batches):
+        y = torch.from_numpy(labels[order[b]]).to(device, non_blocking=True)
+        x = mask_batch(x, ts.time_mask, ts.feature_masks, mask_generator)
+        with torch.autocast(device.type, dtype=torch.float16, enabled=use_amp):
+            z = model(x)
+        z = z.float()
+        loss = loss_fn(z, y, sessions[order[b]])
+        if not use_amp and not torch.isfinite(loss):
+            raise FloatingPointError(
+                f"non-finite training loss at epoch {epoch}, batch {b + 1}; lower identify lr?"
+            )
+        optimiser.step(loss)
+        running += loss.detach()
+        bar.update(1)
+        if (b + 1) % 20 == 0 or b + 1 == len(order):
+            bar.set_postfix(loss=f"{running.item() / (b + 1):.4f}")
+    return float(running.item()) / len(order)
+
+
 def train_encoder(
     store: FeatureStore,
     train_windows: Windows,
@@ -411,26 +613,10 @@ def train_encoder(
             has_val = False
 
     train_sessions = train_windows.video.astype(np.int64)
-    single_session = None  # per class; set only for positives: cross_session
+    single_session = None
     if ts.positives == "cross_session":
-        class_sessions = np.unique(np.stack([labels, train_sessions], 1), axis=0)[:, 0]
-        sessions_per_class = np.bincount(class_sessions, minlength=labels.max() + 1)
-        single_session = torch.from_numpy(sessions_per_class <= 1).to(dev)
-        if not (sessions_per_class[classes] > 1).any():
-            log.warning(
-                "positives: cross_session, but no speaker has two training sessions: "
-                "every pair is a same-session pair (as with positives: all)"
-            )
-
-    miner = None if single_session is None else CrossSessionMiner(single_session)
-
-    def pairs(
-        z: torch.Tensor, y: torch.Tensor, session: np.ndarray
-    ) -> tuple[torch.Tensor, ...] | None:
-        """The loss's pair list; None: it forms every pair from the labels."""
-        if miner is None:
-            return None
-        return miner.for_batch(torch.from_numpy(session).to(y.device))(z, y)
+        single_session = _single_session_classes(labels, train_sessions, classes, dev)
+    loss_fn = _ContrastiveLoss(ts.temperature, single_session)
 
     k = min(ts.classes_per_batch, len(classes))
     batch_size = ts.m_per_class * k
@@ -445,31 +631,15 @@ def train_encoder(
         )
         torch.manual_seed(seed)
         model = build_encoder(encoder_settings, store.features.shape[1]).to(dev)
-
-        from pytorch_metric_learning.losses import SupConLoss
-        from pytorch_metric_learning.samplers import MPerClassSampler
-
-        loss_fn = SupConLoss(temperature=ts.temperature)
-        sampler = MPerClassSampler(
-            labels,
-            ts.m_per_class,
-            batch_size=batch_size,
-            length_before_new_iter=n_batches * batch_size,
+        sampler = _EpochBatches(
+            train_windows, labels, ts.m_per_class, batch_size, n_batches, ts.random_crop, rng
         )
-        optimizer = torch.optim.AdamW(_param_groups(model, ts.weight_decay), lr=ts.lr)
-        total, warmup = ts.epochs * n_batches, round(ts.warmup_epochs * n_batches)
-        scheduler = torch.optim.lr_scheduler.LambdaLR(
-            optimizer, lambda step: lr_factor(step, total, warmup)
+        optimiser = _Optimiser(model, ts, n_batches, use_amp)
+        validation = (
+            _Validation(val_windows, vlabels, train_windows, labels, ts, batch_size, loss_fn, rng)
+            if has_val
+            else None
         )
-        scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
-        if has_val:
-            centroid_index = _per_class_subset(labels, ts.centroid_windows, rng)
-            centroid_windows, centroid_labels = (
-                train_windows.subset(centroid_index),
-                labels[centroid_index],
-            )
-            n_val = min(MAX_VAL_BATCHES, max(1, math.ceil(len(vlabels) / batch_size)))
-            val_batches = _fixed_batches(vlabels, ts.m_per_class, ts.classes_per_batch, n_val, rng)
         log.info(
             "training %s (%d parameters) on %s: %d windows of %d speakers, batch %d "
             "(%d x %d), %d batches/epoch, up to %d epochs, amp %s",
@@ -486,78 +656,42 @@ def train_encoder(
             use_amp,
         )
 
-        room = shift_room(train_windows)
         mask_generator = torch.Generator().manual_seed(seed)
+        stopping = _EarlyStopping(ts.monitor, ts.patience)
         history: list[dict[str, float]] = []
-        best_value, best_epoch, best_state = math.inf, 0, None
         train_seconds, stopped_early = 0.0, False
         for epoch in range(1, ts.epochs + 1):
             t0 = time.perf_counter()
-            with _numpy_random(rng):
-                order = np.fromiter(iter(sampler), dtype=np.int64, count=len(sampler))
-            order = order.reshape(n_batches, batch_size)
-            epoch_windows = train_windows
-            if ts.random_crop:
-                shift = (rng.random_sample(len(room)) * (room + 1)).astype(np.int64)
-                epoch_windows = Windows(
-                    train_windows.video, train_windows.start + shift, train_windows.length
-                )
-            model.train()
-            running = torch.zeros((), device=dev)
+            order, epoch_windows = sampler.next_epoch()
             bar = _progress(n_batches, f"epoch {epoch}/{ts.epochs}", progress)
             batches = _prefetched(store, epoch_windows, order, normalizer, dev)
-            for b, x in enumerate(batches):
-                y = torch.from_numpy(labels[order[b]]).to(dev, non_blocking=True)
-                x = mask_batch(x, ts.time_mask, ts.feature_masks, mask_generator)
-                with torch.autocast(dev.type, dtype=torch.float16, enabled=use_amp):
-                    z = model(x)
-                z = z.float()
-                loss = loss_fn(z, y, indices_tuple=pairs(z, y, train_sessions[order[b]]))
-                if not use_amp and not torch.isfinite(loss):
-                    raise FloatingPointError(
-                        f"non-finite training loss at epoch {epoch}, "
-                        f"batch {b + 1}; lower identify lr?"
-                    )
-                optimizer.zero_grad(set_to_none=True)
-                scaler.scale(loss).backward()
-                scaler.step(optimizer)
-                scaler.update()
-                with warnings.catch_warnings():  # AMP may skip a step: harmless warning
-                    warnings.simplefilter("ignore", UserWarning)
-                    scheduler.step()
-                running += loss.detach()
-                bar.update(1)
-                if (b + 1) % 20 == 0 or b + 1 == n_batches:
-                    bar.set_postfix(loss=f"{running.item() / (b + 1):.4f}")
+            train_loss = _train_epoch(
+                model,
+                batches,
+                order,
+                labels,
+                train_sessions,
+                loss_fn,
+                optimiser,
+                ts,
+                mask_generator,
+                use_amp,
+                bar,
+                epoch,
+            )
             batches.close()
             bar.close()
-            train_loss = float(running.item()) / n_batches
             train_seconds += time.perf_counter() - t0
 
             val_loss = val_top1 = math.nan
-            if has_val:
-                val_emb = embed(model, store, val_windows, normalizer, dev)
-                ref_emb = embed(model, store, centroid_windows, normalizer, dev)
-                val_top1 = nearest_centroid_top1(ref_emb, centroid_labels, val_emb, vlabels)
-                with torch.no_grad():
-                    ve, vl = torch.from_numpy(val_emb), torch.from_numpy(vlabels)
-                    val_sessions = val_windows.video.astype(np.int64)
-                    val_loss = float(
-                        np.mean(
-                            [
-                                loss_fn(
-                                    ve[i], vl[i], indices_tuple=pairs(ve[i], vl[i], val_sessions[i])
-                                ).item()
-                                for i in val_batches
-                            ]
-                        )
-                    )
+            if validation is not None:
+                val_loss, val_top1 = validation(model, store, normalizer, dev)
             row = {
                 "epoch": epoch,
                 "train_loss": train_loss,
                 "val_loss": val_loss,
                 "val_top1": val_top1,
-                "lr": optimizer.param_groups[0]["lr"],
+                "lr": optimiser.lr,
                 "seconds": time.perf_counter() - t0,
                 "phase": phase,
             }
@@ -574,25 +708,12 @@ def train_encoder(
                 row["lr"],
                 row["seconds"],
             )
-
-            if has_val:
-                value = val_loss if ts.monitor == "val_loss" else -val_top1
-                if math.isfinite(value) and value < best_value:
-                    best_value, best_epoch = value, epoch
-                    best_state = {
-                        k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()
-                    }
-                elif epoch - best_epoch >= ts.patience:
-                    log.info(
-                        "early stop after epoch %d: no better %s since epoch %d",
-                        epoch,
-                        ts.monitor,
-                        best_epoch,
-                    )
-                    stopped_early = True
-                    break
-        if best_state is not None:
-            model.load_state_dict(best_state)
+            if validation is not None and stopping.update(epoch, val_loss, val_top1, model):
+                stopped_early = True
+                break
+        if stopping.best_state is not None:
+            model.load_state_dict(stopping.best_state)
+            best_epoch = stopping.best_epoch
         else:
             best_epoch = len(history)
     model.eval()
