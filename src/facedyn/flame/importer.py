@@ -36,7 +36,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy.spatial.transform import Rotation
 
 from facedyn.flame.table import flame_table
 from facedyn.runtime import file_sha256
@@ -75,6 +74,8 @@ def _rotation_from_6d(r6: np.ndarray) -> np.ndarray:
     b2 = a2 - (b1 * a2).sum(1, keepdims=True) * b1
     b2 /= np.linalg.norm(b2, axis=1, keepdims=True)
     b3 = np.cross(b1, b2)
+    from scipy.spatial.transform import Rotation  # here: scipy.spatial costs every fit job 0.3 s
+
     return Rotation.from_matrix(np.stack([b1, b2, b3], axis=-1)).as_rotvec()
 
 

@@ -34,9 +34,9 @@ class EncoderSettings:
     d_model: int = 64
     n_layers: int = 2
     n_heads: int = 4
-    ff_mult: int = 4
+    ff_mult: int = 2
     conv_kernel: int = 15
-    dropout: float = 0.1
+    dropout: float = 0.0
     embedding_dim: int = 64
     subsample: int = 1
 
@@ -129,10 +129,10 @@ class TrainSettings:
     training session keeps its same-session pairs (:class:`facedyn.identify.mining.CrossSessionMiner`).
     """
 
-    epochs: int = 30
+    epochs: int = 15
     m_per_class: int = 4
     classes_per_batch: int = 16
-    lr: float = 1e-3
+    lr: float = 2e-3
     weight_decay: float = 1e-2
     warmup_epochs: float = 2
     temperature: float = 0.1
