@@ -132,6 +132,22 @@ def test_a_real_detector_finds_the_face(cohort):
     assert hits / total >= 0.95
 
 
+def test_layout_names_every_file_the_generator_writes(cohort):
+    from facedyn.cohort import layout
+
+    assert layout.summary(cohort).is_file() and layout.root_of(layout.summary(cohort)) == cohort
+    assert layout.speakers_table(cohort).is_file() and layout.sessions_table(cohort).is_file()
+    sessions = pd.read_parquet(layout.sessions_table(cohort))
+    expected = {
+        layout.frame_table(layout.frames_dir(cohort), r.session_id, r.speaker_id)
+        for r in sessions.itertuples()
+    }
+    assert expected == set(layout.frames_dir(cohort).rglob("*.parquet"))
+    truth_files = {p for p in layout.truth_dir(cohort).rglob("*") if p.is_file()}
+    named = expected | {layout.speakers_table(cohort), layout.sessions_table(cohort)}
+    assert {p.name for p in truth_files - named} == {"README.txt"}
+
+
 def test_same_seed_same_cohort(cohort, head, tmp_path):
     again = tmp_path / "smoke"
     _generate(again, head)

@@ -8,7 +8,7 @@ rule synthesize_cohort:
         embedding=rules.synthetic_flame.output.embedding,
         components=rules.synthetic_flame.output.components,
     output:
-        "resources/synthetic/{cohort}/cohort.json",
+        f"resources/synthetic/{{cohort}}/{layout.SUMMARY}",
     log:
         "logs/cohort/synthesize_{cohort}.log",
     benchmark:

@@ -15,6 +15,7 @@ from facedyn.identify.experiments import (
     experiment_names,
     experiment_settings,
 )
+from facedyn.cohort import layout  # the synthetic cohort's files
 from facedyn.gpu import gpu_slots  # resources: gpu=0/1 (docs/cluster.md)
 from facedyn.identify.control import is_control  # the summary's control section
 from facedyn.names import IDENTIFICATION_FIGURES, SAFE_ID
@@ -246,7 +247,7 @@ def manifest_inputs(wildcards):
     (the corpus or table is read in place; its paths were checked while parsing)."""
     kind = config["dataset"]["kind"]
     if kind == "synthetic":
-        return [f"{synthetic_cohort_dir()}/cohort.json"]
+        return [str(layout.summary(synthetic_cohort_dir()))]
     if kind == "candor":
         root = Path(config["dataset"]["root"])
         if not root.is_dir():
@@ -326,7 +327,7 @@ def fold_files(wildcards, filename):
 def truth_dir(wildcards):
     """The cohort's per-frame truth for source: truth experiments, else None."""
     if EXPERIMENTS[wildcards.experiment].source == "truth":
-        return f"{synthetic_cohort_dir()}/truth/frames"
+        return str(layout.frames_dir(synthetic_cohort_dir()))
     return None
 
 
@@ -368,7 +369,7 @@ def summarize_extras(wildcards):
 def dnr_truth_inputs(wildcards):
     """The synthetic cohort's summary (its truth/ lies beside it) for the DNR validation."""
     if config["dataset"]["kind"] == "synthetic":
-        return {"cohort": f"{synthetic_cohort_dir()}/cohort.json"}
+        return {"cohort": str(layout.summary(synthetic_cohort_dir()))}
     return {}
 
 
@@ -441,7 +442,9 @@ def figure_video():
 def trace_inputs(wildcards):
     """The figure video's FLAME table and truth (synthetic cohort) for the traces figure."""
     session, speaker = figure_video()
-    truth = f"{synthetic_cohort_dir()}/truth/frames/{session}/{speaker}.parquet"
+    truth = str(
+        layout.frame_table(layout.frames_dir(synthetic_cohort_dir()), session, speaker)
+    )
     return {"flame": f"results/flame/{session}/{speaker}.parquet", "truth": truth}
 
 
@@ -476,8 +479,8 @@ def landmark_frame_inputs(wildcards):
         "video": manifest_index()[(session, speaker)]["video"],
     }
     if config["dataset"]["kind"] == "synthetic":
-        truth = f"{synthetic_cohort_dir()}/truth/frames/{session}/{speaker}.parquet"
-        inputs["truth"] = truth
+        frames = layout.frames_dir(synthetic_cohort_dir())
+        inputs["truth"] = str(layout.frame_table(frames, session, speaker))
     return inputs
 
 

@@ -99,7 +99,7 @@ rule fit_quality:
     distribution (validation: reads the cohort's truth/)."""
     input:
         flame=all_flame_tables,
-        cohort=f"{synthetic_cohort_dir()}/cohort.json",
+        cohort=str(layout.summary(synthetic_cohort_dir())),
         model="results/flame/model.json",
     output:
         summary="results/flame/quality.json",
@@ -114,7 +114,7 @@ rule fit_quality:
         mem_mb=4000,
         runtime=30,
     params:
-        truth=f"{synthetic_cohort_dir()}/truth/frames",
+        truth=str(layout.frames_dir(synthetic_cohort_dir())),
         n_shape_truth=config["dataset"]["synthetic"]["n_shape"],
     script:
         "../scripts/fit_quality.py"

@@ -52,7 +52,7 @@ rule legibility:
     cohort's truth/)."""
     input:
         landmarks=all_landmark_tables,
-        cohort=f"{synthetic_cohort_dir()}/cohort.json",
+        cohort=str(layout.summary(synthetic_cohort_dir())),
     output:
         videos="results/landmarks/legibility.parquet",
         summary="results/landmarks/legibility.json",
@@ -65,6 +65,6 @@ rule legibility:
         mem_mb=2000,
         runtime=15,
     params:
-        truth=f"{synthetic_cohort_dir()}/truth/frames",
+        truth=str(layout.frames_dir(synthetic_cohort_dir())),
     script:
         "../scripts/legibility.py"

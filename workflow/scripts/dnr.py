@@ -1,13 +1,12 @@
 """Drift-to-noise ratio of every speaker: results/dnr/{sessions,speakers}.parquet, summary.json."""
 
-from pathlib import Path
-
+from facedyn.cohort.layout import root_of, speakers_table
 from facedyn.dynamics.stage import run_dnr
 from facedyn.runtime import provenance, start_job
 
 start_job(snakemake.log[0], snakemake.threads)
 cohort = getattr(snakemake.input, "cohort", None)  # synthetic cohort: validate against truth
-truth = Path(cohort).parent / "truth" / "speakers.parquet" if cohort else None
+truth = speakers_table(root_of(cohort)) if cohort else None
 run_dnr(
     snakemake.input.qc,
     list(snakemake.input.flame),

@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from facedyn.cohort import layout
 from facedyn.cohort.raster import BACK_BIT, rasterize
 from facedyn.flame.camera import project
 from facedyn.flame.dense import DenseEmbedding, save_dense_embedding
@@ -236,7 +237,7 @@ def calibrate_dense_embedding(
             workers=workers,
         )
         frames: list[tuple[np.ndarray, Mapping[str, float]]] = []
-        for truth_path in sorted((root / "truth" / "frames").glob("*/*.parquet")):
+        for truth_path in sorted(layout.frames_dir(root).glob("*/*.parquet")):
             truth, _ = read_table(truth_path)
             video = root / truth_path.parent.name / "processed" / f"{truth_path.stem}.mp4"
             images = read_all_frames(video)

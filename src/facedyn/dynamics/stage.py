@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from facedyn.atomic import atomic_write_json
+from facedyn.cohort.layout import frame_table
 from facedyn.dynamics.dnr import compute_dnr, shape_sessions_from_tables, spearman_check
 from facedyn.dynamics.features import FeatureStore, load_store
 from facedyn.dynamics.folds import (
@@ -196,9 +197,7 @@ def experiment_store(
         tables = [
             None
             if v.get("reason")
-            else truth_table(
-                v["path"], os.path.join(truth_dir, v["session_id"], f"{v['speaker_id']}.parquet")
-            )
+            else truth_table(v["path"], frame_table(truth_dir, v["session_id"], v["speaker_id"]))
             for v in videos
         ]
         store = store_from_tables(
