@@ -97,6 +97,17 @@ def markdown(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def git_commit(repo: Path) -> str:
+    """The short commit hash of ``repo``'s HEAD."""
+    return subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"],
+        cwd=repo,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+
+
 def replace_block(text: str, doc: Path, markers: tuple[str, str]) -> None:
     """Replace what lies between the two ``markers`` of ``doc`` with ``text``."""
     content = doc.read_text()
@@ -123,13 +134,7 @@ def main() -> None:
     work = args.workdir or Path(tempfile.mkdtemp(prefix="facedyn-default-run-"))
     clone = work / "facedyn"
     subprocess.run(["git", "clone", "--quiet", str(ROOT), str(clone)], check=True)
-    commit = subprocess.run(
-        ["git", "rev-parse", "--short", "HEAD"],
-        cwd=clone,
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout.strip()
+    commit = git_commit(clone)
     env = {
         **os.environ,
         "PYTHONPATH": os.pathsep.join(

@@ -35,7 +35,7 @@ import numpy as np
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from default_run import replace_block
+from default_run import git_commit, replace_block
 
 ROOT = Path(__file__).resolve().parents[1]
 DOC = ROOT / "docs" / "performance.md"
@@ -220,16 +220,10 @@ def main() -> None:
         if int(seed) not in runs or not folder:
             raise SystemExit(f"--folder {item!r}: expected SEED=DIR for one of {cohort_seeds}")
         runs[int(seed)] = Path(folder).resolve()
+    commit = git_commit(ROOT)  # before the runs: the commit they run with
     for seed, folder in runs.items():
         run_cohort(seed, folder, list(experiments), args.cores, args.workdir.resolve())
     rows = collect(runs, experiments, run_seed)
-    commit = subprocess.run(
-        ["git", "rev-parse", "--short", "HEAD"],
-        cwd=ROOT,
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout.strip()
     report = {
         "commit": commit,
         "date": datetime.date.today().isoformat(),

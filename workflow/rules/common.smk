@@ -439,13 +439,19 @@ def figure_video():
     return ok[0]
 
 
+def truth_frame_table(session, speaker):
+    """The synthetic cohort's per-frame truth of one video."""
+    frames = layout.frames_dir(synthetic_cohort_dir())
+    return str(layout.frame_table(frames, session, speaker))
+
+
 def trace_inputs(wildcards):
     """The figure video's FLAME table and truth (synthetic cohort) for the traces figure."""
     session, speaker = figure_video()
-    truth = str(
-        layout.frame_table(layout.frames_dir(synthetic_cohort_dir()), session, speaker)
-    )
-    return {"flame": f"results/flame/{session}/{speaker}.parquet", "truth": truth}
+    return {
+        "flame": f"results/flame/{session}/{speaker}.parquet",
+        "truth": truth_frame_table(session, speaker),
+    }
 
 
 def frames_in_figures_allowed():
@@ -479,8 +485,7 @@ def landmark_frame_inputs(wildcards):
         "video": manifest_index()[(session, speaker)]["video"],
     }
     if config["dataset"]["kind"] == "synthetic":
-        frames = layout.frames_dir(synthetic_cohort_dir())
-        inputs["truth"] = str(layout.frame_table(frames, session, speaker))
+        inputs["truth"] = truth_frame_table(session, speaker)
     return inputs
 
 
