@@ -99,8 +99,9 @@ def lbs(
     posed_joints, transforms = rigid_transforms(rot_mats, joints, parents)
     # Blend the rotation and translation parts separately (the transforms' last row is
     # constant): no slice of a (B, V, 4, 4) tensor reaches autograd, whose backward would fill
-    # a tensor that size, and an elementwise product replaces B x V tiny matrix products.
+    # a tensor that size. einsum applies the blended rotations as one batched product, which
+    # on CPU costs about half of a broadcast multiply and sum (forward and backward).
     rotation = (weights @ transforms[:, :, :3, :3].reshape(b, n_j, 9)).view(b, -1, 3, 3)
     translation = weights @ transforms[:, :, :3, 3]
-    verts = (rotation * v_posed[:, :, None, :]).sum(-1) + translation
+    verts = torch.einsum("bvij,bvj->bvi", rotation, v_posed) + translation
     return verts, posed_joints
