@@ -11,7 +11,7 @@ import textwrap
 
 import pytest
 
-from facedyn.runtime import THREAD_VARIABLES, limit_threads
+from facedyn.runtime import THREAD_VARIABLES, available_cpus, limit_threads, local_core_limit
 
 
 def test_a_jobs_output_goes_to_its_log_file_only(tmp_path):
@@ -100,3 +100,27 @@ def test_sorted_config_does_not_depend_on_key_order():
     b = {"a": {"x": None, "y": [{"p": 2, "q": 1}]}, "b": 1}
     assert repr(sorted_config(a)) == repr(sorted_config(b))
     assert list(sorted_config(a)) == ["a", "b"] and sorted_config(a) == a
+
+
+def test_a_local_core_budget_is_at_most_the_cpus():
+    assert local_core_limit(8, available=2) == 2
+    assert local_core_limit(2, available=8) == 2
+    assert local_core_limit(None, available=2) is None
+    assert local_core_limit(8) == min(8, available_cpus())
+    with pytest.raises(ValueError, match="available CPUs"):
+        local_core_limit(8, available=0)
+
+
+def test_available_cpus_follow_the_affinity_set():
+    res = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from facedyn.runtime import available_cpus; print(available_cpus())",
+        ],
+        capture_output=True,
+        text=True,
+        preexec_fn=lambda: os.sched_setaffinity(0, {min(os.sched_getaffinity(0))}),
+    )
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.strip() == "1"

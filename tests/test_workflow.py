@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import re
+import subprocess
 from pathlib import Path
 
 import pandas as pd
 import pytest
 import yaml
-from workflow_utils import ROOT, run_snakemake
+from workflow_utils import ROOT, run_snakemake, snakemake_command
 
 pytestmark = pytest.mark.workflow
 
@@ -29,6 +32,49 @@ def test_sweeps_are_one_config_file_away(tmp_path):
     assert res.returncode == 0, res.stderr[-3000:]
     for name in names:
         assert f"results/identify/{name}/folds.parquet" in res.stdout  # before the checkpoint
+
+
+def _planned_threads(rule: str, dry_run_stdout: str) -> int:
+    """The threads of the rule's first job in a dry run's plan (which omits one thread)."""
+    job = re.search(rf"^rule {rule}:\n((?:    .*\n)*)", dry_run_stdout, re.MULTILINE)
+    assert job, f"{rule} is not in the plan"
+    threads = re.search(r"^    threads: (\d+)$", job.group(1), re.MULTILINE)
+    return int(threads.group(1)) if threads else 1
+
+
+def _plan_on_one_cpu(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    one_cpu = {min(os.sched_getaffinity(0))}
+    return subprocess.run(
+        snakemake_command(tmp_path, "-n", *args),  # --cores 2
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        preexec_fn=lambda: os.sched_setaffinity(0, one_cpu),
+    )
+
+
+def test_a_local_run_uses_at_most_the_cpus_it_has(tmp_path):
+    """--cores beyond the CPUs the run may use is held to them, and the run says so: on one
+    CPU, --cores 2 plans the cohort's synthesis (8 threads asked) with 1 thread."""
+    res = _plan_on_one_cpu(tmp_path)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert "--cores 2 held to the 1 CPU(s) this run may use" in res.stdout + res.stderr
+    assert _planned_threads("synthesize_cohort", res.stdout) == 1
+    if len(os.sched_getaffinity(0)) >= 2:  # with its CPUs the same plan keeps --cores 2
+        res = run_snakemake(tmp_path, "-n")
+        assert res.returncode == 0, res.stderr[-3000:]
+        assert "held to the" not in res.stdout + res.stderr
+        assert _planned_threads("synthesize_cohort", res.stdout) == 2
+
+
+def test_a_cluster_run_keeps_its_cores(tmp_path):
+    """With a cluster executor --cores caps remote jobs' threads, which the submitting
+    machine's CPUs do not bound."""
+    res = _plan_on_one_cpu(tmp_path, "--executor", "slurm", "--jobs", "4")
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert "held to the" not in res.stdout + res.stderr
+    assert _planned_threads("synthesize_cohort", res.stdout) == 2
 
 
 @pytest.mark.parametrize(

@@ -102,6 +102,32 @@ def limit_threads(threads: int) -> None:
         sys.modules["cv2"].setNumThreads(threads)
 
 
+def available_cpus() -> int:
+    """The CPUs this process may run on: its affinity set where the OS has one (SLURM's and
+    cgroups' CPU sets, ``taskset``), else the machine's count."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def local_core_limit(requested: int | None, available: int | None = None) -> int | None:
+    """The core budget a local run should use for ``--cores requested``: at most the CPUs it
+    has (:func:`available_cpus`), since jobs beyond them only share the same CPUs.
+
+    On the 2-core reference machine ``--cores 8`` runs eight single-thread jobs at once, each
+    of them 15 to 30 % slower per unit of work than two alone (caches and memory bandwidth
+    are shared; docs/performance.md), so the run takes longer. ``None`` (no budget given)
+    stays ``None``.
+    """
+    if requested is None:
+        return None
+    available = available_cpus() if available is None else available
+    if available < 1:
+        raise ValueError(f"available CPUs must be >= 1, got {available}")
+    return max(1, min(int(requested), available))
+
+
 def start_job(log_path: str | os.PathLike[str] | None, threads: int) -> None:
     """What every workflow script does first: its output into its log file
     (:func:`setup_logging`) and its libraries held to the rule's ``threads``

@@ -8,6 +8,7 @@ import re
 from pathlib import Path
 
 import pandas as pd
+from snakemake.logging import logger
 
 from facedyn.identify.experiments import (
     ENCODER_BASELINES,
@@ -20,6 +21,7 @@ from facedyn.gpu import gpu_slots  # resources: gpu=0/1 (docs/cluster.md)
 from facedyn.identify.control import is_control  # the summary's control section
 from facedyn.names import IDENTIFICATION_FIGURES, SAFE_ID
 from facedyn.privacy import frames_allowed
+from facedyn.runtime import local_core_limit  # the core budget of a local run
 from facedyn.runtime import sorted_config  # params independent of config key order
 
 ENV = "../../envs/facedyn.yaml"
@@ -230,8 +232,34 @@ EXPERIMENTS = _drop_truth_experiments(ALL_EXPERIMENTS)
 _check_identify_roles()
 
 
+def hold_cores_to_cpus():
+    """A local run uses at most the CPUs it has: with `--cores 8` on 2 CPUs Snakemake would
+    run eight single-thread jobs at once, each slower by the shared caches and memory, and
+    the run longer (docs/performance.md). Snakemake has no setting for this, so the core
+    budget `--cores` gave (its `_cores` resource, which also caps every rule's threads) is
+    lowered here. Cluster runs (`--jobs`, where --cores caps the threads of remote jobs) and
+    the jobs they start keep theirs."""
+    if not workflow.is_main_process or workflow.resource_settings.nodes is not None:
+        return
+    requested = workflow.global_resources["_cores"].value
+    limit = local_core_limit(requested)
+    if limit != requested:
+        workflow.global_resources["_cores"] = limit
+        logger.info(
+            f"facedyn: --cores {requested} held to the {limit} CPU(s) this run may use: "
+            "jobs beyond them would only share them."
+        )
+
+
+hold_cores_to_cpus()
+
+
 wildcard_constraints:
     experiment="|".join(re.escape(name) for name in EXPERIMENTS) or "(?!)",
+
+
+#: Scheduling priority of a training (higher starts first): by cost per fold.
+TRAINING_PRIORITY = {"experiment": 2, "tcn": 1, "lstm": 0}
 
 
 wildcard_constraints:

@@ -18,6 +18,10 @@ rule train:
         "logs/identify/{experiment}/fold{fold}/train.log",
     benchmark:
         "results/benchmarks/train/{experiment}/fold{fold}.tsv"
+    # Longest first, so that the run does not end on one training alone: the experiment's
+    # encoder (a Conformer by default, the costliest per fold), then the baselines, TCN
+    # before LSTM (docs/performance.md).
+    priority: TRAINING_PRIORITY["experiment"]
     conda:
         ENV
     threads: 1
@@ -44,6 +48,7 @@ use rule train as train_baseline_encoder with:
         "logs/identify/{experiment}/fold{fold}/train_{encoder}.log",
     benchmark:
         "results/benchmarks/train/{experiment}/fold{fold}_{encoder}.tsv"
+    priority: lambda wildcards: TRAINING_PRIORITY[wildcards.encoder]
     params:
         settings=experiment_params,
         truth_dir=truth_dir,

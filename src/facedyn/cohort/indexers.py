@@ -37,7 +37,7 @@ import pyarrow.parquet as pq
 import facedyn
 from facedyn.face.probe import VIDEO_STATUSES, VideoInfo, probe_video
 from facedyn.names import SAFE_ID, is_safe_id
-from facedyn.runtime import provenance
+from facedyn.runtime import available_cpus, provenance
 from facedyn.tables import read_table, write_table
 
 log = logging.getLogger(__name__)
@@ -103,11 +103,7 @@ def _listing(items: Sequence[str], limit: int = _MAX_LISTED) -> str:
 def _default_workers(workers: int | None) -> int:
     """``workers`` or, when None, up to 8 of the CPUs this process may run on."""
     if workers is None:
-        try:
-            n_cpu = len(os.sched_getaffinity(0))  # respects SLURM/cgroup CPU sets
-        except AttributeError:  # not on Linux
-            n_cpu = os.cpu_count() or 1
-        return max(1, min(8, n_cpu))
+        return max(1, min(8, available_cpus()))
     return max(1, int(workers))
 
 

@@ -40,12 +40,16 @@ frame-by-frame full-mesh reference, docs/fitting.md the objective each solver re
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import math
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
 import torch
+from torch.optim.adam import adam as adam_update
 
 from facedyn.face.ibug import MIN_IOD_PX, inter_ocular, nme
 from facedyn.flame.camera import focal_from_fov
@@ -226,23 +230,8 @@ def fit_landmarks(
         offset=zeros(N_OFFSET, 2),
     )
     history: list[float] = []
-    if settings.solver == "adam":
-        fitted = _adam(problem, start, model, settings, history)
-    else:
-
-        def value(p: Params, use_shape: bool) -> float:
-            with torch.no_grad():
-                return float(objective(problem, p, model, use_shape)[0])
-
-        jac = LandmarkJacobian(model)
-        with torch.no_grad():
-            fitted = levenberg_marquardt(
-                problem, start, jac, value, settings.lm_rigid_iterations, False, history
-            )
-            fitted = levenberg_marquardt(
-                problem, fitted, jac, value, settings.lm_iterations, True, history
-            )
-
+    with _subnormals_as_zero():
+        fitted = _solve(problem, start, model, settings, history)
     with torch.no_grad():
         _, proj = objective(problem, fitted, model, True)
         err = torch.linalg.norm(proj - target, dim=-1)
@@ -260,6 +249,46 @@ def fit_landmarks(
         loss_history=history,
         settings=asdict(settings),
     )
+
+
+@contextlib.contextmanager
+def _subnormals_as_zero() -> Iterator[None]:
+    """CPU arithmetic treats subnormal floats as zero inside (torch's default, off, after).
+
+    The procedural head's smooth bumps decay to about 1e-45, and a CPU multiplies with such
+    numbers far slower than with normal ones: a fit takes 18 % less CPU, and the fitted
+    tables stay the same (no subnormal moves a landmark by a representable amount).
+    """
+    torch.set_flush_denormal(True)
+    try:
+        yield
+    finally:
+        torch.set_flush_denormal(False)
+
+
+def _solve(
+    problem: Problem,
+    start: Params,
+    model: FLAMELandmarks,
+    settings: FitSettings,
+    history: list[float],
+) -> Params:
+    """The solver of ``settings.solver`` from ``start`` (loss per iteration into ``history``)."""
+    if settings.solver == "adam":
+        return _adam(problem, start, model, settings, history)
+
+    def value(p: Params, use_shape: bool) -> float:
+        with torch.no_grad():
+            return float(objective(problem, p, model, use_shape)[0])
+
+    jac = LandmarkJacobian(model)
+    with torch.no_grad():
+        fitted = levenberg_marquardt(
+            problem, start, jac, value, settings.lm_rigid_iterations, False, history
+        )
+        return levenberg_marquardt(
+            problem, fitted, jac, value, settings.lm_iterations, True, history
+        )
 
 
 def objective(
@@ -326,14 +355,12 @@ def _adam(
     def run(names: list[str], iterations: int, use_shape: bool) -> None:
         if iterations <= 0:
             return
-        opt = torch.optim.Adam([params[k] for k in names], lr=settings.lr)
-        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, iterations, settings.lr * 0.05)
+        stepper = _CosineAdam([params[k] for k in names], settings.lr, iterations)
         for _ in range(iterations):
-            opt.zero_grad(set_to_none=True)
+            stepper.zero_grad()
             loss, _ = objective(problem, unpack(), model, use_shape)
             loss.backward()
-            opt.step()
-            sched.step()
+            stepper.step()
             history.append(float(loss.detach()))
 
     run(["rot", "trans", "jaw", "expr"], settings.rigid_iterations, use_shape=False)
@@ -342,3 +369,52 @@ def _adam(
     )
     with torch.no_grad():
         return Params(**{k: v.detach() for k, v in vars(unpack()).items()})
+
+
+class _CosineAdam:
+    """``torch.optim.Adam`` (default betas and eps) under ``CosineAnnealingLR`` down to 5 % of
+    ``lr`` over ``iterations`` steps, through torch's functional Adam update
+    (``torch.optim.adam.adam``, which ``Adam.step`` calls) and the schedule's closed form.
+
+    Constructing any ``torch.optim`` optimizer imports ``torch._dynamo``: 0.9 CPU s, a fifth of a
+    fit job, paid once per video. The functional update does not import it.
+    """
+
+    def __init__(self, params: list[torch.Tensor], lr: float, iterations: int) -> None:
+        self.params, self.lr, self.iterations = params, lr, iterations
+        self.exp_avgs = [torch.zeros_like(p, memory_format=torch.preserve_format) for p in params]
+        self.exp_avg_sqs = [
+            torch.zeros_like(p, memory_format=torch.preserve_format) for p in params
+        ]
+        scalar = torch.float64 if torch.get_default_dtype() == torch.float64 else torch.float32
+        self.steps = [torch.tensor(0.0, dtype=scalar) for _ in params]
+        self.done = 0
+
+    def zero_grad(self) -> None:
+        for p in self.params:
+            p.grad = None
+
+    def step(self) -> None:
+        eta_min = self.lr * 0.05
+        lr = (
+            eta_min
+            + (self.lr - eta_min) * (1 + math.cos(math.pi * self.done / self.iterations)) / 2
+        )
+        live = [i for i, p in enumerate(self.params) if p.grad is not None]
+        with torch.no_grad():
+            adam_update(
+                [self.params[i] for i in live],
+                [self.params[i].grad for i in live],
+                [self.exp_avgs[i] for i in live],
+                [self.exp_avg_sqs[i] for i in live],
+                [],
+                [self.steps[i] for i in live],
+                amsgrad=False,
+                beta1=0.9,
+                beta2=0.999,
+                lr=lr,
+                weight_decay=0.0,
+                eps=1e-8,
+                maximize=False,
+            )
+        self.done += 1
