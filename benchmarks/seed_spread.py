@@ -16,7 +16,7 @@ the block between ``<!-- seed-spread -->`` markers in docs/performance.md.
 A folder that already holds a finished run is reused (Snakemake runs only what is missing).
 
     python benchmarks/seed_spread.py [--cohort-seeds 0,2] [--cores 8] [--workdir runs/seeds]
-                                     [--folder 0=DIR] [--write-docs]
+                                     [--folder 0=DIR] [--rerun-triggers mtime] [--write-docs]
 """
 
 from __future__ import annotations
@@ -156,7 +156,14 @@ def write_docs(text: str, doc: Path = DOC) -> None:
     replace_block(text, doc, MARKERS)
 
 
-def run_cohort(seed: int, folder: Path, experiments: list[str], cores: int, workdir: Path) -> None:
+def run_cohort(
+    seed: int,
+    folder: Path,
+    experiments: list[str],
+    cores: int,
+    workdir: Path,
+    rerun_triggers: list[str] | None = None,
+) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     workdir.mkdir(parents=True, exist_ok=True)
     cohort_config = workdir / f"cohort{seed}.yaml"
@@ -178,6 +185,7 @@ def run_cohort(seed: int, folder: Path, experiments: list[str], cores: int, work
                 "--directory",
                 str(folder),
                 *targets,
+                *(["--rerun-triggers", *rerun_triggers] if rerun_triggers else []),
             ],
             cwd=ROOT,
             stdout=fh,
@@ -205,6 +213,14 @@ def main() -> None:
         "clone of a default run (cohort seed 0) whose upstream stages it "
         "reuses; repeatable",
     )
+    ap.add_argument(
+        "--rerun-triggers",
+        nargs="+",
+        default=None,
+        metavar="TRIGGER",
+        help="passed to Snakemake (e.g. mtime: keep results a changed setting they do not "
+        "depend on would otherwise redo, after forcing the ones it does)",
+    )
     ap.add_argument("--write-docs", action="store_true")
     args = ap.parse_args()
     cohort_seeds = [int(s) for s in args.cohort_seeds.split(",")]
@@ -222,7 +238,14 @@ def main() -> None:
         runs[int(seed)] = Path(folder).resolve()
     commit = git_commit(ROOT)  # before the runs: the commit they run with
     for seed, folder in runs.items():
-        run_cohort(seed, folder, list(experiments), args.cores, args.workdir.resolve())
+        run_cohort(
+            seed,
+            folder,
+            list(experiments),
+            args.cores,
+            args.workdir.resolve(),
+            args.rerun_triggers,
+        )
     rows = collect(runs, experiments, run_seed)
     report = {
         "commit": commit,

@@ -23,7 +23,12 @@ from facedyn.dynamics.folds import build_folds, fold_windows
 from facedyn.dynamics.windows import Normalizer, Windows, make_windows
 from facedyn.identify import train as train_mod
 from facedyn.identify.checkpoint import data_fingerprint, load_checkpoint, save_checkpoint
-from facedyn.identify.encoders import EncoderSettings, build_encoder, count_parameters
+from facedyn.identify.encoders import (
+    EncoderSettings,
+    build_encoder,
+    count_parameters,
+    self_attention,
+)
 from facedyn.identify.experiments import ExperimentError
 from facedyn.identify.train import (
     LOG_COLUMNS,
@@ -37,7 +42,14 @@ from facedyn.identify.train import (
 )
 
 WINDOW_S, STRIDE_S = 2.0, 0.5
-SMALL = {"d_model": 32, "n_layers": 1, "n_heads": 2, "conv_kernel": 7, "embedding_dim": 16}
+SMALL = {
+    "d_model": 32,
+    "n_layers": 1,
+    "n_heads": 2,
+    "conv_kernel": 7,
+    "tcn_kernel": 5,
+    "embedding_dim": 16,
+}
 FAST = {
     "epochs": 3,
     "m_per_class": 4,
@@ -146,6 +158,26 @@ def test_encoders_give_unit_embeddings_and_gradients(encoder):
     assert count_parameters(model) > 0
 
 
+def test_the_conformers_attention_is_multihead_attention_to_the_bit():
+    """Outputs, input gradients and parameter gradients equal nn.MultiheadAttention's own."""
+    torch.manual_seed(0)
+    attn = torch.nn.MultiheadAttention(32, 4, dropout=0.0, batch_first=True)
+    h0, upstream = torch.randn(6, 25, 32), torch.randn(6, 25, 32)
+
+    def run(forward):
+        attn.zero_grad(set_to_none=True)
+        h = h0.clone().requires_grad_(True)
+        out = forward(h)
+        out.backward(upstream)
+        return [out.detach(), h.grad, *(p.grad for p in attn.parameters())]
+
+    ours = run(lambda h: self_attention(attn, h))
+    theirs = run(lambda h: attn(h, h, h, need_weights=False)[0])
+    assert len(ours) == 2 + 4
+    for a, b in zip(ours, theirs, strict=True):
+        assert torch.equal(a, b)
+
+
 def test_default_conformer_is_small_and_takes_any_window_length():
     model = build_encoder(EncoderSettings(), n_features=53).eval()
     assert 50_000 < count_parameters(model) < 500_000
@@ -193,6 +225,7 @@ def test_eval_embedding_does_not_depend_on_the_batch():
         ("n_layers", 1.5),
         ("dropout", 1.0),
         ("conv_kernel", 4),
+        ("tcn_kernel", 4),
         ("n_heads", 3),
         ("embedding_dim", True),
         ("subsample", 0),

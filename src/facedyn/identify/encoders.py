@@ -120,6 +120,27 @@ class ConvModule(nn.Module):
         return self.drop(self.pw2(h)).transpose(1, 2)
 
 
+def self_attention(attn: nn.MultiheadAttention, h: torch.Tensor) -> torch.Tensor:
+    """``attn(h, h, h, need_weights=False)[0]`` for batch-first ``h`` (B, T, E).
+
+    With autograd on, ``nn.MultiheadAttention`` (whose parameters, initialisation and
+    checkpoint keys this keeps) repacks the projected queries, keys and values through copies,
+    about a sixth of its cost on CPU; this computes the same through
+    ``F.scaled_dot_product_attention``, both projections on rows in its (T, B) order, so
+    outputs and gradients are bitwise its own (tests/test_identify_models.py). Without
+    autograd it is ``attn`` itself (its native inference path).
+    """
+    if not torch.is_grad_enabled():
+        return attn(h, h, h, need_weights=False)[0]
+    b, t, d = h.shape
+    heads = attn.num_heads
+    qkv = F.linear(h.transpose(0, 1), attn.in_proj_weight, attn.in_proj_bias)
+    q, k, v = qkv.view(t, b, 3, heads, d // heads).permute(2, 1, 3, 0, 4).unbind(0)
+    out = F.scaled_dot_product_attention(q, k, v)  # (B, heads, T, E / heads)
+    out = attn.out_proj(out.permute(2, 0, 1, 3).reshape(t * b, d))
+    return out.view(t, b, d).transpose(0, 1)
+
+
 class ConformerBlock(nn.Module):
     """``x + FFN/2``, ``+ MHSA``, ``+ Conv``, ``+ FFN/2``, LayerNorm (Gulati et al. 2020, Fig. 1)."""
 
@@ -135,8 +156,7 @@ class ConformerBlock(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x + 0.5 * self.ff1(x)
-        h = self.attn_norm(x)
-        x = x + self.attn_drop(self.attn(h, h, h, need_weights=False)[0])
+        x = x + self.attn_drop(self_attention(self.attn, self.attn_norm(x)))
         x = x + self.conv(x)
         x = x + 0.5 * self.ff2(x)
         return self.norm(x)
@@ -268,7 +288,7 @@ class TCNEncoder(nn.Module):
         self.input = nn.Conv1d(n_features, d, 1)
         self.blocks = nn.Sequential(
             *(
-                TCNBlock(d, settings.conv_kernel, 2**i, settings.dropout)
+                TCNBlock(d, settings.tcn_kernel, 2**i, settings.dropout)
                 for i in range(settings.n_layers)
             )
         )

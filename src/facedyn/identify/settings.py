@@ -23,8 +23,8 @@ class EncoderSettings:
 
     ``d_model`` is the frame-level width of every encoder (the LSTM's two directions have
     ``d_model // 2`` units each); ``n_heads`` and ``ff_mult`` apply to the Conformer only;
-    ``conv_kernel`` is the depthwise kernel of the Conformer's convolution module and the
-    kernel of the TCN's dilated convolutions. ``subsample`` (Conformer only): frames per
+    ``conv_kernel`` is the depthwise kernel of the Conformer's convolution module,
+    ``tcn_kernel`` the kernel of the TCN's dilated convolutions. ``subsample`` (Conformer only): frames per
     encoder step; above 1 a strided convolution front end (kernel ``2 * subsample - 1``)
     replaces the input projection, as the Conformer's convolutional subsampling does, and
     the blocks run on ``ceil(T / subsample)`` steps.
@@ -36,6 +36,7 @@ class EncoderSettings:
     n_heads: int = 4
     ff_mult: int = 2
     conv_kernel: int = 15
+    tcn_kernel: int = 5
     dropout: float = 0.0
     embedding_dim: int = 64
     subsample: int = 1
@@ -49,6 +50,7 @@ class EncoderSettings:
             "n_heads",
             "ff_mult",
             "conv_kernel",
+            "tcn_kernel",
             "embedding_dim",
             "subsample",
         ):
@@ -63,8 +65,9 @@ class EncoderSettings:
         ):
             raise ValueError(f"dropout: must be in [0, 1), got {self.dropout!r}")
         object.__setattr__(self, "dropout", float(self.dropout))
-        if self.conv_kernel % 2 == 0:
-            raise ValueError(f"conv_kernel: must be odd ('same' padding), got {self.conv_kernel}")
+        for key in ("conv_kernel", "tcn_kernel"):
+            if getattr(self, key) % 2 == 0:
+                raise ValueError(f"{key}: must be odd ('same' padding), got {getattr(self, key)}")
         if self.encoder == "conformer" and self.d_model % self.n_heads:
             raise ValueError(
                 f"n_heads: d_model ({self.d_model}) must be divisible by n_heads ({self.n_heads})"
