@@ -4,7 +4,8 @@ numbers.
 Clones the repository (committed state only) into a new folder, runs ``snakemake --cores N``
 there with this interpreter's environment (the clone's own ``src`` first on the path), then
 reads the Snakemake benchmark records (``results/benchmarks/**.tsv``: each heavy job's wall
-seconds) and every experiment's ``metrics.json``. The run's CPU time (every job and Snakemake
+seconds), when each rule's jobs ran (the run's Snakemake log) and every experiment's
+``metrics.json``. The run's CPU time (every job and Snakemake
 itself) comes from the operating system's account of the finished process tree; the records'
 own ``cpu_time`` is not used: Snakemake samples it periodically and loses the last interval
 (a 29-s training alone records 15 CPU s). Prints markdown, writes
@@ -59,6 +60,64 @@ def stage_table(benchmarks: Path) -> list[dict[str, Any]]:
     return [{"stage": k, **v} for k, v in sorted(rows.items(), key=lambda kv: -kv[1]["wall_s"])]
 
 
+_STAMP = re.compile(r"^\[(\w{3} \w{3} +\d+ \d\d:\d\d:\d\d \d{4})\]$")
+_JOB = re.compile(r"^(?:local)?(?:rule|checkpoint) (\w+):$")
+_JOBID = re.compile(r"^\s+jobid: (\d+)$")
+_FINISHED = re.compile(r"^Finished jobid: (\d+)")
+
+
+def timeline(log_text: str, min_wall_s: float = 10.0) -> dict[str, Any]:
+    """When each rule's jobs ran, from the job start and finish stamps of a Snakemake log.
+
+    ``rules``: per rule with at least ``min_wall_s`` of summed job wall time, its jobs, the
+    first start and last finish (minutes from the run's first stamp) and the summed wall
+    seconds, in order of first start, then last finish. ``running_s``: seconds during which
+    exactly one job, and two or more jobs, ran. The log's stamps have one-second resolution.
+    """
+    now: datetime.datetime | None = None
+    first: datetime.datetime | None = None
+    pending: str | None = None
+    started: dict[int, tuple[str, datetime.datetime]] = {}
+    spans: list[tuple[str, float, float]] = []
+    for line in log_text.splitlines():
+        if m := _STAMP.match(line):
+            now = datetime.datetime.strptime(m.group(1), "%a %b %d %H:%M:%S %Y")
+            first = first or now
+        elif m := _JOB.match(line):
+            pending = m.group(1)
+        elif (m := _JOBID.match(line)) and pending and now:
+            started[int(m.group(1))] = (pending, now)
+            pending = None
+        elif (m := _FINISHED.match(line)) and now and first and int(m.group(1)) in started:
+            rule, begin = started.pop(int(m.group(1)))
+            spans.append((rule, (begin - first).total_seconds(), (now - first).total_seconds()))
+    per_rule: dict[str, list[tuple[float, float]]] = defaultdict(list)
+    for rule, begin_s, end_s in spans:
+        per_rule[rule].append((begin_s, end_s))
+    rules = [
+        {
+            "rule": rule,
+            "jobs": len(v),
+            "first_min": min(b for b, _ in v) / 60,
+            "last_min": max(e for _, e in v) / 60,
+            "wall_s": sum(e - b for b, e in v),
+        }
+        for rule, v in per_rule.items()
+        if sum(e - b for b, e in v) >= min_wall_s
+    ]
+    rules.sort(key=lambda r: (r["first_min"], r["last_min"]))
+    events = sorted([(b, 1) for _, b, _ in spans] + [(e, -1) for _, _, e in spans])
+    running = {"one": 0.0, "two_or_more": 0.0}
+    count, previous = 0, 0.0
+    for t, step in events:
+        if count == 1:
+            running["one"] += t - previous
+        elif count >= 2:
+            running["two_or_more"] += t - previous
+        count, previous = count + step, t
+    return {"rules": rules, "running_s": running}
+
+
 def children_cpu_s() -> float:
     """User + system CPU seconds of this process's finished (waited-for) descendants."""
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -94,6 +153,22 @@ def markdown(report: dict[str, Any]) -> str:
     ]
     for row in report["stages"]:
         lines.append(f"| {row['stage']} | {row['jobs']} | {row['wall_s']:.0f} |")
+    if report.get("timeline"):
+        running = report["timeline"]["running_s"]
+        lines += [
+            "",
+            f"When the jobs ran (the Snakemake log's stamps): one job for "
+            f"{running['one'] / 60:.1f} min, two or more for {running['two_or_more'] / 60:.1f} "
+            "min; per rule, minutes from the start:",
+            "",
+            "| rule | jobs | first start | last finish | wall s (sum) |",
+            "|---|---|---|---|---|",
+        ]
+        for row in report["timeline"]["rules"]:
+            lines.append(
+                f"| {row['rule']} | {row['jobs']} | {row['first_min']:.1f} | "
+                f"{row['last_min']:.1f} | {row['wall_s']:.0f} |"
+            )
     lines += ["", "| experiment | model | top-1 [95 % CI] |", "|---|---|---|"]
     for experiment, models in report["top1"].items():
         for model, m in models.items():
@@ -175,6 +250,7 @@ def main() -> None:
         "jobs": int(done[-1][1]) if done else None,
         "stages": stage_table(clone / "results" / "benchmarks"),
         "top1": headline(clone / "results"),
+        "timeline": timeline(log.read_text()),
     }
     out = clone / "results" / "benchmarks" / "default_run.json"
     out.write_text(json.dumps(report, indent=2))

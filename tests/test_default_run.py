@@ -64,3 +64,62 @@ def test_stages_sum_their_jobs_wall_time(tmp_path):
     doc.write_text("# P\n\n<!-- default-run -->\nold\n<!-- /default-run -->\n\nrest\n")
     default_run.write_docs("new", doc)
     assert doc.read_text() == "# P\n\n<!-- default-run -->\nnew\n<!-- /default-run -->\n\nrest\n"
+
+
+LOG = """Building DAG of jobs...
+[Fri Dec  4 02:34:04 2026]
+localrule synthesize_cohort:
+    output: resources/synthetic/default/cohort.json
+    jobid: 5
+[Fri Dec  4 02:36:24 2026]
+Finished jobid: 5 (Rule: synthesize_cohort)
+Execute 2 jobs...
+
+[Fri Dec  4 02:36:24 2026]
+rule landmarks:
+    jobid: 7
+
+[Fri Dec  4 02:36:24 2026]
+localcheckpoint manifest:
+    jobid: 4
+[Fri Dec  4 02:36:25 2026]
+Finished jobid: 4 (Rule: manifest)
+[Fri Dec  4 02:36:44 2026]
+Finished jobid: 7 (Rule: landmarks)
+"""
+
+
+def test_timeline_reads_when_each_rule_ran():
+    t = default_run.timeline(LOG, min_wall_s=0)
+    rules = {r["rule"]: r for r in t["rules"]}
+    assert [r["rule"] for r in t["rules"]] == ["synthesize_cohort", "manifest", "landmarks"]
+    assert rules["synthesize_cohort"] == {
+        "rule": "synthesize_cohort",
+        "jobs": 1,
+        "first_min": 0.0,
+        "last_min": 140 / 60,
+        "wall_s": 140.0,
+    }
+    assert rules["landmarks"]["wall_s"] == 20.0 and rules["manifest"]["wall_s"] == 1.0
+    # 140 s synthesis alone, 1 s landmarks with the manifest, 19 s landmarks alone
+    assert t["running_s"] == {"one": 159.0, "two_or_more": 1.0}
+    assert [r["rule"] for r in default_run.timeline(LOG)["rules"]] == [
+        "synthesize_cohort",
+        "landmarks",
+    ]
+    text = default_run.markdown(
+        {
+            "cores": 8,
+            "cpu_count": 2,
+            "commit": "abc",
+            "date": "d",
+            "wall_s": 160.0,
+            "cpu_s": 300.0,
+            "jobs": 3,
+            "stages": [],
+            "top1": {},
+            "timeline": t,
+        }
+    )
+    assert "one job for 2.6 min, two or more for 0.0 min" in text
+    assert "| landmarks | 1 | 2.3 | 2.7 | 20 |" in text
