@@ -5,10 +5,10 @@ Clones the repository (committed state only) into a new folder, runs ``snakemake
 there with this interpreter's environment (the clone's own ``src`` first on the path), then
 reads the Snakemake benchmark records (``results/benchmarks/**.tsv``: each heavy job's wall
 seconds), when each rule's jobs ran (the run's Snakemake log) and every experiment's
-``metrics.json``. The run's CPU time (every job and Snakemake
-itself) comes from the operating system's account of the finished process tree; the records'
-own ``cpu_time`` is not used: Snakemake samples it periodically and loses the last interval
-(a 29-s training alone records 15 CPU s). Prints markdown, writes
+``metrics.json``. The run's CPU time (every job and Snakemake itself) comes from the
+operating system's account of the finished process tree; the records' own ``cpu_time`` is
+not used: Snakemake samples it periodically and loses the last interval (a 29-s training
+alone records 15 CPU s). Prints markdown, writes
 ``results/benchmarks/default_run.json`` in the clone and, with ``--write-docs``, replaces the
 block between ``<!-- default-run -->`` markers in docs/performance.md.
 
@@ -103,9 +103,11 @@ def timeline(log_text: str, min_wall_s: float = 10.0) -> dict[str, Any]:
             "wall_s": sum(e - b for b, e in v),
         }
         for rule, v in per_rule.items()
-        if sum(e - b for b, e in v) >= min_wall_s
     ]
-    rules.sort(key=lambda r: (r["first_min"], r["last_min"]))
+    rules = sorted(
+        (r for r in rules if r["wall_s"] >= min_wall_s),
+        key=lambda r: (r["first_min"], r["last_min"]),
+    )
     events = sorted([(b, 1) for _, b, _ in spans] + [(e, -1) for _, _, e in spans])
     running = {"one": 0.0, "two_or_more": 0.0}
     count, previous = 0, 0.0

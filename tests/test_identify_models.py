@@ -178,6 +178,16 @@ def test_the_conformers_attention_is_multihead_attention_to_the_bit():
         assert torch.equal(a, b)
 
 
+def test_the_conformers_attention_drops_weights_only_in_training():
+    torch.manual_seed(0)
+    attn = torch.nn.MultiheadAttention(32, 4, dropout=0.5, batch_first=True)
+    h = torch.randn(6, 25, 32, requires_grad=True)
+    dropped = self_attention(attn, h)
+    attn.eval()
+    assert torch.equal(self_attention(attn, h), attn(h, h, h, need_weights=False)[0])
+    assert not torch.allclose(dropped, self_attention(attn, h))
+
+
 def test_default_conformer_is_small_and_takes_any_window_length():
     model = build_encoder(EncoderSettings(), n_features=53).eval()
     assert 50_000 < count_parameters(model) < 500_000

@@ -136,7 +136,8 @@ def self_attention(attn: nn.MultiheadAttention, h: torch.Tensor) -> torch.Tensor
     heads = attn.num_heads
     qkv = F.linear(h.transpose(0, 1), attn.in_proj_weight, attn.in_proj_bias)
     q, k, v = qkv.view(t, b, 3, heads, d // heads).permute(2, 1, 3, 0, 4).unbind(0)
-    out = F.scaled_dot_product_attention(q, k, v)  # (B, heads, T, E / heads)
+    dropout = attn.dropout if attn.training else 0.0  # as nn.MultiheadAttention drops weights
+    out = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout)  # (B, heads, T, E / heads)
     out = attn.out_proj(out.permute(2, 0, 1, 3).reshape(t * b, d))
     return out.view(t, b, d).transpose(0, 1)
 

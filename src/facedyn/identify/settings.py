@@ -24,10 +24,10 @@ class EncoderSettings:
     ``d_model`` is the frame-level width of every encoder (the LSTM's two directions have
     ``d_model // 2`` units each); ``n_heads`` and ``ff_mult`` apply to the Conformer only;
     ``conv_kernel`` is the depthwise kernel of the Conformer's convolution module,
-    ``tcn_kernel`` the kernel of the TCN's dilated convolutions. ``subsample`` (Conformer only): frames per
-    encoder step; above 1 a strided convolution front end (kernel ``2 * subsample - 1``)
-    replaces the input projection, as the Conformer's convolutional subsampling does, and
-    the blocks run on ``ceil(T / subsample)`` steps.
+    ``tcn_kernel`` the kernel of the TCN's dilated convolutions. ``subsample`` (Conformer
+    only): frames per encoder step; above 1 a strided convolution front end (kernel
+    ``2 * subsample - 1``) replaces the input projection, as the Conformer's convolutional
+    subsampling does, and the blocks run on ``ceil(T / subsample)`` steps.
     """
 
     encoder: str = "conformer"
