@@ -1,19 +1,20 @@
 """The disentanglement control from exact landmarks: how much of its leak the fitter adds.
 
-Takes a finished control run (``--run``, e.g. ``runs/control``), writes a second run folder
+Takes a finished run whose main dataset is a control cohort (``--run``, e.g. ``runs/control``:
+``snakemake --configfile config/config.yaml control.yaml --directory runs/control`` with
+``control.yaml`` setting ``dataset.synthetic: {name: control, signature_strength: 0}`` and
+``audit.cohorts`` off), writes a second run folder
 (``--out``) whose landmark tables hold the cohort's exact projected landmarks at the same
 sampled frames (every frame detected), shares the cohort (``resources/``, linked) and the
 manifest and head model (copied with their times), and runs the main experiment there with
-the same config files: ``fit_flame``, folds, training and evaluation, nothing upstream.
+the same config files (``--configfile``, after config/config.yaml): ``fit_flame``, folds, training and evaluation, nothing upstream.
 Top-1 there against the run's own ``main`` (dlib) and ``truth`` separates the detector's
 share of the leak from the fitter's. For both runs it then prints top-1 per model and how
 well the true head shape predicts each video's mean error in fitted expression (R^2 of a
 ridge regression over held-out speakers, per component): shape leaking into expression.
-Extra config files (``--configfile``) go after the
-control's, e.g. one with ``identify.experiments`` reduced to ``main``.
 
     python benchmarks/control_oracle.py --run runs/control --out runs/control_oracle \\
-        [--configfile extra.yaml ...] [--cores 2] [--cohort control]
+        --configfile control.yaml [extra.yaml ...] [--cores 2] [--cohort control]
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from pathlib import Path
 from facedyn.face.extract import with_true_landmarks
 from facedyn.flame.quality import cohort_quality, shape_expression_leak
 
-CONFIGS = ["config/config.yaml", "config/controls.yaml"]
+CONFIGS = ["config/config.yaml"]
 
 
 def exact_landmark_tables(run: Path, out: Path, cohort: str) -> int:
@@ -82,7 +83,7 @@ def main() -> None:
     run, out = args.run.resolve(), args.out.resolve()
     manifest = run / "results/cohort"
     if not (run / "results/identify/main/metrics.json").is_file() or not manifest.is_dir():
-        raise SystemExit(f"{run} holds no finished control run: run config/controls.yaml there")
+        raise SystemExit(f"{run} holds no finished control run: run the control there")
     (out / "results/flame").mkdir(parents=True, exist_ok=True)
     if not (out / "resources").exists():
         os.symlink(run / "resources", out / "resources")

@@ -246,3 +246,40 @@ def test_expression_roles_from_head_names(head):
     assert names[roles.lips_part] == "lips_part" and names[roles.pucker] == "pucker"
     assert names[roles.lip_stretch] == "lip_stretch" and names[roles.eyes_wide] == "eyes_wide"
     assert not {roles.lips_part, roles.pucker, roles.lip_stretch} & set(roles.texture)
+
+
+def test_head_shape_per_session_draws_a_new_face_and_keeps_the_signature():
+    base = CohortConfig(n_speakers=40, sessions_per_speaker=3, portrait="session")
+    swap = CohortConfig(
+        n_speakers=40, sessions_per_speaker=3, portrait="session", head_shape="session"
+    )
+    spk_base, ses_base = plan_cohort(base, 20)
+    spk_swap, ses_swap = plan_cohort(swap, 20)
+    # The speakers' dynamic signatures, photos and everything but the face are the same draw.
+    pd.testing.assert_frame_equal(spk_base, spk_swap)
+    drift_cols = [c for c in ses_swap.columns if c.startswith("shape_drift_")]
+    pd.testing.assert_frame_equal(
+        ses_base.drop(columns=drift_cols), ses_swap.drop(columns=drift_cols)
+    )
+    shape_cols = [c for c in spk_swap.columns if c.startswith("shape_")]
+    own = spk_swap.loc[ses_swap["speaker_id"], shape_cols].to_numpy()
+    face = own + ses_swap[drift_cols].to_numpy()
+    faces = pd.DataFrame(face).assign(speaker=ses_swap["speaker_id"].to_numpy())
+    # Every session has a face of its own: a speaker's sessions are as far apart as any two.
+    within = faces.groupby("speaker")[list(range(len(shape_cols)))].std().mean().mean()
+    between = face.std(0).mean()
+    assert within == pytest.approx(between, rel=0.2)
+    base_face = own + ses_base[drift_cols].to_numpy()
+    base_within = (
+        pd.DataFrame(base_face)
+        .assign(speaker=ses_base["speaker_id"].to_numpy())
+        .groupby("speaker")[list(range(len(shape_cols)))]
+        .std()
+        .mean()
+        .mean()
+    )
+    assert base_within < 0.8 * between  # own shape + drift: sessions stay closer
+    # Faces stay in the head's plausible range.
+    assert np.abs(face).max() <= 2.5 + 1e-9
+    with pytest.raises(ValueError, match="head_shape"):
+        CohortConfig(head_shape="everyone").validate()

@@ -20,7 +20,15 @@ from facedyn.plots.style import (
     save_figure,
 )
 
-MODELS = ["tcn", "chance", "conformer", "lstm", "shape_only", "stats_lr"]  # unordered
+MODELS = [
+    "tcn",
+    "chance",
+    "appearance_only",
+    "conformer",
+    "lstm",
+    "shape_only",
+    "stats_lr",
+]  # unordered
 
 
 @pytest.fixture
@@ -116,7 +124,15 @@ def test_accuracy_bars(metrics):
     _check(fig)
     ax = fig.axes[0]
     labels = [t.get_text() for t in ax.get_xticklabels()]
-    assert labels == ["Conformer", "LSTM", "TCN", "Stats + LR", "Shape only", "Chance"]
+    assert labels == [
+        "Conformer",
+        "LSTM",
+        "TCN",
+        "Stats + LR",
+        "Shape only",
+        "Appearance only",
+        "Chance",
+    ]
     assert any(ln.get_linestyle() == "--" for ln in ax.get_lines())  # chance line
     assert "32 speakers" in ax.get_title("left")
 

@@ -95,28 +95,20 @@ def test_block_gets_tables_links_and_provenance(tmp_path):
     assert block.startswith("\n") and block.endswith(")\n")
 
 
-def test_control_verdict_joins_the_block_when_the_control_ran(tmp_path):
+def test_the_audit_joins_the_block_with_the_main_numbers(tmp_path):
+    """The run's own audit (a section of results/summary.md) is part of the block, before
+    the figures, so the README never shows a main number without its leak floor."""
     results, readme = _results(tmp_path), _readme(tmp_path)
-    control = tmp_path / "runs/control/results"
-    metrics = control / "identify/main/metrics.json"
-    metrics.parent.mkdir(parents=True)
-    doc = {**_metrics(0.25), "chance": 0.05, "n_speakers": 20}
-    doc["models"] = {
-        "conformer": {"top1": 0.06, "top1_ci": [0.03, 0.09]},
-        "shape_only": {"top1": 0.9, "top1_ci": [0.85, 0.95]},
-    }
-    metrics.write_text(json.dumps(doc))
-    R.update_readme(results, readme, tmp_path / "docs/figures", control)
-    assert "Disentanglement control" not in readme.read_text()  # no section: not a control
-    write_summary(control / "summary.md", "control", [str(metrics)], main="main", control=True)
-    assert R.update_readme(results, readme, tmp_path / "docs/figures", control) is True
+    summary = results / "summary.md"
+    text = summary.read_text()
+    summary.write_text(
+        text + "\n## Appearance-leak audit\n\n| model | main fitted |\n|---|---|\n"
+        "\n**Audit failed**: on the controls, something other than dynamics identifies.\n"
+    )
+    assert R.update_readme(results, readme, tmp_path / "docs/figures") is True
     _, inside, _ = R.split_readme(readme.read_text())
-    assert "### Disentanglement control" in inside and "**Control passed**" in inside
-    assert inside.index("### Disentanglement control") < inside.index("### Key figures")
-    assert "| `main` | fitted | Shape only | 90.0 %" in inside
-    # A missing control folder leaves the block as the main run makes it.
-    assert R.update_readme(results, readme, tmp_path / "docs/figures", tmp_path / "nowhere") is True
-    assert "Disentanglement control" not in readme.read_text()
+    assert "### Appearance-leak audit" in inside and "**Audit failed**" in inside
+    assert inside.index("### Appearance-leak audit") < inside.index("### Key figures")
 
 
 def test_second_run_changes_nothing(tmp_path):

@@ -141,7 +141,15 @@ def _json(run: Path, rel: str):
 
 def test_smoke_run_synthesizes_the_cohort_and_its_manifest(smoke_run):
     manifest = pd.read_parquet(smoke_run / "results/cohort/manifest.parquet")
-    assert len(manifest) == 8 and (manifest["status"] == "ok").all()  # 4 speakers x 2 sessions
+    assert (manifest["status"] == "ok").all()
+    # 4 speakers x 2 sessions in the main cohort and in each of the audit's three controls
+    assert manifest["cohort"].value_counts().to_dict() == {
+        "main": 8,
+        "null_dynamics": 8,
+        "swap": 8,
+        "null_swap": 8,
+    }
+    assert manifest.groupby(["session_id", "speaker_id"]).ngroups == 32
     assert manifest["video"].map(lambda v: Path(v).is_relative_to(smoke_run / "resources")).all()
     cohort = _json(smoke_run, "resources/synthetic/smoke/cohort.json")
     assert cohort["n_videos"] == 8
@@ -211,7 +219,8 @@ def test_smoke_run_fit_quality_against_the_truth(smoke_run):
 
 def test_smoke_run_qc_passes_every_video(smoke_run):
     qc = pd.read_parquet(smoke_run / "results/qc/videos.parquet")
-    assert len(qc) == 8 and (qc["status"] == "ok").all()
+    assert len(qc) == 32 and (qc["status"] == "ok").all()
+    assert (qc["cohort"] == "main").sum() == 8
     assert qc["median_nme"].between(0, 0.2).all()
 
 
@@ -373,7 +382,7 @@ def test_smoke_run_draws_the_figures_and_writes_the_summary(smoke_run):
     conformer_top1 = f"{100 * metrics['models']['conformer']['top1']:.1f} %"
     assert "## Main experiment `main`" in summary and conformer_top1 in summary
     # every video counted
-    assert "`results/qc/videos.parquet`: 8 videos, 8 ok, 0 excluded." in summary
+    assert "`results/qc/videos.parquet`: 32 videos, 32 ok, 0 excluded." in summary
     assert "## Landmark legibility" in summary
     assert f"NME median {leg['nme_median']:.3f}" in summary
     assert f"Targets met: {leg['targets_met']} of 6" in summary
@@ -487,3 +496,53 @@ def test_dense_fit_plans_the_calibration_rule(tmp_path):
     )
     assert res.returncode == 0, res.stderr
     assert "synthetic_dense_embedding" in res.stdout + res.stderr
+
+
+def test_smoke_run_audits_its_appearance_leak(smoke_run):
+    """The audit's control cohorts run through the same stages: each cohort's experiments
+    read only its own videos, the swap cohort's sessions have faces of their own, and the
+    summary states the 2x2 with the leak floor beside the main numbers."""
+    manifest = pd.read_parquet(smoke_run / "results/cohort/manifest.parquet")
+    for cohort in ("null_dynamics", "swap", "null_swap"):
+        for source, suffix in (("fitted", ""), ("truth", "_truth")):
+            name = f"audit_{cohort}{suffix}"
+            metrics = _json(smoke_run, f"results/identify/{name}/metrics.json")
+            assert metrics["settings"]["cohort"] == cohort and metrics["source"] == source
+            assert set(metrics["models"]) == {
+                "conformer",
+                "lstm",
+                "tcn",
+                "stats_lr",
+                "shape_only",
+                "chance",
+            }
+            folds = pd.read_parquet(smoke_run / f"results/identify/{name}/folds.parquet")
+            own = manifest[manifest["cohort"] == cohort]
+            assert set(folds["session_id"]) == set(own["session_id"])
+    # the control cohorts' truth: one dynamics distribution where it must be shared, a new
+    # face every session where faces are swapped
+    null = pd.read_parquet(
+        smoke_run / "resources/synthetic/smoke-null_dynamics/truth/speakers.parquet"
+    )
+    assert (null[["syllable_rate_hz", "smile_rate_per_min", "texture_hz"]].nunique() == 1).all()
+    swap = pd.read_parquet(smoke_run / "resources/synthetic/smoke-swap/truth/sessions.parquet")
+    main = pd.read_parquet(smoke_run / "resources/synthetic/smoke/truth/speakers.parquet")
+    drift = swap.filter(like="shape_drift_").to_numpy()
+    for _, rows in swap.groupby("speaker_id"):
+        faces = rows.filter(like="shape_drift_").to_numpy()  # the speaker's own shape + drift
+        assert len(faces) == 2 and abs(faces[0] - faces[1]).max() > 0.1
+    assert len(drift) == 8
+    swap_speakers = pd.read_parquet(
+        smoke_run / "resources/synthetic/smoke-swap/truth/speakers.parquet"
+    )
+    assert swap_speakers["syllable_rate_hz"].nunique() == len(swap_speakers)
+    assert not set(swap_speakers["speaker_id"]) & set(main["speaker_id"])
+    summary = (smoke_run / "results/summary.md").read_text()
+    assert "## Appearance-leak audit" in summary
+    assert (
+        "| model | main fitted | main truth | null fitted | null truth | swap fitted |" in summary
+    )
+    assert "leak floor (null) | efficiency (swap) |" in summary  # beside the main numbers
+    assert ("**Audit passed**" in summary) != ("**Audit failed**" in summary)
+    for ext in ("png", "pdf"):
+        assert (smoke_run / f"results/figures/audit.{ext}").stat().st_size > 1000

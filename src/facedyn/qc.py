@@ -36,6 +36,7 @@ QC_COLUMNS = [
     "frames_valid",
     "median_nme",
     "reason_code",
+    "cohort",
 ]
 
 #: ``reason_code`` values and what they mean (the summary's labels). Codes of the form
@@ -87,6 +88,7 @@ def qc_row(
         "frames_valid": 0,
         "median_nme": math.nan,
         "reason_code": "",
+        "cohort": manifest_row.get("cohort") or "main",
     }
 
     def exclude(code: str, reason: str) -> dict[str, Any]:

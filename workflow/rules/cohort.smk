@@ -20,7 +20,7 @@ rule synthesize_cohort:
         mem_mb=lambda wildcards, threads: 1500 + 1000 * threads,
         runtime=120,
     params:
-        synthetic=sorted_config(config["dataset"]["synthetic"]),
+        synthetic=cohort_synthetic_settings,
     script:
         "../scripts/synthesize_cohort.py"
 
@@ -28,7 +28,7 @@ rule synthesize_cohort:
 checkpoint manifest:
     """One row per speaker-session video, with probe results (fps, size, status)."""
     input:
-        manifest_inputs,
+        unpack(manifest_inputs),
     output:
         "results/cohort/manifest.parquet",
     log:

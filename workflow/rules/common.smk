@@ -10,6 +10,7 @@ from pathlib import Path
 import pandas as pd
 from snakemake.logging import logger
 
+from facedyn.audit import AuditError, audit_cohorts, audit_experiments
 from facedyn.identify.experiments import (
     ENCODER_BASELINES,
     ExperimentError,
@@ -18,7 +19,6 @@ from facedyn.identify.experiments import (
 )
 from facedyn.cohort import layout  # the synthetic cohort's files
 from facedyn.gpu import gpu_slots  # resources: gpu=0/1 (docs/cluster.md)
-from facedyn.identify.control import is_control  # the summary's control section
 from facedyn.names import IDENTIFICATION_FIGURES, SAFE_ID
 from facedyn.privacy import frames_allowed
 from facedyn.runtime import local_core_limit  # the core budget of a local run
@@ -89,8 +89,19 @@ def flame_model_inputs(wildcards):
     }
 
 
-def synthetic_cohort_dir():
-    return f"resources/synthetic/{config['dataset']['synthetic']['name']}"
+def synthetic_cohort_dir(cohort="main"):
+    """The folder of a generated cohort: the main dataset's (synthetic) or a control's."""
+    if cohort == "main":
+        return f"resources/synthetic/{config['dataset']['synthetic']['name']}"
+    return f"resources/synthetic/{AUDIT_COHORTS[cohort]['name']}"
+
+
+def cohort_synthetic_settings(wildcards):
+    """The generator settings of the cohort folder `{cohort}` (the synthesize rule's params)."""
+    for name, settings in AUDIT_COHORTS.items():
+        if settings["name"] == wildcards.cohort:
+            return sorted_config(settings)
+    return sorted_config(config["dataset"]["synthetic"])
 
 
 # --- pre-flight checks: a config that cannot run stops here, naming the key ----------------------
@@ -180,13 +191,27 @@ def check_landmark_backend():
             raise ConfigError(str(err)) from None
 
 
+def check_audit():
+    """The audit's control cohorts (`audit.cohorts`, resolved) and the identification
+    experiments it adds; a cohort that cannot be generated fails here, naming it."""
+    try:
+        return audit_cohorts(config), audit_experiments(config)
+    except AuditError as err:
+        raise ConfigError(str(err)) from None
+
+
 def check_experiments():
-    """Every `identify.experiments` entry merged with the `identify` defaults and validated
-    while the DAG is built: a typo in an experiment fails before any job, naming it."""
+    """Every `identify.experiments` entry, and every audit experiment, merged with the
+    `identify` defaults and validated while the DAG is built: a typo in an experiment fails
+    before any job, naming it."""
+    identify = {
+        **config["identify"],
+        "experiments": {**config["identify"]["experiments"], **AUDIT_EXPERIMENTS},
+    }
     try:
         return {
-            name: experiment_settings(config["identify"], name)
-            for name in experiment_names(config["identify"])
+            name: experiment_settings(identify, name)
+            for name in experiment_names(identify)
         }
     except ExperimentError as err:
         raise ConfigError(str(err)) from None
@@ -198,13 +223,19 @@ def _drop_truth_experiments(experiments):
     """
     if config["dataset"]["kind"] == "synthetic":
         return experiments
-    dropped = sorted(n for n, s in experiments.items() if s.source == "truth")
+    dropped = sorted(
+        n for n, s in experiments.items() if s.source == "truth" and s.cohort == "main"
+    )
     if dropped:
         logger.info(
             f"identify: {dropped} read the synthetic cohort's truth; not run for "
             f"dataset.kind: {config['dataset']['kind']}"
         )
-    return {n: s for n, s in experiments.items() if s.source != "truth"}
+    return {
+        n: s
+        for n, s in experiments.items()
+        if s.source != "truth" or s.cohort != "main"
+    }
 
 
 def _check_identify_roles():
@@ -227,6 +258,7 @@ check_fit_import()
 check_dataset_table()
 check_head_model_files()
 check_landmark_backend()
+AUDIT_COHORTS, AUDIT_EXPERIMENTS = check_audit()
 ALL_EXPERIMENTS = check_experiments()
 EXPERIMENTS = _drop_truth_experiments(ALL_EXPERIMENTS)
 _check_identify_roles()
@@ -271,11 +303,16 @@ wildcard_constraints:
 
 
 def manifest_inputs(wildcards):
-    """The synthetic cohort's summary when the pipeline generates its data; else nothing
-    (the corpus or table is read in place; its paths were checked while parsing)."""
+    """The synthetic cohort's summary when the pipeline generates its data (else the corpus
+    or table is read in place; its paths were checked while parsing), and the summary of
+    every control cohort of the audit (`audit_<name>`)."""
+    audit = {
+        f"audit_{name}": str(layout.summary(synthetic_cohort_dir(name)))
+        for name in AUDIT_COHORTS
+    }
     kind = config["dataset"]["kind"]
     if kind == "synthetic":
-        return [str(layout.summary(synthetic_cohort_dir()))]
+        return {"synthetic": str(layout.summary(synthetic_cohort_dir())), **audit}
     if kind == "candor":
         root = Path(config["dataset"]["root"])
         if not root.is_dir():
@@ -283,9 +320,9 @@ def manifest_inputs(wildcards):
                 f"config key `dataset.root` points to {str(root)!r}, which is not a folder. "
                 "Set it to the CANDOR corpus root (the folder of conversation folders)."
             )
-        return []
+        return audit
     _existing_file("dataset.table", config["dataset"]["table"])
-    return []
+    return audit
 
 
 @functools.lru_cache(maxsize=4)
@@ -320,18 +357,36 @@ def landmarks_inputs(wildcards):
     return inputs
 
 
-def all_landmark_tables(wildcards):
+def manifest_keys(cohort=None):
+    """(session, speaker) of every manifest video, or of one cohort's."""
     return [
-        f"results/landmarks/{session}/{speaker}.parquet"
-        for session, speaker in sorted(manifest_index())
+        key
+        for key, row in sorted(manifest_index().items())
+        if cohort is None or row["cohort"] == cohort
     ]
+
+
+def all_landmark_tables(wildcards):
+    return [f"results/landmarks/{se}/{sp}.parquet" for se, sp in manifest_keys()]
 
 
 def all_flame_tables(wildcards):
-    return [
-        f"results/flame/{session}/{speaker}.parquet"
-        for session, speaker in sorted(manifest_index())
-    ]
+    return [f"results/flame/{se}/{sp}.parquet" for se, sp in manifest_keys()]
+
+
+def main_landmark_tables(wildcards):
+    """The run's own dataset's videos (not the audit's control cohorts)."""
+    return [f"results/landmarks/{se}/{sp}.parquet" for se, sp in manifest_keys("main")]
+
+
+def main_flame_tables(wildcards):
+    return [f"results/flame/{se}/{sp}.parquet" for se, sp in manifest_keys("main")]
+
+
+def experiment_flame_tables(wildcards):
+    """The FLAME tables of the cohort an experiment identifies."""
+    cohort = EXPERIMENTS[wildcards.experiment].cohort
+    return [f"results/flame/{se}/{sp}.parquet" for se, sp in manifest_keys(cohort)]
 
 
 def experiment_params(wildcards):
@@ -354,15 +409,17 @@ def fold_files(wildcards, filename):
 
 def truth_dir(wildcards):
     """The cohort's per-frame truth for source: truth experiments, else None."""
-    if EXPERIMENTS[wildcards.experiment].source == "truth":
-        return str(layout.frames_dir(synthetic_cohort_dir()))
+    settings = EXPERIMENTS[wildcards.experiment]
+    if settings.source == "truth":
+        return str(layout.frames_dir(synthetic_cohort_dir(settings.cohort)))
     return None
 
 
 def truth_inputs(wildcards):
     """The synthetic cohort's summary for source: truth experiments (truth/ lies beside)."""
-    if EXPERIMENTS[wildcards.experiment].source == "truth":
-        return dnr_truth_inputs(wildcards)
+    settings = EXPERIMENTS[wildcards.experiment]
+    if settings.source == "truth":
+        return {"cohort": str(layout.summary(synthetic_cohort_dir(settings.cohort)))}
     return {}
 
 
@@ -384,7 +441,8 @@ def evaluate_checkpoints(wildcards):
 def summarize_extras(wildcards):
     """DNR (fitted experiments) and, for the main experiment, the ceiling's metrics."""
     extras = {}
-    if EXPERIMENTS[wildcards.experiment].source == "fitted":
+    settings = EXPERIMENTS[wildcards.experiment]
+    if settings.source == "fitted" and settings.cohort == "main":
         extras["dnr"] = "results/dnr/speakers.parquet"
     ceiling = config["identify"].get("ceiling_experiment")
     if ceiling not in EXPERIMENTS:  # no truth without the synthetic cohort
@@ -436,6 +494,21 @@ def summary_inputs(wildcards):
         inputs["quality"] = "results/flame/quality.json"
         inputs["legibility"] = "results/landmarks/legibility.json"
     return inputs
+
+
+def audit_metrics(wildcards):
+    """The metrics of the main experiment, its ceiling and every audit experiment."""
+    names = [
+        config["identify"].get("main_experiment"),
+        config["identify"].get("ceiling_experiment"),
+        *AUDIT_EXPERIMENTS,
+    ]
+    return [f"results/identify/{n}/metrics.json" for n in names if n in EXPERIMENTS]
+
+
+def audit_figures():
+    """The audit's figure, when the run has an audit."""
+    return [f"{FIGURES}/audit.png"] if AUDIT_EXPERIMENTS else []
 
 
 SWEEP_KEYS = {"accuracy_vs_window": "window_sweep", "accuracy_vs_data": "data_sweep"}
@@ -528,6 +601,7 @@ def final_targets():
         *(f"results/identify/{name}/metrics.json" for name in EXPERIMENTS),
         "results/figures/accuracy.png",
         "results/summary.md",
+        *audit_figures(),
         *sweep_figures(),
         *landmark_frame_figures(),
         *(

@@ -9,7 +9,7 @@ rule dnr:
     input:
         unpack(dnr_truth_inputs),
         qc="results/qc/videos.parquet",
-        flame=all_flame_tables,
+        flame=main_flame_tables,
     output:
         sessions="results/dnr/sessions.parquet",
         speakers="results/dnr/speakers.parquet",
@@ -34,7 +34,7 @@ rule folds:
     input:
         unpack(truth_inputs),
         qc="results/qc/videos.parquet",
-        flame=all_flame_tables,
+        flame=experiment_flame_tables,
     output:
         "results/identify/{experiment}/folds.parquet",
     log:

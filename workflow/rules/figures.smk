@@ -137,9 +137,38 @@ rule summary:
     params:
         run_name=config["run_name"],
         main=config["identify"].get("main_experiment"),
-        control=is_control(config["dataset"]),
+        ceiling=config["identify"].get("ceiling_experiment"),
+        audit_cohorts=AUDIT_COHORTS,
     script:
         "../scripts/summary.py"
+
+
+rule figure_audit:
+    """The appearance-leak audit: every model on the main cohort and on each control."""
+    input:
+        audit_metrics,
+    output:
+        report(
+            f"{FIGURES}/audit.png",
+            caption="../report/audit.rst",
+            category="Identification",
+        ),
+        pdf=f"{FIGURES}/audit.pdf",
+    log:
+        "logs/figures/audit.log",
+    conda:
+        ENV
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=5,
+    params:
+        run_name=config["run_name"],
+        main=config["identify"].get("main_experiment"),
+        ceiling=config["identify"].get("ceiling_experiment"),
+        audit_cohorts=AUDIT_COHORTS,
+    script:
+        "../scripts/figure_audit.py"
 
 
 rule figure_sweep:

@@ -98,7 +98,7 @@ rule fit_quality:
     """Synthetic cohort only: fitted vs true expression, jaw and shape, and the NME
     distribution (validation: reads the cohort's truth/)."""
     input:
-        flame=all_flame_tables,
+        flame=main_flame_tables,
         cohort=str(layout.summary(synthetic_cohort_dir())),
         model="results/flame/model.json",
     output:

@@ -8,7 +8,7 @@ rule train:
     input:
         unpack(truth_inputs),
         qc="results/qc/videos.parquet",
-        flame=all_flame_tables,
+        flame=experiment_flame_tables,
         folds="results/identify/{experiment}/folds.parquet",
     output:
         model="results/identify/{experiment}/fold{fold}/model.pt",
@@ -65,7 +65,7 @@ rule evaluate:
         unpack(evaluate_checkpoints),
         unpack(truth_inputs),
         qc="results/qc/videos.parquet",
-        flame=all_flame_tables,
+        flame=experiment_flame_tables,
         folds="results/identify/{experiment}/folds.parquet",
     output:
         predictions="results/identify/{experiment}/fold{fold}/predictions.parquet",

@@ -51,7 +51,7 @@ rule legibility:
     and width, brow height, eye opening), NME and detection rate (validation: reads the
     cohort's truth/)."""
     input:
-        landmarks=all_landmark_tables,
+        landmarks=main_landmark_tables,
         cohort=str(layout.summary(synthetic_cohort_dir())),
     output:
         videos="results/landmarks/legibility.parquet",

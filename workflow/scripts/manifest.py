@@ -6,11 +6,13 @@ from facedyn.cohort.indexers import build_manifest
 from facedyn.runtime import start_job
 
 start_job(snakemake.log[0], snakemake.threads)
-synthetic_root = Path(snakemake.input[0]).parent if snakemake.input else None
+inputs = dict(snakemake.input.items())
+synthetic = inputs.pop("synthetic", None)
 build_manifest(
     snakemake.params.dataset,
     snakemake.output[0],
-    synthetic_root=synthetic_root,
+    synthetic_root=Path(synthetic).parent if synthetic else None,
     workers=snakemake.threads,
     config=snakemake.config,
+    cohorts={name.removeprefix("audit_"): Path(path).parent for name, path in inputs.items()},
 )

@@ -16,5 +16,6 @@ write_summary(
     qc=snakemake.input.qc,
     folds=list(snakemake.input.folds),
     provenance=provenance(snakemake.config, inputs=snakemake.input),
-    control=snakemake.params.control,
+    audit_cohorts=snakemake.params.audit_cohorts,
+    ceiling=snakemake.params.ceiling,
 )

@@ -57,7 +57,10 @@ MANIFEST_COLUMNS = [
     "channel",
     "status",
     "reason",
+    "cohort",
 ]
+#: The ``cohort`` of the run's own dataset; the audit's control cohorts carry their names.
+MAIN_COHORT = "main"
 #: Every value the manifest's ``status`` column can take. ``unreadable_metadata``: a CANDOR
 #: conversation whose participants are unknown (see :func:`index_candor`).
 MANIFEST_STATUSES = (*VIDEO_STATUSES, "unreadable_metadata")
@@ -70,7 +73,16 @@ SAFE_ID_PATTERN = f"^{SAFE_ID}$"
 #: Key of ``DataFrame.attrs`` where :func:`index_candor` lists conversations that gave no rows.
 SKIPPED_ATTR = "facedyn_skipped"
 
-_TEXT_COLUMNS = ("session_id", "speaker_id", "video", "partner_id", "channel", "status", "reason")
+_TEXT_COLUMNS = (
+    "session_id",
+    "speaker_id",
+    "video",
+    "partner_id",
+    "channel",
+    "status",
+    "reason",
+    "cohort",
+)
 _INT_COLUMNS = ("n_frames", "width", "height")
 _FLOAT_COLUMNS = ("fps", "duration_s")
 _KEY = ["session_id", "speaker_id"]
@@ -134,6 +146,7 @@ def _normalize(df: pd.DataFrame) -> pd.DataFrame:
             out[col] = pd.to_numeric(df[col]).astype("int64")
         else:
             out[col] = pd.to_numeric(df[col]).astype("float64")
+    out["cohort"] = out["cohort"].where(out["cohort"].notna(), MAIN_COHORT)
     return out
 
 
@@ -647,6 +660,8 @@ def write_manifest(
     ``metadata`` (e.g. ``dataset_kind``, ``root`` or ``table``) plus ``n_rows``,
     ``n_sessions``, ``n_speakers``, ``status_counts`` and ``facedyn_version``.
     """
+    if "cohort" not in df.columns:
+        df = df.assign(cohort=MAIN_COHORT)  # an indexed dataset: all of it is the run's own
     missing = [c for c in MANIFEST_COLUMNS if c not in df.columns]
     if missing:
         raise ManifestError(f"cannot write a manifest without column(s) {', '.join(missing)}")
@@ -682,6 +697,7 @@ def build_manifest(
     *,
     workers: int | None = None,
     config: Mapping[str, Any] | None = None,
+    cohorts: Mapping[str, str | os.PathLike[str]] | None = None,
 ) -> pd.DataFrame:
     """Index the configured dataset, write the manifest to ``out_path`` and return it.
 
@@ -691,6 +707,8 @@ def build_manifest(
     written in CANDOR's layout) with :func:`index_candor`. ``workers`` threads probe videos.
     The metadata's ``provenance`` has the hash of the run's ``config`` and the fingerprint of
     what was indexed: the table (or the synthetic cohort's ``cohort.json``) and every video.
+    Its rows have ``cohort`` :data:`MAIN_COHORT`; ``cohorts`` (name -> folder) adds the
+    audit's generated control cohorts, indexed like a synthetic dataset, under their names.
     """
     kind = dataset_config.get("kind")
 
@@ -717,6 +735,13 @@ def build_manifest(
         source = {"root": os.path.abspath(synthetic_root)}
     else:
         raise ManifestError(f"unknown dataset.kind {kind!r}: use synthetic, candor or manifest")
+    df = df.assign(cohort=MAIN_COHORT)
+    extra = []
+    for name, folder in (cohorts or {}).items():
+        extra.append(index_candor(folder, workers=workers).assign(cohort=name))
+        source.setdefault("cohorts", {})[name] = os.path.abspath(folder)
+    if extra:
+        df = pd.concat([df, *extra], ignore_index=True)
     indexed = [v for v in df["video"] if v is not None]
     if kind == "manifest":
         indexed.append(source["table"])

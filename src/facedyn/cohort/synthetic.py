@@ -60,7 +60,9 @@ from facedyn.tables import write_table
 log = logging.getLogger(__name__)
 
 #: Independent random streams (so e.g. the photo draw cannot depend on speaker draws).
-STREAM_SPEAKERS, STREAM_PAIRING, STREAM_SESSIONS, STREAM_PHOTOS, STREAM_RENDER = range(5)
+STREAM_SPEAKERS, STREAM_PAIRING, STREAM_SESSIONS, STREAM_PHOTOS, STREAM_RENDER, STREAM_FACES = (
+    range(6)
+)
 NOISE_BANK = 16  # pre-drawn sensor-noise frames per video (drawing per frame is slow)
 #: Largest |identity coefficient| of a session's face: beyond about 2.5 sd the stand-in head's
 #: faces (a long pointed chin, a narrow jaw) are ones no person has, and a detector trained on
@@ -91,6 +93,7 @@ class CohortConfig:
     noise_sd: tuple[float, float] = (1.0, 4.0)
     combined_video: bool = False
     portrait: str = "speaker"  # one portrait per speaker, or a new one every "session"
+    head_shape: str = "speaker"  # one head shape per speaker, or a new one every "session"
     workers: int = 1
     seed: int = 0
 
@@ -115,6 +118,11 @@ class CohortConfig:
         if self.portrait not in ("speaker", "session"):
             raise ValueError(
                 f"dataset.synthetic.portrait must be 'speaker' or 'session', got {self.portrait!r}"
+            )
+        if self.head_shape not in ("speaker", "session"):
+            raise ValueError(
+                "dataset.synthetic.head_shape must be 'speaker' or 'session', "
+                f"got {self.head_shape!r}"
             )
         if self.duration_s * self.fps < 2:
             raise ValueError("dataset.synthetic.duration_s * fps must give at least 2 frames")
@@ -191,6 +199,9 @@ def plan_cohort(cfg: CohortConfig, n_head_shape: int) -> tuple[pd.DataFrame, pd.
     # would share regardless of instability. Drawn from the photo stream only, so the
     # assignment does not change with any speaker setting.
     speakers["photo_index"] = prng.integers(1 << 30, size=len(ids))
+    # head_shape: session draws every session's face afresh (the appearance-swap control),
+    # from a stream of its own so the speakers' signatures and photos stay as they are.
+    frng = _rng(cfg.seed, STREAM_FACES)
     conv_rng = _rng(cfg.seed, STREAM_PAIRING, 1)
     rows = []
     for c, (a, b) in enumerate(pairs):
@@ -224,8 +235,12 @@ def plan_cohort(cfg: CohortConfig, n_head_shape: int) -> tuple[pd.DataFrame, pd.
                 "noise_sd": float(srng.uniform(*cfg.noise_sd)),
             }
             drift = cfg.shape_drift * inst * srng.standard_normal(n_shape)
-            # The session's apparent shape stays within the head's plausible range.
             own = speakers.loc[me, [f"shape_{k:03d}" for k in range(n_shape)]].to_numpy(float)
+            if cfg.head_shape == "session":
+                # A new face: the session's shape is a fresh draw from the population, and
+                # its "drift" is the step from the speaker's nominal shape to it.
+                drift = cfg.shape_sd * frng.standard_normal(n_shape) - own
+            # The session's apparent shape stays within the head's plausible range.
             drift = np.clip(own + drift, -SHAPE_LIMIT, SHAPE_LIMIT) - own
             row.update({f"shape_drift_{k:03d}": float(drift[k]) for k in range(n_shape)})
             row.update(session_parameters(speakers.loc[me], srng))

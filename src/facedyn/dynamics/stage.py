@@ -32,13 +32,18 @@ from facedyn.tables import read_table, write_table
 log = logging.getLogger(__name__)
 
 
-def qc_videos(qc_path: str | os.PathLike[str], flame_paths: Iterable[str]) -> list[dict[str, Any]]:
-    """One entry per QC row: ``session_id, speaker_id, path`` and ``reason`` (empty when the
-    video's status is ok, else why it is not used)."""
+def qc_videos(
+    qc_path: str | os.PathLike[str], flame_paths: Iterable[str], cohort: str = "main"
+) -> list[dict[str, Any]]:
+    """One entry per QC row of ``cohort``: ``session_id, speaker_id, path`` and ``reason``
+    (empty when the video's status is ok, else why it is not used). Rows of other cohorts
+    (the audit's controls beside the main dataset) are not listed."""
     qc, _ = read_table(qc_path)
     paths = index_tables(list(flame_paths))
     videos = []
     for r in qc.to_dict(orient="records"):
+        if (r.get("cohort") or "main") != cohort:
+            continue
         key = (r["session_id"], r["speaker_id"])
         reason = "" if r["status"] == "ok" else f"QC excluded: {r['reason']}"
         if not reason and key not in paths:
@@ -109,7 +114,7 @@ def run_folds(
 ) -> pd.DataFrame:
     """Folds of one experiment, checked for leakage, written to ``out``."""
     store = experiment_store(
-        settings, qc_videos(qc_path, flame_paths), truth_dir, keep_features=False
+        settings, qc_videos(qc_path, flame_paths, settings.cohort), truth_dir, keep_features=False
     )
     windows = make_windows(store, settings.window_s, settings.stride_s)
     log.info(

@@ -69,6 +69,7 @@ class ExperimentSettings:
     max_per_speaker: int | None = None
     shape_n: int = 20
     train_seed: int | None = None
+    cohort: str = "main"
 
     def __post_init__(self) -> None:
         where = f"identify.experiments.{self.name}"
@@ -120,6 +121,10 @@ class ExperimentSettings:
                     and self.train_seed >= 0
                 ),
                 "train_seed must be null or an integer >= 0",
+            ),
+            (
+                isinstance(self.cohort, str) and is_safe_id(self.cohort),
+                f"cohort must be a cohort name matching {SAFE_ID}",
             ),
         ]
         for ok, message in checks:

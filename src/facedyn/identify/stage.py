@@ -81,7 +81,7 @@ def fold_context(
     if not isinstance(settings, ExperimentSettings):
         settings = ExperimentSettings(**settings)
     fold = int(fold)
-    videos = qc_videos(qc_path, flame_paths)
+    videos = qc_videos(qc_path, flame_paths, settings.cohort)
     store = experiment_store(settings, videos, truth_dir)
     windows = make_windows(store, settings.window_s, settings.stride_s)
     folds, _ = read_table(folds_path)

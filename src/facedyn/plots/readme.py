@@ -43,6 +43,7 @@ COMMAND = "python -m facedyn.plots.readme"
 #: (``rule figures`` always writes them); the others are taken when the run made them.
 KEY_FIGURES: dict[str, str] = {
     "accuracy": "Top-1 and top-5 identification accuracy of every model, with chance",
+    "audit": "The appearance-leak audit: every model on the main cohort and on the controls",
     "cmc_det": "CMC curve and verification DET curve with the EER marked",
     "dnr_vs_accuracy": "Per-speaker accuracy against the drift-to-noise ratio",
     "drift_vs_noise": "Drift against noise per speaker and the DNR distribution",
@@ -143,28 +144,8 @@ def key_figures(figures_dir: Path) -> list[str]:
     ]
 
 
-def control_tables(summary_md: str) -> str | None:
-    """The "Disentanglement control" section of a control run's ``results/summary.md``
-    (headings demoted as :func:`summary_body` does), or None when it has none."""
-    _, tables = summary_body(summary_md)
-    lines = tables.splitlines()
-    start = next(
-        (k for k, line in enumerate(lines) if line.startswith("### Disentanglement control")), None
-    )
-    if start is None:
-        return None
-    end = next((k for k in range(start + 1, len(lines)) if lines[k].startswith("### ")), len(lines))
-    section = lines[start:end]
-    while section and not section[-1].strip():
-        section.pop()
-    return "\n".join(section)
-
-
-def results_block(
-    info: RunInfo, tables: str, figure_links: Sequence[tuple[str, str]], control: str | None = None
-) -> str:
-    """The Markdown between the markers (without them), starting and ending with a newline;
-    ``control``: the control run's section (:func:`control_tables`), after the tables."""
+def results_block(info: RunInfo, tables: str, figure_links: Sequence[tuple[str, str]]) -> str:
+    """The Markdown between the markers (without them), starting and ending with a newline."""
     hashes = ", ".join(f"`{h}`" for h in info.config_hashes) or "not recorded"
     version = f", facedyn {info.facedyn_version}" if info.facedyn_version else ""
     lines = [
@@ -176,8 +157,6 @@ def results_block(
         tables,
         "",
     ]
-    if control:
-        lines += [control, ""]
     if figure_links:
         lines += ["### Key figures", ""]
     for alt, link in figure_links:
@@ -203,11 +182,9 @@ def update_readme(
     results: str | os.PathLike[str],
     readme: str | os.PathLike[str],
     figures: str | os.PathLike[str],
-    control: str | os.PathLike[str] | None = None,
 ) -> bool:
     """Copy the key figures of ``results`` into ``figures`` and rewrite the README's results
-    block (see the module docstring); ``control``: a control run's results folder, whose
-    verdict joins the block when its summary exists. Returns whether the README changed.
+    block (see the module docstring). Returns whether the README changed.
 
     Raises:
         ReadmeError: missing markers, ``results/summary.md`` or required figures (checked
@@ -232,13 +209,7 @@ def update_readme(
         target = figures_dir / f"{name}.png"
         rel = Path(os.path.relpath(target.resolve(), readme_path.resolve().parent)).as_posix()
         links.append((KEY_FIGURES[name], rel))
-    control_md = Path(control) / "summary.md" if control is not None else None
-    control_section = (
-        control_tables(control_md.read_text(encoding="utf-8"))
-        if control_md is not None and control_md.is_file()
-        else None
-    )
-    new = before + results_block(info, tables, links, control_section) + after
+    new = before + results_block(info, tables, links) + after
     for name in names:
         _copy(results_dir / "figures" / f"{name}.png", figures_dir / f"{name}.png")
     if new == text:
@@ -265,15 +236,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--figures", default="docs/figures", help="where the README's figure copies go"
     )
-    parser.add_argument(
-        "--control",
-        default="runs/control/results",
-        help="the disentanglement control's results folder (config/controls.yaml);"
-        " its verdict is added when it exists",
-    )
     args = parser.parse_args(argv)
     try:
-        changed = update_readme(args.results, args.readme, args.figures, args.control)
+        changed = update_readme(args.results, args.readme, args.figures)
     except ReadmeError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1

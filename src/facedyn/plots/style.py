@@ -37,13 +37,22 @@ OKABE_ITO: dict[str, str] = {
 }
 GREY = "#8C8C8C"
 
-MODEL_ORDER: tuple[str, ...] = ("conformer", "lstm", "tcn", "stats_lr", "shape_only", "chance")
+MODEL_ORDER: tuple[str, ...] = (
+    "conformer",
+    "lstm",
+    "tcn",
+    "stats_lr",
+    "shape_only",
+    "appearance_only",
+    "chance",
+)
 MODEL_COLORS: dict[str, str] = {
     "conformer": OKABE_ITO["blue"],
     "lstm": OKABE_ITO["orange"],
     "tcn": OKABE_ITO["bluish_green"],
     "stats_lr": OKABE_ITO["reddish_purple"],
     "shape_only": OKABE_ITO["vermillion"],
+    "appearance_only": OKABE_ITO["sky_blue"],
     "chance": GREY,
 }
 MODEL_LABELS: dict[str, str] = {
@@ -52,6 +61,7 @@ MODEL_LABELS: dict[str, str] = {
     "tcn": "TCN",
     "stats_lr": "Stats + LR",
     "shape_only": "Shape only",
+    "appearance_only": "Appearance only",
     "chance": "Chance",
 }
 MODEL_MARKERS: dict[str, str] = {
@@ -60,6 +70,7 @@ MODEL_MARKERS: dict[str, str] = {
     "tcn": "^",
     "stats_lr": "D",
     "shape_only": "v",
+    "appearance_only": "P",
     "chance": "x",
 }
 # Colours for categories without a fixed colour (speakers, ...), black and yellow last.

@@ -17,9 +17,9 @@ from typing import Any
 import pandas as pd
 
 from facedyn.atomic import atomic_write
+from facedyn.audit import MAIN_COHORT, audit_report
 from facedyn.face.legibility import TARGETS
-from facedyn.identify.control import control_verdict
-from facedyn.plots.style import MODEL_ORDER, model_label
+from facedyn.plots.style import MODEL_ORDER, model_label, ordered_models
 from facedyn.qc import reason_label
 from facedyn.tables import read_metadata, read_table
 
@@ -35,22 +35,36 @@ def _num(x: Any, fmt: str = ".2f") -> str:
     return "n/a" if x is None else format(float(x), fmt)
 
 
-def experiment_table(metrics: Mapping[str, Any]) -> list[str]:
-    """One row per model: top-1 with CI, top-5, session top-1, EER, minDCF."""
-    lines = [
-        "| model | top-1 [95 % CI] | top-5 | session top-1 | EER | minDCF |",
-        "|---|---|---|---|---|---|",
-    ]
+def _ratio(x: Any) -> str:
+    return "n/a" if x is None else f"{float(x):.1f}x"
+
+
+def experiment_table(
+    metrics: Mapping[str, Any], audit: Mapping[str, Any] | None = None
+) -> list[str]:
+    """One row per model: top-1 with CI, top-5, session top-1, EER, minDCF; with the audit's
+    report (:func:`facedyn.audit.audit_report`), each model's leak floor and dynamics
+    extraction efficiency beside its number."""
+    head = "| model | top-1 [95 % CI] | top-5 | session top-1 | EER | minDCF |"
+    rule = "|---|---|---|---|---|---|"
+    if audit is not None:
+        head += " leak floor (null) | efficiency (swap) |"
+        rule += "---|---|"
+    lines = [head, rule]
     models = metrics.get("models", {})
     order = [m for m in MODEL_ORDER if m in models] + [m for m in models if m not in MODEL_ORDER]
     for name in order:
         m = models[name]
         lo, hi = m.get("top1_ci") or (None, None)
-        lines.append(
+        line = (
             f"| {model_label(name)} | {_pct(m.get('top1'))} [{_pct(lo)}, {_pct(hi)}] "
             f"| {_pct(m.get('top5'))} | {_pct(m.get('session_top1'))} "
             f"| {_num(m.get('eer'))} | {_num(m.get('min_dcf'))} |"
         )
+        if audit is not None:
+            d = audit["derived"].get(name) or {}
+            line += f" {_ratio(d.get('leak_floor'))} | {_num(d.get('efficiency'))} |"
+        lines.append(line)
     return lines
 
 
@@ -163,34 +177,97 @@ def provenance_section(
     return lines
 
 
-def control_section(metrics: Sequence[Mapping[str, Any]]) -> list[str]:
-    """ "Disentanglement control": every model against what a cohort without dynamic
-    identity expects of it (:func:`facedyn.identify.control.control_verdict`)."""
-    verdict = control_verdict(metrics)
+#: How the audit's table names its cohorts.
+_COHORT_LABELS = {
+    MAIN_COHORT: "main",
+    "null_dynamics": "null",
+    "swap": "swap",
+    "null_swap": "null + swap",
+}
+
+
+def _cell(e: Mapping[str, Any] | None) -> str:
+    if e is None:
+        return "-"
+    lo, hi = e["ci"]
+    return f"{_pct(e['top1'])} [{_pct(lo)}, {_pct(hi)}]"
+
+
+def audit_section(report: Mapping[str, Any]) -> list[str]:
+    """ "Appearance-leak audit": every model on the main cohort and every control, fitted
+    and truth, the derived leak floor and extraction efficiency, the checks and the verdict
+    (:func:`facedyn.audit.audit_report`)."""
+    cells = report["cells"]
+    cohorts = list(cells)
     out = [
-        "## Disentanglement control",
+        "## Appearance-leak audit",
         "",
-        "This cohort's speakers share one dynamics distribution (`signature_strength: 0`) "
-        "and keep their own head shape, portrait and instability: identification from "
-        "expression + jaw must be at chance (top-1 CI includes chance), the shape-only "
-        f"baseline far above it (CI from {verdict['far_above_chance']:g}x chance up).",
+        "The same pipeline on synthetic control cohorts beside the main one: "
+        + "; ".join(
+            f"**{_COHORT_LABELS.get(c, c)}**: {cell['dynamics']} dynamics, {cell['face']} faces"
+            for c, cell in cells.items()
+        )
+        + ". With shared dynamics, identification from expression + jaw must sit at chance "
+        "(its CI includes chance); with swapped faces, appearance carries no identity across "
+        "sessions. Top-1 [95 % CI] on fitted features and on the truth:",
         "",
-        "| experiment | source | model | top-1 [95 % CI] | chance | expected | met |",
-        "|---|---|---|---|---|---|---|",
     ]
-    for r in verdict["rows"]:
-        lo, hi = r["top1_ci"]
+    heads = [f"{_COHORT_LABELS.get(c, c)} {src}" for c in cohorts for src in ("fitted", "truth")]
+    by_model = {row["model"]: row for row in report["rows"]}
+    rows = [by_model[m] for m in ordered_models(by_model)]
+    out += [
+        "| model | " + " | ".join(heads) + " | chance (main / controls) |",
+        "|---|" + "---|" * len(heads) + "---|",
+    ]
+    for row in rows:
+        chances = sorted(
+            {
+                round(float(e["chance"]), 4)
+                for k, e in row.items()
+                if k != "model" and e is not None and e["chance"] is not None
+            },
+            reverse=True,
+        )
+        cells_s = [_cell(row.get(f"{c}:{src}")) for c in cohorts for src in ("fitted", "truth")]
         out.append(
-            f"| `{r['experiment']}` | {r['source']} | {model_label(r['model'])} | "
-            f"{_pct(r['top1'])} [{_pct(lo)}, {_pct(hi)}] | {_pct(r['chance'])} | "
-            f"{r['expected']} | {'yes' if r['met'] else '**no**'} |"
+            f"| {model_label(row['model'])} | "
+            + " | ".join(cells_s)
+            + f" | {' / '.join(_pct(c) for c in chances)} |"
         )
     out += [
         "",
-        "**Control passed**: what the pipeline identifies on the default cohort is dynamics."
-        if verdict["passed"]
-        else "**Control failed**: something other than dynamics identifies these speakers "
-        "(see the rows marked no).",
+        "| model | main top-1 / chance | leak floor: null fitted top-1 / chance | "
+        "efficiency: swap fitted / swap truth |",
+        "|---|---|---|---|",
+    ]
+    for row in rows:
+        if row["model"] == "chance":
+            continue
+        d = report["derived"].get(row["model"]) or {}
+        out.append(
+            f"| {model_label(row['model'])} | {_ratio(d.get('main_over_chance'))} | "
+            f"{_ratio(d.get('leak_floor'))} | {_num(d.get('efficiency'))} |"
+        )
+    failed = [c for c in report["checks"] if c["met"] is False]
+    out += [
+        "",
+        f"Checks: {sum(c['met'] is True for c in report['checks'])} of "
+        f"{len(report['checks'])} met (at chance: CI includes chance; far above: CI from "
+        f"{report['far_above_chance']:g}x chance up).",
+    ]
+    for c in failed:
+        lo, hi = c["top1_ci"]
+        out.append(
+            f"- not met: {_COHORT_LABELS.get(c['cohort'], c['cohort'])} {c['source']}, "
+            f"{model_label(c['model'])} {_pct(c['top1'])} [{_pct(lo)}, {_pct(hi)}] "
+            f"(chance {_pct(c['chance'])}), expected {c['expected']}"
+        )
+    out += [
+        "",
+        "**Audit passed**: on these controls the pipeline identifies dynamics, not appearance."
+        if report["passed"]
+        else "**Audit failed**: on the controls, something other than dynamics identifies "
+        "speakers; read every main number against its leak floor.",
         "",
     ]
     return out
@@ -207,12 +284,12 @@ def summary_markdown(
     fold_exclusions: Mapping[str, Mapping[str, str]] | None = None,
     sources: Sequence[tuple[str, Mapping[str, Any]]] | None = None,
     own_provenance: Mapping[str, Any] | None = None,
-    control: bool = False,
+    audit: Mapping[str, Any] | None = None,
 ) -> str:
-    """The page: main experiment in full, every experiment's encoder in one table, the
-    disentanglement control (with ``control``: the run's cohort has no dynamic identity), DNR,
-    fit quality, landmark legibility, QC and exclusions (with ``qc``), provenance (with
-    ``sources``)."""
+    """The page: main experiment in full (with the audit's leak floor and efficiency beside
+    every model), the appearance-leak audit (with ``audit``, :func:`facedyn.audit.audit_report`),
+    every experiment's encoder in one table, DNR, fit quality, landmark legibility, QC and
+    exclusions (with ``qc``), provenance (with ``sources``)."""
     out = [
         f"# facedyn results: run `{run_name}`",
         "",
@@ -227,7 +304,7 @@ def summary_markdown(
             f"{main_m.get('n_speakers')} speakers, chance {_pct(main_m.get('chance'))})",
             "",
         ]
-        out += [*experiment_table(main_m), ""]
+        out += [*experiment_table(main_m, audit), ""]
         corr = main_m.get("dnr_vs_accuracy") or {}
         if corr:
             out.append(
@@ -250,6 +327,8 @@ def summary_markdown(
                 f"{_num(vs['wilcoxon_p'], '.3f')} over {vs['n_speakers']} speakers)."
             )
         out.append("")
+    if audit is not None:
+        out += audit_section(audit)
     out += [
         "## Every experiment",
         "",
@@ -269,8 +348,6 @@ def summary_markdown(
             f"{best_s} |"
         )
     out.append("")
-    if control:
-        out += control_section(metrics)
     if dnr:
         check = dnr.get("synthetic_check") or {}
         out += [
@@ -326,12 +403,14 @@ def write_summary(
     folds: Sequence[str] | None = None,
     provenance: Mapping[str, Any] | None = None,
     legibility: str | None = None,
-    control: bool = False,
+    audit_cohorts: Mapping[str, Mapping[str, Any]] | None = None,
+    ceiling: str | None = None,
 ) -> Path:
     """Read the results and write the page atomically.
 
     ``legibility`` (``results/landmarks/legibility.json``) adds the landmark legibility;
-    ``control`` the disentanglement control's verdict (a cohort without dynamic identity);
+    ``audit_cohorts`` (:func:`facedyn.audit.audit_cohorts`) the appearance-leak audit, read
+    from the audit experiments' metrics with the main and ``ceiling`` experiments;
     ``qc`` (the QC table) adds the QC section; ``folds`` (each experiment's folds.parquet)
     its exclusions beyond QC; ``provenance`` is the page's own record (the summary job's).
     Every file read is listed with its provenance.
@@ -368,6 +447,6 @@ def write_summary(
         fold_exclusions=exclusions,
         sources=sources,
         own_provenance=provenance,
-        control=control,
+        audit=audit_report(metrics, audit_cohorts, main, ceiling) if audit_cohorts else None,
     )
     return atomic_write(out, lambda p: p.write_text(text + "\n"))
