@@ -40,6 +40,9 @@ def test_control_cohorts_merge_size_and_overrides_with_their_own_folder_and_seed
     assert list(cohorts) == ["null_dynamics", "swap", "null_swap"]
     null, swap, both = cohorts.values()
     assert null["signature_strength"] == 0 and "portrait" not in null
+    # one dynamics distribution: a per-speaker instability would be a dynamic trait
+    assert tuple(null["instability"]) == tuple(both["instability"]) == (1.0, 1.0)
+    assert "instability" not in swap
     assert swap["portrait"] == swap["head_shape"] == "session"
     assert both["signature_strength"] == 0 and both["head_shape"] == "session"
     for name, c in cohorts.items():

@@ -524,7 +524,8 @@ def test_smoke_run_audits_its_appearance_leak(smoke_run):
     null = pd.read_parquet(
         smoke_run / "resources/synthetic/smoke-null_dynamics/truth/speakers.parquet"
     )
-    assert (null[["syllable_rate_hz", "smile_rate_per_min", "texture_hz"]].nunique() == 1).all()
+    shared = ["syllable_rate_hz", "smile_rate_per_min", "texture_hz", "instability"]
+    assert (null[shared].nunique() == 1).all()
     swap = pd.read_parquet(smoke_run / "resources/synthetic/smoke-swap/truth/sessions.parquet")
     main = pd.read_parquet(smoke_run / "resources/synthetic/smoke/truth/speakers.parquet")
     drift = swap.filter(like="shape_drift_").to_numpy()
