@@ -223,3 +223,15 @@ def test_the_figure_has_a_panel_per_cohort_and_states_the_verdict():
     # two bars (fitted, truth) per model where both ran; null + swap ran fitted only
     assert [len(ax.patches) for ax in panels] == [4, 4, 4, 2]
     assert any(ln.get_linestyle() == "--" for ln in panels[1].get_lines())  # chance
+
+
+def test_the_leak_statistic_joins_the_audit_and_the_main_block():
+    stat = {"spearman_rho": 0.42, "p_value": 0.004, "confused_share": 0.3}
+    metrics = _metrics("main", "main", "fitted", {"conformer": STRONG}, 1 / 32)
+    null = _metrics("audit_null_dynamics", "null_dynamics", "fitted", {"conformer": LEAKY})
+    metrics["appearance_leak"] = null["appearance_leak"] = {"conformer": stat}
+    report = audit_report([metrics, null], audit_cohorts(_config()), "main", "truth")
+    assert list(report["leak"]) == [("main", "fitted"), ("null_dynamics", "fitted")]
+    page = summary_markdown("d", [metrics], main="main", audit=report)
+    assert "Appearance leak without a control" in page and "Conformer rho 0.42 (p 0.004)" in page
+    assert "| null | fitted | 0.42 | 0.004 | 30.0 % (n/a) |" in page

@@ -315,6 +315,7 @@ def test_smoke_run_evaluates_every_model_on_the_same_folds(smoke_run):
         "tcn",
         "stats_lr",
         "shape_only",
+        "appearance_only",
         "chance",
     }
     predictions = pd.concat(
@@ -514,6 +515,7 @@ def test_smoke_run_audits_its_appearance_leak(smoke_run):
                 "tcn",
                 "stats_lr",
                 "shape_only",
+                "appearance_only",
                 "chance",
             }
             folds = pd.read_parquet(smoke_run / f"results/identify/{name}/folds.parquet")

@@ -187,7 +187,8 @@ def audit_report(
         cohort and source the top-1, CI and chance), ``derived`` (per model: ``leak_floor``,
         null fitted top-1 over chance; ``efficiency``, swap fitted top-1 over the swap truth's
         top-1 of the same model; ``main_over_chance``), ``checks`` (each expectation with
-        whether it held) and ``passed`` (every check that could be judged held, and the null
+        whether it held), ``leak`` ((cohort, source) -> the encoder's appearance leak
+        statistic, :mod:`facedyn.identify.leak`) and ``passed`` (every check that could be judged held, and the null
         and null-swap checks were judged), ``far_above_chance``.
     """
     cells = {MAIN_COHORT: {"dynamics": "own", "face": "own"}}
@@ -250,6 +251,12 @@ def audit_report(
                 e = _entry(m, model)
                 if e is not None:
                     checks.append(_check(cohort, "truth", model, "far above chance", e))
+    leak = {}
+    for (cohort, source), m in by_cell.items():
+        encoder = str((m.get("settings") or {}).get("encoder", "conformer"))
+        stat = (m.get("appearance_leak") or {}).get(encoder)
+        if stat and stat.get("spearman_rho") is not None:
+            leak[(cohort, source)] = stat
     judged = {(c["cohort"]) for c in checks if c["met"] is not None}
     needed = {c for c, cell in cells.items() if cell["dynamics"] == "shared"}
     passed = bool(needed) and needed <= judged and all(c["met"] is not False for c in checks)
@@ -258,6 +265,7 @@ def audit_report(
         "rows": rows,
         "derived": derived,
         "checks": checks,
+        "leak": dict(sorted(leak.items(), key=lambda kv: list(cells).index(kv[0][0]))),
         "passed": passed,
         "far_above_chance": FAR_ABOVE_CHANCE,
     }

@@ -98,6 +98,7 @@ rule summarize:
         unpack(summarize_extras),
         predictions=lambda w: fold_files(w, "predictions.parquet"),
         fold_metrics=lambda w: fold_files(w, "fold_metrics.json"),
+        flame=experiment_flame_tables,
     output:
         metrics="results/identify/{experiment}/metrics.json",
         per_speaker="results/identify/{experiment}/per_speaker.parquet",

@@ -14,4 +14,5 @@ run_summarize(
     ceiling_metrics=getattr(snakemake.input, "ceiling", None),
     seed=snakemake.params.seed,
     provenance=provenance(snakemake.config, inputs=snakemake.input),
+    flame_paths=list(snakemake.input.flame),
 )

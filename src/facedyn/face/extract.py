@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
+from facedyn.face.descriptor import FaceDescriptor, mean_descriptor
 from facedyn.face.ibug import OUTER_EYE_CORNERS
 from facedyn.face.probe import probe_video
 from facedyn.face.track import FaceTracker
@@ -74,8 +75,11 @@ def extract_landmarks(
     target_fps: float = 15.0,
     redetect_every_s: float = 1.0,
     progress: TextIO | None = None,
+    appearance_frames: int = 4,
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
-    """Track one face through ``video`` sampled at ``target_fps``.
+    """Track one face through ``video`` sampled at ``target_fps``; the appearance
+    descriptor (:mod:`facedyn.face.descriptor`) averages ``appearance_frames`` of the
+    detector's keyframes spread over the video (0: none).
 
     Returns:
         The landmark table (one row per sampled frame, columns :data:`COLUMNS`) and its
@@ -114,6 +118,11 @@ def extract_landmarks(
     # frames kept for the small-face probe: evenly spread over the expected frames
     probe_at = set(np.linspace(0, (expected or PROBE_FRAMES) - 1, PROBE_FRAMES).round().astype(int))
     probe_frames: list[np.ndarray] = []
+    # keyframes kept for the appearance descriptor: (row, frame, box, landmarks), one per
+    # stretch of the expected frames, so a long video keeps a handful, not all of them
+    keyframes: list[tuple[int, np.ndarray, np.ndarray, np.ndarray]] = []
+    stride = max(1, (expected or 0) // max(1, appearance_frames))
+    next_keyframe = 0
     rows: list[list[float]] = []
     nan68 = [math.nan] * 136
     n_dense = int(getattr(backend, "n_dense", 0))
@@ -136,6 +145,14 @@ def extract_landmarks(
         if res.retract_previous:
             _withdraw(rows, dense, nan_dense)
         det = res.detection
+        if (
+            det is not None
+            and res.detected_by_detector
+            and len(keyframes) < appearance_frames
+            and position >= next_keyframe
+        ):
+            keyframes.append((len(rows), frame.rgb, det.box.copy(), det.landmarks.copy()))
+            next_keyframe = position + stride
         if det is None:
             rows.append(
                 [frame.index, frame.time_s, False, False, math.nan, *[math.nan] * 4, *nan68]
@@ -167,6 +184,12 @@ def extract_landmarks(
         values = np.stack(dense) if dense else np.zeros((0, 2 * n_dense), np.float32)
         df = pd.concat([df, pd.DataFrame(values, columns=dense_columns(n_dense))], axis=1)
     n_detected = int(df["detected"].sum())
+    kept = [k for k in keyframes if bool(df["detected"].iloc[k[0]])]  # not withdrawn since
+    if kept:
+        describer = FaceDescriptor()
+        meta.update(mean_descriptor([describer.describe(f, b, lm) for _, f, b, lm in kept]))
+    else:
+        meta.update(mean_descriptor([]))
     status, reason = "ok", ""
     if not rows:
         status, reason = (
@@ -275,6 +298,7 @@ def run_landmarks(
             float(settings.get("fps", 15.0)),
             float(settings.get("redetect_every_s", 1.0)),
             progress,
+            int(settings.get("appearance_frames", 4)),
         )
     meta = {**meta, **ids, "settings": dict(settings), "provenance": dict(provenance or {})}
     write_table(df, out, meta)

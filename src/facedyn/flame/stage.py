@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from facedyn.face.descriptor import DESCRIPTOR_FRAMES_KEY, DESCRIPTOR_KEY
 from facedyn.face.extract import dense_points, landmarks_array
 from facedyn.flame.dense import load_dense_embedding
 from facedyn.flame.fit import FitSettings, fit_landmarks
@@ -68,6 +69,9 @@ def run_fit(
         "n_shape": n_shape,
         "n_expr": n_expr,
         "fitter": fit["backend"],
+        # the session's appearance (facedyn.face.descriptor), for the appearance baseline
+        DESCRIPTOR_KEY: lmk_meta.get(DESCRIPTOR_KEY),
+        DESCRIPTOR_FRAMES_KEY: lmk_meta.get(DESCRIPTOR_FRAMES_KEY, 0),
         "provenance": dict(provenance or {}),
     }
     frames = lmk_df["frame"].to_numpy(np.int64)

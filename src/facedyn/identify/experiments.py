@@ -31,7 +31,7 @@ from facedyn.names import SAFE_ID, is_safe_id
 PROTOCOLS = ("cross_session", "within_session")
 SOURCES = ("fitted", "truth")
 #: Models an experiment may compare with its encoder on the same folds and metrics.
-BASELINES = ("lstm", "tcn", "stats_lr", "shape_only", "chance")
+BASELINES = ("lstm", "tcn", "stats_lr", "shape_only", "appearance_only", "chance")
 #: The baselines that are encoders, trained per fold like the experiment's own (rule
 #: ``train_baseline_encoder``); the others are scored by
 #: :data:`facedyn.identify.stage.BASELINE_SCORERS`.

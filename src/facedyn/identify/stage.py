@@ -439,6 +439,62 @@ def _score_shape_only(d: BaselineData) -> tuple[np.ndarray, Sequence[str]]:
     return clf.scores(window_means(shape_store, te)), clf.classes_
 
 
+def _window_descriptors(d: BaselineData, windows: Windows) -> tuple[np.ndarray, np.ndarray]:
+    """Each window's session appearance descriptor (:mod:`facedyn.face.descriptor`, from
+    its FLAME table's metadata) and whether it has one."""
+    from facedyn.face.descriptor import DESCRIPTOR_DIM, descriptor_of
+    from facedyn.tables import read_metadata
+
+    by_video = {
+        (v["session_id"], v["speaker_id"]): descriptor_of(read_metadata(v["path"]))
+        for v in d.ctx.videos
+        if v["path"] and not v["reason"]
+    }
+    store = d.ctx.store
+    keys = list(zip(store.session_id, store.speaker_id, strict=True))
+    per_video = [by_video.get(k) for k in keys]
+    out = np.zeros((len(windows), DESCRIPTOR_DIM))
+    ok = np.zeros(len(windows), dtype=bool)
+    for i, v in enumerate(windows.video):
+        if per_video[v] is not None:
+            out[i], ok[i] = per_video[v], True
+    return out, ok
+
+
+def _score_appearance_only(d: BaselineData) -> tuple[np.ndarray, Sequence[str]]:
+    """What a face recogniser scores: the session's face recognition embedding and the
+    window's mean fitted shape into the shape-only logistic regression. Test windows of a
+    session without a descriptor get uniform scores."""
+    from facedyn.identify.baselines import ShapeOnly, align_windows, window_means
+
+    s, store = d.ctx.settings, d.ctx.store
+    shape_store = experiment_store(s, d.ctx.videos, d.ctx.truth_dir, feature_set="shape")
+    train = d.train.subset(d.keep)
+    tr, tr_ok = align_windows(store, train, shape_store)
+    te, te_ok = align_windows(store, d.test, shape_store)
+    tr_desc, tr_has = _window_descriptors(d, train)
+    te_desc, te_has = _window_descriptors(d, d.test)
+    fit = tr_has[tr_ok]
+    if not fit.any():
+        raise ValueError("appearance_only: no training window has an appearance descriptor")
+    x_train = np.hstack([tr_desc[tr_ok], window_means(shape_store, tr)])[fit]
+    clf = ShapeOnly(C=s.stats_c, seed=d.seed)
+    clf.fit(x_train, d.train_speakers[d.keep][tr_ok][fit])
+    # Every enrolled speaker is a column; one whose sessions have no descriptor was never
+    # fitted and scores below every fitted speaker (log-probability of 1e-12).
+    classes = sorted(set(d.train_speakers.tolist()))
+    column = {c: k for k, c in enumerate(classes)}
+    scores = np.zeros((len(d.test), len(classes)), dtype=np.float64)
+    usable = np.flatnonzero(te_ok)[te_has[te_ok]]
+    if len(usable):
+        means = window_means(shape_store, te)
+        x_test = np.hstack([te_desc[te_ok], means])[te_has[te_ok]]
+        fitted = np.full((len(usable), len(classes)), np.log(1e-12))
+        fitted[:, [column[c] for c in clf.classes_]] = clf.scores(x_test)
+        scores[usable] = fitted
+    return scores, classes
+
+
 def _score_chance(d: BaselineData) -> tuple[np.ndarray, Sequence[str]]:
     from facedyn.identify.baselines import chance_scores
 
@@ -453,6 +509,7 @@ def _score_chance(d: BaselineData) -> tuple[np.ndarray, Sequence[str]]:
 BASELINE_SCORERS: dict[str, Callable[[BaselineData], tuple[np.ndarray, Sequence[str]]]] = {
     "stats_lr": _score_stats_lr,
     "shape_only": _score_shape_only,
+    "appearance_only": _score_appearance_only,
     "chance": _score_chance,
 }
 
@@ -495,6 +552,34 @@ def _write_no_scores(
     return {}
 
 
+#: Models whose confusions the leak statistic does not judge: they see appearance, or nothing.
+NOT_DYNAMICS = ("shape_only", "appearance_only", "chance")
+
+
+def appearance_leaks(
+    predictions: pd.DataFrame, flame_paths: Sequence[str], seed: int = 0
+) -> dict[str, Any]:
+    """Per dynamics model, :func:`facedyn.identify.leak.appearance_leak` of its pooled
+    predictions against each speaker's mean descriptor over their sessions (FLAME table
+    metadata)."""
+    from facedyn.face.descriptor import descriptor_of
+    from facedyn.identify.leak import appearance_leak
+    from facedyn.tables import read_metadata
+
+    per_speaker: dict[str, list[np.ndarray]] = {}
+    for path in flame_paths:
+        meta = read_metadata(path)
+        vec = descriptor_of(meta)
+        if vec is not None and meta.get("speaker_id") is not None:
+            per_speaker.setdefault(str(meta["speaker_id"]), []).append(vec)
+    descriptors = {s: np.mean(v, axis=0) for s, v in per_speaker.items()}
+    return {
+        name: appearance_leak(group, descriptors, seed=seed)
+        for name, group in predictions.groupby("model", sort=False)
+        if name not in NOT_DYNAMICS
+    }
+
+
 def run_summarize(
     settings: ExperimentSettings,
     predictions_paths: Sequence[str],
@@ -505,9 +590,12 @@ def run_summarize(
     n_boot: int = 1000,
     seed: int = 0,
     provenance: Mapping[str, Any] | None = None,
+    flame_paths: Sequence[str] = (),
 ) -> dict[str, Any]:
     """Pool the folds into ``outputs["metrics"]`` (metrics.json, docs/pipeline.md) and
-    ``outputs["per_speaker"]``."""
+    ``outputs["per_speaker"]``; with the experiment's ``flame_paths`` (their metadata hold
+    each session's appearance descriptor) also every dynamics model's appearance leak
+    statistic (:func:`appearance_leaks`)."""
     from facedyn.identify.metrics import (
         dnr_vs_accuracy,
         json_ready,
@@ -593,6 +681,8 @@ def run_summarize(
                 "model": main,
                 "top1": truth_top1,
             }
+    if flame_paths:
+        result["appearance_leak"] = appearance_leaks(predictions, flame_paths, seed=seed)
     result["provenance"] = dict(provenance or {})
     write_table(
         per_speaker,

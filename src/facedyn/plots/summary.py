@@ -193,6 +193,22 @@ def _cell(e: Mapping[str, Any] | None) -> str:
     return f"{_pct(e['top1'])} [{_pct(lo)}, {_pct(hi)}]"
 
 
+def _leak_line(metrics: Mapping[str, Any]) -> str | None:
+    """The experiment's appearance leak statistic per dynamics model, in one sentence."""
+    leaks = metrics.get("appearance_leak") or {}
+    parts = [
+        f"{model_label(m)} rho {_num(v['spearman_rho'])} (p {_num(v['p_value'], '.3f')})"
+        for m, v in leaks.items()
+        if v.get("spearman_rho") is not None
+    ]
+    if not parts:
+        return None
+    return (
+        "Appearance leak without a control (Spearman rho of speaker-pair confusions with face "
+        "similarity; > 0 with a small p: confusions follow appearance): " + ", ".join(parts) + "."
+    )
+
+
 def audit_section(report: Mapping[str, Any]) -> list[str]:
     """ "Appearance-leak audit": every model on the main cohort and every control, fitted
     and truth, the derived leak floor and extraction efficiency, the checks and the verdict
@@ -248,6 +264,23 @@ def audit_section(report: Mapping[str, Any]) -> list[str]:
             f"| {model_label(row['model'])} | {_ratio(d.get('main_over_chance'))} | "
             f"{_ratio(d.get('leak_floor'))} | {_num(d.get('efficiency'))} |"
         )
+    leaks = report.get("leak") or {}
+    if leaks:
+        out += [
+            "",
+            "The leak statistic that needs no control, per cohort (the encoder's speaker-pair "
+            "confusions against face similarity: it should be high where faces identify "
+            "(null) and near 0 where they cannot (swap)):",
+            "",
+            "| cohort | source | rho | p | confusions to the most similar tenth (expected) |",
+            "|---|---|---|---|---|",
+        ]
+        for (cohort, source), v in leaks.items():
+            out.append(
+                f"| {_COHORT_LABELS.get(cohort, cohort)} | {source} | {_num(v['spearman_rho'])} "
+                f"| {_num(v['p_value'], '.3f')} | {_pct(v.get('confused_share'))} "
+                f"({_pct(v.get('confused_share_expected'))}) |"
+            )
     failed = [c for c in report["checks"] if c["met"] is False]
     out += [
         "",
@@ -317,6 +350,9 @@ def summary_markdown(
                 f"Extraction efficiency (pipeline / ground-truth ceiling, top-1): "
                 f"{_num(main_m['extraction_efficiency'])}."
             )
+        leak_line = _leak_line(main_m)
+        if leak_line:
+            out.append(leak_line)
         vs = (main_m.get("comparisons") or {}).get("stats_lr")
         if vs:
             lo, hi = vs["top1_diff_ci"]
