@@ -104,7 +104,13 @@ def prepare(workdir: Path, conversations: int = CONVERSATIONS, speakers: int = S
         workdir / "results/cohort/manifest.parquet",
         {"dataset_kind": "manifest", "table": str(table)},
     )
-    override = {"run_name": "candor_scale", "dataset": {"kind": "manifest", "table": str(table)}}
+    # The audit's control cohorts are off: they would be generated (a manifest input), and
+    # at 144 videos they change nothing of the DAG's scale.
+    override = {
+        "run_name": "candor_scale",
+        "dataset": {"kind": "manifest", "table": str(table)},
+        "audit": {"cohorts": {"null_dynamics": False, "swap": False, "null_swap": False}},
+    }
     (workdir / "scale.yaml").write_text(yaml.safe_dump(override))
     return override
 

@@ -34,6 +34,8 @@ SLURM_PROFILE = ROOT / "profiles/slurm/config.yaml"
 DEFAULT_PROFILE = ROOT / "profiles/default/config.yaml"
 LOCAL_SLURM = ROOT / "tests/slurm/local_slurm.sh"
 ENV_FLAG = "FACEDYN_SLURM_TEST"
+#: The smoke config without the audit's control cohorts.
+NO_AUDIT = {"audit": {"cohorts": {"null_dynamics": False, "swap": False, "null_swap": False}}}
 #: Rules that may use a GPU: the SLURM profile asks for one, the rules only say gpu=0/1.
 GPU_RULES = ("fit_flame", "train", "train_baseline_encoder", "evaluate")
 
@@ -475,6 +477,9 @@ def test_smoke_cohort_on_real_slurm_matches_a_local_run(tmp_path, local_slurm):
     start = time.perf_counter()
     cpus = os.cpu_count() or 1
     overrides = slurm_overrides(_profile(), cpus)
+    # SLURM's mechanics on the main cohort alone: the audit's cohorts are the same jobs again
+    no_audit = tmp_path / "no_audit.yaml"
+    no_audit.write_text(yaml.safe_dump(NO_AUDIT))
     # the grouping docs/cluster.md recommends, scaled to 8 videos: two group jobs of 4
     # videos (landmarks + fit_flame each), at most `cpus` cores and 8 GB per group job
     grouping = [
@@ -503,12 +508,13 @@ def test_smoke_cohort_on_real_slurm_matches_a_local_run(tmp_path, local_slurm):
         "--configfile",
         str(ROOT / "config/config.yaml"),
         str(ROOT / "config/test.yaml"),
+        str(no_audit),
     ]
     with open(tmp_path / "slurm.log", "w") as log:
         slurm_run = subprocess.Popen(
             cmd, cwd=tmp_path / "slurm", stdout=log, stderr=subprocess.STDOUT, text=True
         )
-        local = run_snakemake(tmp_path / "local")
+        local = run_snakemake(tmp_path / "local", overrides=NO_AUDIT)
         local_s = time.perf_counter() - start
         try:
             rc = slurm_run.wait(timeout=1200)

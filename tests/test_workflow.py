@@ -15,6 +15,8 @@ import yaml
 from workflow_utils import ROOT, run_snakemake, snakemake_command
 
 pytestmark = pytest.mark.workflow
+#: Every model config/test.yaml's main experiment scores (the audit copies it).
+SMOKE_MODELS = {"conformer", "lstm", "tcn", "stats_lr", "shape_only", "appearance_only", "chance"}
 
 
 def test_default_config_plans(tmp_path):
@@ -309,15 +311,7 @@ def test_smoke_run_evaluates_every_model_on_the_same_folds(smoke_run):
     metrics = _json(smoke_run, "results/identify/main/metrics.json")
     assert metrics["experiment"] == "main" and metrics["protocol"] == "cross_session"
     assert metrics["n_speakers"] == 4 and metrics["chance"] == pytest.approx(0.25)
-    assert set(metrics["models"]) == {
-        "conformer",
-        "lstm",
-        "tcn",
-        "stats_lr",
-        "shape_only",
-        "appearance_only",
-        "chance",
-    }
+    assert set(metrics["models"]) == SMOKE_MODELS
     predictions = pd.concat(
         pd.read_parquet(ident / f"fold{k}/predictions.parquet") for k in range(2)
     )
@@ -509,15 +503,7 @@ def test_smoke_run_audits_its_appearance_leak(smoke_run):
             name = f"audit_{cohort}{suffix}"
             metrics = _json(smoke_run, f"results/identify/{name}/metrics.json")
             assert metrics["settings"]["cohort"] == cohort and metrics["source"] == source
-            assert set(metrics["models"]) == {
-                "conformer",
-                "lstm",
-                "tcn",
-                "stats_lr",
-                "shape_only",
-                "appearance_only",
-                "chance",
-            }
+            assert set(metrics["models"]) == SMOKE_MODELS
             folds = pd.read_parquet(smoke_run / f"results/identify/{name}/folds.parquet")
             own = manifest[manifest["cohort"] == cohort]
             assert set(folds["session_id"]) == set(own["session_id"])
