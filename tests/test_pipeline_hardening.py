@@ -44,18 +44,20 @@ from output_checks import (
     temporary_files,
     unreadable_outputs,
 )
-from workflow_utils import run_snakemake, snakemake_command
+from workflow_utils import NO_AUDIT, run_snakemake, snakemake_command
 
 import facedyn
 from facedyn.tables import read_table
 
 pytestmark = [pytest.mark.workflow, pytest.mark.slow]
 
+#: Robustness is tested on the main cohort alone (the smoke run tests the audit).
 TRIM = {
+    **NO_AUDIT,
     "identify": {
         "ceiling_experiment": None,
         "experiments": {"main": {"baselines": ["stats_lr", "shape_only", "chance"]}},
-    }
+    },
 }
 TARGETS = (
     "results/qc/videos.parquet",

@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from workflow_utils import ROOT, SNAKEMAKE, run_snakemake
+from workflow_utils import NO_AUDIT, ROOT, SNAKEMAKE, run_snakemake
 
 sys.path.insert(0, str(ROOT / "profiles"))
 sys.path.insert(0, str(ROOT / "benchmarks"))
@@ -34,8 +34,6 @@ SLURM_PROFILE = ROOT / "profiles/slurm/config.yaml"
 DEFAULT_PROFILE = ROOT / "profiles/default/config.yaml"
 LOCAL_SLURM = ROOT / "tests/slurm/local_slurm.sh"
 ENV_FLAG = "FACEDYN_SLURM_TEST"
-#: The smoke config without the audit's control cohorts.
-NO_AUDIT = {"audit": {"cohorts": {"null_dynamics": False, "swap": False, "null_swap": False}}}
 #: Rules that may use a GPU: the SLURM profile asks for one, the rules only say gpu=0/1.
 GPU_RULES = ("fit_flame", "train", "train_baseline_encoder", "evaluate")
 

@@ -10,6 +10,9 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 SNAKEMAKE = str(Path(sys.executable).parent / "snakemake")
+#: Overrides that leave out the audit's control cohorts, for runs that test something else
+#: (resumption, bad inputs, SLURM): the controls are the same jobs again on other videos.
+NO_AUDIT = {"audit": {"cohorts": {"null_dynamics": False, "swap": False, "null_swap": False}}}
 
 
 def snakemake_command(
