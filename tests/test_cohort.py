@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from facedyn.cohort.appearance import Portrait, face_of, face_pool, load_portraits
 from facedyn.cohort.behaviour import (
     ExpressionRoles,
     resonant_texture,
@@ -283,3 +284,32 @@ def test_head_shape_per_session_draws_a_new_face_and_keeps_the_signature():
     assert np.abs(face).max() <= 2.5 + 1e-9
     with pytest.raises(ValueError, match="head_shape"):
         CohortConfig(head_shape="everyone").validate()
+
+
+def _portraits(*sources: str) -> list[Portrait]:
+    blank = np.zeros((4, 4, 3), np.uint8)
+    return [Portrait(blank, np.zeros((68, 2)), s) for s in sources]
+
+
+def test_face_pool_keeps_the_first_faces_with_their_mirrors():
+    pool = _portraits("a.jpg#0", "a.jpg#0:mirror", "a.jpg#1", "a.jpg#1:mirror", "b.png#0")
+    assert face_pool(pool, None) == pool
+    assert [p.source for p in face_pool(pool, 2)] == [
+        "a.jpg#0",
+        "a.jpg#0:mirror",
+        "a.jpg#1",
+        "a.jpg#1:mirror",
+    ]
+    assert [p.source for p in face_pool(pool, 1)] == ["a.jpg#0", "a.jpg#0:mirror"]
+    with pytest.raises(ValueError, match=r"n_faces is 4 .* 3 usable faces"):
+        face_pool(pool, 4)
+    with pytest.raises(ValueError, match="n_faces"):
+        CohortConfig(n_faces=0).validate()
+
+
+def test_the_pool_holds_the_usable_faces_of_the_installed_photos():
+    portraits = load_portraits()
+    faces = list(dict.fromkeys(face_of(p) for p in portraits))
+    # three faces of insightface's group photo pass (docs/cohort.md, "Frames"), each mirrored
+    assert faces == ["insightface/t1.jpg#0", "insightface/t1.jpg#1", "insightface/t1.jpg#3"]
+    assert len(portraits) == 6 and len(face_pool(portraits, 2)) == 4

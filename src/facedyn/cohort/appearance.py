@@ -44,7 +44,8 @@ class Portrait:
 
 
 def package_photo_files() -> list[tuple[str, Path]]:
-    """Face photographs shipped inside installed packages, as (package, path)."""
+    """Face photographs shipped inside installed packages, as (package, path), in a fixed
+    order (the pool's order, which :func:`face_pool` truncates)."""
     found: list[tuple[str, Path]] = []
     spec = importlib.util.find_spec("insightface")
     if spec is not None and spec.submodule_search_locations:
@@ -147,6 +148,28 @@ def load_portraits(
         )
     log.info("portrait pool: %d portraits", len(portraits))
     return portraits
+
+
+def face_of(portrait: Portrait) -> str:
+    """The photographed face a portrait shows (its source without the mirror mark)."""
+    return portrait.source.removesuffix(":mirror")
+
+
+def face_pool(portraits: list[Portrait], n_faces: int | None) -> list[Portrait]:
+    """The portraits of the pool's first ``n_faces`` faces (each with its mirror); all for None.
+
+    Raises ``ValueError`` when the installed packages hold fewer faces than asked for.
+    """
+    faces = list(dict.fromkeys(face_of(p) for p in portraits))
+    if n_faces is None:
+        return portraits
+    if n_faces > len(faces):
+        raise ValueError(
+            f"dataset.synthetic.n_faces is {n_faces} but the installed packages' photos give "
+            f"{len(faces)} usable faces ({', '.join(faces)}); lower n_faces or set it to null"
+        )
+    keep = set(faces[:n_faces])
+    return [p for p in portraits if face_of(p) in keep]
 
 
 def similarity_transform(src: np.ndarray, dst: np.ndarray) -> np.ndarray:

@@ -42,7 +42,7 @@ import torch
 
 from facedyn.atomic import atomic_write, atomic_write_json
 from facedyn.cohort import layout
-from facedyn.cohort.appearance import Lighting, Portrait, load_portraits
+from facedyn.cohort.appearance import Lighting, Portrait, face_pool, load_portraits
 from facedyn.cohort.behaviour import (
     ExpressionRoles,
     sample_signatures,
@@ -94,6 +94,7 @@ class CohortConfig:
     combined_video: bool = False
     portrait: str = "speaker"  # one portrait per speaker, or a new one every "session"
     head_shape: str = "speaker"  # one head shape per speaker, or a new one every "session"
+    n_faces: int | None = None  # photographed faces drawn from (with their mirrors); None: all
     workers: int = 1
     seed: int = 0
 
@@ -124,6 +125,8 @@ class CohortConfig:
                 "dataset.synthetic.head_shape must be 'speaker' or 'session', "
                 f"got {self.head_shape!r}"
             )
+        if self.n_faces is not None and self.n_faces < 1:
+            raise ValueError(f"dataset.synthetic.n_faces must be >= 1 or null, got {self.n_faces}")
         if self.duration_s * self.fps < 2:
             raise ValueError("dataset.synthetic.duration_s * fps must give at least 2 frames")
 
@@ -374,7 +377,8 @@ def _render_conversation(args: tuple[CohortConfig, str, list[dict[str, Any]], st
             neutral_screen = project(neutral_verts, trans[None], row["focal_px"], cx, cy)[0].numpy()
             neutral_camera = (neutral_verts[0] + trans).numpy()
             neutral_lmk = project(w.head(shape_t), trans[None], row["focal_px"], cx, cy)[0].numpy()
-        portrait = w.portraits[row["photo_index"] % len(w.portraits)]
+        pool = face_pool(w.portraits, cfg.n_faces)
+        portrait = pool[row["photo_index"] % len(pool)]
         light = Lighting(
             row["contrast"], row["brightness"], row["gamma"], (row["wb_r"], 1.0, row["wb_b"])
         )
