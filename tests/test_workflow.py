@@ -36,6 +36,19 @@ def test_sweeps_are_one_config_file_away(tmp_path):
         assert f"results/identify/{name}/folds.parquet" in res.stdout  # before the checkpoint
 
 
+def test_the_face_pool_study_is_one_config_file_away(tmp_path):
+    """config/face_pool.yaml adds null controls drawn from fewer faces, each with its
+    audit experiments and a cohort of its own."""
+    study = yaml.safe_load((ROOT / "config/face_pool.yaml").read_text())
+    res = run_snakemake(tmp_path, "-n", overrides=study, test_config=False)
+    assert res.returncode == 0, res.stderr[-3000:]
+    for n in (1, 2):
+        assert study["audit"]["cohorts"][f"null_faces_{n}"]["n_faces"] == n
+        for suffix in ("", "_truth"):
+            assert f"results/identify/audit_null_faces_{n}{suffix}/folds.parquet" in res.stdout
+        assert f"resources/synthetic/default-null_faces_{n}/" in res.stdout
+
+
 def _planned_threads(rule: str, dry_run_stdout: str) -> int:
     """The threads of the rule's first job in a dry run's plan (which omits one thread)."""
     job = re.search(rf"^rule {rule}:\n((?:    .*\n)*)", dry_run_stdout, re.MULTILINE)

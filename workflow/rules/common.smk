@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 from snakemake.logging import logger
 
-from facedyn.audit import AuditError, audit_cohorts, audit_experiments
+from facedyn.audit import MAIN_COHORT, AuditError, audit_cohorts, audit_experiments
 from facedyn.identify.experiments import (
     ENCODER_BASELINES,
     ExperimentError,
@@ -532,9 +532,14 @@ def sweep_figures():
 
 
 def figure_video():
-    """(session, speaker) of the video the per-video figures draw: the first readable one."""
+    """(session, speaker) of the video the per-video figures draw: the main cohort's first
+    readable one (the figures compare it with the main cohort's truth)."""
     index = manifest_index()
-    ok = [key for key in sorted(index) if index[key]["status"] == "ok"]
+    ok = [
+        key
+        for key in sorted(index)
+        if index[key]["status"] == "ok" and index[key]["cohort"] == MAIN_COHORT
+    ]
     if not ok:
         raise ValueError("no readable video in the manifest to draw")
     return ok[0]
