@@ -119,36 +119,20 @@ STRONG = (0.60, 0.45, 0.75)
 
 def _run(null_conformer, swap_fitted=(0.5, 0.4, 0.6), swap_truth=STRONG, swap_shape=AT_CHANCE):
     cohorts = audit_cohorts(_config())
+    cells = [  # (experiment, cohort, source, conformer's and shape_only's top-1)
+        ("audit_null_dynamics", "null_dynamics", "fitted", null_conformer, STRONG),
+        ("audit_null_dynamics_truth", "null_dynamics", "truth", AT_CHANCE, STRONG),
+        ("audit_swap", "swap", "fitted", swap_fitted, swap_shape),
+        ("audit_swap_truth", "swap", "truth", swap_truth, AT_CHANCE),
+        ("audit_null_swap", "null_swap", "fitted", AT_CHANCE, AT_CHANCE),
+    ]
     return audit_report(
         [
             _metrics("main", "main", "fitted", {"conformer": STRONG, "shape_only": STRONG}, 1 / 32),
             _metrics("truth", "main", "truth", {"conformer": STRONG, "shape_only": STRONG}, 1 / 32),
-            _metrics(
-                "audit_null_dynamics",
-                "null_dynamics",
-                "fitted",
-                {"conformer": null_conformer, "shape_only": STRONG},
-            ),
-            _metrics(
-                "audit_null_dynamics_truth",
-                "null_dynamics",
-                "truth",
-                {"conformer": AT_CHANCE, "shape_only": STRONG},
-            ),
-            _metrics(
-                "audit_swap", "swap", "fitted", {"conformer": swap_fitted, "shape_only": swap_shape}
-            ),
-            _metrics(
-                "audit_swap_truth",
-                "swap",
-                "truth",
-                {"conformer": swap_truth, "shape_only": AT_CHANCE},
-            ),
-            _metrics(
-                "audit_null_swap",
-                "null_swap",
-                "fitted",
-                {"conformer": AT_CHANCE, "shape_only": AT_CHANCE},
+            *(
+                _metrics(name, cohort, source, {"conformer": dyn, "shape_only": shape})
+                for name, cohort, source, dyn, shape in cells
             ),
         ],
         cohorts,
