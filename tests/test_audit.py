@@ -15,7 +15,7 @@ from facedyn.audit import (
     derived_seed,
 )
 from facedyn.plots.audit import audit_figure
-from facedyn.plots.summary import summary_markdown
+from facedyn.plots.summary import audit_section, summary_markdown
 
 ROOT = Path(__file__).resolve().parents[1]
 SCHEMA = yaml.safe_load((ROOT / "workflow/schemas/config.schema.yaml").read_text())
@@ -219,3 +219,9 @@ def test_the_leak_statistic_joins_the_audit_and_the_main_block():
     page = summary_markdown("d", [metrics], main="main", audit=report)
     assert "Appearance leak without a control" in page and "Conformer rho 0.42 (p 0.004)" in page
     assert "| null | fitted | 0.42 | 0.004 | 30.0 % (n/a) |" in page
+
+
+def test_the_audit_table_gives_the_main_chance_then_the_controls():
+    table = "\n".join(audit_section(_run(null_conformer=AT_CHANCE)))
+    conformer = next(line for line in table.splitlines() if line.startswith("| Conformer |"))
+    assert conformer.endswith("| 3.1 % / 6.2 % |")  # 32 speakers in main, 16 per control

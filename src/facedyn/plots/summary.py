@@ -236,14 +236,14 @@ def audit_section(report: Mapping[str, Any]) -> list[str]:
         "|---|" + "---|" * len(heads) + "---|",
     ]
     for row in rows:
-        chances = sorted(
-            {
-                round(float(e["chance"]), 4)
-                for k, e in row.items()
-                if k != "model" and e is not None and e["chance"] is not None
-            },
-            reverse=True,
-        )
+
+        def chances_of(names: list[str], row: dict = row) -> list[float]:
+            entries = [row.get(f"{c}:{src}") for c in names for src in ("fitted", "truth")]
+            found = {round(float(e["chance"]), 4) for e in entries if e and e["chance"] is not None}
+            return sorted(found)
+
+        # the main cohort's chance, then the controls' (another size, another chance)
+        chances = chances_of(cohorts[:1]) + chances_of(cohorts[1:])
         cells_s = [_cell(row.get(f"{c}:{src}")) for c in cohorts for src in ("fitted", "truth")]
         out.append(
             f"| {model_label(row['model'])} | "
