@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from facedyn.cohort.appearance import Portrait, face_of, face_pool, load_portraits
+from facedyn.cohort.appearance import Portrait, face_pool, load_portraits, pool_faces
 from facedyn.cohort.behaviour import (
     ExpressionRoles,
     resonant_texture,
@@ -309,7 +309,7 @@ def test_face_pool_keeps_the_first_faces_with_their_mirrors():
 
 def test_the_pool_holds_the_usable_faces_of_the_installed_photos():
     portraits = load_portraits()
-    faces = list(dict.fromkeys(face_of(p) for p in portraits))
+    faces = pool_faces(portraits)
     # three faces of insightface's group photo pass (docs/cohort.md, "Frames"), each mirrored
     assert faces == ["insightface/t1.jpg#0", "insightface/t1.jpg#1", "insightface/t1.jpg#3"]
     assert len(portraits) == 6 and len(face_pool(portraits, 2)) == 4

@@ -535,11 +535,7 @@ def figure_video():
     """(session, speaker) of the video the per-video figures draw: the main cohort's first
     readable one (the figures compare it with the main cohort's truth)."""
     index = manifest_index()
-    ok = [
-        key
-        for key in sorted(index)
-        if index[key]["status"] == "ok" and index[key]["cohort"] == MAIN_COHORT
-    ]
+    ok = [key for key in manifest_keys(MAIN_COHORT) if index[key]["status"] == "ok"]
     if not ok:
         raise ValueError("no readable video in the manifest to draw")
     return ok[0]

@@ -155,14 +155,19 @@ def face_of(portrait: Portrait) -> str:
     return portrait.source.removesuffix(":mirror")
 
 
+def pool_faces(portraits: list[Portrait]) -> list[str]:
+    """The photographed faces of a portrait pool, in the pool's order."""
+    return list(dict.fromkeys(face_of(p) for p in portraits))
+
+
 def face_pool(portraits: list[Portrait], n_faces: int | None) -> list[Portrait]:
     """The portraits of the pool's first ``n_faces`` faces (each with its mirror); all for None.
 
     Raises ``ValueError`` when the installed packages hold fewer faces than asked for.
     """
-    faces = list(dict.fromkeys(face_of(p) for p in portraits))
     if n_faces is None:
         return portraits
+    faces = pool_faces(portraits)
     if n_faces > len(faces):
         raise ValueError(
             f"dataset.synthetic.n_faces is {n_faces} but the installed packages' photos give "

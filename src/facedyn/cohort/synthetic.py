@@ -490,6 +490,8 @@ def generate_cohort(
     result does not depend on ``cfg.workers`` or the order in which conversations finish.
     """
     root = Path(root)
+    if cfg.n_faces is not None:
+        face_pool(load_portraits(), cfg.n_faces)  # too few faces: fail before any rendering
     info = json.loads(Path(head_components).read_text())
     speakers, sessions = plan_cohort(cfg, int(info["n_shape"]))
     speakers_json = json.dumps(speakers.to_dict(orient="index"))

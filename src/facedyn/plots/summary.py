@@ -209,6 +209,12 @@ def _leak_line(metrics: Mapping[str, Any]) -> str | None:
     )
 
 
+def _chances(row: Mapping[str, Any], cohorts: list[str]) -> list[float]:
+    """The distinct chance levels of one audit row's cells in ``cohorts``."""
+    entries = [row.get(f"{c}:{src}") for c in cohorts for src in ("fitted", "truth")]
+    return sorted({round(float(e["chance"]), 4) for e in entries if e and e["chance"] is not None})
+
+
 def audit_section(report: Mapping[str, Any]) -> list[str]:
     """ "Appearance-leak audit": every model on the main cohort and every control, fitted
     and truth, the derived leak floor and extraction efficiency, the checks and the verdict
@@ -236,14 +242,8 @@ def audit_section(report: Mapping[str, Any]) -> list[str]:
         "|---|" + "---|" * len(heads) + "---|",
     ]
     for row in rows:
-
-        def chances_of(names: list[str], row: dict = row) -> list[float]:
-            entries = [row.get(f"{c}:{src}") for c in names for src in ("fitted", "truth")]
-            found = {round(float(e["chance"]), 4) for e in entries if e and e["chance"] is not None}
-            return sorted(found)
-
         # the main cohort's chance, then the controls' (another size, another chance)
-        chances = chances_of(cohorts[:1]) + chances_of(cohorts[1:])
+        chances = _chances(row, cohorts[:1]) + _chances(row, cohorts[1:])
         cells_s = [_cell(row.get(f"{c}:{src}")) for c in cohorts for src in ("fitted", "truth")]
         out.append(
             f"| {model_label(row['model'])} | "
