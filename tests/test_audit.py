@@ -103,12 +103,16 @@ def test_one_experiment_per_cohort_and_source_with_the_main_settings():
 
 
 def _metrics(name, cohort, source, models, chance=1 / 16):
+    """A metrics.json document; a model's value is (top1, lo, hi) or (top1, lo, hi, p)."""
     return {
         "experiment": name,
         "source": source,
         "chance": chance,
         "settings": {"cohort": cohort, "source": source, "encoder": "conformer"},
-        "models": {m: {"top1": top1, "top1_ci": [lo, hi]} for m, (top1, lo, hi) in models.items()},
+        "models": {
+            m: {"top1": v[0], "top1_ci": [v[1], v[2]], "top1_p_chance": (v[3:] or (None,))[0]}
+            for m, v in models.items()
+        },
     }
 
 
@@ -163,6 +167,27 @@ def test_the_audit_passes_only_with_dynamics_at_chance_where_they_are_shared():
     assert not _run(AT_CHANCE, swap_truth=AT_CHANCE)["passed"]
     # appearance that identifies across swapped faces means the swap did not swap
     assert not _run(AT_CHANCE, swap_shape=STRONG)["passed"]
+
+
+def test_at_chance_checks_hold_their_family_wise_error_rate_together():
+    # one of six at-chance checks with p 0.01: below 0.05 alone, not after Bonferroni
+    # over the family; a leak with p 0.001 fails it
+    borderline = (0.11, 0.065, 0.16, 0.01)
+    report = _run((0.07, 0.03, 0.11, 0.6), swap_shape=borderline)
+    family = report["chance_family"]
+    assert family == sum(c["expected"] == "chance" for c in report["checks"]) == 6
+    assert report["alpha"] == 0.05 and report["passed"]
+    [shape] = [
+        c
+        for c in report["checks"]
+        if (c["cohort"], c["model"]) == ("swap", "shape_only") and c["source"] == "fitted"
+    ]
+    assert shape["met"] is True and shape["p_chance"] == 0.01
+    assert not _run((0.2, 0.13, 0.28, 0.001))["passed"]
+    # without p-values (older metrics) the 95 % CI decides: that CI excludes chance
+    assert not _run(AT_CHANCE, swap_shape=borderline[:3])["passed"]
+    page = "\n".join(audit_section(report))
+    assert "over all 6 such checks together, Bonferroni" in page
 
 
 def test_without_a_shared_dynamics_control_the_audit_cannot_pass():

@@ -280,6 +280,27 @@ def test_bootstrap_ci_resamples_speakers_and_narrows_with_more_of_them():
         M.bootstrap_ci(few, stat="eer")
 
 
+def test_bootstrap_p_value_against_a_fixed_top1_inverts_the_percentile_interval():
+    rng = np.random.default_rng(7)
+    df = _predictions({f"p{i}": a for i, a in enumerate(rng.uniform(0.1, 0.5, 30))})
+    lo, hi = M.bootstrap_ci(df, n_boot=1000, seed=3)
+    top1 = M.recompute_top1(df)
+    assert M.bootstrap_p_value(df, top1, n_boot=1000, seed=3) > 0.5  # the estimate itself
+    # far outside the replicates: the smallest p the replicates can give
+    assert M.bootstrap_p_value(df, 0.0, n_boot=1000, seed=3) == pytest.approx(1e-3)
+    assert M.bootstrap_p_value(df, 1.0, n_boot=1000, seed=3) == pytest.approx(1e-3)
+    # a value inside the 95 % interval is not rejected at 0.05, one well outside it is
+    for value in np.linspace(0.0, 0.8, 81):
+        p = M.bootstrap_p_value(df, float(value), n_boot=1000, seed=3)
+        if lo + 0.01 < value < hi - 0.01:
+            assert p >= 0.05
+        if value < lo - 0.01 or value > hi + 0.01:
+            assert p <= 0.05
+    entry = M.summarize_model(df, chance=0.0, n_boot=1000, seed=3)
+    assert entry["top1_p_chance"] == pytest.approx(1e-3)
+    assert M.summarize_model(df)["top1_p_chance"] is None
+
+
 def test_paired_comparison_of_two_models_on_the_same_windows():
     rng = np.random.default_rng(3)
     acc = {f"p{i}": a for i, a in enumerate(rng.uniform(0.2, 0.6, 40))}

@@ -39,6 +39,11 @@ EXPERIMENT_PREFIX = "audit_"
 APPEARANCE_MODELS = ("shape_only", "appearance_only")
 #: "Far above chance": the lower end of the top-1 CI at least this many times chance.
 FAR_ABOVE_CHANCE = 3.0
+#: Family-wise error rate of the "at chance" checks together: with k of them, each fails
+#: only when its bootstrap p-value against chance is below ALPHA / k (Bonferroni), so an
+#: audit whose controls all sit at chance fails with probability at most ALPHA (k checks
+#: at 95 % each would fail a sound audit more often than not).
+ALPHA = 0.05
 
 
 class AuditError(ValueError):
@@ -149,14 +154,23 @@ def _entry(m: Mapping[str, Any] | None, model: str) -> dict[str, Any] | None:
     if not entry or entry.get("top1") is None:
         return None
     ci = entry.get("top1_ci") or [None, None]
-    return {"top1": float(entry["top1"]), "ci": ci, "chance": m.get("chance")}
+    return {
+        "top1": float(entry["top1"]),
+        "ci": ci,
+        "chance": m.get("chance"),
+        "p_chance": entry.get("top1_p_chance"),
+    }
 
 
-def _at_chance(e: Mapping[str, Any]) -> bool | None:
-    lo, hi = e["ci"]
-    if lo is None or hi is None or e["chance"] is None:
+def _at_chance(check: Mapping[str, Any], family: int) -> bool | None:
+    """Chance not rejected at ``ALPHA / family`` (Bonferroni); for metrics without a
+    p-value, the 95 % CI includes chance."""
+    if check.get("p_chance") is not None:
+        return bool(float(check["p_chance"]) * max(family, 1) >= ALPHA)
+    lo, hi = check["top1_ci"]
+    if lo is None or hi is None or check["chance"] is None:
         return None
-    return bool(lo <= e["chance"] <= hi)
+    return bool(lo <= check["chance"] <= hi)
 
 
 def _far_above(e: Mapping[str, Any]) -> bool | None:
@@ -187,7 +201,8 @@ def audit_report(
         cohort and source the top-1, CI and chance), ``derived`` (per model: ``leak_floor``,
         null fitted top-1 over chance; ``efficiency``, swap fitted top-1 over the swap truth's
         top-1 of the same model; ``main_over_chance``), ``checks`` (each expectation with
-        whether it held), ``leak`` ((cohort, source) -> the encoder's appearance leak
+        whether it held; the "at chance" ones at a family-wise ``alpha`` over
+        ``chance_family`` of them), ``leak`` ((cohort, source) -> the encoder's appearance leak
         statistic, :mod:`facedyn.identify.leak`) and ``passed`` (every check that could be judged held, and the null
         and null-swap checks were judged), ``far_above_chance``.
     """
@@ -257,6 +272,10 @@ def audit_report(
         stat = (m.get("appearance_leak") or {}).get(encoder)
         if stat and stat.get("spearman_rho") is not None:
             leak[(cohort, source)] = stat
+    family = sum(c["expected"] == "chance" for c in checks)
+    for c in checks:
+        if c["expected"] == "chance":
+            c["met"] = _at_chance(c, family)
     judged = {(c["cohort"]) for c in checks if c["met"] is not None}
     needed = {c for c, cell in cells.items() if cell["dynamics"] == "shared"}
     passed = bool(needed) and needed <= judged and all(c["met"] is not False for c in checks)
@@ -268,13 +287,16 @@ def audit_report(
         "leak": dict(sorted(leak.items(), key=lambda kv: list(cells).index(kv[0][0]))),
         "passed": passed,
         "far_above_chance": FAR_ABOVE_CHANCE,
+        "alpha": ALPHA,
+        "chance_family": family,
     }
 
 
 def _check(
     cohort: str, source: str, model: str, expected: str, e: Mapping[str, Any]
 ) -> dict[str, Any]:
-    met = _at_chance(e) if expected == "chance" else _far_above(e)
+    # "at chance" is judged once the whole family of such checks is known (audit_report)
+    met = None if expected == "chance" else _far_above(e)
     return {
         "cohort": cohort,
         "source": source,
@@ -283,11 +305,13 @@ def _check(
         "top1": e["top1"],
         "top1_ci": list(e["ci"]),
         "chance": e["chance"],
+        "p_chance": e.get("p_chance"),
         "met": met,
     }
 
 
 __all__ = [
+    "ALPHA",
     "APPEARANCE_MODELS",
     "EXPERIMENT_PREFIX",
     "FAR_ABOVE_CHANCE",

@@ -428,10 +428,33 @@ def bootstrap_ci(
     return _speaker_bootstrap(hit, pd.factorize(predictions["speaker_id"])[0], n_boot, seed, level)
 
 
-def _speaker_bootstrap(
-    per_window: np.ndarray, speaker: np.ndarray, n_boot: int, seed: int, level: float
-) -> tuple[float, float]:
-    """Percentile CI of the mean of ``per_window`` under a speaker (cluster) bootstrap:
+def bootstrap_p_value(
+    predictions: pd.DataFrame,
+    value: float,
+    stat: str = "top1",
+    n_boot: int = 1000,
+    seed: int = 0,
+) -> float:
+    """Two-sided speaker-bootstrap p-value of "the top-k accuracy equals ``value``": twice
+    the smaller share of :func:`bootstrap_ci`'s replicates (same draws for the same seed) on
+    either side of ``value``, at least ``1 / n_boot``, at most 1. Hand-written because no
+    installed library bootstraps a clustered mean against a fixed value; it is the test
+    that inverts the percentile interval (``value`` outside the ``1 - p`` interval)."""
+    if "model" in predictions and predictions["model"].nunique() > 1:
+        raise ValueError("bootstrap_p_value expects the predictions of one model")
+    k = _topk(stat)
+    hit = (predictions["rank"].to_numpy() <= k).astype(np.float64)
+    if not len(hit):
+        return math.nan
+    reps = _speaker_replicates(hit, pd.factorize(predictions["speaker_id"])[0], n_boot, seed)
+    tail = min(float((reps <= value).mean()), float((reps >= value).mean()))
+    return float(min(1.0, max(2.0 * tail, 1.0 / n_boot)))
+
+
+def _speaker_replicates(
+    per_window: np.ndarray, speaker: np.ndarray, n_boot: int, seed: int
+) -> np.ndarray:
+    """``n_boot`` speaker (cluster) bootstrap replicates of the mean of ``per_window``:
     ``draws @ sums / draws @ counts`` for a ``(n_boot, n_speakers)`` matrix of multinomial
     draw counts (``speaker``: codes 0..S-1)."""
     n_spk = int(speaker.max()) + 1
@@ -439,8 +462,17 @@ def _speaker_bootstrap(
     n = np.bincount(speaker, minlength=n_spk).astype(np.float64)
     rng = np.random.default_rng(seed)
     draws = rng.multinomial(n_spk, np.full(n_spk, 1.0 / n_spk), size=n_boot).astype(np.float64)
+    return (draws @ sums) / (draws @ n)
+
+
+def _speaker_bootstrap(
+    per_window: np.ndarray, speaker: np.ndarray, n_boot: int, seed: int, level: float
+) -> tuple[float, float]:
+    """Percentile CI of the mean of ``per_window`` under a speaker (cluster) bootstrap
+    (:func:`_speaker_replicates`)."""
     alpha = (1.0 - level) / 2.0
-    lo, hi = np.quantile((draws @ sums) / (draws @ n), [alpha, 1.0 - alpha])
+    reps = _speaker_replicates(per_window, speaker, n_boot, seed)
+    lo, hi = np.quantile(reps, [alpha, 1.0 - alpha])
     return float(lo), float(hi)
 
 
@@ -519,12 +551,15 @@ def summarize_model(
     n_boot: int = 1000,
     seed: int = 0,
     level: float = 0.95,
+    chance: float | None = None,
 ) -> dict[str, Any]:
     """The ``metrics.json`` entry of one model from its pooled predictions (all folds) and,
     optionally, each fold's :func:`identification_metrics` (``fold -> dict``).
 
     ``top1``/``top5``: micro over all windows of all folds; ``top1_ci``: speaker bootstrap
-    (:func:`bootstrap_ci`); ``per_fold_top1``: in fold order. From ``fold_metrics``:
+    (:func:`bootstrap_ci`); ``top1_p_chance``: with ``chance``, the bootstrap p-value of
+    "top-1 equals chance" (:func:`bootstrap_p_value`, the CI's draws), else None;
+    ``per_fold_top1``: in fold order. From ``fold_metrics``:
     ``session_top1`` pooled over the test sessions of all folds, ``eer``/``min_dcf`` the
     unweighted means over folds (per-fold values kept as ``per_fold_eer`` /
     ``per_fold_min_dcf``); without them those keys are None. A fold's metrics must agree
@@ -541,6 +576,9 @@ def summarize_model(
         "n_test_speakers": int(predictions["speaker_id"].nunique()),
         "top1": recompute_top1(predictions),
         "top1_ci": [lo, hi],
+        "top1_p_chance": None
+        if chance is None
+        else bootstrap_p_value(predictions, chance, "top1", n_boot=n_boot, seed=seed),
         "top5": float((predictions["rank"].to_numpy() <= 5).mean()),
         "session_top1": None,
         "eer": None,

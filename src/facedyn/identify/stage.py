@@ -635,21 +635,22 @@ def run_summarize(
         atomic_write_json(outputs["metrics"], json_ready(result))
         log.error("%s: no fold produced predictions: %s", settings.name, skipped)
         return result
+    main = settings.encoder
+    scored = next(m["models"] for m in fold_metrics if m["models"])  # predictions exist
+    first = scored.get(main) or next(iter(scored.values()))
+    chance = 1.0 / float(first["n_speakers"])
     models: dict[str, Any] = {}
     for name, group in predictions.groupby("model", sort=False):
         per_fold = {int(m["fold"]): m["models"][name] for m in fold_metrics if name in m["models"]}
-        models[name] = summarize_model(group, per_fold, n_boot=n_boot, seed=seed)
+        models[name] = summarize_model(group, per_fold, n_boot=n_boot, seed=seed, chance=chance)
     per_speaker = per_speaker_accuracy(predictions)
-    main = settings.encoder
     n_speakers = int(predictions["speaker_id"].nunique())
-    scored = next(m["models"] for m in fold_metrics if m["models"])  # predictions exist
-    first = scored.get(main) or next(iter(scored.values()))
     result: dict[str, Any] = {
         "experiment": settings.name,
         "protocol": settings.protocol,
         "n_speakers": int(first["n_speakers"]),
         "n_test_speakers": n_speakers,
-        "chance": 1.0 / float(first["n_speakers"]),
+        "chance": chance,
         "models": models,
         "dnr_vs_accuracy": None,
         "extraction_efficiency": None,

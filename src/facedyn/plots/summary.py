@@ -229,9 +229,9 @@ def audit_section(report: Mapping[str, Any]) -> list[str]:
             f"**{_COHORT_LABELS.get(c, c)}**: {cell['dynamics']} dynamics, {cell['face']} faces"
             for c, cell in cells.items()
         )
-        + ". With shared dynamics, identification from expression + jaw must sit at chance "
-        "(its CI includes chance); with swapped faces, appearance carries no identity across "
-        "sessions. Top-1 [95 % CI] on fitted features and on the truth:",
+        + ". With shared dynamics, identification from expression + jaw must sit at chance; "
+        "with swapped faces, appearance carries no identity across sessions. Top-1 [95 % CI] "
+        "on fitted features and on the truth:",
         "",
     ]
     heads = [f"{_COHORT_LABELS.get(c, c)} {src}" for c in cohorts for src in ("fitted", "truth")]
@@ -285,15 +285,20 @@ def audit_section(report: Mapping[str, Any]) -> list[str]:
     out += [
         "",
         f"Checks: {sum(c['met'] is True for c in report['checks'])} of "
-        f"{len(report['checks'])} met (at chance: CI includes chance; far above: CI from "
-        f"{report['far_above_chance']:g}x chance up).",
+        f"{len(report['checks'])} met (at chance: the speaker-bootstrap test rejects chance "
+        f"at no less than {report.get('alpha', 0.05):g} over all "
+        f"{report.get('chance_family', 0)} such checks together, Bonferroni; far above: "
+        f"95 % CI from {report['far_above_chance']:g}x chance up).",
     ]
     for c in failed:
         lo, hi = c["top1_ci"]
+        p = c.get("p_chance")
         out.append(
             f"- not met: {_COHORT_LABELS.get(c['cohort'], c['cohort'])} {c['source']}, "
             f"{model_label(c['model'])} {_pct(c['top1'])} [{_pct(lo)}, {_pct(hi)}] "
-            f"(chance {_pct(c['chance'])}), expected {c['expected']}"
+            f"(chance {_pct(c['chance'])}"
+            + ("" if p is None else f", p {_num(p, '.3f')}")
+            + f"), expected {c['expected']}"
         )
     out += [
         "",
