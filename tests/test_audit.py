@@ -8,6 +8,7 @@ import pytest
 import yaml
 
 from facedyn.audit import (
+    DEFAULT_COHORTS,
     AuditError,
     audit_cohorts,
     audit_experiments,
@@ -60,8 +61,22 @@ def test_control_cohorts_merge_size_and_overrides_with_their_own_folder_and_seed
         "null_dynamics",
         "null_swap",
     ]
-    assert audit_cohorts(_config(cohorts={})) == {}
-    assert audit_experiments(_config(cohorts={})) == {}
+    off = {name: False for name in AUDIT_DEFAULTS["cohorts"]}
+    assert audit_cohorts(_config(cohorts=off)) == {}
+    assert audit_experiments(_config(cohorts=off)) == {}
+
+
+def test_a_config_changes_one_cohort_and_keeps_the_others():
+    assert SCHEMA["properties"]["audit"]["properties"]["cohorts"]["default"] == DEFAULT_COHORTS
+    assert set(audit_cohorts(_config(cohorts={"swap": False}))) == {"null_dynamics", "null_swap"}
+    smaller = audit_cohorts(_config(cohorts={"null_dynamics": {"n_speakers": 8}}))
+    assert set(smaller) == set(DEFAULT_COHORTS)
+    assert smaller["null_dynamics"]["n_speakers"] == 8
+    assert smaller["null_dynamics"]["signature_strength"] == 0  # the default's keys stay
+    added = audit_cohorts(_config(cohorts={"null_faces_1": {"signature_strength": 0}}))
+    assert set(added) == {*DEFAULT_COHORTS, "null_faces_1"}
+    off = {name: False for name in DEFAULT_COHORTS}
+    assert audit_cohorts(_config(cohorts=off)) == {}
 
 
 @pytest.mark.parametrize(

@@ -47,6 +47,8 @@ def test_the_face_pool_study_is_one_config_file_away(tmp_path):
         for suffix in ("", "_truth"):
             assert f"results/identify/audit_null_faces_{n}{suffix}/folds.parquet" in res.stdout
         assert f"resources/synthetic/default-null_faces_{n}/" in res.stdout
+    for cohort in ("null_dynamics", "swap", "null_swap"):  # beside the default controls
+        assert f"results/identify/audit_{cohort}/folds.parquet" in res.stdout
 
 
 def _planned_threads(rule: str, dry_run_stdout: str) -> int:

@@ -37,6 +37,18 @@ MAIN_COHORT = "main"
 EXPERIMENT_PREFIX = "audit_"
 #: Models that see appearance (the face's shape or texture), not the dynamics.
 APPEARANCE_MODELS = ("shape_only", "appearance_only")
+#: The control cohorts every run has unless its config turns them off (mirrors the schema's
+#: ``audit.cohorts`` default; a config's ``audit.cohorts`` is merged over it per cohort).
+DEFAULT_COHORTS: dict[str, dict[str, Any]] = {
+    "null_dynamics": {"signature_strength": 0, "instability": [1.0, 1.0]},
+    "swap": {"portrait": "session", "head_shape": "session"},
+    "null_swap": {
+        "signature_strength": 0,
+        "instability": [1.0, 1.0],
+        "portrait": "session",
+        "head_shape": "session",
+    },
+}
 #: "Far above chance": the lower end of the top-1 CI at least this many times chance.
 FAR_ABOVE_CHANCE = 3.0
 #: Family-wise error rate of the "at chance" checks together: with k of them, each fails
@@ -60,15 +72,18 @@ def derived_seed(seed: int, cohort: str) -> int:
 def audit_cohorts(config: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
     """The control cohorts: name -> their ``dataset.synthetic`` settings, fully merged.
 
-    Each is ``dataset.synthetic``, then ``audit.size``, then the cohort's own overrides
-    (``audit.cohorts.<name>``; ``false`` turns a cohort off), with ``name``
-    ``<main name>-<cohort>`` and a :func:`derived_seed` unless the overrides set them.
+    The cohorts are :data:`DEFAULT_COHORTS` with ``audit.cohorts`` merged over them (a
+    cohort's keys over the default's keys of the same name, ``false`` turns a cohort off, a
+    new name adds one), so a config that adds or changes one cohort keeps the others. Each is
+    ``dataset.synthetic``, then ``audit.size``, then the cohort's own overrides, with
+    ``name`` ``<main name>-<cohort>`` and a :func:`derived_seed` unless the overrides set
+    them.
     """
     audit = config.get("audit") or {}
     base = dict(config["dataset"]["synthetic"])
     size = dict(audit.get("size") or {})
     out: dict[str, dict[str, Any]] = {}
-    for name, overrides in (audit.get("cohorts") or {}).items():
+    for name, overrides in _merged_cohorts(audit.get("cohorts") or {}).items():
         if overrides is False:
             continue
         if name == MAIN_COHORT:
@@ -89,6 +104,17 @@ def audit_cohorts(config: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
     names = [s["name"] for s in out.values()] + [base.get("name")]
     if len(set(names)) != len(names):
         raise AuditError(f"audit.cohorts: two cohorts write to one folder ({sorted(names)})")
+    return out
+
+
+def _merged_cohorts(given: Mapping[str, Any]) -> dict[str, Any]:
+    """:data:`DEFAULT_COHORTS` with ``given`` merged over them, one level deep."""
+    out: dict[str, Any] = {name: dict(spec) for name, spec in DEFAULT_COHORTS.items()}
+    for name, spec in given.items():
+        if isinstance(spec, Mapping) and isinstance(out.get(name), Mapping):
+            out[name] = {**out[name], **spec}
+        else:
+            out[name] = spec
     return out
 
 
@@ -313,6 +339,7 @@ def _check(
 __all__ = [
     "ALPHA",
     "APPEARANCE_MODELS",
+    "DEFAULT_COHORTS",
     "EXPERIMENT_PREFIX",
     "FAR_ABOVE_CHANCE",
     "MAIN_COHORT",
