@@ -419,13 +419,8 @@ def bootstrap_ci(
     Vectorised: per-speaker hit and window counts, then ``draws @ hits / draws @ n`` for a
     ``(n_boot, n_speakers)`` matrix of multinomial draw counts. One model per call.
     """
-    if "model" in predictions and predictions["model"].nunique() > 1:
-        raise ValueError("bootstrap_ci expects the predictions of one model")
-    k = _topk(stat)
-    hit = (predictions["rank"].to_numpy() <= k).astype(np.float64)
-    if not len(hit):
-        return math.nan, math.nan
-    return _speaker_bootstrap(hit, pd.factorize(predictions["speaker_id"])[0], n_boot, seed, level)
+    reps = _replicates(predictions, stat, n_boot, seed, "bootstrap_ci")
+    return (math.nan, math.nan) if reps is None else _percentile_ci(reps, level)
 
 
 def bootstrap_p_value(
@@ -440,15 +435,31 @@ def bootstrap_p_value(
     either side of ``value``, at least ``1 / n_boot``, at most 1. Hand-written because no
     installed library bootstraps a clustered mean against a fixed value; it is the test
     that inverts the percentile interval (``value`` outside the ``1 - p`` interval)."""
+    reps = _replicates(predictions, stat, n_boot, seed, "bootstrap_p_value")
+    return math.nan if reps is None else _p_value(reps, value)
+
+
+def _replicates(
+    predictions: pd.DataFrame, stat: str, n_boot: int, seed: int, caller: str
+) -> np.ndarray | None:
+    """Speaker-bootstrap replicates of one model's top-k (None without predictions)."""
     if "model" in predictions and predictions["model"].nunique() > 1:
-        raise ValueError("bootstrap_p_value expects the predictions of one model")
-    k = _topk(stat)
-    hit = (predictions["rank"].to_numpy() <= k).astype(np.float64)
+        raise ValueError(f"{caller} expects the predictions of one model")
+    hit = (predictions["rank"].to_numpy() <= _topk(stat)).astype(np.float64)
     if not len(hit):
-        return math.nan
-    reps = _speaker_replicates(hit, pd.factorize(predictions["speaker_id"])[0], n_boot, seed)
+        return None
+    return _speaker_replicates(hit, pd.factorize(predictions["speaker_id"])[0], n_boot, seed)
+
+
+def _percentile_ci(reps: np.ndarray, level: float) -> tuple[float, float]:
+    alpha = (1.0 - level) / 2.0
+    lo, hi = np.quantile(reps, [alpha, 1.0 - alpha])
+    return float(lo), float(hi)
+
+
+def _p_value(reps: np.ndarray, value: float) -> float:
     tail = min(float((reps <= value).mean()), float((reps >= value).mean()))
-    return float(min(1.0, max(2.0 * tail, 1.0 / n_boot)))
+    return float(min(1.0, max(2.0 * tail, 1.0 / len(reps))))
 
 
 def _speaker_replicates(
@@ -470,10 +481,7 @@ def _speaker_bootstrap(
 ) -> tuple[float, float]:
     """Percentile CI of the mean of ``per_window`` under a speaker (cluster) bootstrap
     (:func:`_speaker_replicates`)."""
-    alpha = (1.0 - level) / 2.0
-    reps = _speaker_replicates(per_window, speaker, n_boot, seed)
-    lo, hi = np.quantile(reps, [alpha, 1.0 - alpha])
-    return float(lo), float(hi)
+    return _percentile_ci(_speaker_replicates(per_window, speaker, n_boot, seed), level)
 
 
 def paired_comparison(
@@ -570,15 +578,15 @@ def summarize_model(
     by_fold = predictions.groupby("fold", sort=True)["rank"]
     per_fold_top1 = {int(f): float((r.to_numpy() == 1).mean()) for f, r in by_fold}
     per_fold_n = {int(f): len(r) for f, r in by_fold}
-    lo, hi = bootstrap_ci(predictions, "top1", n_boot=n_boot, seed=seed, level=level)
+    # one set of replicates for the CI and the p-value (the same draws)
+    reps = _replicates(predictions, "top1", n_boot, seed, "summarize_model")
+    lo, hi = (math.nan, math.nan) if reps is None else _percentile_ci(reps, level)
     out: dict[str, Any] = {
         "n_windows": len(predictions),
         "n_test_speakers": int(predictions["speaker_id"].nunique()),
         "top1": recompute_top1(predictions),
         "top1_ci": [lo, hi],
-        "top1_p_chance": None
-        if chance is None
-        else bootstrap_p_value(predictions, chance, "top1", n_boot=n_boot, seed=seed),
+        "top1_p_chance": None if chance is None or reps is None else _p_value(reps, chance),
         "top5": float((predictions["rank"].to_numpy() <= 5).mean()),
         "session_top1": None,
         "eer": None,

@@ -286,8 +286,8 @@ def audit_section(report: Mapping[str, Any]) -> list[str]:
         "",
         f"Checks: {sum(c['met'] is True for c in report['checks'])} of "
         f"{len(report['checks'])} met (at chance: the speaker-bootstrap test rejects chance "
-        f"at no less than {report.get('alpha', 0.05):g} over all "
-        f"{report.get('chance_family', 0)} such checks together, Bonferroni; far above: "
+        f"at no less than {report['alpha']:g} over all "
+        f"{report['chance_family']} such checks together, Bonferroni; far above: "
         f"95 % CI from {report['far_above_chance']:g}x chance up).",
     ]
     for c in failed:
