@@ -139,7 +139,7 @@ def _fit(job: tuple[str, str, dict[str, Any], str]) -> None:
 
 def dense_model_json(dense: Path, out: Path) -> Path:
     """The run's model.json with a dense embedding (what ``flame.dense_embedding`` records)."""
-    from facedyn.flame.summary import describe_flame_model
+    from facedyn.flame.head_model import describe_flame_model
 
     info = json.loads(Path(MODEL).read_text())
     describe_flame_model(

@@ -140,8 +140,8 @@ def test_stage_fits_dense_columns_and_names_a_table_without_them(head, tmp_path)
     import pandas as pd
 
     from facedyn.face.extract import COLUMNS, dense_columns
+    from facedyn.flame.head_model import describe_flame_model
     from facedyn.flame.stage import run_fit
-    from facedyn.flame.summary import describe_flame_model
     from facedyn.tables import read_table, write_table
 
     plain = load_flame(head["model"], 10, 10, head["landmark_embedding"])

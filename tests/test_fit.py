@@ -101,7 +101,7 @@ def test_bad_input_is_refused(fast):
 
 @pytest.fixture(scope="module")
 def model_json(tmp_path_factory):
-    from facedyn.flame.summary import describe_flame_model
+    from facedyn.flame.head_model import describe_flame_model
 
     root = tmp_path_factory.mktemp("model")
     head = write_synthetic_flame(root, n_shape=10, n_expr=10)

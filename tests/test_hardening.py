@@ -34,9 +34,9 @@ from facedyn.face.backends import Detection
 from facedyn.face.extract import COLUMNS
 from facedyn.face.probe import probe_video
 from facedyn.face.track import FaceTracker, competing_faces
+from facedyn.flame.head_model import check_head_model
 from facedyn.flame.io import FlameModelError
 from facedyn.flame.stage import run_fit
-from facedyn.flame.summary import check_head_model
 from facedyn.plots.summary import qc_section
 from facedyn.qc import REASON_CODES, build_qc
 from facedyn.runtime import input_fingerprint, provenance

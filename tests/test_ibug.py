@@ -1,10 +1,17 @@
-"""One inter-ocular distance and one NME for every stage."""
+"""One inter-ocular distance and one NME for every stage, and the iBUG-68 polylines."""
 
 import numpy as np
 import pytest
 import torch
 
-from facedyn.face.ibug import MIN_IOD_PX, OUTER_EYE_CORNERS, inter_ocular, nme
+from facedyn.face.ibug import (
+    IBUG68_SEGMENTS,
+    MIN_IOD_PX,
+    OUTER_EYE_CORNERS,
+    inter_ocular,
+    landmark_nme,
+    nme,
+)
 
 
 def _face(iod: float) -> np.ndarray:
@@ -37,3 +44,17 @@ def test_nme_is_the_mean_error_over_the_68_points_in_reference_iod():
     assert np.isnan(nme(np.full((68, 2), np.nan), ref))
     with pytest.raises(ValueError, match="68"):
         nme(np.zeros((5, 2)), np.zeros((5, 2)))
+
+
+def test_landmark_nme_is_mean_error_over_interocular_distance():
+    face = _face(50.0)
+    assert landmark_nme(face, face) == 0.0
+    assert landmark_nme(face + np.array([3.0, 4.0]), face) == pytest.approx(5.0 / 50.0)
+    assert landmark_nme((face + 1.0).ravel(), face) == pytest.approx(np.sqrt(2) / 50.0)
+
+
+def test_segments_cover_every_point_once_with_eyes_and_lips_closed():
+    points = [k for seg, _ in IBUG68_SEGMENTS for k in seg]
+    assert sorted(points) == list(range(68))
+    closed = {seg.start for seg, is_closed in IBUG68_SEGMENTS if is_closed}
+    assert closed == {36, 42, 48, 60}

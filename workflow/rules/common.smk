@@ -147,7 +147,7 @@ def check_head_model_files():
         return
     files = flame_model_inputs(None)  # missing paths: ConfigError naming the key
     from facedyn.flame.io import FlameModelError
-    from facedyn.flame.summary import check_head_model
+    from facedyn.flame.head_model import check_head_model
 
     try:
         check_head_model(

@@ -1,6 +1,6 @@
 """Validate the head model and record what downstream stages will use."""
 
-from facedyn.flame.summary import describe_flame_model
+from facedyn.flame.head_model import describe_flame_model
 from facedyn.runtime import start_job
 
 start_job(snakemake.log[0], snakemake.threads)

@@ -1,7 +1,8 @@
-"""The iBUG-68 landmark scheme's measures that every stage shares: the inter-ocular
-distance (IOD, between the outer eye corners) and the normalised mean error (NME).
+"""The iBUG-68 landmark scheme's facts that every stage shares: the inter-ocular distance
+(IOD, between the outer eye corners), the normalised mean error (NME) and the polylines
+that connect the points (:data:`IBUG68_SEGMENTS`).
 
-The one definition of both: detection quality (legibility, benchmarks), the fitter's
+The one definition of IOD and NME: detection quality (legibility, benchmarks), the fitter's
 per-frame ``nme`` column (over the 68 points, dense points aside), QC's thresholds and the
 figures all use these functions.
 """
@@ -20,6 +21,19 @@ OUTER_EYE_CORNERS = (36, 45)
 #: Floor of an inter-ocular distance in pixels (a degenerate face must not divide by 0).
 MIN_IOD_PX = 1.0
 N_IBUG = 68
+
+#: The iBUG-68 polylines: (point index range, closed) per facial feature.
+IBUG68_SEGMENTS: tuple[tuple[range, bool], ...] = (
+    (range(0, 17), False),  # jaw line
+    (range(17, 22), False),  # right brow
+    (range(22, 27), False),  # left brow
+    (range(27, 31), False),  # nose bridge
+    (range(31, 36), False),  # nostrils
+    (range(36, 42), True),  # right eye
+    (range(42, 48), True),  # left eye
+    (range(48, 60), True),  # outer lips
+    (range(60, 68), True),  # inner lips
+)
 
 Points = TypeVar("Points", np.ndarray, "torch.Tensor")
 
@@ -53,3 +67,13 @@ def nme(pred: np.ndarray, ref: np.ndarray) -> np.ndarray:
     p, r = p[..., :N_IBUG, :], r[..., :N_IBUG, :]
     iod = np.maximum(inter_ocular(r), MIN_IOD_PX)
     return np.linalg.norm(p - r, axis=-1).mean(axis=-1) / iod
+
+
+def landmark_nme(points: np.ndarray, reference: np.ndarray) -> float:
+    """:func:`nme` of one frame as a float: mean distance of ``points`` (68, 2, or 136 values)
+    from ``reference`` (the same) divided by the reference's inter-ocular distance (at least
+    :data:`MIN_IOD_PX`); the fitter's NME (``nme`` column of a FLAME table) when
+    ``reference`` is the detection."""
+    p = np.asarray(points, dtype=float).reshape(N_IBUG, 2)
+    r = np.asarray(reference, dtype=float).reshape(N_IBUG, 2)
+    return float(nme(p, r))

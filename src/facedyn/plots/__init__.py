@@ -1,6 +1,7 @@
-"""Figures: one style (:mod:`facedyn.plots.style`) and the paper's figures
-(:mod:`facedyn.plots.figures`), each built from already-loaded results and written with
-:func:`save_figure` (``<stem>.png`` + ``<stem>.pdf``, atomically)."""
+"""Figures: one style (:mod:`facedyn.plots.style`), the paper's figures
+(:mod:`facedyn.plots.figures`) and the landmark-frame figure (:mod:`facedyn.plots.frames`),
+each built from already-loaded results and written with :func:`save_figure`
+(``<stem>.png`` + ``<stem>.pdf``, atomically)."""
 
 from facedyn.plots.figures import (
     accuracy_bars,

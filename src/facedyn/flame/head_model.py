@@ -1,4 +1,6 @@
-"""A validated description of the head model used by a run (``results/flame/model.json``)."""
+"""A run's head model: the check of a user's FLAME model and landmark embedding before any
+job runs (:func:`check_head_model`), and its validated description, ``results/flame/model.json``
+(:func:`describe_flame_model`)."""
 
 from __future__ import annotations
 
