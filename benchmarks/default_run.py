@@ -35,6 +35,8 @@ from typing import Any
 
 import pandas as pd
 
+from facedyn.docblocks import replace_block
+
 ROOT = Path(__file__).resolve().parents[1]
 DOC = ROOT / "docs" / "performance.md"
 MARKERS = ("<!-- default-run -->", "<!-- /default-run -->")
@@ -193,16 +195,10 @@ def git_commit(repo: Path) -> str:
     ).stdout.strip()
 
 
-def replace_block(text: str, doc: Path, markers: tuple[str, str]) -> None:
-    """Replace what lies between the two ``markers`` of ``doc`` with ``text``."""
-    content = doc.read_text()
-    start, end = content.index(markers[0]), content.index(markers[1])
-    doc.write_text(content[: start + len(markers[0])] + "\n" + text + "\n" + content[end:])
-
-
 def write_docs(text: str, doc: Path = DOC) -> None:
-    """Replace the block between the default-run markers of ``doc``."""
-    replace_block(text, doc, MARKERS)
+    """Replace the block between the default-run markers of ``doc`` with ``text`` on lines of
+    its own."""
+    replace_block(doc, *MARKERS, "\n" + text + "\n")
 
 
 def main() -> None:

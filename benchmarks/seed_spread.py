@@ -34,8 +34,10 @@ from typing import Any
 import numpy as np
 import yaml
 
+from facedyn.docblocks import replace_block
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from default_run import git_commit, replace_block
+from default_run import git_commit
 
 ROOT = Path(__file__).resolve().parents[1]
 DOC = ROOT / "docs" / "performance.md"
@@ -152,8 +154,9 @@ def markdown(report: dict[str, Any]) -> str:
 
 
 def write_docs(text: str, doc: Path = DOC) -> None:
-    """Replace the block between the seed-spread markers of ``doc``."""
-    replace_block(text, doc, MARKERS)
+    """Replace the block between the seed-spread markers of ``doc`` with ``text`` on lines of
+    its own."""
+    replace_block(doc, *MARKERS, "\n" + text + "\n")
 
 
 def run_cohort(

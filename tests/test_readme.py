@@ -1,4 +1,4 @@
-"""The README's generated results block (``python -m facedyn.plots.readme``): figures copied,
+"""The README's generated results block (``python -m facedyn.readme``): figures copied,
 tables taken from results/summary.md, everything outside the markers untouched, idempotent,
 and clear errors when the markers or the results are missing."""
 
@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from facedyn.plots import readme as R
+from facedyn import readme as R
 from facedyn.plots.summary import write_summary
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -189,3 +189,15 @@ def test_repository_readme_has_one_block_and_frames_are_never_key_figures():
     assert not R.FRAME_FIGURES & set(R.KEY_FIGURES)
     assert set(R.REQUIRED_FIGURES) <= set(R.KEY_FIGURES)
     assert os.sep not in "".join(R.KEY_FIGURES)
+
+
+def test_crlf_readme_keeps_its_line_endings(tmp_path):
+    results = _results(tmp_path)
+    readme = tmp_path / "README.md"
+    before, after = BEFORE.replace("\n", "\r\n"), AFTER.replace("\n", "\r\n")
+    readme.write_bytes((before + R.START + "\r\n" + R.END + after).encode())
+    assert R.update_readme(results, readme, tmp_path / "docs/figures") is True
+    data = readme.read_bytes()
+    assert data.startswith((before + R.START).encode()) and data.endswith((R.END + after).encode())
+    assert b"\n" not in data.replace(b"\r\n", b"")  # every newline, the block's too, is CRLF
+    assert R.update_readme(results, readme, tmp_path / "docs/figures") is False

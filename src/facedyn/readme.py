@@ -2,7 +2,7 @@
 
 After ``snakemake --cores 8`` on the embedded default::
 
-    python -m facedyn.plots.readme --results results --readme README.md --figures docs/figures
+    python -m facedyn.readme --results results --readme README.md --figures docs/figures
 
 copies the key PNG figures (:data:`KEY_FIGURES`; never the landmark frame, which shows a
 photograph-derived face) from ``results/figures/`` to ``docs/figures/`` and replaces what lies
@@ -14,9 +14,9 @@ between the README's ``<!-- results:start -->`` and ``<!-- results:end -->`` mar
   its headings demoted to sit under the README's own section;
 * Markdown image links to the copied figures.
 
-Everything outside the markers stays byte-identical; running it twice changes nothing. Missing
-markers, a missing ``summary.md`` or missing required figures are errors, raised before any
-file is written.
+Everything outside the markers stays byte-identical (:func:`facedyn.docblocks.replace_block`);
+running it twice changes nothing. Missing markers, a missing ``summary.md`` or missing required
+figures are errors, raised before any file is written.
 """
 
 from __future__ import annotations
@@ -27,17 +27,17 @@ import json
 import os
 import re
 import shutil
-import stat
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from facedyn.atomic import atomic_write
+from facedyn.docblocks import BlockError, read_text, replace_block, split_block
 
 START = "<!-- results:start -->"
 END = "<!-- results:end -->"
-COMMAND = "python -m facedyn.plots.readme"
+COMMAND = "python -m facedyn.readme"
 
 #: Figures copied into the README, in order: file stem -> alt text. ``required`` ones must exist
 #: (``rule figures`` always writes them); the others are taken when the run made them.
@@ -80,16 +80,12 @@ def split_readme(text: str) -> tuple[str, str, str]:
     Raises:
         ReadmeError: a marker is missing, repeated, or the end comes before the start.
     """
-    n_start, n_end = text.count(START), text.count(END)
-    if n_start != 1 or n_end != 1:
+    try:
+        return split_block(text, START, END)
+    except BlockError as err:
         raise ReadmeError(
-            f"the README needs exactly one {START!r} and one {END!r} marker line "
-            f"(found {n_start} and {n_end}); add the empty block where the results go"
-        )
-    i, j = text.index(START) + len(START), text.index(END)
-    if j < i:
-        raise ReadmeError(f"{END!r} comes before {START!r} in the README")
-    return text[:i], text[i:j], text[j:]
+            f"the README's results block: {err}; add the empty block where the results go"
+        ) from None
 
 
 def summary_body(summary_md: str) -> tuple[str, str]:
@@ -193,8 +189,7 @@ def update_readme(
     results_dir, readme_path, figures_dir = Path(results), Path(readme), Path(figures)
     if not readme_path.is_file():
         raise ReadmeError(f"no README at {readme_path}")
-    text = readme_path.read_text(encoding="utf-8")
-    before, _, after = split_readme(text)
+    split_readme(read_text(readme_path))  # the markers, before anything is written
     summary_path = results_dir / "summary.md"
     if not summary_path.is_file():
         raise ReadmeError(
@@ -209,23 +204,13 @@ def update_readme(
         target = figures_dir / f"{name}.png"
         rel = Path(os.path.relpath(target.resolve(), readme_path.resolve().parent)).as_posix()
         links.append((KEY_FIGURES[name], rel))
-    new = before + results_block(info, tables, links) + after
     for name in names:
         _copy(results_dir / "figures" / f"{name}.png", figures_dir / f"{name}.png")
-    if new == text:
-        return False
-    mode = stat.S_IMODE(readme_path.stat().st_mode)
-
-    def write(tmp: Path) -> None:
-        tmp.write_bytes(new.encode("utf-8"))
-        os.chmod(tmp, mode)
-
-    atomic_write(readme_path, write)
-    return True
+    return replace_block(readme_path, START, END, results_block(info, tables, links))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Command line: ``python -m facedyn.plots.readme [--results] [--readme] [--figures]``."""
+    """Command line: ``python -m facedyn.readme [--results] [--readme] [--figures]``."""
     parser = argparse.ArgumentParser(
         prog=COMMAND,
         description="Copy a finished run's key figures into the repository and write its "
