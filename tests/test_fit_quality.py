@@ -190,3 +190,46 @@ def test_cohort_summary_reports_the_shape_leak(tmp_path):
     assert {"err:expr_000", "err:jaw_0", "shape:shape_000"} <= set(videos.columns)
     assert set(summary["shape_leak_r2_by_component"]) <= {*summary["dominant_components"], "jaw_0"}
     assert np.isfinite(summary["shape_leak_r2_median"])
+
+
+def test_stage_pairs_each_table_with_its_truth_and_writes_the_outputs(tmp_path, monkeypatch):
+    """``run_fit_quality``: the truth of ``flame/{session}/{speaker}.parquet`` is the frames
+    table of the same ids; the head's expression modes come from model.json's ``model``."""
+    import json
+
+    import facedyn.flame.quality as Q
+    from facedyn.tables import read_table
+
+    pairs, paths = [], []
+    for i in range(2):
+        fitted, truth = _tables(seed=i, noise=0.05)
+        fp = tmp_path / "flame" / f"s{i}" / f"p.{i}.parquet"
+        tp = tmp_path / "frames" / f"s{i}" / f"p.{i}.parquet"
+        write_table(fitted, fp, {"session_id": f"s{i}", "speaker_id": f"p.{i}"})
+        write_table(truth, tp)
+        pairs.append((fp, tp))
+        paths.append(str(fp))
+    model_json = tmp_path / "model.json"
+    model_json.write_text(json.dumps({"model": "head.npz"}))
+    modes = expression_modes(np.random.default_rng(1).normal(size=(30, 3, 6)))
+    asked = []
+    monkeypatch.setattr(Q, "head_expression_modes", lambda p: asked.append(p) or modes)
+    outputs = {k: tmp_path / "out" / f"{k}.{ext}" for k, ext in _STAGE_OUTPUTS.items()}
+    summary = Q.run_fit_quality(
+        paths, tmp_path / "frames", model_json, outputs, 4, provenance={"config_hash": "c0"}
+    )
+    assert asked == ["head.npz"]
+    components, videos, expected = cohort_quality(pairs, 4, modes=modes)
+    written_summary = json.loads(outputs["summary"].read_text())
+    assert set(written_summary) == set(summary) == {*expected, "provenance"}
+    for key in ("videos_fitted", "dominant_components", "dominant_modes"):
+        assert written_summary[key] == summary[key] == expected[key]
+    assert summary["expression_r_median"] == pytest.approx(expected["expression_r_median"])
+    assert written_summary["provenance"] == summary["provenance"] == {"config_hash": "c0"}
+    for key, table in (("components", components), ("videos", videos)):
+        written, meta = read_table(outputs[key])
+        pd.testing.assert_frame_equal(written, table, check_dtype=False)
+        assert meta["provenance"] == {"config_hash": "c0"}
+
+
+_STAGE_OUTPUTS = {"components": "parquet", "videos": "parquet", "summary": "json"}

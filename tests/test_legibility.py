@@ -12,7 +12,7 @@ import pytest
 from facedyn.face import legibility as L
 from facedyn.face.ibug import landmark_nme
 from facedyn.plots import figures as F
-from facedyn.tables import write_table
+from facedyn.tables import read_table, write_table
 
 SHIFT = np.array([3.0, 4.0])  # 5 px
 
@@ -393,3 +393,20 @@ def test_legibility_figure(tmp_path):
     )
     assert [p.name for p in written] == ["legibility.png", "legibility.pdf"]
     assert all(p.stat().st_size > 1000 for p in written)
+
+
+def test_stage_pairs_each_table_with_its_truth_and_writes_the_outputs(tmp_path):
+    """``run_legibility``: the truth of ``landmarks/{session}/{speaker}.parquet`` is the
+    frames table of the same ids; both outputs carry the provenance."""
+    pairs = _detected_pairs(tmp_path, 3, 120, 0.5, "a.1")
+    outputs = {"videos": tmp_path / "out/legibility.parquet", "summary": tmp_path / "out/l.json"}
+    summary = L.run_legibility(
+        [str(lmk) for lmk, _ in pairs], tmp_path / "truth", outputs, {"config_hash": "c0"}
+    )
+    expected_videos, expected = L.cohort_legibility(pairs)
+    assert summary["r_median"] == expected["r_median"] and summary["videos"] == 3
+    assert json.loads(outputs["summary"].read_text()) == summary
+    assert summary["provenance"] == {"config_hash": "c0"}
+    videos, meta = read_table(outputs["videos"])
+    pd.testing.assert_frame_equal(videos, expected_videos, check_dtype=False)
+    assert meta["provenance"] == {"config_hash": "c0"}

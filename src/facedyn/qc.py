@@ -18,12 +18,13 @@ from __future__ import annotations
 import logging
 import math
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import pandas as pd
 
-from facedyn.tables import read_table
+from facedyn.names import table_ids
+from facedyn.tables import read_table, write_table
 
 log = logging.getLogger(__name__)
 
@@ -152,12 +153,9 @@ def qc_row(
 
 
 def index_tables(paths: list[str]) -> dict[tuple[str, str], str]:
-    """Map ``.../{session}/{speaker}.parquet`` paths to (session, speaker)."""
-    out = {}
-    for p in paths:
-        parts = os.path.normpath(p).split(os.sep)
-        out[(parts[-2], parts[-1].removesuffix(".parquet"))] = p
-    return out
+    """Map ``.../{session}/{speaker}.parquet`` paths by (session, speaker)
+    (:func:`facedyn.names.table_ids`)."""
+    return {table_ids(p): p for p in paths}
 
 
 def build_qc(
@@ -190,3 +188,34 @@ def build_qc(
     for r in excluded.itertuples():
         log.warning("excluded %s/%s: %s", r.session_id, r.speaker_id, r.reason)
     return qc
+
+
+def run_qc(
+    manifest_path: str | os.PathLike[str],
+    landmark_paths: Iterable[str],
+    flame_paths: Iterable[str],
+    out: str | os.PathLike[str],
+    qc: Mapping[str, Any],
+    provenance: Mapping[str, Any] | None = None,
+) -> pd.DataFrame:
+    """The ``qc`` rule: :func:`build_qc` over the manifest and the per-video landmark and
+    FLAME tables (``.../{session}/{speaker}.parquet``), written to ``out`` with
+    ``provenance`` in its metadata.
+
+    Args:
+        manifest_path: ``results/cohort/manifest.parquet``.
+        landmark_paths, flame_paths: every manifest video's landmark and FLAME table.
+        out: ``results/qc/videos.parquet``.
+        qc: the ``qc`` config section (:func:`build_qc`'s thresholds).
+        provenance: :func:`facedyn.runtime.provenance` of the job.
+    """
+    from facedyn.cohort.indexers import read_manifest
+
+    table = build_qc(
+        read_manifest(manifest_path),
+        index_tables(list(landmark_paths)),
+        flame_paths=index_tables(list(flame_paths)),
+        **qc,
+    )
+    write_table(table, out, {"provenance": dict(provenance or {})})
+    return table

@@ -1,21 +1,18 @@
 """Fit quality against the synthetic cohort's ground truth."""
 
-import json
-from pathlib import Path
-
-from facedyn.atomic import atomic_write_json
-from facedyn.cohort.layout import frame_table
-from facedyn.flame.quality import cohort_quality, head_expression_modes
+from facedyn.flame.quality import run_fit_quality
 from facedyn.runtime import provenance, start_job
-from facedyn.tables import write_table
 
 start_job(snakemake.log[0], snakemake.threads)
-truth = Path(snakemake.params.truth)
-pairs = [(p, frame_table(truth, Path(p).parent.name, Path(p).stem)) for p in snakemake.input.flame]
-modes = head_expression_modes(json.loads(Path(snakemake.input.model).read_text())["model"])
-components, videos, summary = cohort_quality(pairs, snakemake.params.n_shape_truth, modes=modes)
-meta = {"provenance": provenance(snakemake.config, inputs=snakemake.input)}
-write_table(components, snakemake.output.components, meta)
-write_table(videos, snakemake.output.videos, meta)
-summary["provenance"] = meta["provenance"]
-atomic_write_json(snakemake.output.summary, summary)
+run_fit_quality(
+    snakemake.input.flame,
+    snakemake.params.truth,
+    snakemake.input.model,
+    {
+        "components": snakemake.output.components,
+        "videos": snakemake.output.videos,
+        "summary": snakemake.output.summary,
+    },
+    n_shape_truth=snakemake.params.n_shape_truth,
+    provenance=provenance(snakemake.config, inputs=snakemake.input),
+)

@@ -1,16 +1,14 @@
 """QC table: every manifest video, ok or excluded with the reason."""
 
-from facedyn.cohort.indexers import read_manifest
-from facedyn.qc import build_qc, index_tables
+from facedyn.qc import run_qc
 from facedyn.runtime import provenance, start_job
-from facedyn.tables import write_table
 
 start_job(snakemake.log[0], snakemake.threads)
-qc = build_qc(
-    read_manifest(snakemake.input.manifest),
-    index_tables(list(snakemake.input.landmarks)),
-    flame_paths=index_tables(list(snakemake.input.flame)),
-    **snakemake.params.qc,
+run_qc(
+    snakemake.input.manifest,
+    snakemake.input.landmarks,
+    snakemake.input.flame,
+    snakemake.output[0],
+    snakemake.params.qc,
+    provenance=provenance(snakemake.config, inputs=snakemake.input),
 )
-prov = provenance(snakemake.config, inputs=snakemake.input)
-write_table(qc, snakemake.output[0], {"provenance": prov})

@@ -29,11 +29,13 @@ borrows anything from the other.
 Per video (:func:`video_legibility`): the detection rate, Pearson r between the detector's and
 the truth's measure over the detected frames, the landmark NME (:func:`facedyn.face.ibug.nme`) and the truth's
 own statistics. The cohort summary (:func:`cohort_legibility`) judges the medians against
-:data:`TARGETS`.
+:data:`TARGETS`. :func:`run_legibility` is the ``legibility`` rule: it pairs each landmark
+table with its truth and writes ``results/landmarks/legibility.{parquet,json}``.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 from collections.abc import Iterable, Mapping
@@ -43,9 +45,14 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from facedyn.atomic import atomic_write_json
+from facedyn.cohort.layout import frame_table
 from facedyn.face.ibug import nme
 from facedyn.face.track import RIGID_LANDMARKS
-from facedyn.tables import read_table
+from facedyn.names import table_ids
+from facedyn.tables import read_table, write_table
+
+log = logging.getLogger(__name__)
 
 # The landmark columns of landmark tables and truth frames alike (facedyn.face.extract).
 LANDMARK_X = [f"lx{k:02d}" for k in range(68)]
@@ -369,6 +376,45 @@ def summarize_legibility(videos: pd.DataFrame) -> dict[str, Any]:
     return summary
 
 
+def run_legibility(
+    landmark_paths: Iterable[str | os.PathLike[str]],
+    truth_frames: str | os.PathLike[str],
+    outputs: Mapping[str, str | os.PathLike[str]],
+    provenance: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The ``legibility`` rule: :func:`cohort_legibility` of every landmark table against its
+    video's truth, written to ``outputs["videos"]`` (table) and ``outputs["summary"]`` (JSON),
+    both with ``provenance``.
+
+    Args:
+        landmark_paths: the landmark tables (``.../{session}/{speaker}.parquet``).
+        truth_frames: the cohort's per-frame truth folder
+            (:func:`facedyn.cohort.layout.frames_dir`); each table's truth is
+            :func:`facedyn.cohort.layout.frame_table` of its ids.
+        outputs: ``videos`` and ``summary`` paths.
+        provenance: :func:`facedyn.runtime.provenance` of the job.
+
+    Returns:
+        The summary as written.
+    """
+    pairs = [(p, frame_table(truth_frames, *table_ids(p))) for p in landmark_paths]
+    videos, summary = cohort_legibility(pairs)
+    meta = {"provenance": dict(provenance or {})}
+    write_table(videos, outputs["videos"], meta)
+    summary["provenance"] = meta["provenance"]
+    atomic_write_json(outputs["summary"], summary)
+    log.info(
+        "%d videos; median r %s; NME %s; detection %s; targets met %d of %d",
+        summary["videos"],
+        {m: None if r is None else round(r, 3) for m, r in summary["r_median"].items()},
+        summary["nme_median"],
+        summary["detection_rate"],
+        summary["targets_met"],
+        summary["targets_total"],
+    )
+    return summary
+
+
 __all__ = [
     "GAP_MEASURES",
     "MEASURES",
@@ -378,6 +424,7 @@ __all__ = [
     "face_axes",
     "landmark_measures",
     "landmarks_from_table",
+    "run_legibility",
     "summarize_legibility",
     "video_columns",
     "video_legibility",

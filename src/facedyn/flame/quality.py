@@ -40,14 +40,19 @@ order and sign.
 
 from __future__ import annotations
 
+import json
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from facedyn.tables import read_table
+from facedyn.atomic import atomic_write_json
+from facedyn.cohort.layout import frame_table
+from facedyn.names import table_ids
+from facedyn.tables import read_table, write_table
 
 JAW_OPEN = "jaw_0"
 MODE_PREFIX = "mode_"
@@ -364,12 +369,51 @@ def _dominant_r(
     )
 
 
+def run_fit_quality(
+    flame_paths: Iterable[str | os.PathLike[str]],
+    truth_frames: str | os.PathLike[str],
+    model_json: str | os.PathLike[str],
+    outputs: Mapping[str, str | os.PathLike[str]],
+    n_shape_truth: int = 20,
+    provenance: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The ``fit_quality`` rule: :func:`cohort_quality` of every FLAME table against its
+    video's truth, in the run's head model's expression modes, written to
+    ``outputs["components"]``, ``outputs["videos"]`` (tables) and ``outputs["summary"]``
+    (JSON), all with ``provenance``.
+
+    Args:
+        flame_paths: the FLAME tables (``.../{session}/{speaker}.parquet``).
+        truth_frames: the cohort's per-frame truth folder
+            (:func:`facedyn.cohort.layout.frames_dir`); each table's truth is
+            :func:`facedyn.cohort.layout.frame_table` of its ids.
+        model_json: the run's ``results/flame/model.json`` (its ``model`` is the head whose
+            :func:`head_expression_modes` are measured).
+        outputs: ``components``, ``videos`` and ``summary`` paths.
+        n_shape_truth: shape coefficients the generator drives (``dataset.synthetic.n_shape``).
+        provenance: :func:`facedyn.runtime.provenance` of the job.
+
+    Returns:
+        The summary as written.
+    """
+    pairs = [(p, frame_table(truth_frames, *table_ids(p))) for p in flame_paths]
+    modes = head_expression_modes(json.loads(Path(model_json).read_text())["model"])
+    components, videos, summary = cohort_quality(pairs, n_shape_truth, modes=modes)
+    meta = {"provenance": dict(provenance or {})}
+    write_table(components, outputs["components"], meta)
+    write_table(videos, outputs["videos"], meta)
+    summary["provenance"] = meta["provenance"]
+    atomic_write_json(outputs["summary"], summary)
+    return summary
+
+
 __all__ = [
     "cohort_quality",
     "dominant_components",
     "expression_modes",
     "head_expression_modes",
     "match_truth",
+    "run_fit_quality",
     "shape_expression_leak",
     "summarize_quality",
     "video_quality",
