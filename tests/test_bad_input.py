@@ -1,34 +1,22 @@
 """Bad input that is not per-video data stops the run before any job with a message that
-names the problem and the fix; per-video problems become QC exclusions with a reason.
-The whole-pipeline cases are in test_pipeline_hardening.py; the library's own
-checks of each loader in test_indexers, test_landmarks, test_importer and test_flame_core.
-
-Also here: input fingerprints, atomic writes under SIGTERM and after SIGKILL, the summary's
-QC section and the output scanner the privacy test relies on.
+names the problem and the fix; per-video problems become QC exclusions with a reason, which
+the summary's QC section counts. The whole-pipeline cases are in test_workflow_robustness.py;
+the library's own checks of each loader in test_indexers, test_landmarks, test_importer and
+test_flame_core.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
 import pickle
-import re
-import signal
-import subprocess
-import sys
-import textwrap
-import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 from flame_factory import random_embedding_dict, random_flame_dict
-from output_checks import image_findings
 from workflow_utils import run_snakemake
 
-from facedyn.atomic import atomic_write, atomic_write_bytes
 from facedyn.cohort.indexers import ManifestError, check_table
 from facedyn.face.backends import Detection
 from facedyn.face.extract import COLUMNS
@@ -39,7 +27,7 @@ from facedyn.flame.io import FlameModelError
 from facedyn.flame.stage import run_fit
 from facedyn.plots.summary import qc_section
 from facedyn.qc import REASON_CODES, build_qc
-from facedyn.runtime import input_fingerprint, provenance
+from facedyn.runtime import provenance
 from facedyn.tables import read_table, write_table
 
 # --------------------------------------------------------------------------- helpers
@@ -348,86 +336,6 @@ def test_more_invalid_config_values_fail_before_any_job(tmp_path, override, name
     assert not (tmp_path / "results").exists()
 
 
-# --------------------------------------------------------------------------- fingerprints
-
-
-def test_input_fingerprint_follows_the_inputs(tmp_path, monkeypatch):
-    a, b = tmp_path / "a.parquet", tmp_path / "b.mp4"
-    a.write_bytes(b"table")
-    b.write_bytes(b"video" * 100)
-    first = input_fingerprint([a, b])
-    assert first == input_fingerprint([str(b), a, a])  # order and repeats do not matter
-    # 16 hex digits: the head of sha256 over the sorted identities (path and content hash of
-    # a small file), one a line, recomputed here from the files' bytes
-    assert re.fullmatch(r"[0-9a-f]{16}", first)
-    identities = sorted(f"{p}\0sha256:{hashlib.sha256(p.read_bytes()).hexdigest()}" for p in (a, b))
-    assert first == hashlib.sha256("".join(f"{i}\n" for i in identities).encode()).hexdigest()[:16]
-    a.write_bytes(b"tablE")  # same size, other content
-    assert input_fingerprint([a, b]) != first
-    assert input_fingerprint([a]) != input_fingerprint([a, b])
-    assert input_fingerprint([a, tmp_path / "gone"]) != input_fingerprint([a])
-    # large files: size and mtime, not content (a video is never read for this)
-    import facedyn.runtime as runtime
-
-    monkeypatch.setattr(runtime, "CONTENT_HASH_MAX_BYTES", 10)
-    big = input_fingerprint([b])
-    b.write_bytes(b"VIDEO" * 100)
-    os.utime(b, ns=(b.stat().st_atime_ns, b.stat().st_mtime_ns + 10**9))
-    assert input_fingerprint([b]) != big
-    prov = provenance({"seed": 0}, inputs=[a, b])
-    assert {"facedyn_version", "config_hash", "input_fingerprint"} <= set(prov)
-    assert prov["n_inputs"] == 2
-
-
-# --------------------------------------------------------------------------- atomic writes
-
-
-def test_leftover_temporary_file_of_a_killed_write_is_removed(tmp_path):
-    target = tmp_path / "t.parquet"
-    stale = tmp_path / ".t.parquet.abc123.tmp"
-    stale.write_bytes(b"half a table")
-    other = tmp_path / ".u.parquet.abc123.tmp"  # another output's: not touched
-    other.write_bytes(b"x")
-    atomic_write_bytes(target, b"whole")
-    assert target.read_bytes() == b"whole" and not stale.exists() and other.exists()
-
-
-def test_sigterm_during_a_write_leaves_neither_output_nor_temporary_file(tmp_path):
-    script = textwrap.dedent(f"""
-        import sys, time
-        from pathlib import Path
-        from facedyn.atomic import atomic_write
-        from facedyn.runtime import exit_on_sigterm
-        exit_on_sigterm()
-        def slow(tmp):
-            tmp.write_bytes(b"partial")
-            print("writing", flush=True)
-            time.sleep(30)
-        atomic_write(Path({str(tmp_path / "out.json")!r}), slow)
-    """)
-    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
-    assert proc.stdout.readline().strip() == "writing"
-    assert list(tmp_path.glob(".out.json.*.tmp"))  # the write is under way
-    proc.send_signal(signal.SIGTERM)
-    assert proc.wait(timeout=20) == 128 + signal.SIGTERM
-    assert list(tmp_path.iterdir()) == []
-
-
-def test_atomic_write_never_shows_a_partial_file(tmp_path):
-    target = tmp_path / "m.json"
-    atomic_write_bytes(target, b'{"old": true}')
-    seen = []
-
-    def write(tmp: Path) -> None:
-        tmp.write_bytes(b'{"new": ')
-        seen.append(target.read_bytes())  # a reader during the write sees the old file
-        time.sleep(0.01)
-        tmp.write_bytes(b'{"new": true}')
-
-    atomic_write(target, write)
-    assert seen == [b'{"old": true}'] and json.loads(target.read_text()) == {"new": True}
-
-
 # --------------------------------------------------------------------------- summary
 
 
@@ -468,39 +376,3 @@ def test_summary_counts_every_qc_exclusion_and_fold_exclusion():
     # the fold exclusion of a QC-excluded video is not counted twice
     assert "| `main` | speaker has 1 usable session (cross_session needs 2) | 1 |" in text
     assert text.count("| `main` |") == 1
-
-
-# --------------------------------------------------------------------------- privacy scan
-
-
-def test_image_scan_finds_embedded_images(tmp_path):
-    """The scanner the privacy test relies on must be able to fail."""
-    import base64
-
-    png = b"\x89PNG\r\n\x1a\n" + b"\x00" * 50
-    results = tmp_path / "results"
-    (results / "figures").mkdir(parents=True)
-    (results / "figures/accuracy.png").write_bytes(png)  # a plot: allowed
-    (results / "figures/accuracy.pdf").write_bytes(b"%PDF-1.4 /Subtype /Form")
-    assert image_findings(results) == []
-    write_table(pd.DataFrame({"x": [1.0]}), results / "clean.parquet", {"a": 1})
-    write_table(pd.DataFrame({"frame": [png]}), results / "blob.parquet")
-    (results / "meta.json").write_text(
-        json.dumps({"thumb": "data:image/png;base64," + base64.b64encode(png).decode()})
-    )
-    (results / "x.bin").write_bytes(b"\x00\xff\xd8\xff\xe0\x00\x10JFIF\x00")
-    (results / "figures/landmark_frame.png").write_bytes(png)
-    (results / "figures/cmc.pdf").write_bytes(b"%PDF-1.4 /Subtype /Image")
-    (results / "frames.npy").write_bytes(b"\x93NUMPY")
-    found = "\n".join(image_findings(results))
-    for expected in (
-        "blob.parquet: contains a PNG",
-        "blob.parquet: column 'frame'",
-        "meta.json: contains a base64",
-        "x.bin: contains a JPEG",
-        "landmark_frame.png: the video-frame figure",
-        "cmc.pdf: the PDF embeds a raster image",
-        "frames.npy: image or video",
-    ):
-        assert expected in found
-    assert "clean.parquet" not in found

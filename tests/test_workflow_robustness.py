@@ -1,4 +1,4 @@
-"""Hardening of the whole pipeline on the smoke cohort: a killed run resumes
+"""The whole pipeline's robustness on the smoke cohort: a killed run resumes
 without redoing finished videos or leaving half-written outputs, two runs with the same seed
 give identical results, bad videos are excluded with their reasons while the rest of the run
 completes, ids that look like numbers stay strings, no output holds image data of the videos,
