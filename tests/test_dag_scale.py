@@ -52,7 +52,7 @@ def test_whole_pipeline_dry_run_at_candor_scale(tmp_path):
     result = dag_scale.dry_run(tmp_path, "--quiet", "rules")
     per_rule = result["per_rule"]
     assert per_rule["landmarks"] == 3312 and per_rule["fit_flame"] == 3312
-    for rule in ("qc", "dnr", "folds", "train", "evaluate", "summarize", "figures"):
+    for rule in ("qc", "dnr", "folds", "train", "evaluate", "experiment_metrics", "figures"):
         assert per_rule.get(rule, 0) >= 1, rule
     assert "manifest" not in per_rule  # the table was given: no video is opened
     assert BUDGET_S is None or result["seconds"] <= BUDGET_S, (

@@ -438,7 +438,7 @@ def evaluate_checkpoints(wildcards):
     return inputs
 
 
-def summarize_extras(wildcards):
+def experiment_metrics_extras(wildcards):
     """DNR (fitted experiments) and, for the main experiment, the ceiling's metrics."""
     extras = {}
     settings = EXPERIMENTS[wildcards.experiment]

@@ -91,11 +91,11 @@ rule evaluate:
         "../scripts/evaluate.py"
 
 
-rule summarize:
+rule experiment_metrics:
     """All folds of one experiment pooled: metrics.json (top-1/5 with speaker-bootstrap CIs,
     session level, EER, minDCF, DNR vs accuracy, extraction efficiency), per_speaker."""
     input:
-        unpack(summarize_extras),
+        unpack(experiment_metrics_extras),
         predictions=lambda w: fold_files(w, "predictions.parquet"),
         fold_metrics=lambda w: fold_files(w, "fold_metrics.json"),
         flame=experiment_flame_tables,
@@ -103,7 +103,7 @@ rule summarize:
         metrics="results/identify/{experiment}/metrics.json",
         per_speaker="results/identify/{experiment}/per_speaker.parquet",
     log:
-        "logs/identify/{experiment}/summarize.log",
+        "logs/identify/{experiment}/experiment_metrics.log",
     conda:
         ENV
     threads: 1
@@ -114,4 +114,4 @@ rule summarize:
         settings=experiment_params,
         seed=config["seed"],
     script:
-        "../scripts/summarize.py"
+        "../scripts/experiment_metrics.py"

@@ -1,4 +1,4 @@
-"""The ``train``, ``evaluate`` and ``summarize`` rules: one experiment, one fold at a time.
+"""The ``train``, ``evaluate`` and ``experiment_metrics`` rules: one experiment, one fold at a time.
 
 * ``train``: the experiment's encoder (or a baseline encoder) on the fold's training windows
   (with ``identify.train.early_stopping``, minus a validation part of every training session:
@@ -8,8 +8,8 @@
   statistical baselines (scores = log-probabilities) and chance; writes the fold's
   ``predictions.parquet`` (:data:`~facedyn.identify.metrics.PREDICTION_COLUMNS`, every model), the encoder's test
   ``embeddings.parquet`` and ``fold_metrics.json`` (per model, incl. verification).
-* ``summarize``: pools the folds into ``metrics.json`` and ``per_speaker.parquet``, with the
-  DNR-vs-accuracy correlation and, for the main experiment on the synthetic cohort, the
+* ``experiment_metrics``: pools the folds into ``metrics.json`` and ``per_speaker.parquet``,
+  with the DNR-vs-accuracy correlation and, for the main experiment on the synthetic cohort, the
   extraction efficiency (pipeline top-1 over the ground-truth ceiling's top-1).
 
 Training data are the fold's ``train`` rows; ``data_fraction`` < 1 keeps the first part of
@@ -580,7 +580,7 @@ def appearance_leaks(
     }
 
 
-def run_summarize(
+def run_experiment_metrics(
     settings: ExperimentSettings,
     predictions_paths: Sequence[str],
     fold_metrics_paths: Sequence[str],

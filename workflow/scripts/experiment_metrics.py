@@ -1,11 +1,11 @@
 """Pool the folds of one experiment: metrics.json and per_speaker.parquet."""
 
 from facedyn.identify.experiments import ExperimentSettings
-from facedyn.identify.stage import run_summarize
+from facedyn.identify.stage import run_experiment_metrics
 from facedyn.runtime import provenance, start_job
 
 start_job(snakemake.log[0], snakemake.threads)
-run_summarize(
+run_experiment_metrics(
     ExperimentSettings(**snakemake.params.settings),
     list(snakemake.input.predictions),
     list(snakemake.input.fold_metrics),
