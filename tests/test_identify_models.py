@@ -30,12 +30,12 @@ from facedyn.identify.encoders import (
     self_attention,
 )
 from facedyn.identify.experiments import ExperimentError
+from facedyn.identify.metrics import nearest_centroid_top1
 from facedyn.identify.train import (
     LOG_COLUMNS,
     TrainSettings,
     embed,
     lr_factor,
-    nearest_centroid_top1,
     speaker_labels,
     train_encoder,
     training_data,

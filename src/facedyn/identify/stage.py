@@ -296,8 +296,7 @@ def run_evaluate(
     from facedyn.identify.baselines import cap_per_class
     from facedyn.identify.checkpoint import load_checkpoint
     from facedyn.identify.metrics import (
-        centroids,
-        cosine_scores,
+        centroid_scores,
         identification_metrics,
         json_ready,
         predictions_frame,
@@ -351,9 +350,9 @@ def run_evaluate(
             )
         enrol = embed(model, store, train, normalizer, device)
         emb = embed(model, store, test, normalizer, device)
-        classes, cents = centroids(enrol, train_spk)
+        classes, scores = centroid_scores(enrol, train_spk, emb)
         name = _model_name(ctx, ckpt_name)
-        score(name, cosine_scores(emb, cents), classes)
+        score(name, scores, classes)
         if ckpt_name == "main":
             embedding_rows = pd.DataFrame(emb, columns=[f"e{k:03d}" for k in range(emb.shape[1])])
             embedding_rows.insert(0, "window_start", window_start)
