@@ -34,6 +34,15 @@ from facedyn.dynamics.features import FeatureStore
 from facedyn.dynamics.folds import fold_windows
 from facedyn.dynamics.stage import experiment_store, qc_videos
 from facedyn.dynamics.windows import Normalizer, Windows, make_windows
+from facedyn.identify.checkpoint import (
+    NO_DATA,
+    data_fingerprint,
+    load_checkpoint,
+    no_data_reason,
+    save_checkpoint,
+    status_path,
+    write_no_data,
+)
 from facedyn.identify.experiments import ExperimentSettings
 from facedyn.identify.registry import BASELINE_SCORERS, NOT_DYNAMICS, BaselineData
 from facedyn.tables import read_table, write_table
@@ -110,7 +119,6 @@ def run_train(
     """Train the experiment's encoder (``encoder=None``) or a baseline encoder on one fold.
     ``seed``: the run's seed, unless the experiment sets ``train_seed``; fold k trains with
     seed + k."""
-    from facedyn.identify.checkpoint import data_fingerprint, save_checkpoint
     from facedyn.identify.train import refit_settings, train_encoder, training_data
 
     s = ctx.settings
@@ -229,34 +237,6 @@ def run_train(
     return summary
 
 
-NO_DATA = "no_data"
-
-
-def status_path(checkpoint: str | os.PathLike[str]) -> Path:
-    """The training record beside a checkpoint: ``fold<k>/model.pt`` -> ``fold<k>/model.json``
-    (``status`` ``ok`` with the training summary, or ``no_data`` with the reason)."""
-    return Path(checkpoint).with_suffix(".json")
-
-
-def write_no_data(
-    checkpoint: str | os.PathLike[str], reason: str, record: Mapping[str, Any]
-) -> None:
-    """No model could be trained: the training record says why and the checkpoint is an
-    empty file (the run goes on; evaluation and the summary carry the reason instead of
-    numbers)."""
-    atomic_write_json(status_path(checkpoint), {**record, "status": NO_DATA, "reason": reason})
-    atomic_write(checkpoint, lambda tmp: Path(tmp).write_bytes(b""))
-
-
-def no_data_reason(checkpoint: str | os.PathLike[str]) -> str | None:
-    """Why the checkpoint's encoder could not be trained (its training record), None when
-    it was."""
-    record = json.loads(status_path(checkpoint).read_text())
-    if record.get("status") == NO_DATA:
-        return str(record.get("reason") or "no data")
-    return None
-
-
 def _write_empty_log(path: str | os.PathLike[str]) -> None:
     from facedyn.identify.train import LOG_COLUMNS
 
@@ -295,7 +275,6 @@ def run_evaluate(
     """Score the fold's test windows with every model; write predictions, embeddings and
     per-model metrics (``outputs``: ``predictions``, ``embeddings``, ``metrics``)."""
     from facedyn.identify.baselines import cap_per_class
-    from facedyn.identify.checkpoint import load_checkpoint
     from facedyn.identify.metrics import (
         centroid_scores,
         identification_metrics,
