@@ -9,7 +9,8 @@ from facedyn.dynamics.stage import run_folds
 from facedyn.face.descriptor import DESCRIPTOR_DIM, DESCRIPTOR_FRAMES_KEY, DESCRIPTOR_KEY
 from facedyn.flame.table import flame_table
 from facedyn.identify.experiments import ExperimentSettings
-from facedyn.identify.stage import BASELINE_SCORERS, BaselineData, _enrolment, fold_context
+from facedyn.identify.registry import BASELINE_SCORERS
+from facedyn.identify.stage import _enrolment, baseline_data, fold_context
 from facedyn.qc import QC_COLUMNS
 from facedyn.tables import write_table
 
@@ -71,7 +72,7 @@ def _top1(tmp_path, descriptors):
     for fold in range(3):
         ctx = fold_context(settings.to_dict(), qc, paths, folds, fold)
         train, test, train_spk, test_spk = _enrolment(ctx)
-        data = BaselineData(ctx, train, test, train_spk, np.ones(len(train), bool), 0)
+        data = baseline_data(ctx, train, test, train_spk, np.ones(len(train), bool), 0)
         scores, classes = BASELINE_SCORERS["appearance_only"](data)
         assert scores.shape == (len(test), 4) and list(classes) == sorted(set(train_spk))
         hits.append(np.asarray(classes)[scores.argmax(1)] == test_spk)

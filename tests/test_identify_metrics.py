@@ -55,6 +55,48 @@ def test_centroids_are_normalised_speaker_means_and_cosine_scores_rank_them():
     np.testing.assert_allclose(s[0], [1.6 / math.hypot(0.8, 1.6), -1 / math.sqrt(2)], atol=1e-6)
 
 
+def _argmax_centroid_top1(ref, ref_labels, query, query_labels):
+    """Reference nearest-centroid top-1: argmax of the float64 cosine of every query to each
+    label's re-normalised mean of ``ref``."""
+    classes, inverse = np.unique(ref_labels, return_inverse=True)
+    sums = np.zeros((len(classes), ref.shape[1]))
+    np.add.at(sums, inverse, ref)
+    sums /= np.linalg.norm(sums, axis=1, keepdims=True)
+    return float(np.mean(classes[np.argmax(query @ sums.T, axis=1)] == query_labels))
+
+
+def test_nearest_centroid_top1_is_the_top1_of_the_centroid_scores():
+    # validation and test share one top-1: the argmax over centroids, and the top-1 that
+    # identification_metrics gives for centroid_scores, on random embeddings of up to 12
+    # integer-labelled classes (labels compared as strings: "10" sorts before "2")
+    rng = np.random.default_rng(0)
+    for _ in range(50):
+        n_classes, dim = int(rng.integers(2, 13)), int(rng.integers(2, 33))
+        means = rng.normal(size=(n_classes, dim))
+        ref_labels = np.concatenate([np.arange(n_classes), rng.integers(0, n_classes, 100)])
+        query_labels = rng.integers(0, n_classes, 80)
+        spread = rng.uniform(0.5, 3.0)
+        ref = (means[ref_labels] + spread * rng.normal(size=(len(ref_labels), dim))).astype(
+            np.float32
+        )
+        query = (means[query_labels] + spread * rng.normal(size=(80, dim))).astype(np.float32)
+        top1 = M.nearest_centroid_top1(ref, ref_labels, query, query_labels)
+        assert top1 == _argmax_centroid_top1(ref, ref_labels, query, query_labels)
+        classes, scores = M.centroid_scores(ref, ref_labels, query)
+        sessions = np.zeros(len(query), dtype=str)
+        metrics = M.identification_metrics(scores, classes, query_labels.astype(str), sessions)
+        assert top1 == metrics["top1"]
+        _, C = M.centroids(ref, ref_labels)
+        np.testing.assert_array_equal(scores, M.cosine_scores(query, C))
+    assert math.isnan(M.nearest_centroid_top1(ref, ref_labels, query[:0], query_labels[:0]))
+
+
+def test_nearest_centroid_top1_counts_a_tie_at_the_top_as_a_miss():
+    ref = np.array([[1.0, 0.0], [0.0, 1.0]], dtype=np.float32)
+    query = np.array([[1.0, 1.0], [1.0, 0.1]], dtype=np.float32)  # a tie, then a hit
+    assert M.nearest_centroid_top1(ref, ["a", "b"], query, ["a", "a"]) == 0.5
+
+
 def test_topk_ranks_and_cmc_hand_computed():
     scores = [
         [0.9, 0.1, 0.0],  # a: rank 1

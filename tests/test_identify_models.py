@@ -12,6 +12,8 @@ import csv
 import itertools
 import json
 import math
+import subprocess
+import sys
 
 import numpy as np
 import pandas as pd
@@ -30,12 +32,12 @@ from facedyn.identify.encoders import (
     self_attention,
 )
 from facedyn.identify.experiments import ExperimentError
+from facedyn.identify.metrics import nearest_centroid_top1
 from facedyn.identify.train import (
     LOG_COLUMNS,
     TrainSettings,
     embed,
     lr_factor,
-    nearest_centroid_top1,
     speaker_labels,
     train_encoder,
     training_data,
@@ -619,6 +621,16 @@ def test_load_checkpoint_refuses_other_files(tmp_path):
         load_checkpoint(path)
 
 
+def test_the_workflow_reads_checkpoint_facts_and_baselines_without_torch():
+    # common.smk imports these while the DAG is built; torch comes only with saving/loading
+    code = (
+        "import sys; import facedyn.identify.checkpoint, facedyn.identify.registry; "
+        "assert 'torch' not in sys.modules, 'torch imported'"
+    )
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+
+
 def test_embed_is_float32_in_eval_mode_and_handles_no_windows(cohort):
     model = build_encoder(EncoderSettings(**SMALL), 7)
     model.train()
@@ -747,13 +759,9 @@ def test_train_seed_replaces_the_runs_seed_and_nothing_else(tmp_path):
 
 
 def test_training_record_beside_the_checkpoint_says_trained_or_why_not(tmp_path):
+    from facedyn.identify.checkpoint import no_data_reason, status_path
     from facedyn.identify.experiments import ExperimentSettings
-    from facedyn.identify.stage import (
-        FoldContext,
-        no_data_reason,
-        run_train,
-        status_path,
-    )
+    from facedyn.identify.stage import FoldContext, run_train
 
     store = _cohort(n_speakers=4, seconds=30)
     windows = make_windows(store, WINDOW_S, STRIDE_S)

@@ -114,11 +114,3 @@ def test_center_removes_each_videos_static_offset_only():
         np.testing.assert_allclose(
             np.diff(block, axis=0), np.diff(before[store.rows(v)], axis=0), atol=1e-5
         )
-
-
-def test_every_baseline_is_an_encoder_or_has_a_scorer():
-    from facedyn.identify.experiments import BASELINES, ENCODER_BASELINES
-    from facedyn.identify.stage import BASELINE_SCORERS
-
-    assert set(ENCODER_BASELINES).isdisjoint(BASELINE_SCORERS)
-    assert sorted(BASELINES) == sorted([*ENCODER_BASELINES, *BASELINE_SCORERS])

@@ -11,6 +11,7 @@ import pandas as pd
 from snakemake.logging import logger
 
 from facedyn.audit import MAIN_COHORT, AuditError, audit_cohorts, audit_experiments
+from facedyn.identify.checkpoint import status_path  # a checkpoint's training record
 from facedyn.identify.experiments import (
     ENCODER_BASELINES,
     ExperimentError,
@@ -434,7 +435,7 @@ def evaluate_checkpoints(wildcards):
     inputs = {}
     for name, stem in files.items():
         inputs[f"ckpt_{name}"] = f"{base}/{stem}.pt"
-        inputs[f"status_{name}"] = f"{base}/{stem}.json"
+        inputs[f"status_{name}"] = str(status_path(inputs[f"ckpt_{name}"]))
     return inputs
 
 

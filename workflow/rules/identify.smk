@@ -12,7 +12,7 @@ rule train:
         folds="results/identify/{experiment}/folds.parquet",
     output:
         model="results/identify/{experiment}/fold{fold}/model.pt",
-        status="results/identify/{experiment}/fold{fold}/model.json",
+        status=str(status_path("results/identify/{experiment}/fold{fold}/model.pt")),
         log_csv="results/identify/{experiment}/fold{fold}/train_log.csv",
     log:
         "logs/identify/{experiment}/fold{fold}/train.log",
@@ -42,7 +42,7 @@ rule train:
 use rule train as train_baseline_encoder with:
     output:
         model="results/identify/{experiment}/fold{fold}/{encoder}.pt",
-        status="results/identify/{experiment}/fold{fold}/{encoder}.json",
+        status=str(status_path("results/identify/{experiment}/fold{fold}/{encoder}.pt")),
         log_csv="results/identify/{experiment}/fold{fold}/{encoder}_train_log.csv",
     log:
         "logs/identify/{experiment}/fold{fold}/train_{encoder}.log",

@@ -1,27 +1,65 @@
-"""Encoder checkpoints: the weights with everything needed to use them (architecture,
-normaliser, the speaker ids of the class labels, a fingerprint of the training data), written
-atomically and read back with ``weights_only=True``."""
+"""Everything about a fold's encoder checkpoint: the weights with everything needed to use
+them (architecture, normaliser, the speaker ids of the class labels, a fingerprint of the
+training data), written atomically and read back with ``weights_only=True``; and the training
+record beside it (:func:`status_path`), which says the encoder was trained or, with status
+:data:`NO_DATA`, why not (:func:`write_no_data`, :func:`no_data_reason`).
+
+Importing this module does not import torch (the workflow reads :func:`status_path` while the
+DAG is built); saving and loading do.
+"""
 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 from collections.abc import Mapping, Sequence
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
-from torch import nn
 
-from facedyn.atomic import atomic_write
-from facedyn.dynamics.features import FeatureStore
-from facedyn.dynamics.windows import Normalizer, Windows, covered_rows
-from facedyn.identify.encoders import EncoderSettings, build_encoder
-from facedyn.identify.settings import TrainSettings
-from facedyn.identify.train import as_device
+from facedyn.atomic import atomic_write, atomic_write_json
+from facedyn.dynamics.windows import Normalizer, covered_rows
+from facedyn.identify.settings import EncoderSettings, TrainSettings
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
+
+    from facedyn.dynamics.features import FeatureStore
+    from facedyn.dynamics.windows import Windows
 
 CHECKPOINT_FORMAT = "facedyn-encoder"
 CHECKPOINT_VERSION = 1
+#: ``status`` of a training record (and of the fold metrics and metrics.json downstream)
+#: when there were no data to train on.
+NO_DATA = "no_data"
+
+
+def status_path(checkpoint: str | os.PathLike[str]) -> Path:
+    """The training record beside a checkpoint: ``fold<k>/model.pt`` -> ``fold<k>/model.json``
+    (``status`` ``ok`` with the training summary, or ``no_data`` with the reason)."""
+    return Path(checkpoint).with_suffix(".json")
+
+
+def write_no_data(
+    checkpoint: str | os.PathLike[str], reason: str, record: Mapping[str, Any]
+) -> None:
+    """No model could be trained: the training record says why and the checkpoint is an
+    empty file (the run goes on; evaluation and the summary carry the reason instead of
+    numbers)."""
+    atomic_write_json(status_path(checkpoint), {**record, "status": NO_DATA, "reason": reason})
+    atomic_write(checkpoint, lambda tmp: Path(tmp).write_bytes(b""))
+
+
+def no_data_reason(checkpoint: str | os.PathLike[str]) -> str | None:
+    """Why the checkpoint's encoder could not be trained (its training record), None when
+    it was."""
+    record = json.loads(status_path(checkpoint).read_text())
+    if record.get("status") == NO_DATA:
+        return str(record.get("reason") or "no data")
+    return None
 
 
 def data_fingerprint(store: FeatureStore, windows: Windows, chunk_rows: int = 1 << 20) -> str:
@@ -80,6 +118,8 @@ def save_checkpoint(
     (numpy scalars and arrays, paths too): checkpoints are loaded with ``weights_only=True``,
     which refuses other objects, so anything else is an error here rather than at load.
     """
+    import torch
+
     from facedyn import __version__
 
     payload = {
@@ -104,6 +144,11 @@ def load_checkpoint(
     """The encoder of a checkpoint (rebuilt from its settings, eval mode, on ``device``) and
     the checkpoint's other entries, with ``encoder_settings``/``train_settings`` as settings
     objects and ``normalizer`` as a :class:`Normalizer`."""
+    import torch
+
+    from facedyn.identify.encoders import build_encoder
+    from facedyn.identify.train import as_device
+
     dev = as_device(device)
     payload = torch.load(path, map_location="cpu", weights_only=True)
     if payload.get("format") != CHECKPOINT_FORMAT:

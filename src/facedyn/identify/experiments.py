@@ -25,17 +25,19 @@ from dataclasses import dataclass
 from typing import Any
 
 from facedyn.dynamics.features import FEATURE_SETS
+from facedyn.identify import registry
 from facedyn.identify.settings import ENCODERS, EncoderSettings, TrainSettings
 from facedyn.names import SAFE_ID, is_safe_id
 
 PROTOCOLS = ("cross_session", "within_session")
 SOURCES = ("fitted", "truth")
-#: Models an experiment may compare with its encoder on the same folds and metrics.
-BASELINES = ("lstm", "tcn", "stats_lr", "shape_only", "appearance_only", "chance")
+#: Models an experiment may compare with its encoder on the same folds and metrics
+#: (:data:`facedyn.identify.registry.BASELINES`).
+BASELINES = tuple(registry.BASELINES)
 #: The baselines that are encoders, trained per fold like the experiment's own (rule
 #: ``train_baseline_encoder``); the others are scored by
-#: :data:`facedyn.identify.stage.BASELINE_SCORERS`.
-ENCODER_BASELINES = ("lstm", "tcn")
+#: :data:`facedyn.identify.registry.BASELINE_SCORERS`.
+ENCODER_BASELINES = registry.ENCODER_BASELINES
 #: Nested settings merged key by key (an experiment overriding one key keeps the others).
 NESTED = ("model", "train")
 

@@ -110,6 +110,35 @@ def cosine_scores(test_emb: np.ndarray, C: np.ndarray) -> np.ndarray:
     return (test @ _l2_normalise(np.asarray(C, dtype=np.float32)).T).astype(np.float32)
 
 
+def centroid_scores(
+    enrol_emb: np.ndarray, enrol_labels: Sequence[str] | np.ndarray, test_emb: np.ndarray
+) -> tuple[list[str], np.ndarray]:
+    """Nearest-centroid scoring: every test embedding's :func:`cosine_scores` to the
+    :func:`centroids` of the enrolment embeddings. Returns ``(classes, scores)``, ``scores``
+    of shape ``(N, S)`` with column ``i`` belonging to ``classes[i]``."""
+    classes, C = centroids(enrol_emb, enrol_labels)
+    return classes, cosine_scores(test_emb, C)
+
+
+def nearest_centroid_top1(
+    enrol_emb: np.ndarray,
+    enrol_labels: Sequence[str] | np.ndarray,
+    test_emb: np.ndarray,
+    test_labels: Sequence[str] | np.ndarray,
+) -> float:
+    """Top-1 accuracy of nearest-centroid identification: the share of test embeddings whose
+    own speaker scores strictly highest in :func:`centroid_scores` (pessimistic rank 1, see
+    the module docstring), as ``top1`` of :func:`identification_metrics`; NaN without test
+    embeddings. Labels are compared as strings; every test label must be enrolled."""
+    if not len(test_emb):
+        return math.nan
+    classes, scores = centroid_scores(enrol_emb, enrol_labels, test_emb)
+    rank, _, _ = ranks_and_predictions(
+        scores, true_indices(classes, np.asarray(test_labels).astype(str))
+    )
+    return float(np.mean(rank == 1))
+
+
 def true_indices(classes: Sequence[str], true_speaker: Sequence[str] | np.ndarray) -> np.ndarray:
     """Column of every window's true speaker in ``classes``; a speaker that is not enrolled
     (closed-set identification is undefined for them) raises ``ValueError``."""

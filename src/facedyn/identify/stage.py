@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,7 +34,17 @@ from facedyn.dynamics.features import FeatureStore
 from facedyn.dynamics.folds import fold_windows
 from facedyn.dynamics.stage import experiment_store, qc_videos
 from facedyn.dynamics.windows import Normalizer, Windows, make_windows
+from facedyn.identify.checkpoint import (
+    NO_DATA,
+    data_fingerprint,
+    load_checkpoint,
+    no_data_reason,
+    save_checkpoint,
+    status_path,
+    write_no_data,
+)
 from facedyn.identify.experiments import ExperimentSettings
+from facedyn.identify.registry import BASELINE_SCORERS, NOT_DYNAMICS, BaselineData
 from facedyn.tables import read_table, write_table
 
 log = logging.getLogger(__name__)
@@ -109,7 +119,6 @@ def run_train(
     """Train the experiment's encoder (``encoder=None``) or a baseline encoder on one fold.
     ``seed``: the run's seed, unless the experiment sets ``train_seed``; fold k trains with
     seed + k."""
-    from facedyn.identify.checkpoint import data_fingerprint, save_checkpoint
     from facedyn.identify.train import refit_settings, train_encoder, training_data
 
     s = ctx.settings
@@ -228,34 +237,6 @@ def run_train(
     return summary
 
 
-NO_DATA = "no_data"
-
-
-def status_path(checkpoint: str | os.PathLike[str]) -> Path:
-    """The training record beside a checkpoint: ``fold<k>/model.pt`` -> ``fold<k>/model.json``
-    (``status`` ``ok`` with the training summary, or ``no_data`` with the reason)."""
-    return Path(checkpoint).with_suffix(".json")
-
-
-def write_no_data(
-    checkpoint: str | os.PathLike[str], reason: str, record: Mapping[str, Any]
-) -> None:
-    """No model could be trained: the training record says why and the checkpoint is an
-    empty file (the run goes on; evaluation and the summary carry the reason instead of
-    numbers)."""
-    atomic_write_json(status_path(checkpoint), {**record, "status": NO_DATA, "reason": reason})
-    atomic_write(checkpoint, lambda tmp: Path(tmp).write_bytes(b""))
-
-
-def no_data_reason(checkpoint: str | os.PathLike[str]) -> str | None:
-    """Why the checkpoint's encoder could not be trained (its training record), None when
-    it was."""
-    record = json.loads(status_path(checkpoint).read_text())
-    if record.get("status") == NO_DATA:
-        return str(record.get("reason") or "no data")
-    return None
-
-
 def _write_empty_log(path: str | os.PathLike[str]) -> None:
     from facedyn.identify.train import LOG_COLUMNS
 
@@ -294,10 +275,8 @@ def run_evaluate(
     """Score the fold's test windows with every model; write predictions, embeddings and
     per-model metrics (``outputs``: ``predictions``, ``embeddings``, ``metrics``)."""
     from facedyn.identify.baselines import cap_per_class
-    from facedyn.identify.checkpoint import load_checkpoint
     from facedyn.identify.metrics import (
-        centroids,
-        cosine_scores,
+        centroid_scores,
         identification_metrics,
         json_ready,
         predictions_frame,
@@ -351,9 +330,9 @@ def run_evaluate(
             )
         enrol = embed(model, store, train, normalizer, device)
         emb = embed(model, store, test, normalizer, device)
-        classes, cents = centroids(enrol, train_spk)
+        classes, scores = centroid_scores(enrol, train_spk, emb)
         name = _model_name(ctx, ckpt_name)
-        score(name, cosine_scores(emb, cents), classes)
+        score(name, scores, classes)
         if ckpt_name == "main":
             embedding_rows = pd.DataFrame(emb, columns=[f"e{k:03d}" for k in range(emb.shape[1])])
             embedding_rows.insert(0, "window_start", window_start)
@@ -362,7 +341,7 @@ def run_evaluate(
             embedding_rows.insert(0, "fold", ctx.fold)
             embedding_rows.insert(0, "model", name)
 
-    data = BaselineData(
+    data = baseline_data(
         ctx, train, test, train_spk, cap_per_class(train_spk, s.max_per_speaker, seed), seed
     )
     for name, scorer in BASELINE_SCORERS.items():
@@ -400,118 +379,30 @@ def run_evaluate(
     return metrics
 
 
-@dataclass(frozen=True)
-class BaselineData:
-    """What a statistical baseline sees of one fold: the enrolment (training) and test
-    windows, the enrolment windows' speakers, which of them it may fit on (``keep``,
-    ``identify.max_per_speaker``) and the run's seed."""
-
-    ctx: FoldContext
-    train: Windows
-    test: Windows
-    train_speakers: np.ndarray
-    keep: np.ndarray
-    seed: int
-
-
-def _score_stats_lr(d: BaselineData) -> tuple[np.ndarray, Sequence[str]]:
-    from facedyn.identify.baselines import StatsLogReg, statistics_of_windows
-
-    s, store = d.ctx.settings, d.ctx.store
-    clf = StatsLogReg(store.rate, C=s.stats_c, seed=d.seed)
-    clf.fit_statistics(
-        statistics_of_windows(store, d.train.subset(d.keep)), d.train_speakers[d.keep]
+def baseline_data(
+    ctx: FoldContext,
+    train: Windows,
+    test: Windows,
+    train_speakers: np.ndarray,
+    keep: np.ndarray,
+    seed: int,
+) -> BaselineData:
+    """What the baseline scorers see of the fold: its enrolment (``train``) and ``test``
+    windows, the enrolment windows' speakers, which of them a scorer may fit on (``keep``)
+    and the run's seed, with the experiment's store, videos and (on demand) shape store."""
+    s = ctx.settings
+    return BaselineData(
+        store=ctx.store,
+        train=train,
+        test=test,
+        train_speakers=train_speakers,
+        keep=keep,
+        videos=ctx.videos,
+        shape_store=lambda: experiment_store(s, ctx.videos, ctx.truth_dir, feature_set="shape"),
+        stats_c=s.stats_c,
+        fold=ctx.fold,
+        seed=seed,
     )
-    return clf.scores_statistics(statistics_of_windows(store, d.test)), clf.classes_
-
-
-def _score_shape_only(d: BaselineData) -> tuple[np.ndarray, Sequence[str]]:
-    from facedyn.identify.baselines import ShapeOnly, align_windows, window_means
-
-    s, store = d.ctx.settings, d.ctx.store
-    shape_store = experiment_store(s, d.ctx.videos, d.ctx.truth_dir, feature_set="shape")
-    tr, tr_ok = align_windows(store, d.train.subset(d.keep), shape_store)
-    te, te_ok = align_windows(store, d.test, shape_store)
-    if not te_ok.all():
-        raise ValueError("shape_only: some test windows have no shape rows")
-    clf = ShapeOnly(C=s.stats_c, seed=d.seed)
-    clf.fit(window_means(shape_store, tr), d.train_speakers[d.keep][tr_ok])
-    return clf.scores(window_means(shape_store, te)), clf.classes_
-
-
-def _window_descriptors(d: BaselineData, windows: Windows) -> tuple[np.ndarray, np.ndarray]:
-    """Each window's session appearance descriptor (:mod:`facedyn.face.descriptor`, from
-    its FLAME table's metadata) and whether it has one."""
-    from facedyn.face.descriptor import DESCRIPTOR_DIM, descriptor_of
-    from facedyn.tables import read_metadata
-
-    by_video = {
-        (v["session_id"], v["speaker_id"]): descriptor_of(read_metadata(v["path"]))
-        for v in d.ctx.videos
-        if v["path"] and not v["reason"]
-    }
-    store = d.ctx.store
-    keys = list(zip(store.session_id, store.speaker_id, strict=True))
-    per_video = [by_video.get(k) for k in keys]
-    out = np.zeros((len(windows), DESCRIPTOR_DIM))
-    ok = np.zeros(len(windows), dtype=bool)
-    for i, v in enumerate(windows.video):
-        if per_video[v] is not None:
-            out[i], ok[i] = per_video[v], True
-    return out, ok
-
-
-def _score_appearance_only(d: BaselineData) -> tuple[np.ndarray, Sequence[str]]:
-    """What a face recogniser scores: the session's face recognition embedding and the
-    window's mean fitted shape into the shape-only logistic regression. Test windows of a
-    session without a descriptor get uniform scores."""
-    from facedyn.identify.baselines import ShapeOnly, align_windows, window_means
-
-    s, store = d.ctx.settings, d.ctx.store
-    shape_store = experiment_store(s, d.ctx.videos, d.ctx.truth_dir, feature_set="shape")
-    train = d.train.subset(d.keep)
-    tr, tr_ok = align_windows(store, train, shape_store)
-    te, te_ok = align_windows(store, d.test, shape_store)
-    tr_desc, tr_has = _window_descriptors(d, train)
-    te_desc, te_has = _window_descriptors(d, d.test)
-    fit = tr_has[tr_ok]
-    if not fit.any():
-        raise ValueError("appearance_only: no training window has an appearance descriptor")
-    x_train = np.hstack([tr_desc[tr_ok], window_means(shape_store, tr)])[fit]
-    clf = ShapeOnly(C=s.stats_c, seed=d.seed)
-    clf.fit(x_train, d.train_speakers[d.keep][tr_ok][fit])
-    # Every enrolled speaker is a column; one whose sessions have no descriptor was never
-    # fitted and scores below every fitted speaker (log-probability of 1e-12).
-    classes = sorted(set(d.train_speakers.tolist()))
-    column = {c: k for k, c in enumerate(classes)}
-    scores = np.zeros((len(d.test), len(classes)), dtype=np.float64)
-    usable = np.flatnonzero(te_ok)[te_has[te_ok]]
-    if len(usable):
-        means = window_means(shape_store, te)
-        x_test = np.hstack([te_desc[te_ok], means])[te_has[te_ok]]
-        fitted = np.full((len(usable), len(classes)), np.log(1e-12))
-        fitted[:, [column[c] for c in clf.classes_]] = clf.scores(x_test)
-        scores[usable] = fitted
-    return scores, classes
-
-
-def _score_chance(d: BaselineData) -> tuple[np.ndarray, Sequence[str]]:
-    from facedyn.identify.baselines import chance_scores
-
-    classes = sorted(set(d.train_speakers.tolist()))
-    return chance_scores(len(d.test), classes, d.seed + d.ctx.fold), classes
-
-
-#: The baselines that are not encoders: name -> scores of the fold's test windows against
-#: every enrolled speaker (higher = more likely) and the speakers, in the columns' order.
-#: Scored in this order after the encoders; a new baseline is a function and an entry here
-#: (and its name in ``facedyn.identify.experiments.BASELINES``).
-BASELINE_SCORERS: dict[str, Callable[[BaselineData], tuple[np.ndarray, Sequence[str]]]] = {
-    "stats_lr": _score_stats_lr,
-    "shape_only": _score_shape_only,
-    "appearance_only": _score_appearance_only,
-    "chance": _score_chance,
-}
 
 
 def _write_no_scores(
@@ -550,10 +441,6 @@ def _write_no_scores(
     )
     log.error("%s fold %d: no model scored: %s", ctx.settings.name, ctx.fold, dict(skipped))
     return {}
-
-
-#: Models whose confusions the leak statistic does not judge: they see appearance, or nothing.
-NOT_DYNAMICS = ("shape_only", "appearance_only", "chance")
 
 
 def appearance_leaks(

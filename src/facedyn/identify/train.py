@@ -5,14 +5,16 @@ One fold's training (:func:`train_encoder`):
 - batches of ``m_per_class`` windows from each of ``classes_per_batch`` speakers
   (``pytorch_metric_learning.samplers.MPerClassSampler``; a speaker with fewer windows than
   ``m_per_class`` is sampled with replacement), so every window has positives in its batch;
-- ``SupConLoss`` (Khosla et al. 2020) on the L2-normalised embeddings, at ``temperature``;
+- ``SupConLoss`` (Khosla et al. 2020) on the L2-normalised embeddings, at ``temperature``
+  (:class:`~facedyn.identify.contrastive.ContrastiveLoss`);
 - AdamW (no weight decay on biases and normalisation weights), learning rate warmed up
   linearly for ``warmup_epochs`` then decayed on a cosine to 0 at ``epochs``, stepped per batch;
 - mixed precision (float16 autocast + GradScaler) on CUDA only when ``amp``;
 - after every epoch, with validation windows: ``val_loss`` (the same loss on fixed validation
   batches composed like training batches, so it is comparable across epochs and to
-  ``train_loss``) and ``val_top1`` (nearest-centroid accuracy of validation windows against
-  centroids of up to ``centroid_windows`` training windows per speaker). Early stopping keeps
+  ``train_loss``) and ``val_top1`` (:func:`facedyn.identify.metrics.nearest_centroid_top1`,
+  the test's top-1, of validation windows against centroids of up to ``centroid_windows``
+  training windows per speaker). Early stopping keeps
   the weights of the best epoch by ``monitor`` (default ``val_loss``) and stops after
   ``patience`` epochs without improvement.
 
@@ -49,8 +51,9 @@ from facedyn.atomic import atomic_write_bytes
 from facedyn.dynamics.features import FeatureStore
 from facedyn.dynamics.folds import fold_windows, validation_split
 from facedyn.dynamics.windows import Normalizer, Windows, batch, shift_room
+from facedyn.identify.contrastive import ContrastiveLoss
 from facedyn.identify.encoders import EncoderSettings, build_encoder
-from facedyn.identify.mining import CrossSessionMiner
+from facedyn.identify.metrics import nearest_centroid_top1
 from facedyn.identify.settings import TrainSettings
 
 log = logging.getLogger(__name__)
@@ -275,21 +278,6 @@ def _fixed_batches(
     return out
 
 
-def nearest_centroid_top1(
-    ref: np.ndarray, ref_labels: np.ndarray, query: np.ndarray, query_labels: np.ndarray
-) -> float:
-    """Share of ``query`` embeddings whose most cosine-similar class centroid (mean of the
-    class's ``ref`` embeddings, re-normalised) is their own class."""
-    if not len(query):
-        return math.nan
-    classes, inverse = np.unique(ref_labels, return_inverse=True)
-    centroids = np.zeros((len(classes), ref.shape[1]), np.float64)
-    np.add.at(centroids, inverse, ref)  # sums suffice: the direction is what counts
-    centroids /= np.maximum(np.linalg.norm(centroids, axis=1, keepdims=True), 1e-12)
-    predicted = classes[np.argmax(query @ centroids.T, axis=1)]
-    return float(np.mean(predicted == query_labels))
-
-
 def refit_settings(ts: TrainSettings, best_epoch: int) -> TrainSettings:
     """Settings of the refit pass: ``best_epoch`` epochs with the whole schedule (warm-up,
     cosine to 0) fitted into them; nothing else changes."""
@@ -361,25 +349,6 @@ def _embedding_dim(model: nn.Module) -> int:
 
 
 # --- training -----------------------------------------------------------------------------------
-
-
-class _ContrastiveLoss:
-    """``SupConLoss`` on a batch's embeddings: over the pairs of a
-    :class:`~facedyn.identify.mining.CrossSessionMiner` when only cross-session positives
-    count (``single_session`` given: per class, whether it has one session only), else over
-    every pair its labels form."""
-
-    def __init__(self, temperature: float, single_session: torch.Tensor | None) -> None:
-        from pytorch_metric_learning.losses import SupConLoss
-
-        self.loss = SupConLoss(temperature=temperature)
-        self.miner = None if single_session is None else CrossSessionMiner(single_session)
-
-    def __call__(self, z: torch.Tensor, y: torch.Tensor, sessions: np.ndarray) -> torch.Tensor:
-        if self.miner is None:
-            return self.loss(z, y)
-        pairs = self.miner.for_batch(torch.from_numpy(sessions).to(y.device))(z, y)
-        return self.loss(z, y, indices_tuple=pairs)
 
 
 def _single_session_classes(
@@ -474,7 +443,7 @@ class _Validation:
         train_labels: np.ndarray,
         ts: TrainSettings,
         batch_size: int,
-        loss: _ContrastiveLoss,
+        loss: ContrastiveLoss,
         rng: np.random.RandomState,
     ) -> None:
         centroid_index = _per_class_subset(train_labels, ts.centroid_windows, rng)
@@ -534,7 +503,7 @@ def _train_epoch(
     order: np.ndarray,
     labels: np.ndarray,
     sessions: np.ndarray,
-    loss_fn: _ContrastiveLoss,
+    loss_fn: ContrastiveLoss,
     optimiser: _Optimiser,
     ts: TrainSettings,
     mask_generator: torch.Generator,
@@ -616,7 +585,7 @@ def train_encoder(
     single_session = None
     if ts.positives == "cross_session":
         single_session = _single_session_classes(labels, train_sessions, classes, dev)
-    loss_fn = _ContrastiveLoss(ts.temperature, single_session)
+    loss_fn = ContrastiveLoss(ts.temperature, single_session)
 
     k = min(ts.classes_per_batch, len(classes))
     batch_size = ts.m_per_class * k
