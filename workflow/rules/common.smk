@@ -24,6 +24,7 @@ from facedyn.config import frames_in_figures_allowed as _frames_allowed
 from facedyn.gpu import gpu_slots  # resources: gpu=0/1 (docs/cluster.md)
 from facedyn.identify.experiments import ENCODER_BASELINES
 from facedyn.names import IDENTIFICATION_FIGURES, SAFE_ID
+from facedyn.runtime import cap_core_budget, core_budget  # Snakemake's core budget
 from facedyn.runtime import local_core_limit  # the core budget of a local run
 from facedyn.runtime import sorted_config  # params independent of config key order
 
@@ -94,15 +95,15 @@ def hold_cores_to_cpus():
     """A local run uses at most the CPUs it has: with `--cores 8` on 2 CPUs Snakemake would
     run eight single-thread jobs at once, each slower by the shared caches and memory, and
     the run longer (docs/performance.md). Snakemake has no setting for this, so the core
-    budget `--cores` gave (its `_cores` resource, which also caps every rule's threads) is
-    lowered here. Cluster runs (`--jobs`, where --cores caps the threads of remote jobs) and
-    the jobs they start keep theirs."""
+    budget `--cores` gave (which also caps every rule's threads) is lowered here
+    (facedyn.runtime.cap_core_budget). Cluster runs (`--jobs`, where --cores caps the
+    threads of remote jobs) and the jobs they start keep theirs."""
     if not workflow.is_main_process or workflow.resource_settings.nodes is not None:
         return
-    requested = workflow.global_resources["_cores"].value
+    requested = core_budget(workflow)
     limit = local_core_limit(requested)
     if limit != requested:
-        workflow.global_resources["_cores"] = limit
+        cap_core_budget(workflow, limit)
         logger.info(
             f"facedyn: --cores {requested} held to the {limit} CPU(s) this run may use: "
             "jobs beyond them would only share them."
