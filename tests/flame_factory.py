@@ -127,3 +127,39 @@ def random_embedding_dict(n_faces: int, seed: int = 0) -> dict[str, np.ndarray]:
         "full_lmk_faces_idx": rng.integers(0, n_faces, (1, 68)),
         "full_lmk_bary_coords": bary(1, 68),
     }
+
+
+#: Head-model files that cannot be used: (case of :func:`broken_flame_files`, the config key
+#: the check names, a part of its message). ``too_many_components`` asks for 120 expression
+#: components of a model with 100.
+BROKEN_FLAME_CASES = [
+    ("missing_key", "flame.model", "missing key(s) ['shapedirs']"),
+    ("wrong_shape", "flame.model", "'weights' must have shape (60, 5)"),
+    ("too_many_components", "flame.n_expr", "set flame.n_expr to at most 100"),
+    ("embedding_empty", "flame.landmark_embedding", "missing key(s)"),
+    (
+        "embedding_wrong_shape",
+        "flame.landmark_embedding",
+        "'static_lmk_faces_idx' must have shape (51,)",
+    ),
+]
+
+
+def broken_flame_files(folder: Path, case: str) -> tuple[Path, Path]:
+    """A small FLAME model and landmark embedding (60 vertices, 40 faces) written to
+    ``folder``, broken as ``case`` of :data:`BROKEN_FLAME_CASES` says (any other case:
+    usable files)."""
+    model = random_flame_dict(seed=1, n_v=60, n_f=40)
+    embedding = random_embedding_dict(40)
+    if case == "missing_key":
+        del model["shapedirs"]
+    elif case == "wrong_shape":
+        model["weights"] = np.zeros((60, 4))
+    elif case == "embedding_empty":
+        embedding = {}
+    elif case == "embedding_wrong_shape":
+        embedding["static_lmk_faces_idx"] = embedding["static_lmk_faces_idx"][:50]
+    model_path, emb_path = folder / "generic_model.pkl", folder / "landmark_embedding.npy"
+    model_path.write_bytes(pickle.dumps(model, protocol=2))
+    np.save(emb_path, np.array(embedding, dtype=object), allow_pickle=True)
+    return model_path, emb_path

@@ -1,21 +1,22 @@
 """Bad input that is not per-video data stops the run before any job with a message that
 names the problem and the fix; per-video problems become QC exclusions with a reason, which
-the summary's QC section counts. The whole-pipeline cases are in test_workflow_robustness.py;
-the library's own checks of each loader in test_indexers, test_landmarks, test_importer and
-test_flame_core.
+the summary's QC section counts. The config checks that stop a run are in test_config.py, the
+whole-pipeline cases in test_workflow_robustness.py; the library's own checks of each loader in
+test_indexers, test_landmarks, test_importer and test_flame_core.
 """
 
 from __future__ import annotations
 
 import json
-import pickle
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
-from flame_factory import random_embedding_dict, random_flame_dict
-from workflow_utils import run_snakemake
+from flame_factory import (
+    BROKEN_FLAME_CASES,
+    broken_flame_files,
+)
 
 from facedyn.cohort.indexers import ManifestError, check_table
 from facedyn.face.backends import Detection
@@ -225,67 +226,12 @@ def test_table_check_names_duplicates_and_keeps_numeric_looking_ids(tmp_path):
         check_table(tmp_path / "dup.csv")
 
 
-def _table(tmp_path: Path, text: str) -> dict:
-    path = tmp_path / "videos.csv"
-    path.write_text(text)
-    return {"dataset": {"kind": "manifest", "table": str(path)}}
-
-
-@pytest.mark.workflow
-@pytest.mark.parametrize(
-    ("text", "named"),
-    [
-        (
-            "speaker_id,session_id,video\n00123,001,a.mp4\n00123,001,b.mp4\n",
-            "('001', '00123') x2 (rows 1, 2)",
-        ),
-        ("speaker,session_id,video\np1,001,a.mp4\n", "lacks required column(s) speaker_id"),
-    ],
-)
-def test_bad_manifest_table_fails_before_any_job(tmp_path, text, named):
-    res = run_snakemake(tmp_path, "-n", overrides=_table(tmp_path, text))  # fails parsing
-    out = res.stdout + res.stderr
-    assert res.returncode != 0
-    assert "dataset.table" in out and named in out
-    assert not (tmp_path / "results").exists() and not (tmp_path / "resources").exists()
-
-
 # --------------------------------------------------------------------------- FLAME files
 
 
-def _flame_files(tmp_path: Path, case: str) -> tuple[Path, Path]:
-    model = random_flame_dict(seed=1, n_v=60, n_f=40)
-    embedding = random_embedding_dict(40)
-    if case == "missing_key":
-        del model["shapedirs"]
-    elif case == "wrong_shape":
-        model["weights"] = np.zeros((60, 4))
-    elif case == "embedding_empty":
-        embedding = {}
-    elif case == "embedding_wrong_shape":
-        embedding["static_lmk_faces_idx"] = embedding["static_lmk_faces_idx"][:50]
-    model_path, emb_path = tmp_path / "generic_model.pkl", tmp_path / "landmark_embedding.npy"
-    model_path.write_bytes(pickle.dumps(model, protocol=2))
-    np.save(emb_path, np.array(embedding, dtype=object), allow_pickle=True)
-    return model_path, emb_path
-
-
-FLAME_CASES = [
-    ("missing_key", "flame.model", "missing key(s) ['shapedirs']"),
-    ("wrong_shape", "flame.model", "'weights' must have shape (60, 5)"),
-    ("too_many_components", "flame.n_expr", "set flame.n_expr to at most 100"),
-    ("embedding_empty", "flame.landmark_embedding", "missing key(s)"),
-    (
-        "embedding_wrong_shape",
-        "flame.landmark_embedding",
-        "'static_lmk_faces_idx' must have shape (51,)",
-    ),
-]
-
-
-@pytest.mark.parametrize(("case", "key", "message"), FLAME_CASES)
+@pytest.mark.parametrize(("case", "key", "message"), BROKEN_FLAME_CASES)
 def test_head_model_check_names_the_config_key_and_the_problem(tmp_path, case, key, message):
-    model, embedding = _flame_files(tmp_path, case)
+    model, embedding = broken_flame_files(tmp_path, case)
     n_expr = 120 if case == "too_many_components" else 10
     with pytest.raises(FlameModelError) as err:
         check_head_model(model, embedding, n_shape=10, n_expr=n_expr)
@@ -293,47 +239,8 @@ def test_head_model_check_names_the_config_key_and_the_problem(tmp_path, case, k
 
 
 def test_good_head_model_passes_the_check(tmp_path):
-    model, embedding = _flame_files(tmp_path, "good")
+    model, embedding = broken_flame_files(tmp_path, "good")
     check_head_model(model, embedding, n_shape=10, n_expr=10)
-
-
-@pytest.mark.workflow
-@pytest.mark.parametrize(("case", "key", "message"), [FLAME_CASES[0], FLAME_CASES[4]])
-def test_bad_flame_file_fails_before_any_job(tmp_path, case, key, message):
-    model, embedding = _flame_files(tmp_path, case)
-    res = run_snakemake(
-        tmp_path,
-        "-n",
-        overrides={
-            "flame": {  # a dry run fails too
-                "model": str(model),
-                "landmark_embedding": str(embedding),
-                "n_shape": 10,
-                "n_expr": 10,
-            }
-        },
-    )
-    out = res.stdout + res.stderr
-    assert res.returncode != 0
-    assert key in out and message in out
-    assert not (tmp_path / "results").exists() and not (tmp_path / "resources").exists()
-
-
-# --------------------------------------------------------------------------- config values
-
-
-@pytest.mark.workflow
-@pytest.mark.parametrize(
-    ("override", "named"),
-    [
-        ({"qc": {"max_multi_face_fraction": 1.5}}, "max_multi_face_fraction"),
-        ({"privacy": {"frames_in_figures": "yes"}}, "frames_in_figures"),
-    ],
-)
-def test_more_invalid_config_values_fail_before_any_job(tmp_path, override, named):
-    res = run_snakemake(tmp_path, "-n", overrides=override)
-    assert res.returncode != 0 and named in res.stdout + res.stderr
-    assert not (tmp_path / "results").exists()
 
 
 # --------------------------------------------------------------------------- summary

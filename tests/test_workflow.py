@@ -94,48 +94,19 @@ def test_a_cluster_run_keeps_its_cores(tmp_path):
     assert _planned_threads("synthesize_cohort", res.stdout) == 2
 
 
-@pytest.mark.parametrize(
-    ("override", "named"),
-    [
-        ({"flame": {"n_shape": 500}}, "n_shape"),
-        ({"flame": {"n_shapes": 10}}, "n_shapes"),
-        ({"dataset": {"kind": "youtube"}}, "kind"),
-        ({"dataset": {"kind": "candor"}}, "root"),
-        ({"seed": -1}, "seed"),
-        ({"identify": {"experiments": {"main": {"windw_s": 4}}}}, "windw_s"),
-        ({"identify": {"experiments": {"bad name": {}}}}, "bad name"),
-    ],
-)
-def test_invalid_config_fails_before_any_job_naming_the_key(tmp_path, override, named):
-    res = run_snakemake(tmp_path, "-n", overrides=override)
-    assert res.returncode != 0
-    assert named in res.stderr + res.stdout
-    assert not (tmp_path / "results").exists()
-
-
-def test_missing_flame_file_is_a_clear_config_error(tmp_path):
+def test_invalid_config_fails_before_any_job_naming_the_key(tmp_path):
+    """The workflow runs facedyn.config's checks while it builds the DAG (every case of
+    them, and of the schema, is in test_config.py): a manifest table with a repeated video
+    stops a dry run before any job, naming the key and the rows."""
+    table = tmp_path / "videos.csv"
+    table.write_text("speaker_id,session_id,video\n00123,001,a.mp4\n00123,001,b.mp4\n")
     res = run_snakemake(
-        tmp_path,
-        "-n",
-        overrides={
-            "flame": {
-                "model": str(tmp_path / "generic_model.pkl"),
-                "landmark_embedding": str(tmp_path / "landmark_embedding.npy"),
-            }
-        },
+        tmp_path, "-n", overrides={"dataset": {"kind": "manifest", "table": str(table)}}
     )
-    assert res.returncode != 0
     out = res.stdout + res.stderr
-    assert "flame.model" in out and "not a file" in out
-
-
-def test_real_flame_needs_embedding(tmp_path):
-    (tmp_path / "generic_model.pkl").write_bytes(b"x")
-    res = run_snakemake(
-        tmp_path, "-n", overrides={"flame": {"model": str(tmp_path / "generic_model.pkl")}}
-    )
     assert res.returncode != 0
-    assert "flame.landmark_embedding" in res.stdout + res.stderr
+    assert "config key `dataset.table`" in out and "('001', '00123') x2 (rows 1, 2)" in out
+    assert not (tmp_path / "results").exists() and not (tmp_path / "resources").exists()
 
 
 # --------------------------------------------------------------------------- the smoke run
@@ -473,27 +444,6 @@ def test_manifest_dataset_of_ordinary_videos_with_bad_rows(tmp_path):
     within = json.loads((tmp_path / "results/identify/within_session/metrics.json").read_text())
     assert within["status"] == "no_data" and within["models"] == {}
     assert all("nothing to identify" in r for r in within["skipped"].values())
-
-
-def test_missing_insightface_pack_fails_before_any_job(tmp_path):
-    res = run_snakemake(
-        tmp_path,
-        "-n",
-        overrides={
-            "landmarks": {"backend": "insightface", "insightface": {"root": str(tmp_path / "if")}}
-        },
-    )
-    out = res.stdout + res.stderr
-    assert res.returncode != 0
-    assert str(tmp_path / "if" / "models" / "buffalo_l") in out
-    assert "landmarks.insightface.root" in out
-
-
-def test_dense_embedding_without_mediapipe_landmarks_fails_before_any_job(tmp_path):
-    res = run_snakemake(tmp_path, "-n", overrides={"flame": {"dense_embedding": "synthetic"}})
-    out = res.stdout + res.stderr
-    assert res.returncode != 0
-    assert "flame.dense_embedding" in out and "landmarks.backend: mediapipe" in out
 
 
 def test_dense_fit_plans_the_calibration_rule(tmp_path):

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import copy
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
+SCHEMA = ROOT / "workflow/schemas/config.schema.yaml"
 SNAKEMAKE = str(Path(sys.executable).parent / "snakemake")
 #: Overrides that leave out the audit's control cohorts, for runs that test something else
 #: (resumption, bad inputs, SLURM): the controls are the same jobs again on other videos.
@@ -54,3 +57,22 @@ def run_snakemake(
     """
     cmd = snakemake_command(workdir, *args, overrides=overrides, test_config=test_config)
     return subprocess.run(cmd, cwd=workdir, capture_output=True, text=True, timeout=timeout)
+
+
+def resolved_config(overrides: dict | None = None, test_config: bool = True) -> dict[str, Any]:
+    """The config the Snakefile checks for :func:`run_snakemake`'s config files, in this
+    process: the same files merged as Snakemake merges them (``snakemake.utils.update_config``)
+    and validated by the schema with its defaults filled in, as the Snakefile's ``validate``
+    does (a value the schema rejects raises ``snakemake.exceptions.WorkflowError``)."""
+    from snakemake.utils import update_config, validate
+
+    files = [ROOT / "config/config.yaml"]
+    if test_config:
+        files.append(ROOT / "config/test.yaml")
+    config: dict[str, Any] = {}
+    for path in files:
+        update_config(config, yaml.safe_load(path.read_text()))
+    if overrides is not None:
+        update_config(config, copy.deepcopy(overrides))
+    validate(config, str(SCHEMA), set_default=True)
+    return config

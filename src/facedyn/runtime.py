@@ -128,6 +128,40 @@ def local_core_limit(requested: int | None, available: int | None = None) -> int
     return max(1, min(int(requested), available))
 
 
+#: The Snakemake version :func:`core_budget` and :func:`cap_core_budget` were verified
+#: against (``constraints.txt`` pins it): a test fails when another is installed, so an
+#: upgrade re-checks them.
+SNAKEMAKE_CORE_BUDGET_VERIFIED = "9.27.1"
+
+# Snakemake offers no public way to lower the core budget from a Snakefile, so the two
+# functions below read and write its private state. What was checked (Snakemake 9.27.1):
+# ``--cores`` goes into ``ResourceSettings.cores`` (snakemake.settings.types), which
+# ``Workflow.__post_init__`` copies into ``workflow.global_resources["_cores"]`` before the
+# Snakefile is parsed; the scheduler's budget and the cap on every rule's threads
+# (``Rule.expand_resources``) read that resource, not the settings, so changing
+# ``workflow.resource_settings.cores`` afterwards does nothing. ``workflow.cores`` is a
+# read-only property (it raises when no budget was given). No Snakefile directive sets
+# global resources (``resource_scopes`` sets scopes, not amounts); ``--max-threads``,
+# ``--local-cores`` and ``--set-threads`` are command-line only, and a profile's ``cores``
+# is a fixed value that cannot follow the CPUs a run has. ``workflow.register_resource``
+# writes the same ``global_resources`` entry (Snakemake uses it for its own mutex
+# resources) and is undocumented, and ``_cores`` is a private resource name either way.
+
+
+def core_budget(workflow: Any) -> int | None:
+    """The core budget (``--cores``) of a Snakemake ``workflow`` object (the ``workflow``
+    of a Snakefile); ``None`` when none was given."""
+    return workflow.global_resources["_cores"].value
+
+
+def cap_core_budget(workflow: Any, limit: int) -> None:
+    """Set the core budget of a Snakemake ``workflow`` object to ``limit`` cores, as
+    ``--cores limit`` would: the scheduler runs jobs of at most ``limit`` threads in all,
+    and a rule that claims more threads is scaled down to ``limit``. Call it while the
+    Snakefile is parsed, before the DAG is built."""
+    workflow.global_resources["_cores"] = limit
+
+
 def start_job(log_path: str | os.PathLike[str] | None, threads: int) -> None:
     """What every workflow script does first: its output into its log file
     (:func:`setup_logging`) and its libraries held to the rule's ``threads``

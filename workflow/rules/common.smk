@@ -5,23 +5,27 @@ every cluster job."""
 import functools
 import os
 import re
-from pathlib import Path
 
 import pandas as pd
 from snakemake.logging import logger
 
-from facedyn.audit import MAIN_COHORT, AuditError, audit_cohorts, audit_experiments
+from facedyn.audit import MAIN_COHORT
 from facedyn.identify.checkpoint import status_path  # a checkpoint's training record
-from facedyn.identify.experiments import (
-    ENCODER_BASELINES,
-    ExperimentError,
-    experiment_names,
-    experiment_settings,
-)
 from facedyn.cohort import layout  # the synthetic cohort's files
+from facedyn.config import (  # what the schema cannot check (docs/pipeline.md)
+    SYNTHETIC,
+    check_config,
+    check_dataset_source,
+    check_frames_in_figures,
+    dense_embedding_file,
+    is_synthetic_head,
+    real_head_model_files,
+)
+from facedyn.config import frames_in_figures_allowed as _frames_allowed
 from facedyn.gpu import gpu_slots  # resources: gpu=0/1 (docs/cluster.md)
+from facedyn.identify.experiments import ENCODER_BASELINES
 from facedyn.names import IDENTIFICATION_FIGURES, SAFE_ID
-from facedyn.privacy import frames_allowed
+from facedyn.runtime import cap_core_budget, core_budget  # Snakemake's core budget
 from facedyn.runtime import local_core_limit  # the core budget of a local run
 from facedyn.runtime import sorted_config  # params independent of config key order
 
@@ -33,40 +37,21 @@ wildcard_constraints:
     speaker=SAFE_ID,
 
 
-class ConfigError(Exception):
-    """A configuration value that the schema cannot check (e.g. a missing file)."""
-
-
 # --- configuration helpers (the checks and the input functions use them) -------------------------
 
 
-def _existing_file(key, value):
-    if not Path(value).is_file():
-        raise ConfigError(
-            f"config key `{key}` points to {value!r}, which is not a file. "
-            "Fix the path in your config override file (see config/README.md)."
-        )
-    return value
-
-
 def flame_is_synthetic():
-    return config["flame"]["model"] == "synthetic"
+    return is_synthetic_head(config)
 
 
 def dense_embedding_input():
     """The dense embedding's file, or nothing (`flame.dense_embedding`)."""
-    dense = config["flame"]["dense_embedding"]
+    dense = dense_embedding_file(config)
     if dense is None:
         return {}
-    if dense == "synthetic":
-        if not flame_is_synthetic():
-            raise ConfigError(
-                "config key `flame.dense_embedding`: `synthetic` measures the embedding on the "
-                "synthetic head; with a real FLAME model point it to metrical-tracker's "
-                "mediapipe_landmark_embedding.npz"
-            )
+    if dense == SYNTHETIC:
         return {"dense": rules.synthetic_dense_embedding.output[0]}
-    return {"dense": _existing_file("flame.dense_embedding", dense)}
+    return {"dense": dense}
 
 
 def flame_model_inputs(wildcards):
@@ -77,17 +62,7 @@ def flame_model_inputs(wildcards):
             "embedding": rules.synthetic_flame.output.embedding,
             **dense_embedding_input(),
         }
-    embedding = config["flame"]["landmark_embedding"]
-    if embedding is None:
-        raise ConfigError(
-            "config key `flame.landmark_embedding` is required with a real FLAME model: "
-            "point it to DECA's landmark_embedding.npy"
-        )
-    return {
-        "model": _existing_file("flame.model", config["flame"]["model"]),
-        "embedding": _existing_file("flame.landmark_embedding", embedding),
-        **dense_embedding_input(),
-    }
+    return {**real_head_model_files(config), **dense_embedding_input()}
 
 
 def synthetic_cohort_dir(cohort="main"):
@@ -106,178 +81,30 @@ def cohort_synthetic_settings(wildcards):
 
 
 # --- pre-flight checks: a config that cannot run stops here, naming the key ----------------------
+# The files (manifest table, head model) are read by the main process only: cluster jobs
+# re-parse this file and need not read them again.
 
-
-def check_fit_import():
-    if config["fit"]["backend"] == "import":
-        folder = config["fit"]["import"]["dir"]
-        if folder is None or not Path(folder).is_dir():
-            raise ConfigError(
-                "config key `fit.import.dir` must name a folder of <session>/<speaker>.npz "
-                f"files when `fit.backend` is import (got {folder!r})"
-            )
-
-
-def check_dataset_table():
-    """A manifest table with whole-dataset problems (unreadable, missing columns, unsafe
-    or repeated (session_id, speaker_id) ids) stops the run here, before any job. Videos
-    are not probed (that is the manifest job's work). Main process only: cluster jobs
-    re-parse this file and need not read the table again."""
-    if config["dataset"]["kind"] != "manifest" or not workflow.is_main_process:
-        return
-    table = config["dataset"]["table"]
-    if not table:
-        raise ConfigError(
-            "config key `dataset.table` is required with `dataset.kind: manifest`: a "
-            "CSV/Parquet file with columns speaker_id, session_id, video"
-        )
-    from facedyn.cohort.indexers import ManifestError, check_table
-
-    try:
-        check_table(table)
-    except ManifestError as err:
-        raise ConfigError(f"config key `dataset.table`: {err}") from None
-
-
-def check_head_model_files():
-    """A user's FLAME model or landmark embedding that cannot be used (missing key, wrong
-    shape, too few components for flame.n_shape / flame.n_expr) stops the run here, before
-    any job, naming the key to fix. Main process only (it reads the files, a second or
-    two); the generated stand-in head needs no check."""
-    if flame_is_synthetic() or not workflow.is_main_process:
-        return
-    files = flame_model_inputs(None)  # missing paths: ConfigError naming the key
-    from facedyn.flame.io import FlameModelError
-    from facedyn.flame.head_model import check_head_model
-
-    try:
-        check_head_model(
-            files["model"],
-            files["embedding"],
-            n_shape=config["flame"]["n_shape"],
-            n_expr=config["flame"]["n_expr"],
-            yaw_sign=config["flame"]["yaw_sign"],
-        )
-    except FlameModelError as err:
-        raise ConfigError(str(err)) from None
-
-
-def check_landmark_backend():
-    """A missing insightface model pack or MediaPipe install fails here, before any job,
-    saying what to do."""
-    settings = config["landmarks"]
-    if (
-        config["flame"]["dense_embedding"] is not None
-        and settings["backend"] != "mediapipe"
-    ):
-        raise ConfigError(
-            "config key `flame.dense_embedding` fits MediaPipe's dense points: set "
-            "`landmarks.backend: mediapipe` too, or `flame.dense_embedding: null`"
-        )
-    if settings["backend"] == "mediapipe":
-        from facedyn.face.mediapipe_backend import check_available
-
-        try:
-            check_available()
-        except ImportError as err:
-            raise ConfigError(str(err)) from None
-    if settings["backend"] == "insightface" and not settings["insightface"]["download"]:
-        from facedyn.face.insightface_backend import check_model_pack
-
-        try:
-            check_model_pack(
-                settings["insightface"]["model_pack"], settings["insightface"]["root"]
-            )
-        except FileNotFoundError as err:
-            raise ConfigError(str(err)) from None
-
-
-def check_audit():
-    """The audit's control cohorts (`audit.cohorts`, resolved) and the identification
-    experiments it adds; a cohort that cannot be generated fails here, naming it."""
-    try:
-        return audit_cohorts(config), audit_experiments(config)
-    except AuditError as err:
-        raise ConfigError(str(err)) from None
-
-
-def check_experiments():
-    """Every `identify.experiments` entry, and every audit experiment, merged with the
-    `identify` defaults and validated while the DAG is built: a typo in an experiment fails
-    before any job, naming it."""
-    identify = {
-        **config["identify"],
-        "experiments": {**config["identify"]["experiments"], **AUDIT_EXPERIMENTS},
-    }
-    try:
-        return {
-            name: experiment_settings(identify, name)
-            for name in experiment_names(identify)
-        }
-    except ExperimentError as err:
-        raise ConfigError(str(err)) from None
-
-
-def _drop_truth_experiments(experiments):
-    """Without the synthetic cohort there is no truth: its ceiling experiments are left out
-    (config files merge and cannot delete keys, so a CANDOR override cannot remove them).
-    """
-    if config["dataset"]["kind"] == "synthetic":
-        return experiments
-    dropped = sorted(
-        n for n, s in experiments.items() if s.source == "truth" and s.cohort == "main"
-    )
-    if dropped:
-        logger.info(
-            f"identify: {dropped} read the synthetic cohort's truth; not run for "
-            f"dataset.kind: {config['dataset']['kind']}"
-        )
-    return {
-        n: s
-        for n, s in experiments.items()
-        if s.source != "truth" or s.cohort != "main"
-    }
-
-
-def _check_identify_roles():
-    """The named main and ceiling experiments must exist; the ceiling must read the truth."""
-    for key in ("main_experiment", "ceiling_experiment"):
-        name = config["identify"].get(key)
-        if name is not None and name not in ALL_EXPERIMENTS:
-            raise ConfigError(
-                f"identify.{key}: {name!r} is not under identify.experiments "
-                f"({sorted(ALL_EXPERIMENTS)}); name one of them or set it to null"
-            )
-    ceiling = config["identify"].get("ceiling_experiment")
-    if ceiling is not None and ALL_EXPERIMENTS[ceiling].source != "truth":
-        raise ConfigError(
-            f"identify.ceiling_experiment: {ceiling!r} must have source: truth"
-        )
-
-
-check_fit_import()
-check_dataset_table()
-check_head_model_files()
-check_landmark_backend()
-AUDIT_COHORTS, AUDIT_EXPERIMENTS = check_audit()
-ALL_EXPERIMENTS = check_experiments()
-EXPERIMENTS = _drop_truth_experiments(ALL_EXPERIMENTS)
-_check_identify_roles()
+CHECKED_CONFIG = check_config(
+    config, read_files=workflow.is_main_process, log=logger.info
+)
+AUDIT_COHORTS = CHECKED_CONFIG.audit_cohorts
+AUDIT_EXPERIMENTS = CHECKED_CONFIG.audit_experiments
+EXPERIMENTS = CHECKED_CONFIG.experiments
 
 
 def hold_cores_to_cpus():
     """A local run uses at most the CPUs it has: with `--cores 8` on 2 CPUs Snakemake would
     run eight single-thread jobs at once, each slower by the shared caches and memory, and
     the run longer (docs/performance.md). Snakemake has no setting for this, so the core
-    budget `--cores` gave (its `_cores` resource, which also caps every rule's threads) is
-    lowered here. Cluster runs (`--jobs`, where --cores caps the threads of remote jobs) and
-    the jobs they start keep theirs."""
+    budget `--cores` gave (which also caps every rule's threads) is lowered here
+    (facedyn.runtime.cap_core_budget). Cluster runs (`--jobs`, where --cores caps the
+    threads of remote jobs) and the jobs they start keep theirs."""
     if not workflow.is_main_process or workflow.resource_settings.nodes is not None:
         return
-    requested = workflow.global_resources["_cores"].value
+    requested = core_budget(workflow)
     limit = local_core_limit(requested)
     if limit != requested:
-        workflow.global_resources["_cores"] = limit
+        cap_core_budget(workflow, limit)
         logger.info(
             f"facedyn: --cores {requested} held to the {limit} CPU(s) this run may use: "
             "jobs beyond them would only share them."
@@ -311,18 +138,9 @@ def manifest_inputs(wildcards):
         f"audit_{name}": str(layout.summary(synthetic_cohort_dir(name)))
         for name in AUDIT_COHORTS
     }
-    kind = config["dataset"]["kind"]
-    if kind == "synthetic":
+    check_dataset_source(config)
+    if config["dataset"]["kind"] == "synthetic":
         return {"synthetic": str(layout.summary(synthetic_cohort_dir())), **audit}
-    if kind == "candor":
-        root = Path(config["dataset"]["root"])
-        if not root.is_dir():
-            raise ConfigError(
-                f"config key `dataset.root` points to {str(root)!r}, which is not a folder. "
-                "Set it to the CANDOR corpus root (the folder of conversation folders)."
-            )
-        return audit
-    _existing_file("dataset.table", config["dataset"]["table"])
     return audit
 
 
@@ -559,9 +377,7 @@ def trace_inputs(wildcards):
 
 def frames_in_figures_allowed():
     """Figures may show video frames (facedyn.privacy: synthetic cohort, or opted in)."""
-    return frames_allowed(
-        config["dataset"]["kind"], config["privacy"]["frames_in_figures"]
-    )
+    return _frames_allowed(config)
 
 
 def landmark_frame_figures():
@@ -575,11 +391,7 @@ def landmark_frame_figures():
 def landmark_frame_inputs(wildcards):
     """The figure video (figure_video): its landmark and FLAME tables, video, head model
     and, if synthetic, its truth."""
-    if not frames_in_figures_allowed():
-        raise ConfigError(
-            "results/figures/landmark_frame.png draws a video frame: allowed for "
-            "dataset.kind: synthetic, else only with `privacy.frames_in_figures: true`"
-        )
+    check_frames_in_figures(config)
     session, speaker = figure_video()
     inputs = {
         "flame": f"results/flame/{session}/{speaker}.parquet",
