@@ -209,7 +209,7 @@ def check_head_model_files(config: Mapping[str, Any]) -> None:
     """A user's FLAME model and landmark embedding that can be used: present
     (:func:`real_head_model_files`, with :func:`dense_embedding_file`), with the keys and
     shapes FLAME has and enough components for ``flame.n_shape`` / ``flame.n_expr``
-    (:func:`facedyn.flame.summary.check_head_model`, which reads the files: a second or two).
+    (:func:`facedyn.flame.head_model.check_head_model`, which reads the files: a second or two).
     The generated stand-in head needs no check.
 
     Raises:
@@ -220,7 +220,7 @@ def check_head_model_files(config: Mapping[str, Any]) -> None:
     files = real_head_model_files(config)
     dense_embedding_file(config)
     from facedyn.flame.io import FlameModelError
-    from facedyn.flame.summary import check_head_model
+    from facedyn.flame.head_model import check_head_model
 
     try:
         check_head_model(
