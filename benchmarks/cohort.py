@@ -35,12 +35,12 @@ def render_timings(n_frames: int, width: int = 320, height: int = 240) -> list[t
 
     import torch
 
-    from facedyn.cohort.appearance import load_portraits
-    from facedyn.cohort.scene import HeadRenderer, build_render_mesh, render_model
-    from facedyn.cohort.synthetic import RENDER_CHUNK
     from facedyn.flame.camera import project
     from facedyn.flame.model import FLAME
     from facedyn.flame.synthetic import build_synthetic_head
+    from facedyn.synthetic.appearance import load_portraits
+    from facedyn.synthetic.generate import RENDER_CHUNK
+    from facedyn.synthetic.scene import HeadRenderer, build_render_mesh, render_model
 
     torch.set_num_threads(1)
     cv2.setNumThreads(1)

@@ -7,7 +7,7 @@ process, on
   the median inter-ocular distance (outer eye corners, the truth's) is each of ``--iod``
   pixels, and at full size: detection rate (share of sampled frames with a face), NME
   against the equally scaled true landmarks, frames per second per core (CPU time);
-* face-free videos made from installed photos (`facedyn.cohort.probe_videos`: a camera
+* face-free videos made from installed photos (`facedyn.synthetic.probe_videos`: a camera
   panning over each of ``--scenes`` photos, and drifting textures) at 320x240 and 176x144:
   the share of sampled frames with a "face" (false detections) and the videos' statuses;
 
@@ -38,7 +38,10 @@ import pandas as pd
 import yaml
 
 from facedyn.atomic import atomic_write_json
-from facedyn.cohort.probe_videos import (
+from facedyn.face.backends import DlibBackend
+from facedyn.face.extract import extract_landmarks, landmarks_array
+from facedyn.face.ibug import nme
+from facedyn.synthetic.probe_videos import (
     downscale_video,
     drifting_texture_frames,
     panning_frames,
@@ -46,9 +49,6 @@ from facedyn.cohort.probe_videos import (
     scene_images,
     write_video,
 )
-from facedyn.face.backends import DlibBackend
-from facedyn.face.extract import extract_landmarks, landmarks_array
-from facedyn.face.ibug import nme
 
 FPS = 15.0
 FACE_FREE_SIZES = ((320, 240), (176, 144))

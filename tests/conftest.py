@@ -25,7 +25,7 @@ def synthetic_head(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 @pytest.fixture(scope="session")
 def rendered_cohort(tmp_path_factory: pytest.TempPathFactory, synthetic_head) -> Path:
     """A tiny synthetic cohort (2 speakers x 2 sessions x 5 s) rendered once per test run."""
-    from facedyn.cohort.synthetic import write_cohort
+    from facedyn.synthetic.generate import write_cohort
 
     head = synthetic_head
     root = tmp_path_factory.mktemp("cohort")

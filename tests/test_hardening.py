@@ -1,7 +1,7 @@
 """Bad input that is not per-video data stops the run before any job with a message that
 names the problem and the fix; per-video problems become QC exclusions with a reason.
 The whole-pipeline cases are in test_pipeline_hardening.py; the library's own
-checks of each loader in test_indexers, test_landmarks, test_importer and test_flame_core.
+checks of each loader in test_datasets, test_landmarks, test_importer and test_flame_core.
 
 Also here: input fingerprints, atomic writes under SIGTERM and after SIGKILL, the summary's
 QC section and the output scanner the privacy test relies on.
@@ -29,7 +29,8 @@ from output_checks import image_findings
 from workflow_utils import run_snakemake
 
 from facedyn.atomic import atomic_write, atomic_write_bytes
-from facedyn.cohort.indexers import ManifestError, check_table
+from facedyn.datasets.records import ManifestError
+from facedyn.datasets.table import check_table
 from facedyn.face.backends import Detection
 from facedyn.face.extract import COLUMNS
 from facedyn.face.probe import probe_video

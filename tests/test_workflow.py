@@ -418,8 +418,8 @@ def test_manifest_dataset_of_ordinary_videos_with_bad_rows(tmp_path):
     missing and a corrupt file: the run completes and QC lists every video."""
     import cv2
 
-    from facedyn.cohort.synthetic import write_cohort
     from facedyn.flame import write_synthetic_flame
+    from facedyn.synthetic.generate import write_cohort
 
     head = write_synthetic_flame(tmp_path / "head", n_shape=20, n_expr=15)
     write_cohort(

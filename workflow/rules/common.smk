@@ -17,7 +17,7 @@ from facedyn.identify.experiments import (
     experiment_names,
     experiment_settings,
 )
-from facedyn.cohort import layout  # the synthetic cohort's files
+from facedyn.synthetic import layout  # the synthetic cohort's files
 from facedyn.gpu import gpu_slots  # resources: gpu=0/1 (docs/cluster.md)
 from facedyn.names import IDENTIFICATION_FIGURES, SAFE_ID
 from facedyn.privacy import frames_allowed
@@ -130,7 +130,8 @@ def check_dataset_table():
             "config key `dataset.table` is required with `dataset.kind: manifest`: a "
             "CSV/Parquet file with columns speaker_id, session_id, video"
         )
-    from facedyn.cohort.indexers import ManifestError, check_table
+    from facedyn.datasets.records import ManifestError
+    from facedyn.datasets.table import check_table
 
     try:
         check_table(table)

@@ -4,9 +4,9 @@ import json
 from pathlib import Path
 
 from facedyn.atomic import atomic_write_json
-from facedyn.cohort.layout import frame_table
 from facedyn.flame.quality import cohort_quality, head_expression_modes
 from facedyn.runtime import provenance, start_job
+from facedyn.synthetic.layout import frame_table
 from facedyn.tables import write_table
 
 start_job(snakemake.log[0], snakemake.threads)

@@ -1,6 +1,6 @@
 """QC table: every manifest video, ok or excluded with the reason."""
 
-from facedyn.cohort.indexers import read_manifest
+from facedyn.datasets.manifest import read_manifest
 from facedyn.qc import build_qc, index_tables
 from facedyn.runtime import provenance, start_job
 from facedyn.tables import write_table

@@ -1,6 +1,6 @@
 """Where the synthetic cohort keeps its files: the one statement of the layout that the
 generator writes and that the workflow, the identification's truth source and validation
-read (:mod:`facedyn.cohort.synthetic` describes the contents)::
+read (:mod:`facedyn.synthetic.generate` describes the contents)::
 
     <root>/cohort.json                                  summary, the workflow's target
     <root>/<session>/metadata.json, processed/...       videos, in CANDOR's layout

@@ -11,18 +11,19 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from facedyn.cohort.appearance import Portrait, face_pool, load_portraits, pool_faces
-from facedyn.cohort.behaviour import (
-    ExpressionRoles,
-    resonant_texture,
-    sample_signatures,
-)
-from facedyn.cohort.indexers import MANIFEST_COLUMNS, build_manifest, read_manifest
-from facedyn.cohort.synthetic import CohortConfig, plan_cohort, write_cohort
+from facedyn.datasets.manifest import build_manifest, read_manifest
+from facedyn.datasets.records import MANIFEST_COLUMNS
 from facedyn.face.backends import DlibBackend
 from facedyn.face.extract import landmarks_array
 from facedyn.face.video import read_all_frames
 from facedyn.flame import write_synthetic_flame
+from facedyn.synthetic.appearance import Portrait, face_pool, load_portraits, pool_faces
+from facedyn.synthetic.behaviour import (
+    ExpressionRoles,
+    resonant_texture,
+    sample_signatures,
+)
+from facedyn.synthetic.generate import CohortConfig, plan_cohort, write_cohort
 
 DETECTOR = DlibBackend()
 TINY = {"n_speakers": 4, "sessions_per_speaker": 2, "duration_s": 4, "combined_video": True}
@@ -134,7 +135,7 @@ def test_a_real_detector_finds_the_face(cohort):
 
 
 def test_layout_names_every_file_the_generator_writes(cohort):
-    from facedyn.cohort import layout
+    from facedyn.synthetic import layout
 
     assert layout.summary(cohort).is_file() and layout.root_of(layout.summary(cohort)) == cohort
     assert layout.speakers_table(cohort).is_file() and layout.sessions_table(cohort).is_file()
