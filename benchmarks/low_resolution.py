@@ -41,6 +41,7 @@ from facedyn.atomic import atomic_write_json
 from facedyn.face.backends import DlibBackend
 from facedyn.face.extract import extract_landmarks, landmarks_array
 from facedyn.face.ibug import nme
+from facedyn.synthetic import layout
 from facedyn.synthetic.probe_videos import (
     downscale_video,
     drifting_texture_frames,
@@ -112,7 +113,7 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
-    sessions_path = args.root / "truth" / "sessions.parquet"
+    sessions_path = layout.sessions_table(args.root)
     if not sessions_path.is_file():
         raise SystemExit(f"needs a generated cohort at {args.root}: snakemake --cores 2")
     sessions = pd.read_parquet(sessions_path).head(args.videos)
@@ -126,7 +127,7 @@ def main() -> None:
         downscale_jobs = []
         for row in sessions.itertuples():
             video = args.root / row.session_id / "processed" / f"{row.speaker_id}.mp4"
-            truth = args.root / "truth" / "frames" / row.session_id / f"{row.speaker_id}.parquet"
+            truth = layout.frame_table(layout.frames_dir(args.root), row.session_id, row.speaker_id)
             lmk = landmarks_array(pd.read_parquet(truth))
             iod = float(np.nanmedian(np.linalg.norm(lmk[:, 36] - lmk[:, 45], axis=-1)))
             for target in [None, *args.iod]:

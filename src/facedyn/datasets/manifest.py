@@ -31,6 +31,7 @@ from facedyn.datasets.records import (
 )
 from facedyn.datasets.table import index_table
 from facedyn.runtime import provenance
+from facedyn.synthetic import layout
 from facedyn.tables import read_table, write_table
 
 log = logging.getLogger(__name__)
@@ -131,8 +132,8 @@ def build_manifest(
     indexed = [v for v in df["video"] if v is not None]
     if kind == "manifest":
         indexed.append(source["table"])
-    elif kind == "synthetic" and (Path(source["root"]) / "cohort.json").is_file():
-        indexed.append(str(Path(source["root"]) / "cohort.json"))
+    elif kind == "synthetic" and layout.summary(source["root"]).is_file():
+        indexed.append(str(layout.summary(source["root"])))
     meta = {
         "dataset_kind": kind,
         **source,
