@@ -27,6 +27,7 @@ import pandas as pd
 from facedyn.face.backends import DlibBackend
 from facedyn.face.extract import landmarks_array
 from facedyn.face.ibug import nme
+from facedyn.synthetic import layout
 
 
 def render_timings(n_frames: int, width: int = 320, height: int = 240) -> list[tuple[str, str]]:
@@ -35,12 +36,12 @@ def render_timings(n_frames: int, width: int = 320, height: int = 240) -> list[t
 
     import torch
 
-    from facedyn.cohort.appearance import load_portraits
-    from facedyn.cohort.scene import HeadRenderer, build_render_mesh, render_model
-    from facedyn.cohort.synthetic import RENDER_CHUNK
     from facedyn.flame.camera import project
     from facedyn.flame.model import FLAME
     from facedyn.flame.synthetic import build_synthetic_head
+    from facedyn.synthetic.appearance import load_portraits
+    from facedyn.synthetic.generate import RENDER_CHUNK
+    from facedyn.synthetic.scene import HeadRenderer, build_render_mesh, render_model
 
     torch.set_num_threads(1)
     cv2.setNumThreads(1)
@@ -127,15 +128,15 @@ def main() -> None:
         for name, value in render_timings(args.frames):
             print(f"| {name} | {value} |")
         return
-    summary = json.loads((args.root / "cohort.json").read_text())
-    sessions = pd.read_parquet(args.root / "truth" / "sessions.parquet")
+    summary = json.loads(layout.cohort_file(args.root).read_text())
+    sessions = pd.read_parquet(layout.sessions_table(args.root))
     detector = DlibBackend()
     found, total, errors = 0, 0, []
     start = time.perf_counter()
     for row in sessions.itertuples():
         video = args.root / row.session_id / "processed" / f"{row.speaker_id}.mp4"
         truth = pd.read_parquet(
-            args.root / "truth" / "frames" / row.session_id / f"{row.speaker_id}.parquet"
+            layout.frame_table(layout.frames_dir(args.root), row.session_id, row.speaker_id)
         )
         target = landmarks_array(truth)
         cap = cv2.VideoCapture(str(video))

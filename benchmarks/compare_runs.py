@@ -23,10 +23,12 @@ from typing import Any
 import numpy as np
 import pyarrow.parquet as pq
 
+from facedyn.synthetic import layout
+
 #: (stage, glob under the run folder), in pipeline order.
 STAGES = [
     ("cohort videos", "resources/synthetic/*/*/processed/*"),
-    ("cohort truth", "resources/synthetic/*/truth/**/*.parquet"),
+    ("cohort truth", str(layout.truth_dir("resources/synthetic/*") / "**/*.parquet")),
     ("landmarks", "results/landmarks/*/*.parquet"),
     ("FLAME fits", "results/flame/*/*.parquet"),
     ("QC", "results/qc/videos.parquet"),

@@ -30,18 +30,19 @@ from pathlib import Path
 
 from facedyn.face.extract import with_true_landmarks
 from facedyn.flame.quality import cohort_quality, shape_expression_leak
+from facedyn.synthetic import layout
 
 CONFIGS = ["config/config.yaml"]
 
 
 def exact_landmark_tables(run: Path, out: Path, cohort: str) -> int:
     """Write ``out``'s landmark tables: ``run``'s rows with the truth's landmarks."""
-    truth = run / "resources/synthetic" / cohort / "truth/frames"
+    truth = layout.frames_dir(run / "resources/synthetic" / cohort)
     paths = sorted(map(Path, glob.glob(str(run / "results/landmarks/*/*.parquet"))))
     for path in paths:
         with_true_landmarks(
             path,
-            truth / path.parent.name / path.name,
+            layout.frame_table(truth, path.parent.name, path.stem),
             out / "results/landmarks" / path.parent.name / path.name,
             landmarks="exact (cohort truth)",
         )
@@ -50,9 +51,11 @@ def exact_landmark_tables(run: Path, out: Path, cohort: str) -> int:
 
 def shape_leak_r2(run: Path, cohort: str) -> dict[str, float]:
     """`facedyn.flame.quality.shape_expression_leak` over the run's fitted tables."""
-    truth_root = run / "resources/synthetic" / cohort / "truth/frames"
+    truth_root = layout.frames_dir(run / "resources/synthetic" / cohort)
     fitted = map(Path, sorted(glob.glob(str(run / "results/flame/*/*.parquet"))))
-    _, videos, _ = cohort_quality((p, truth_root / p.parent.name / p.name) for p in fitted)
+    _, videos, _ = cohort_quality(
+        (p, layout.frame_table(truth_root, p.parent.name, p.stem)) for p in fitted
+    )
     named = [f"expr_{k:03d}" for k in range(15)] + ["jaw_0"]  # the features identify uses
     return shape_expression_leak(videos, named)
 

@@ -87,7 +87,7 @@ def candor_shaped_manifest(
 def prepare(workdir: Path, conversations: int = CONVERSATIONS, speakers: int = SPEAKERS) -> dict:
     """Scratch cohort under ``workdir``: placeholder videos, the user table the config
     names, the manifest the DAG reads, and the config override. Returns the override."""
-    from facedyn.cohort.indexers import write_manifest
+    from facedyn.datasets.manifest import write_manifest
 
     workdir.mkdir(parents=True, exist_ok=True)
     df = candor_shaped_manifest(workdir / "videos", conversations, min(speakers, conversations))

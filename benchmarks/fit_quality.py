@@ -51,9 +51,10 @@ from facedyn.face.extract import (
 )
 from facedyn.flame.quality import cohort_quality, head_expression_modes
 from facedyn.flame.stage import run_fit
+from facedyn.synthetic import layout
 from facedyn.tables import read_table, write_table
 
-TRUTH = Path("resources/synthetic/default/truth/frames")
+TRUTH = layout.frames_dir("resources/synthetic/default")
 MODEL = "results/flame/model.json"
 COMPONENTS = Path("resources/flame/synthetic/components.json")
 DENSE = Path("resources/flame/synthetic/mediapipe_landmark_embedding.npz")
@@ -75,7 +76,7 @@ def default_fit_settings() -> dict[str, Any]:
 def _aligned(detected: Path) -> tuple[pd.DataFrame, dict[str, Any], np.ndarray, np.ndarray]:
     """A detected table, its metadata, its (N, 68, 2) landmarks and the truth's at its frames."""
     df, meta = read_table(detected)
-    truth, _ = read_table(TRUTH / detected.parent.name / detected.name)
+    truth, _ = read_table(layout.frame_table(TRUTH, detected.parent.name, detected.stem))
     true_xy = landmarks_array(truth.set_index("frame").loc[df["frame"]].reset_index())
     return df, meta, landmarks_array(df), true_xy
 
@@ -191,7 +192,9 @@ def main() -> None:
         root = Path(tmp)
         truth_lmk = [
             with_true_landmarks(
-                p, TRUTH / p.parent.name / p.name, root / "lmk" / p.parent.name / p.name
+                p,
+                layout.frame_table(TRUTH, p.parent.name, p.stem),
+                root / "lmk" / p.parent.name / p.name,
             )
             for p in detected
         ]
@@ -237,7 +240,7 @@ def main() -> None:
                 )
             seconds = time.perf_counter() - start
             _, _, summary = cohort_quality(
-                [(o, TRUTH / o.parent.name / o.name) for o in outs], modes=modes
+                [(o, layout.frame_table(TRUTH, o.parent.name, o.stem)) for o in outs], modes=modes
             )
             summary["seconds_per_video"] = seconds * args.workers / len(outs)
             results[name] = summary

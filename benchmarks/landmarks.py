@@ -26,6 +26,7 @@ from facedyn.face.backends import make_backend
 from facedyn.face.extract import extract_landmarks, landmarks_array
 from facedyn.face.ibug import nme
 from facedyn.face.video import iter_sampled_frames
+from facedyn.synthetic import layout
 
 
 def main() -> None:
@@ -36,7 +37,7 @@ def main() -> None:
     ap.add_argument("--backend", choices=["dlib", "mediapipe"], default="dlib")
     args = ap.parse_args()
     cv2.setNumThreads(1)
-    sessions = pd.read_parquet(args.root / "truth" / "sessions.parquet").head(args.videos)
+    sessions = pd.read_parquet(layout.sessions_table(args.root)).head(args.videos)
     backend = make_backend(args.backend)
     frames = decode_s = total_s = cpu_s = 0.0
     rates, nmes = [], []
@@ -52,7 +53,7 @@ def main() -> None:
         frames += len(df)
         assert n_decoded == len(df)
         truth = pd.read_parquet(
-            args.root / "truth" / "frames" / row.session_id / f"{row.speaker_id}.parquet"
+            layout.frame_table(layout.frames_dir(args.root), row.session_id, row.speaker_id)
         )
         target = landmarks_array(truth)[df["frame"]]
         nmes.append(nme(landmarks_array(df), target))

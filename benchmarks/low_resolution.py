@@ -7,7 +7,7 @@ process, on
   the median inter-ocular distance (outer eye corners, the truth's) is each of ``--iod``
   pixels, and at full size: detection rate (share of sampled frames with a face), NME
   against the equally scaled true landmarks, frames per second per core (CPU time);
-* face-free videos made from installed photos (`facedyn.cohort.probe_videos`: a camera
+* face-free videos made from installed photos (`facedyn.synthetic.probe_videos`: a camera
   panning over each of ``--scenes`` photos, and drifting textures) at 320x240 and 176x144:
   the share of sampled frames with a "face" (false detections) and the videos' statuses;
 
@@ -38,7 +38,11 @@ import pandas as pd
 import yaml
 
 from facedyn.atomic import atomic_write_json
-from facedyn.cohort.probe_videos import (
+from facedyn.face.backends import DlibBackend
+from facedyn.face.extract import extract_landmarks, landmarks_array
+from facedyn.face.ibug import nme
+from facedyn.synthetic import layout
+from facedyn.synthetic.probe_videos import (
     downscale_video,
     drifting_texture_frames,
     panning_frames,
@@ -46,9 +50,6 @@ from facedyn.cohort.probe_videos import (
     scene_images,
     write_video,
 )
-from facedyn.face.backends import DlibBackend
-from facedyn.face.extract import extract_landmarks, landmarks_array
-from facedyn.face.ibug import nme
 
 FPS = 15.0
 FACE_FREE_SIZES = ((320, 240), (176, 144))
@@ -112,7 +113,7 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
-    sessions_path = args.root / "truth" / "sessions.parquet"
+    sessions_path = layout.sessions_table(args.root)
     if not sessions_path.is_file():
         raise SystemExit(f"needs a generated cohort at {args.root}: snakemake --cores 2")
     sessions = pd.read_parquet(sessions_path).head(args.videos)
@@ -126,7 +127,7 @@ def main() -> None:
         downscale_jobs = []
         for row in sessions.itertuples():
             video = args.root / row.session_id / "processed" / f"{row.speaker_id}.mp4"
-            truth = args.root / "truth" / "frames" / row.session_id / f"{row.speaker_id}.parquet"
+            truth = layout.frame_table(layout.frames_dir(args.root), row.session_id, row.speaker_id)
             lmk = landmarks_array(pd.read_parquet(truth))
             iod = float(np.nanmedian(np.linalg.norm(lmk[:, 36] - lmk[:, 45], axis=-1)))
             for target in [None, *args.iod]:

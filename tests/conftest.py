@@ -25,7 +25,7 @@ def synthetic_head(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 @pytest.fixture(scope="session")
 def rendered_cohort(tmp_path_factory: pytest.TempPathFactory, synthetic_head) -> Path:
     """A tiny synthetic cohort (2 speakers x 2 sessions x 5 s) rendered once per test run."""
-    from facedyn.cohort.synthetic import write_cohort
+    from facedyn.synthetic.generate import write_cohort
 
     head = synthetic_head
     root = tmp_path_factory.mktemp("cohort")
@@ -43,12 +43,15 @@ def rendered_cohort(tmp_path_factory: pytest.TempPathFactory, synthetic_head) ->
 @pytest.fixture(scope="session")
 def rendered_videos(rendered_cohort: Path) -> list[tuple[Path, pd.DataFrame]]:
     """(video, truth frames) of every video of :func:`rendered_cohort`."""
+    from facedyn.synthetic import layout
+
     root = rendered_cohort
-    sessions = pd.read_parquet(root / "truth" / "sessions.parquet")
+    sessions = pd.read_parquet(layout.sessions_table(root))
+    frames = layout.frames_dir(root)
     return [
         (
             root / r.session_id / "processed" / f"{r.speaker_id}.mp4",
-            pd.read_parquet(root / "truth" / "frames" / r.session_id / f"{r.speaker_id}.parquet"),
+            pd.read_parquet(layout.frame_table(frames, r.session_id, r.speaker_id)),
         )
         for r in sessions.itertuples()
     ]

@@ -2,7 +2,7 @@
 names the problem and the fix; per-video problems become QC exclusions with a reason, which
 the summary's QC section counts. The config checks that stop a run are in test_config.py, the
 whole-pipeline cases in test_workflow_robustness.py; the library's own checks of each loader in
-test_indexers, test_landmarks, test_importer and test_flame_core.
+test_datasets, test_landmarks, test_importer and test_flame_core.
 """
 
 from __future__ import annotations
@@ -18,7 +18,8 @@ from flame_factory import (
     broken_flame_files,
 )
 
-from facedyn.cohort.indexers import ManifestError, check_table
+from facedyn.datasets.records import ManifestError
+from facedyn.datasets.table import check_table
 from facedyn.face.backends import Detection
 from facedyn.face.extract import COLUMNS
 from facedyn.face.probe import probe_video

@@ -195,7 +195,7 @@ def test_a_real_flame_model_needs_its_landmark_embedding(tmp_path):
 
 
 #: The broken files a config can reach: the schema caps flame.n_expr at FLAME's 100, so too
-#: many components is the library's case (test_hardening.py).
+#: many components is the library's case (test_bad_input.py).
 CONFIG_FLAME_CASES = [c for c in BROKEN_FLAME_CASES if c[0] != "too_many_components"]
 
 

@@ -6,17 +6,17 @@ import numpy as np
 import pytest
 import torch
 
-from facedyn.cohort.dense_calibration import (
-    calibrate_dense_embedding,
-    closest_barycentric,
-    snap_to_surface,
-)
 from facedyn.face.extract import landmarks_array
 from facedyn.face.mediapipe_backend import MediaPipeBackend
 from facedyn.face.video import read_all_frames
 from facedyn.flame import load_flame
 from facedyn.flame.camera import project
 from facedyn.flame.dense import load_dense_embedding
+from facedyn.synthetic.dense_calibration import (
+    calibrate_dense_embedding,
+    closest_barycentric,
+    snap_to_surface,
+)
 
 
 def test_closest_point_on_a_triangle():

@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from facedyn.cohort.appearance import load_portraits
 from facedyn.face.backends import DlibBackend
 from facedyn.face.descriptor import (
     DESCRIPTOR_DIM,
@@ -15,11 +14,13 @@ from facedyn.face.descriptor import (
     mean_descriptor,
 )
 from facedyn.face.extract import extract_landmarks
+from facedyn.synthetic import layout
+from facedyn.synthetic.appearance import load_portraits
 
 
 def test_every_video_has_a_descriptor_that_tells_its_portrait(rendered_cohort, rendered_videos):
     """Videos of one portrait lie closer together than videos of different portraits."""
-    sessions = pd.read_parquet(rendered_cohort / "truth/sessions.parquet")
+    sessions = pd.read_parquet(layout.sessions_table(rendered_cohort))
     backend = DlibBackend()
     pool = len(load_portraits())
     vectors, portraits = [], []

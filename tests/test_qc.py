@@ -6,7 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from facedyn.cohort.indexers import MANIFEST_COLUMNS, write_manifest
+from facedyn.datasets.manifest import write_manifest
+from facedyn.datasets.records import MANIFEST_COLUMNS
 from facedyn.face.extract import COLUMNS
 from facedyn.names import table_ids
 from facedyn.qc import build_qc, index_tables, run_qc

@@ -7,10 +7,14 @@ import numpy as np
 import pytest
 import torch
 
-from facedyn.cohort.appearance import load_portraits
-from facedyn.cohort.behaviour import ExpressionRoles, resonant_texture
-from facedyn.cohort.contact import contact_gaps, enforce_contacts
-from facedyn.cohort.raster import (
+from facedyn.flame.camera import project
+from facedyn.flame.io import EXPR_OFFSET
+from facedyn.flame.model import FLAME
+from facedyn.flame.synthetic import EXPRESSION_COMPONENTS, build_synthetic_head
+from facedyn.synthetic.appearance import load_portraits
+from facedyn.synthetic.behaviour import ExpressionRoles, resonant_texture
+from facedyn.synthetic.contact import contact_gaps, enforce_contacts
+from facedyn.synthetic.raster import (
     BACK_BIT,
     CAVITY,
     SKIN,
@@ -19,7 +23,7 @@ from facedyn.cohort.raster import (
     rasterize,
     vertex_normals,
 )
-from facedyn.cohort.scene import (
+from facedyn.synthetic.scene import (
     CAVITY_RGB,
     JAW_JOINT,
     NECK_JOINT,
@@ -27,10 +31,6 @@ from facedyn.cohort.scene import (
     build_render_mesh,
     render_model,
 )
-from facedyn.flame.camera import project
-from facedyn.flame.io import EXPR_OFFSET
-from facedyn.flame.model import FLAME
-from facedyn.flame.synthetic import EXPRESSION_COMPONENTS, build_synthetic_head
 
 W, H = 320, 240
 NAMES = [name for name, _ in EXPRESSION_COMPONENTS]

@@ -6,7 +6,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from facedyn.cohort.probe_videos import (
+from facedyn.face.backends import HOG_WINDOW_PX, DlibBackend, plausible_face, upsampling_for
+from facedyn.face.extract import extract_landmarks, landmarks_array, run_landmarks
+from facedyn.face.ibug import nme
+from facedyn.face.video import read_all_frames
+from facedyn.qc import REASON_CODES, build_qc
+from facedyn.synthetic.probe_videos import (
     FACE_FREE_SCENES,
     downscale_video,
     drifting_texture_frames,
@@ -15,11 +20,6 @@ from facedyn.cohort.probe_videos import (
     scene_images,
     write_video,
 )
-from facedyn.face.backends import HOG_WINDOW_PX, DlibBackend, plausible_face, upsampling_for
-from facedyn.face.extract import extract_landmarks, landmarks_array, run_landmarks
-from facedyn.face.ibug import nme
-from facedyn.face.video import read_all_frames
-from facedyn.qc import REASON_CODES, build_qc
 
 
 def _iod(truth: pd.DataFrame) -> float:

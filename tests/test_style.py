@@ -130,9 +130,9 @@ def test_schema_defaults_of_the_cohort_fit_and_experiments_match_the_library():
     is the one source; the dataclasses mirror it for library users)."""
     import yaml
 
-    from facedyn.cohort.synthetic import CohortConfig
     from facedyn.flame.fit import FitSettings
     from facedyn.identify.experiments import ExperimentSettings
+    from facedyn.synthetic.generate import CohortConfig
 
     props = yaml.safe_load((ROOT / "workflow/schemas/config.schema.yaml").read_text())["properties"]
     # Fields that other keys set: the shape and expression counts are the head's
@@ -184,7 +184,7 @@ def test_schema_defaults_of_the_landmark_backends_match_their_constructors():
 def test_one_safe_id_pattern_and_the_schema_repeats_it():
     import yaml
 
-    from facedyn.cohort.indexers import SAFE_ID_PATTERN
+    from facedyn.datasets.records import SAFE_ID_PATTERN
     from facedyn.names import SAFE_ID, is_safe_id
 
     schema = yaml.safe_load((ROOT / "workflow/schemas/config.schema.yaml").read_text())

@@ -14,6 +14,8 @@ import pytest
 import yaml
 from workflow_utils import NO_AUDIT, ROOT, run_snakemake, snakemake_command
 
+from facedyn.synthetic import layout
+
 pytestmark = pytest.mark.workflow
 #: Every model config/test.yaml's main experiment scores (the audit copies it).
 SMOKE_MODELS = {"conformer", "lstm", "tcn", "stats_lr", "shape_only", "appearance_only", "chance"}
@@ -127,6 +129,11 @@ def _json(run: Path, rel: str):
     return json.loads((run / rel).read_text())
 
 
+def _cohort(run: Path, name: str) -> Path:
+    """The folder of the generated cohort ``name`` in a run."""
+    return run / "resources/synthetic" / name
+
+
 def test_smoke_run_synthesizes_the_cohort_and_its_manifest(smoke_run):
     manifest = pd.read_parquet(smoke_run / "results/cohort/manifest.parquet")
     assert (manifest["status"] == "ok").all()
@@ -139,7 +146,7 @@ def test_smoke_run_synthesizes_the_cohort_and_its_manifest(smoke_run):
     }
     assert manifest.groupby(["session_id", "speaker_id"]).ngroups == 32
     assert manifest["video"].map(lambda v: Path(v).is_relative_to(smoke_run / "resources")).all()
-    cohort = _json(smoke_run, "resources/synthetic/smoke/cohort.json")
+    cohort = json.loads(layout.cohort_file(_cohort(smoke_run, "smoke")).read_text())
     assert cohort["n_videos"] == 8
     assert (smoke_run / "results/benchmarks/synthesize_smoke.tsv").is_file()
 
@@ -232,7 +239,7 @@ def test_smoke_run_dnr_of_every_speaker(smoke_run):
     from scipy.stats import spearmanr
 
     check = summary["synthetic_check"]
-    truth = pd.read_parquet(smoke_run / "resources/synthetic/smoke/truth/speakers.parquet")
+    truth = pd.read_parquet(layout.speakers_table(_cohort(smoke_run, "smoke")))
     merged = speakers.merge(
         truth[["speaker_id", "instability"]].astype({"speaker_id": str}),
         on="speaker_id",
@@ -389,8 +396,8 @@ def test_manifest_dataset_of_ordinary_videos_with_bad_rows(tmp_path):
     missing and a corrupt file: the run completes and QC lists every video."""
     import cv2
 
-    from facedyn.cohort.synthetic import write_cohort
     from facedyn.flame import write_synthetic_flame
+    from facedyn.synthetic.generate import write_cohort
 
     head = write_synthetic_flame(tmp_path / "head", n_shape=20, n_expr=15)
     write_cohort(
@@ -476,21 +483,17 @@ def test_smoke_run_audits_its_appearance_leak(smoke_run):
             assert set(folds["session_id"]) == set(own["session_id"])
     # the control cohorts' truth: one dynamics distribution where it must be shared, a new
     # face every session where faces are swapped
-    null = pd.read_parquet(
-        smoke_run / "resources/synthetic/smoke-null_dynamics/truth/speakers.parquet"
-    )
+    null = pd.read_parquet(layout.speakers_table(_cohort(smoke_run, "smoke-null_dynamics")))
     shared = ["syllable_rate_hz", "smile_rate_per_min", "texture_hz", "instability"]
     assert (null[shared].nunique() == 1).all()
-    swap = pd.read_parquet(smoke_run / "resources/synthetic/smoke-swap/truth/sessions.parquet")
-    main = pd.read_parquet(smoke_run / "resources/synthetic/smoke/truth/speakers.parquet")
+    swap = pd.read_parquet(layout.sessions_table(_cohort(smoke_run, "smoke-swap")))
+    main = pd.read_parquet(layout.speakers_table(_cohort(smoke_run, "smoke")))
     drift = swap.filter(like="shape_drift_").to_numpy()
     for _, rows in swap.groupby("speaker_id"):
         faces = rows.filter(like="shape_drift_").to_numpy()  # the speaker's own shape + drift
         assert len(faces) == 2 and abs(faces[0] - faces[1]).max() > 0.1
     assert len(drift) == 8
-    swap_speakers = pd.read_parquet(
-        smoke_run / "resources/synthetic/smoke-swap/truth/speakers.parquet"
-    )
+    swap_speakers = pd.read_parquet(layout.speakers_table(_cohort(smoke_run, "smoke-swap")))
     assert swap_speakers["syllable_rate_hz"].nunique() == len(swap_speakers)
     assert not set(swap_speakers["speaker_id"]) & set(main["speaker_id"])
     summary = (smoke_run / "results/summary.md").read_text()

@@ -29,7 +29,7 @@ import zlib
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from facedyn.cohort.synthetic import CohortConfig
+from facedyn.synthetic.generate import CohortConfig
 
 #: The run's own dataset, as a value of the manifest's and the experiments' ``cohort``.
 MAIN_COHORT = "main"

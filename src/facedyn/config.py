@@ -183,7 +183,7 @@ def check_fit_import(config: Mapping[str, Any]) -> None:
 def check_dataset_table(config: Mapping[str, Any]) -> None:
     """A manifest table (``dataset.kind: manifest``) without whole-dataset problems:
     readable, with the required columns, safe and unique (session_id, speaker_id) ids
-    (:func:`facedyn.cohort.indexers.check_table`). Videos are not probed (that is the
+    (:func:`facedyn.datasets.table.check_table`). Videos are not probed (that is the
     manifest job's work).
 
     Raises:
@@ -197,7 +197,8 @@ def check_dataset_table(config: Mapping[str, Any]) -> None:
             "config key `dataset.table` is required with `dataset.kind: manifest`: a "
             "CSV/Parquet file with columns speaker_id, session_id, video"
         )
-    from facedyn.cohort.indexers import ManifestError, check_table
+    from facedyn.datasets.records import ManifestError
+    from facedyn.datasets.table import check_table
 
     try:
         check_table(table)
@@ -219,8 +220,8 @@ def check_head_model_files(config: Mapping[str, Any]) -> None:
         return
     files = real_head_model_files(config)
     dense_embedding_file(config)
-    from facedyn.flame.io import FlameModelError
     from facedyn.flame.head_model import check_head_model
+    from facedyn.flame.io import FlameModelError
 
     try:
         check_head_model(

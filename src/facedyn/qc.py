@@ -209,7 +209,7 @@ def run_qc(
         qc: the ``qc`` config section (:func:`build_qc`'s thresholds).
         provenance: :func:`facedyn.runtime.provenance` of the job.
     """
-    from facedyn.cohort.indexers import read_manifest
+    from facedyn.datasets.manifest import read_manifest
 
     table = build_qc(
         read_manifest(manifest_path),

@@ -8,7 +8,7 @@ rule synthesize_cohort:
         embedding=rules.synthetic_flame.output.embedding,
         components=rules.synthetic_flame.output.components,
     output:
-        f"resources/synthetic/{{cohort}}/{layout.SUMMARY}",
+        f"resources/synthetic/{{cohort}}/{layout.COHORT_FILE}",
     log:
         "logs/cohort/synthesize_{cohort}.log",
     benchmark:

@@ -11,7 +11,7 @@ from snakemake.logging import logger
 
 from facedyn.audit import MAIN_COHORT
 from facedyn.identify.checkpoint import status_path  # a checkpoint's training record
-from facedyn.cohort import layout  # the synthetic cohort's files
+from facedyn.synthetic import layout  # the synthetic cohort's files
 from facedyn.config import (  # what the schema cannot check (docs/pipeline.md)
     SYNTHETIC,
     check_config,
@@ -135,12 +135,12 @@ def manifest_inputs(wildcards):
     or table is read in place; its paths were checked while parsing), and the summary of
     every control cohort of the audit (`audit_<name>`)."""
     audit = {
-        f"audit_{name}": str(layout.summary(synthetic_cohort_dir(name)))
+        f"audit_{name}": str(layout.cohort_file(synthetic_cohort_dir(name)))
         for name in AUDIT_COHORTS
     }
     check_dataset_source(config)
     if config["dataset"]["kind"] == "synthetic":
-        return {"synthetic": str(layout.summary(synthetic_cohort_dir())), **audit}
+        return {"synthetic": str(layout.cohort_file(synthetic_cohort_dir())), **audit}
     return audit
 
 
@@ -238,7 +238,9 @@ def truth_inputs(wildcards):
     """The synthetic cohort's summary for source: truth experiments (truth/ lies beside)."""
     settings = EXPERIMENTS[wildcards.experiment]
     if settings.source == "truth":
-        return {"cohort": str(layout.summary(synthetic_cohort_dir(settings.cohort)))}
+        return {
+            "cohort": str(layout.cohort_file(synthetic_cohort_dir(settings.cohort)))
+        }
     return {}
 
 
@@ -274,7 +276,7 @@ def experiment_metrics_extras(wildcards):
 def dnr_truth_inputs(wildcards):
     """The synthetic cohort's summary (its truth/ lies beside it) for the DNR validation."""
     if config["dataset"]["kind"] == "synthetic":
-        return {"cohort": str(layout.summary(synthetic_cohort_dir()))}
+        return {"cohort": str(layout.cohort_file(synthetic_cohort_dir()))}
     return {}
 
 

@@ -24,7 +24,7 @@ rule synthetic_flame:
 
 rule synthetic_dense_embedding:
     """Where MediaPipe's face-mesh points sit on the synthetic head, measured on renders of
-    a calibration cohort of its own (facedyn.cohort.dense_calibration)."""
+    a calibration cohort of its own (facedyn.synthetic.dense_calibration)."""
     input:
         model=rules.synthetic_flame.output.model,
         embedding=rules.synthetic_flame.output.embedding,
@@ -99,7 +99,7 @@ rule fit_quality:
     distribution (validation: reads the cohort's truth/)."""
     input:
         flame=main_flame_tables,
-        cohort=str(layout.summary(synthetic_cohort_dir())),
+        cohort=str(layout.cohort_file(synthetic_cohort_dir())),
         model="results/flame/model.json",
     output:
         summary="results/flame/quality.json",

@@ -52,7 +52,7 @@ rule legibility:
     cohort's truth/)."""
     input:
         landmarks=main_landmark_tables,
-        cohort=str(layout.summary(synthetic_cohort_dir())),
+        cohort=str(layout.cohort_file(synthetic_cohort_dir())),
     output:
         videos="results/landmarks/legibility.parquet",
         summary="results/landmarks/legibility.json",

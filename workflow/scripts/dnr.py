@@ -1,8 +1,8 @@
 """Drift-to-noise ratio of every speaker: results/dnr/{sessions,speakers}.parquet, summary.json."""
 
-from facedyn.cohort.layout import root_of, speakers_table
 from facedyn.dynamics.stage import run_dnr
 from facedyn.runtime import provenance, start_job
+from facedyn.synthetic.layout import root_of, speakers_table
 
 start_job(snakemake.log[0], snakemake.threads)
 cohort = getattr(snakemake.input, "cohort", None)  # synthetic cohort: validate against truth

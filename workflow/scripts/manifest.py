@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from facedyn.cohort.indexers import build_manifest
+from facedyn.datasets.manifest import build_manifest
 from facedyn.runtime import start_job
 
 start_job(snakemake.log[0], snakemake.threads)

@@ -2,8 +2,8 @@
 
 from pathlib import Path
 
-from facedyn.cohort.synthetic import write_cohort
 from facedyn.runtime import start_job
+from facedyn.synthetic.generate import write_cohort
 
 # The generator's worker processes are started with "spawn", which re-imports this file:
 # the guard keeps them from running the job again.

@@ -1,7 +1,7 @@
 """Measure the synthetic head's MediaPipe dense embedding."""
 
-from facedyn.cohort.dense_calibration import calibrate_dense_embedding
 from facedyn.runtime import start_job
+from facedyn.synthetic.dense_calibration import calibrate_dense_embedding
 
 # The calibration cohort's worker processes are started with "spawn", which re-imports this
 # file: the guard keeps them from running the job again.

@@ -15,7 +15,6 @@ import numpy as np
 import pandas as pd
 
 from facedyn.atomic import atomic_write_json
-from facedyn.cohort.layout import frame_table
 from facedyn.dynamics.dnr import compute_dnr, shape_sessions_from_tables, spearman_check
 from facedyn.dynamics.features import FeatureStore, load_store
 from facedyn.dynamics.folds import (
@@ -27,6 +26,7 @@ from facedyn.dynamics.folds import (
 from facedyn.dynamics.windows import make_windows
 from facedyn.identify.experiments import ExperimentSettings
 from facedyn.qc import index_tables
+from facedyn.synthetic.layout import frame_table
 from facedyn.tables import read_table, write_table
 
 log = logging.getLogger(__name__)

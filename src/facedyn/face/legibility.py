@@ -46,10 +46,10 @@ import pandas as pd
 from scipy import stats
 
 from facedyn.atomic import atomic_write_json
-from facedyn.cohort.layout import frame_table
 from facedyn.face.ibug import nme
 from facedyn.face.track import RIGID_LANDMARKS
 from facedyn.names import table_ids
+from facedyn.synthetic.layout import frame_table
 from facedyn.tables import read_table, write_table
 
 log = logging.getLogger(__name__)
@@ -389,8 +389,8 @@ def run_legibility(
     Args:
         landmark_paths: the landmark tables (``.../{session}/{speaker}.parquet``).
         truth_frames: the cohort's per-frame truth folder
-            (:func:`facedyn.cohort.layout.frames_dir`); each table's truth is
-            :func:`facedyn.cohort.layout.frame_table` of its ids.
+            (:func:`facedyn.synthetic.layout.frames_dir`); each table's truth is
+            :func:`facedyn.synthetic.layout.frame_table` of its ids.
         outputs: ``videos`` and ``summary`` paths.
         provenance: :func:`facedyn.runtime.provenance` of the job.
 

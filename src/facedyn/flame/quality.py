@@ -50,8 +50,8 @@ import numpy as np
 import pandas as pd
 
 from facedyn.atomic import atomic_write_json
-from facedyn.cohort.layout import frame_table
 from facedyn.names import table_ids
+from facedyn.synthetic.layout import frame_table
 from facedyn.tables import read_table, write_table
 
 JAW_OPEN = "jaw_0"
@@ -385,8 +385,8 @@ def run_fit_quality(
     Args:
         flame_paths: the FLAME tables (``.../{session}/{speaker}.parquet``).
         truth_frames: the cohort's per-frame truth folder
-            (:func:`facedyn.cohort.layout.frames_dir`); each table's truth is
-            :func:`facedyn.cohort.layout.frame_table` of its ids.
+            (:func:`facedyn.synthetic.layout.frames_dir`); each table's truth is
+            :func:`facedyn.synthetic.layout.frame_table` of its ids.
         model_json: the run's ``results/flame/model.json`` (its ``model`` is the head whose
             :func:`head_expression_modes` are measured).
         outputs: ``components``, ``videos`` and ``summary`` paths.

@@ -14,8 +14,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from facedyn.cohort.behaviour import ExpressionRoles
 from facedyn.flame.model import POSE_DIM, FLAMELandmarks
+from facedyn.synthetic.behaviour import ExpressionRoles
 
 #: (upper, lower) landmark pairs whose vertical order contact preserves.
 LIP_PAIRS = ((61, 67), (62, 66), (63, 65))

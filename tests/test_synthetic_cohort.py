@@ -11,18 +11,20 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from facedyn.cohort.appearance import Portrait, face_pool, load_portraits, pool_faces
-from facedyn.cohort.behaviour import (
-    ExpressionRoles,
-    resonant_texture,
-    sample_signatures,
-)
-from facedyn.cohort.indexers import MANIFEST_COLUMNS, build_manifest, read_manifest
-from facedyn.cohort.synthetic import CohortConfig, plan_cohort, write_cohort
+from facedyn.datasets.manifest import build_manifest, read_manifest
+from facedyn.datasets.records import MANIFEST_COLUMNS
 from facedyn.face.backends import DlibBackend
 from facedyn.face.extract import landmarks_array
 from facedyn.face.video import read_all_frames
 from facedyn.flame import write_synthetic_flame
+from facedyn.synthetic import layout
+from facedyn.synthetic.appearance import Portrait, face_pool, load_portraits, pool_faces
+from facedyn.synthetic.behaviour import (
+    ExpressionRoles,
+    resonant_texture,
+    sample_signatures,
+)
+from facedyn.synthetic.generate import CohortConfig, plan_cohort, write_cohort
 
 DETECTOR = DlibBackend()
 TINY = {"n_speakers": 4, "sessions_per_speaker": 2, "duration_s": 4, "combined_video": True}
@@ -41,7 +43,7 @@ def _generate(root: Path, head: dict[str, Path], **overrides) -> dict:
         head_embedding=str(head["landmark_embedding"]),
         head_components=str(head["components"]),
         workers=2,
-        summary_path=root / "cohort.json",
+        summary_path=layout.cohort_file(root),
     )
 
 
@@ -71,7 +73,7 @@ def test_candor_layout_and_metadata(cohort):
         assert (conv / "processed" / f"{conv.name}.mp4").is_file()  # combined, CANDOR-style
         channel_map = json.loads((conv / "processed" / "channel_map.json").read_text())
         assert sorted(channel_map.values()) == sorted(users)
-    summary = json.loads((cohort / "cohort.json").read_text())
+    summary = json.loads(layout.cohort_file(cohort).read_text())
     assert summary["n_videos"] == 8 and summary["synthetic"] is True
 
 
@@ -91,11 +93,11 @@ def test_manifest_indexes_participants_only_with_string_ids(cohort, tmp_path):
 
 
 def test_truth_lines_up_with_video_frame_by_frame(cohort):
-    sessions = pd.read_parquet(cohort / "truth" / "sessions.parquet")
+    sessions = pd.read_parquet(layout.sessions_table(cohort))
     row = sessions.iloc[0]
     video = cohort / row["session_id"] / "processed" / f"{row['speaker_id']}.mp4"
     truth = pd.read_parquet(
-        cohort / "truth" / "frames" / row["session_id"] / f"{row['speaker_id']}.parquet"
+        layout.frame_table(layout.frames_dir(cohort), row["session_id"], row["speaker_id"])
     )
     frames = read_all_frames(video)
     assert len(frames) == len(truth)
@@ -134,9 +136,10 @@ def test_a_real_detector_finds_the_face(cohort):
 
 
 def test_layout_names_every_file_the_generator_writes(cohort):
-    from facedyn.cohort import layout
-
-    assert layout.summary(cohort).is_file() and layout.root_of(layout.summary(cohort)) == cohort
+    assert (
+        layout.cohort_file(cohort).is_file()
+        and layout.root_of(layout.cohort_file(cohort)) == cohort
+    )
     assert layout.speakers_table(cohort).is_file() and layout.sessions_table(cohort).is_file()
     sessions = pd.read_parquet(layout.sessions_table(cohort))
     expected = {
@@ -152,9 +155,9 @@ def test_layout_names_every_file_the_generator_writes(cohort):
 def test_same_seed_same_cohort(cohort, head, tmp_path):
     again = tmp_path / "smoke"
     _generate(again, head)
-    for rel in ("truth/speakers.parquet", "truth/sessions.parquet"):
-        pd.testing.assert_frame_equal(pd.read_parquet(cohort / rel), pd.read_parquet(again / rel))
-    for path in sorted((cohort / "truth" / "frames").rglob("*.parquet")):
+    for table in (layout.speakers_table, layout.sessions_table):
+        pd.testing.assert_frame_equal(pd.read_parquet(table(cohort)), pd.read_parquet(table(again)))
+    for path in sorted(layout.frames_dir(cohort).rglob("*.parquet")):
         other = again / path.relative_to(cohort)
         pd.testing.assert_frame_equal(pd.read_parquet(path), pd.read_parquet(other))
     build_manifest({"kind": "synthetic"}, tmp_path / "a.parquet", cohort)

@@ -1,4 +1,4 @@
-"""Cohort indexers: probing videos, CANDOR folders and user tables -> the manifest."""
+"""Dataset indexing: probing videos, CANDOR folders and user tables -> the manifest."""
 
 from __future__ import annotations
 
@@ -12,17 +12,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from facedyn.cohort.indexers import (
-    MANIFEST_COLUMNS,
-    SKIPPED_ATTR,
-    ManifestError,
-    build_manifest,
-    index_candor,
-    index_table,
-    read_manifest,
-    validate_ids,
-    write_manifest,
-)
+from facedyn.datasets.candor import SKIPPED_ATTR, index_candor
+from facedyn.datasets.manifest import build_manifest, read_manifest, write_manifest
+from facedyn.datasets.records import MANIFEST_COLUMNS, ManifestError, validate_ids
+from facedyn.datasets.table import index_table
 from facedyn.face.probe import probe_video
 from facedyn.tables import read_metadata, write_table
 
@@ -141,7 +134,7 @@ def test_probe_video_truncated(tmp_path):
 
 
 def test_index_candor_rows_ids_partners(candor, tmp_path, caplog):
-    with caplog.at_level(logging.DEBUG, logger="facedyn.cohort.indexers"):
+    with caplog.at_level(logging.DEBUG, logger="facedyn.datasets.candor"):
         df = index_candor(candor, workers=2)
     assert list(df.columns) == MANIFEST_COLUMNS
     keys = list(zip(df["session_id"], df["speaker_id"], strict=True))

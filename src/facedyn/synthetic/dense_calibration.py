@@ -30,12 +30,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from facedyn.cohort import layout
-from facedyn.cohort.raster import BACK_BIT, rasterize
 from facedyn.flame.camera import project
 from facedyn.flame.dense import DenseEmbedding, save_dense_embedding
 from facedyn.flame.landmarks import load_landmark_embedding
 from facedyn.flame.model import FLAME
+from facedyn.synthetic import layout
+from facedyn.synthetic.raster import BACK_BIT, rasterize
 from facedyn.tables import read_table
 
 log = logging.getLogger(__name__)
@@ -211,10 +211,10 @@ def calibrate_dense_embedding(
         min_hit_rate: keep points found on the head's surface in at least this share of frames.
         cohort: ``dataset.synthetic`` overrides of :data:`CALIBRATION_COHORT`.
     """
-    from facedyn.cohort.synthetic import write_cohort
     from facedyn.face.mediapipe_backend import MediaPipeBackend
     from facedyn.face.video import read_all_frames
     from facedyn.flame.io import load_flame_arrays
+    from facedyn.synthetic.generate import write_cohort
 
     arrays = load_flame_arrays(head_model)  # read once: its sizes and the model itself
     head = FLAME(

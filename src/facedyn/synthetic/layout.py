@@ -1,8 +1,8 @@
 """Where the synthetic cohort keeps its files: the one statement of the layout that the
 generator writes and that the workflow, the identification's truth source and validation
-read (:mod:`facedyn.cohort.synthetic` describes the contents)::
+read (:mod:`facedyn.synthetic.generate` describes the contents)::
 
-    <root>/cohort.json                                  summary, the workflow's target
+    <root>/cohort.json                                  counts, settings, provenance (the target)
     <root>/<session>/metadata.json, processed/...       videos, in CANDOR's layout
     <root>/truth/speakers.parquet                       per speaker
     <root>/truth/sessions.parquet                       per session
@@ -19,22 +19,23 @@ from pathlib import Path
 
 PathLike = str | os.PathLike[str]
 
-#: The cohort's summary file under its root.
-SUMMARY = "cohort.json"
+#: The cohort's description (counts, settings, provenance) under its root: the workflow's target.
+COHORT_FILE = "cohort.json"
 
 
-def summary(root: PathLike) -> Path:
+def cohort_file(root: PathLike) -> Path:
     """``<root>/cohort.json``."""
-    return Path(root) / SUMMARY
+    return Path(root) / COHORT_FILE
 
 
-def root_of(summary_path: PathLike) -> Path:
-    """The cohort root of its summary file."""
-    return Path(summary_path).parent
+def root_of(cohort_file_path: PathLike) -> Path:
+    """The cohort root of its `cohort.json`."""
+    return Path(cohort_file_path).parent
 
 
 def truth_dir(root: PathLike) -> Path:
-    """``<root>/truth``: the ground truth, read only by validation and the truth ceiling."""
+    """``<root>/truth``: the ground truth, read by validation, figures and the experiments
+    with ``source: truth``."""
     return Path(root) / "truth"
 
 

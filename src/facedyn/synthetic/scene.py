@@ -1,7 +1,7 @@
 """The synthetic cohort's frames: the head as a textured, depth-tested 3D mesh.
 
 A frame is the procedural head, posed by the same linear blend skinning that produces the
-truth, drawn with :mod:`facedyn.cohort.raster` over a background:
+truth, drawn with :mod:`facedyn.synthetic.raster` over a background:
 
 * **Skin** is textured from the speaker's portrait *at its neutral fit*: the photo is
   warped once onto the neutral head (the speaker's shape, no expression, frontal) as the
@@ -32,12 +32,12 @@ import numpy as np
 import torch
 from scipy.interpolate import RBFInterpolator
 
-from facedyn.cohort.appearance import Lighting, Portrait, similarity_transform
-from facedyn.cohort.raster import CAVITY, SKIN, TEETH, TONGUE, Rasterizer, vertex_normals
 from facedyn.face.ibug import inter_ocular
 from facedyn.flame.io import EXPR_OFFSET, FlameArrays
 from facedyn.flame.landmarks import LandmarkEmbedding, barycentric_points
 from facedyn.flame.model import FLAME
+from facedyn.synthetic.appearance import Lighting, Portrait, similarity_transform
+from facedyn.synthetic.raster import CAVITY, SKIN, TEETH, TONGUE, Rasterizer, vertex_normals
 
 #: Joints of the FLAME kinematic tree the interior parts follow.
 NECK_JOINT, JAW_JOINT = 1, 2

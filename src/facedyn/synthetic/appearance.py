@@ -3,7 +3,7 @@
 Appearance comes from photographs that ship inside installed packages (insightface's
 sample images, scikit-image's astronaut); nothing photographic is stored in this repository. Each photo's faces are found with dlib, cropped with a generous
 margin and (optionally) mirrored, giving a pool of *portraits* with their own 68 landmarks.
-:mod:`facedyn.cohort.scene` lays a portrait onto the head as its texture.
+:mod:`facedyn.synthetic.scene` lays a portrait onto the head as its texture.
 """
 
 from __future__ import annotations

@@ -1,1 +1,0 @@
-"""Synthetic cohort generator and dataset indexers (CANDOR, user manifests)."""
