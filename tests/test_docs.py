@@ -76,3 +76,34 @@ def test_reference_docs_carry_no_development_history(path):
         if DEVELOPMENT_HISTORY.search(line)
     ]
     assert not hits, "\n".join(hits)
+
+
+MEASURED = re.compile(r"\d+(\.\d+)? ?(%|s\b|x\b|min\b|CPU|frames/s)")
+COMMIT = re.compile(r"\bcommits? [0-9a-f]{7}")
+
+
+def _sections(text: str) -> dict[str, str]:
+    """``## `` sections of a markdown page: heading -> body (its ``###`` subsections included)."""
+    parts = re.split(r"^## (.+)$", text, flags=re.MULTILINE)
+    return dict(zip(parts[1::2], parts[2::2], strict=True))
+
+
+def test_every_measured_section_of_performance_md_names_its_commit():
+    text = (ROOT / "docs/performance.md").read_text()
+    unstamped = [
+        heading
+        for heading, body in _sections(text).items()
+        if MEASURED.search(body) and not COMMIT.search(heading + body)
+    ]
+    assert not unstamped, f"sections with numbers but no commit: {unstamped}"
+
+
+def test_readme_status_is_short_and_carries_no_measurements():
+    readme = (ROOT / "README.md").read_text()
+    status = [line for line in readme.splitlines() if line.startswith(">")]
+    assert status and status[0].startswith("> **Status.**")
+    assert len(status) <= 5, status
+    assert not re.search(r"\d", " ".join(status)), status
+    # from the status to the generated block (the paper's own figures come before the status)
+    prose = readme.split("> **Status.**")[1].split("<!-- results:start -->")[0]
+    assert not re.search(r"\d+(\.\d+)? ?%", prose), "a measured figure outside the block"
