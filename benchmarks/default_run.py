@@ -35,7 +35,7 @@ from typing import Any
 
 import pandas as pd
 
-from facedyn.docblocks import replace_block
+from facedyn.docblocks import git_commit, replace_block
 
 ROOT = Path(__file__).resolve().parents[1]
 DOC = ROOT / "docs" / "performance.md"
@@ -182,17 +182,6 @@ def markdown(report: dict[str, Any]) -> str:
                 f"[{100 * lo:.1f}, {100 * hi:.1f}] |"
             )
     return "\n".join(lines)
-
-
-def git_commit(repo: Path) -> str:
-    """The short commit hash of ``repo``'s HEAD."""
-    return subprocess.run(
-        ["git", "rev-parse", "--short", "HEAD"],
-        cwd=repo,
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout.strip()
 
 
 def write_docs(text: str, doc: Path = DOC) -> None:

@@ -23,8 +23,8 @@ import numpy as np
 import pandas as pd
 
 from facedyn.face.backends import make_backend
-from facedyn.face.extract import extract_landmarks, landmarks_array
-from facedyn.face.ibug import nme
+from facedyn.face.extract import extract_landmarks
+from facedyn.face.legibility import frame_errors
 from facedyn.face.video import iter_sampled_frames
 from facedyn.synthetic import layout
 
@@ -55,8 +55,7 @@ def main() -> None:
         truth = pd.read_parquet(
             layout.frame_table(layout.frames_dir(args.root), row.session_id, row.speaker_id)
         )
-        target = landmarks_array(truth)[df["frame"]]
-        nmes.append(nme(landmarks_array(df), target))
+        nmes.append(frame_errors(df, truth))
         rates.append(df["detected"].mean())
     errors = np.concatenate(nmes)
     print(

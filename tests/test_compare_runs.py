@@ -1,4 +1,4 @@
-"""benchmarks/compare_runs.py: the first stage where two runs differ, and by how much."""
+"""analysis/compare_runs.py: the first stage where two runs differ, and by how much."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pandas as pd
 import torch
 from workflow_utils import ROOT
 
-sys.path.insert(0, str(ROOT / "benchmarks"))
+sys.path.insert(0, str(ROOT / "analysis"))
 import compare_runs
 
 

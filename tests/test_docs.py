@@ -107,3 +107,29 @@ def test_readme_status_is_short_and_carries_no_measurements():
     # from the status to the generated block (the paper's own figures come before the status)
     prose = readme.split("> **Status.**")[1].split("<!-- results:start -->")[0]
     assert not re.search(r"\d+(\.\d+)? ?%", prose), "a measured figure outside the block"
+
+
+def _layout_block() -> str:
+    text = PIPELINE.read_text()
+    section = text.split("\n## Repository layout\n", 1)[1]
+    return section.split("```", 2)[1]
+
+
+def test_pipeline_layout_names_every_top_level_entry_and_library_module():
+    block = _layout_block()
+    tracked = subprocess.run(
+        ["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout.split()
+    top = {path.split("/")[0] for path in tracked}
+    missing = sorted(name for name in top if name not in block)
+    assert not missing, f"docs/pipeline.md's layout omits {missing}"
+    library = ROOT / "src" / "facedyn"
+    names = {p.name for p in library.iterdir() if (p / "__init__.py").is_file()}
+    names |= {p.stem for p in library.glob("*.py") if p.stem != "__init__"}
+    lines = [line.strip() for line in block.splitlines()]
+    listed = set()
+    for line in lines:
+        head = line.split("  ")[0]  # the names before the description
+        listed |= {n.strip().rstrip("/") for n in head.replace(",", " ").split()}
+    absent = sorted(names - listed)
+    assert not absent, f"docs/pipeline.md's layout omits the library's {absent}"

@@ -230,6 +230,23 @@ def test_missing_detections_lower_the_rate_not_the_scores():
     assert res["mouth_opening_r"] == pytest.approx(1.0)
 
 
+def test_frame_errors_are_per_detected_frame_and_map_the_truth():
+    xy = _animated(60)
+    truth = _truth_table(xy)
+    exact = _landmark_table(xy, every=3, missing=(2, 5))
+    errors = L.frame_errors(exact, truth)
+    assert errors.shape == (20 - 2,) and np.allclose(errors, 0.0)
+    noisy = _landmark_table(xy, every=3, noise=1.0, missing=(2, 5))
+    errors = L.frame_errors(noisy, truth)
+    assert len(errors) == 18 and (errors > 0).all()
+    # the same as the legibility's own NME over the detected frames
+    assert np.median(errors) == pytest.approx(L.video_legibility(noisy, truth)["nme_median"])
+    # a video resized by 0.5: the truth is mapped to its pixels (centres at integers)
+    half = _landmark_table((xy + 0.5) * 0.5 - 0.5, every=3)
+    assert np.allclose(L.frame_errors(half, truth, factor=0.5), 0.0)
+    assert (L.frame_errors(half, truth) > 0.1).all()
+
+
 def test_constant_truth_or_few_frames_give_nan_r():
     still = np.repeat(_face()[None], 40, axis=0)
     res = L.video_legibility(_landmark_table(still), _truth_table(still))

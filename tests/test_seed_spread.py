@@ -1,4 +1,4 @@
-"""benchmarks/seed_spread.py's accounting: runs of config/seeds.yaml pooled per model."""
+"""analysis/seed_spread.py's accounting: runs of config/seeds.yaml pooled per model."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import sys
 import numpy as np
 from workflow_utils import ROOT
 
-sys.path.insert(0, str(ROOT / "benchmarks"))
+sys.path.insert(0, str(ROOT / "analysis"))
 import seed_spread
 
 

@@ -17,6 +17,7 @@ so a path is checked by the same code wherever it is read.
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -60,6 +61,22 @@ class CheckedConfig:
 
 
 # --- files ---------------------------------------------------------------------------------------
+
+
+def schema_defaults(schema: str | os.PathLike[str], *section: str) -> dict[str, Any]:
+    """The schema's defaults of one config section: ``{key: default}`` for every key of
+    ``section`` (e.g. ``"fit"`` or ``"dataset", "synthetic"``) that declares one, as the
+    Snakefile's validation fills them in. For scripts that call a stage outside the workflow.
+
+    Raises:
+        KeyError: ``section`` is not an object of the schema.
+    """
+    import yaml
+
+    node = yaml.safe_load(Path(schema).read_text())
+    for key in section:
+        node = node["properties"][key]
+    return {k: v["default"] for k, v in node["properties"].items() if "default" in v}
 
 
 def existing_file(key: str, value: str) -> str:

@@ -4,7 +4,7 @@ every byte outside them is kept.
 A block is delimited by two marker strings (e.g. ``<!-- results:start -->`` and
 ``<!-- results:end -->``), each present exactly once, the start before the end. The README's
 results block (:mod:`facedyn.readme`) and the measured sections of ``docs/performance.md``
-(``benchmarks/default_run.py``, ``benchmarks/seed_spread.py``) are written this way.
+(``benchmarks/default_run.py``, ``analysis/seed_spread.py``) are written this way.
 
 Files are read and written as UTF-8 bytes, without newline translation: a file with CRLF line
 endings keeps them, and the new block's newlines are written as CRLF there too. A file whose
@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import stat
+import subprocess
 from pathlib import Path
 
 from facedyn.atomic import atomic_write
@@ -85,3 +86,18 @@ def replace_block(path: str | os.PathLike[str], start: str, end: str, inside: st
 
 
 __all__ = ["BlockError", "newline_of", "read_text", "replace_block", "split_block"]
+
+
+def git_commit(repo: str | os.PathLike[str]) -> str:
+    """The short commit hash of ``repo``'s HEAD: the stamp of a measured block.
+
+    Raises:
+        subprocess.CalledProcessError: ``repo`` is not a git checkout.
+    """
+    return subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"],
+        cwd=repo,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()

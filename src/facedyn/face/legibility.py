@@ -93,6 +93,23 @@ def landmarks_from_table(df: pd.DataFrame) -> np.ndarray:
     return np.stack([df[LANDMARK_X].to_numpy(float), df[LANDMARK_Y].to_numpy(float)], axis=-1)
 
 
+def frame_errors(
+    detected: pd.DataFrame, truth: pd.DataFrame, factor: float | None = None
+) -> np.ndarray:
+    """NME of every detected frame of a landmark table against its video's truth frames.
+
+    ``truth`` holds one row per video frame in order (the synthetic cohort's
+    ``truth/frames`` table), so a sampled frame's truth is its row ``frame``. A ``factor``
+    rescales the truth for a video resized by it (pixel centres at integers). Frames without
+    a face have no error and are left out.
+    """
+    target = landmarks_from_table(truth)[detected["frame"].to_numpy()]
+    if factor is not None:
+        target = (target + 0.5) * factor - 0.5
+    errors = nme(landmarks_from_table(detected), target)
+    return errors[np.isfinite(errors)]
+
+
 def face_axes(lmk: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The face's own frame per landmark set: (x axis, down axis, IOD).
 

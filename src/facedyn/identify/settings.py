@@ -106,7 +106,7 @@ class TrainSettings:
     windows), early stopping picks the epoch by ``monitor`` with ``patience``, and ``refit``
     decides whether the encoder then trains again on all windows. Off by default because a
     validation part of the *training* sessions measures within-session recognition, which
-    does not track the cross-session test (the measurement is in CHANGELOG.md).
+    does not track the cross-session test.
     ``batches_per_epoch`` None: one pass over the training windows
     (``len(train_windows) // batch_size``), but at least ``min_batches_per_epoch``: a floor on
     optimisation steps, so that a small cohort, long windows or a sparse stride still train

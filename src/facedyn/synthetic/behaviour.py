@@ -154,7 +154,7 @@ class ExpressionRoles:
         used |= {v for v in speech.values() if v is not None}
         texture, positive = [], []
         # Texture goes on components no other role drives. How well 68 landmarks tell them
-        # apart from the rest is measured by benchmarks/identifiability.py (mouth_frown's
+        # apart from the rest is measured by analysis/identifiability.py (mouth_frown's
         # landmark motion is 99 % explained by the other dominant components; docs/fitting.md).
         # The upper-lip raise opens the lips when positive, so its texture keeps a positive
         # marginal.

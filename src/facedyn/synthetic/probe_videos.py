@@ -2,7 +2,7 @@
 
 Conversation corpora and webcams give small faces, and a video can show no face at all.
 These generators make both from what is installed, for the tests and
-``benchmarks/low_resolution.py``:
+``analysis/low_resolution.py``:
 
 * :func:`downscale_video` shrinks a cohort video (its truth landmarks follow with
   :func:`scale_points`), down to inter-ocular distances of a few tens of pixels;

@@ -13,7 +13,7 @@ share of the leak from the fitter's. For both runs it then prints top-1 per mode
 well the true head shape predicts each video's mean error in fitted expression (R^2 of a
 ridge regression over held-out speakers, per component): shape leaking into expression.
 
-    python benchmarks/control_oracle.py --run runs/control --out runs/control_oracle \\
+    python analysis/control_oracle.py --run runs/control --out runs/control_oracle \\
         --configfile control.yaml [extra.yaml ...] [--cores 2] [--cohort control]
 """
 

@@ -14,9 +14,9 @@ process, on
 each with the detector settings of the config schema (``default``) and, for comparison,
 with a fixed upsampling of 0 or 1, dlib's own score threshold (0) and landmarks predicted on
 the frame itself (tracks are confirmed by a second detection in all three). Prints markdown tables (those in
-docs/performance.md) and writes ``results/benchmarks/low_resolution.json``.
+docs/performance.md) and writes ``results/analysis/low_resolution.json``.
 
-    python benchmarks/low_resolution.py [resources/synthetic/default] [--videos 6]
+    python analysis/low_resolution.py [resources/synthetic/default] [--videos 6]
         [--iod 40 30 25 20] [--scenes 20] [--seconds 10] [--workers 2]
 """
 
@@ -40,13 +40,12 @@ import yaml
 from facedyn.atomic import atomic_write_json
 from facedyn.face.backends import DlibBackend
 from facedyn.face.extract import extract_landmarks, landmarks_array
-from facedyn.face.ibug import nme
+from facedyn.face.legibility import frame_errors
 from facedyn.synthetic import layout
 from facedyn.synthetic.probe_videos import (
     downscale_video,
     drifting_texture_frames,
     panning_frames,
-    scale_points,
     scene_images,
     write_video,
 )
@@ -90,9 +89,7 @@ def _measure(job: tuple[str, dict[str, Any], str | None, float]) -> dict[str, An
     }
     if truth_path is not None:
         truth = pd.read_parquet(truth_path)
-        target = scale_points(landmarks_array(truth)[df["frame"]], factor)
-        err = nme(landmarks_array(df), target)
-        out["nme"] = err[np.isfinite(err)].tolist()
+        out["nme"] = frame_errors(df, truth, factor).tolist()
     return out
 
 
@@ -163,7 +160,7 @@ def main() -> None:
         for (width, name), res in zip(keys, pool.map(_measure, jobs), strict=True):
             results["face_free"].setdefault(width, {}).setdefault(name, []).append(res)
     print_tables(results, variants, len(sessions))
-    atomic_write_json("results/benchmarks/low_resolution.json", results)
+    atomic_write_json("results/analysis/low_resolution.json", results)
 
 
 def _totals(runs: list[dict[str, Any]]) -> tuple[int, int, float]:

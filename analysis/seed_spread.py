@@ -15,7 +15,7 @@ the block between ``<!-- seed-spread -->`` markers in docs/performance.md.
 
 A folder that already holds a finished run is reused (Snakemake runs only what is missing).
 
-    python benchmarks/seed_spread.py [--cohort-seeds 0,2] [--cores 8] [--workdir runs/seeds]
+    python analysis/seed_spread.py [--cohort-seeds 0,2] [--cores 8] [--workdir runs/seeds]
                                      [--folder 0=DIR] [--rerun-triggers mtime] [--write-docs]
 """
 
@@ -34,10 +34,7 @@ from typing import Any
 import numpy as np
 import yaml
 
-from facedyn.docblocks import replace_block
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from default_run import git_commit
+from facedyn.docblocks import git_commit, replace_block
 
 ROOT = Path(__file__).resolve().parents[1]
 DOC = ROOT / "docs" / "performance.md"
@@ -118,7 +115,7 @@ def markdown(report: dict[str, Any]) -> str:
     s = report["summary"]
     cohorts = report["cohort_seeds"]
     lines = [
-        f"`python benchmarks/seed_spread.py --cohort-seeds "
+        f"`python analysis/seed_spread.py --cohort-seeds "
         f"{','.join(map(str, cohorts))} --cores {report['cores']}` (commit "
         f"{report['commit']}, {report['date']}): the experiments of `config/seeds.yaml` "
         f"(training seeds {', '.join(map(str, report['train_seeds']))}) on "

@@ -7,25 +7,33 @@ r over the head's dominant modes and components, jaw-opening r, NME, and CPU sec
 video. Run it in the run folder (the default run's, or a development cohort's: choose the
 budget there, not on the cohort the results are reported on).
 
-    python benchmarks/fit_budget.py [--videos 8] [--budgets 30+60,20+40,15+30]
+    python analysis/fit_budget.py [--videos 8] [--budgets 30+60,20+40,15+30]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from fit_quality import MODEL, TRUTH, default_fit_settings
-
+from facedyn.config import schema_defaults
 from facedyn.flame.quality import cohort_quality, head_expression_modes
 from facedyn.flame.stage import run_fit
+from facedyn.synthetic import layout
+
+# the run folder's files (run it in the run folder)
+TRUTH = layout.frames_dir("resources/synthetic/default")
+MODEL = "results/flame/model.json"
+SCHEMA = Path("workflow/schemas/config.schema.yaml")
+
+
+def default_fit_settings() -> dict[str, object]:
+    """The schema's ``fit`` defaults, on the CPU."""
+    return {**schema_defaults(SCHEMA, "fit"), "backend": "optimize", "device": "cpu"}
 
 
 def main() -> None:

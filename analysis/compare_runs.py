@@ -9,7 +9,7 @@ tables the numeric columns are also compared (metadata, which holds provenance a
 is not) and for checkpoints the weights, giving the largest absolute difference and the share of files whose values are equal.
 The first stage with a difference is where the runs part; later stages inherit it.
 
-    python benchmarks/compare_runs.py RUN_A RUN_B [--json out.json]
+    python analysis/compare_runs.py RUN_A RUN_B [--json out.json]
 """
 
 from __future__ import annotations

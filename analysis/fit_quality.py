@@ -18,9 +18,9 @@ runs on
   ``flame.dense_embedding: synthetic`` has measured it);
 
 and `facedyn.flame.quality.cohort_quality` compares each with the truth. Prints a markdown
-table (the one in docs/fitting.md) and writes ``results/benchmarks/fit_quality.json``.
+table (the one in docs/fitting.md) and writes ``results/analysis/fit_quality.json``.
 
-    python benchmarks/fit_quality.py [--videos 12] [--solver adam|lm] [--oracle-sigma 0.01]
+    python analysis/fit_quality.py [--videos 12] [--solver adam|lm] [--oracle-sigma 0.01]
                                      [--workers 2] [--seed 0]
 """
 
@@ -39,9 +39,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
-import yaml
 
 from facedyn.atomic import atomic_write_json
+from facedyn.config import schema_defaults
 from facedyn.face.extract import (
     LANDMARK_X,
     LANDMARK_Y,
@@ -56,6 +56,7 @@ from facedyn.tables import read_table, write_table
 
 TRUTH = layout.frames_dir("resources/synthetic/default")
 MODEL = "results/flame/model.json"
+SCHEMA = Path("workflow/schemas/config.schema.yaml")
 COMPONENTS = Path("resources/flame/synthetic/components.json")
 DENSE = Path("resources/flame/synthetic/mediapipe_landmark_embedding.npz")
 NAMES = (
@@ -66,11 +67,8 @@ NAMES = (
 
 
 def default_fit_settings() -> dict[str, Any]:
-    schema = yaml.safe_load(Path("workflow/schemas/config.schema.yaml").read_text())
-    props = schema["properties"]["fit"]["properties"]
-    fit = {k: v["default"] for k, v in props.items() if "default" in v}
-    fit.update(backend="optimize", device="cpu")
-    return fit
+    """The schema's ``fit`` defaults, on the CPU."""
+    return {**schema_defaults(SCHEMA, "fit"), "backend": "optimize", "device": "cpu"}
 
 
 def _aligned(detected: Path) -> tuple[pd.DataFrame, dict[str, Any], np.ndarray, np.ndarray]:
@@ -263,7 +261,7 @@ def main() -> None:
             f"{s['shape_rmse_median']:.2f} | {s['nme_median']:.3f} | "
             f"{s['seconds_per_video']:.1f} |"
         )
-    atomic_write_json("results/benchmarks/fit_quality.json", results)
+    atomic_write_json("results/analysis/fit_quality.json", results)
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ R^2 = 1 means the component moves the points exactly like a combination of the o
 fitter can recover it from those points, only its prior can split the motion. Also reports
 the singular values of the expression basis (how many independent directions it has).
 
-    python benchmarks/identifiability.py
+    python analysis/identifiability.py
 """
 
 from __future__ import annotations
@@ -106,7 +106,7 @@ def main() -> None:
         f"expression basis: {n_expr} components, rank {int((singular > 1e-9 * singular[0]).sum())}"
     )
     atomic_write_json(
-        "results/benchmarks/identifiability.json",
+        "results/analysis/identifiability.json",
         {"components": rows, "singular_values_m": singular.tolist()},
     )
 
