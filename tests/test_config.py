@@ -327,3 +327,20 @@ def test_a_frame_figure_of_real_videos_needs_the_opt_in(tmp_path):
         "dataset.kind: synthetic, else only with `privacy.frames_in_figures: true`"
     )
     check_frames_in_figures(resolved_config({**table, "privacy": {"frames_in_figures": True}}))
+
+
+def test_schema_defaults_are_the_schema_section_defaults(tmp_path):
+    from workflow_utils import ROOT
+
+    from facedyn.config import schema_defaults
+
+    fit = schema_defaults(ROOT / "workflow/schemas/config.schema.yaml", "fit")
+    assert fit["solver"] == "adam" and fit["iterations"] == 60 and fit["backend"] == "optimize"
+    schema = tmp_path / "schema.yaml"
+    schema.write_text(
+        "properties:\n  a:\n    type: object\n    properties:\n"
+        "      b: {type: integer, default: 3}\n      c: {type: string}\n"
+    )
+    assert schema_defaults(schema, "a") == {"b": 3}
+    with pytest.raises(KeyError):
+        schema_defaults(schema, "missing")

@@ -68,3 +68,22 @@ def test_unchanged_block_is_not_rewritten(tmp_path):
     assert doc.stat().st_mtime_ns == stamp
     assert replace_block(doc, START, END, "") is True
     assert doc.read_text() == f"{START}{END}\n"
+
+
+def test_git_commit_is_the_short_head_of_the_checkout(tmp_path):
+    import subprocess
+
+    from facedyn.docblocks import git_commit
+
+    def git(*args: str) -> str:
+        return subprocess.run(
+            ["git", *args], cwd=tmp_path, check=True, capture_output=True, text=True
+        ).stdout.strip()
+
+    git("init", "-q")
+    (tmp_path / "f").write_text("x")
+    git("add", "f")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "one")
+    assert git_commit(tmp_path) == git("rev-parse", "--short", "HEAD")
+    with pytest.raises(subprocess.CalledProcessError):
+        git_commit(tmp_path / "..")  # not a checkout
