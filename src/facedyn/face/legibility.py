@@ -100,12 +100,15 @@ def frame_errors(
 
     ``truth`` holds one row per video frame in order (the synthetic cohort's
     ``truth/frames`` table), so a sampled frame's truth is its row ``frame``. A ``factor``
-    rescales the truth for a video resized by it (pixel centres at integers). Frames without
-    a face have no error and are left out.
+    rescales the truth for a video resized by it
+    (:func:`~facedyn.synthetic.probe_videos.scale_points`). Frames without a face have no
+    error and are left out.
     """
     target = landmarks_from_table(truth)[detected["frame"].to_numpy()]
     if factor is not None:
-        target = (target + 0.5) * factor - 0.5
+        from facedyn.synthetic.probe_videos import scale_points  # loads cv2: only when resized
+
+        target = scale_points(target, factor)
     errors = nme(landmarks_from_table(detected), target)
     return errors[np.isfinite(errors)]
 
